@@ -1,0 +1,12 @@
+// The difflab-cli sub-commands, one file each. Each returns the process exit code.
+#pragma once
+
+namespace difflab::cli {
+
+int cmd_train(int argc, char** argv);
+int cmd_sample(int argc, char** argv);
+int cmd_schedule(int argc, char** argv);
+int cmd_dataset(int argc, char** argv);
+int cmd_bench(int argc, char** argv);
+
+}  // namespace difflab::cli

@@ -1,0 +1,112 @@
+// The one config: YAML file <-> these structs <-> the GUI editors.
+//
+// Each YAML section maps to one struct with complete defaults. Unknown keys and bad
+// values are ConfigErrors whose message names the file, the key and the value.
+#pragma once
+
+#include <cstdint>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include "core/config/enums.h"
+
+namespace difflab {
+
+class ConfigError : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
+struct DataConfig {
+  DatasetKind kind = DatasetKind::Mnist;
+  // Folder (mnist, fashion_mnist, idx, cifar10, image_folder). Empty = the packaged default:
+  // mnist -> <data dir>/mnist, fashion_mnist -> /usr/share/datasets/fashion-mnist.
+  std::string path;
+  int image_size = 28;       // image_folder: resize + centre-crop to this; others must match
+  int channels = 1;          // image_folder: 1 (grey) or 3 (RGB)
+  double test_fraction = 0.1;  // image_folder / toy2d: share held out as the test split
+  int64_t max_train = 0;     // 0 = all training examples
+  Toy2dKind toy = Toy2dKind::SwissRoll;
+  int64_t toy_points = 20000;
+  double toy_noise = 0.05;
+  uint64_t seed = 0;         // for splits of image folders and toy sets
+};
+
+struct DiffusionConfig {
+  ScheduleKind schedule = ScheduleKind::Linear;
+  int timesteps = 1000;
+  Prediction prediction = Prediction::Eps;
+};
+
+struct ModelConfig {
+  ModelKind kind = ModelKind::UNet;
+  int base_channels = 32;
+  std::vector<int> channel_mult = {1, 2, 4};
+  int num_res_blocks = 2;
+  std::vector<int> attention_resolutions = {7};  // feature-map sizes (e.g. 7 for 28x28 / 4)
+  int num_heads = 4;
+  double dropout = 0.1;
+  Activation activation = Activation::SiLU;
+  int norm_groups = 8;
+  WeightInit init = WeightInit::Default;
+  bool zero_init_last = true;  // zero the last conv of each block and of the output
+  bool class_conditional = true;
+  int num_classes = 10;        // used when class_conditional; the null class is num_classes
+  int mlp_hidden = 128;        // kind = mlp (2-D toy data)
+  int mlp_layers = 4;
+};
+
+struct TrainConfig {
+  int batch_size = 64;
+  int64_t steps = 6000;
+  double lr = 2e-4;
+  double weight_decay = 0.0;
+  double adam_beta1 = 0.9;
+  double adam_beta2 = 0.999;
+  int64_t warmup_steps = 200;
+  double grad_clip = 1.0;     // 0 = off
+  double ema_decay = 0.999;
+  int64_t ema_start = 500;    // EMA copies the weights until this step, then averages
+  double p_uncond = 0.1;      // label dropout for classifier-free guidance
+  int64_t log_every = 50;
+  int64_t eval_every = 1000;  // test loss
+  int eval_batches = 8;
+  int64_t sample_every = 2000;  // sample grid PNG; 0 = off
+  int64_t checkpoint_every = 1000;
+  uint64_t seed = 0;
+  std::string out_dir = "runs/mnist";
+  int threads = 0;            // 0 = all cores
+};
+
+struct SampleConfig {
+  SamplerKind sampler = SamplerKind::Ddim;
+  int steps = 50;             // respaced steps; = timesteps for full DDPM
+  double eta = 0.0;
+  VarianceKind variance = VarianceKind::FixedSmall;
+  double guidance = 3.0;      // classifier-free guidance scale w: eps_u + w (eps_c - eps_u)
+  int n = 64;
+  int class_label = -1;       // -1 = cycle through the classes
+  uint64_t seed = 0;
+  bool clip_denoised = true;
+  bool use_ema = true;
+};
+
+struct Config {
+  DataConfig data;
+  DiffusionConfig diffusion;
+  ModelConfig model;
+  TrainConfig train;
+  SampleConfig sample;
+};
+
+// Parse YAML text. `source` names the file in error messages.
+Config config_from_yaml(const std::string& text, const std::string& source);
+Config load_config(const std::string& path);
+std::string config_to_yaml(const Config& config);
+// Writes atomically (temp file + rename).
+void save_config(const Config& config, const std::string& path);
+// Throws ConfigError naming the key and the value; `source` names the file.
+void validate(const Config& config, const std::string& source = "config");
+
+}  // namespace difflab

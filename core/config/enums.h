@@ -1,0 +1,63 @@
+// Named modes shared by the YAML config, the CLI and the GUI.
+//
+// Every enum ends in Count and has a name table, so the three faces of the config
+// (file, structs, editors) use exactly the same spellings.
+#pragma once
+
+#include <array>
+#include <optional>
+#include <string>
+#include <string_view>
+
+namespace difflab {
+
+enum class DatasetKind { Mnist, FashionMnist, Idx, Cifar10, ImageFolder, Toy2d, Count };
+enum class Toy2dKind { SwissRoll, TwoMoons, EightGaussians, Checkerboard, Count };
+enum class ScheduleKind { Linear, Cosine, Quadratic, Sigmoid, Count };
+enum class Prediction { Eps, X0, V, Count };
+enum class ModelKind { UNet, Mlp, Count };
+enum class Activation { SiLU, ReLU, GELU, Mish, Count };
+enum class WeightInit { Default, Xavier, He, Count };
+enum class SamplerKind { Ddpm, Ddim, Count };
+enum class VarianceKind { FixedSmall, FixedLarge, Count };
+
+// Name tables: index = enum value.
+template <typename E> struct EnumNames;
+#define DIFFLAB_ENUM_NAMES(E, ...)                                                 \
+  template <> struct EnumNames<E> {                                                \
+    static constexpr std::array<std::string_view, static_cast<size_t>(E::Count)> \
+        names{__VA_ARGS__};                                                        \
+  };
+DIFFLAB_ENUM_NAMES(DatasetKind, "mnist", "fashion_mnist", "idx", "cifar10", "image_folder", "toy2d")
+DIFFLAB_ENUM_NAMES(Toy2dKind, "swiss_roll", "two_moons", "eight_gaussians", "checkerboard")
+DIFFLAB_ENUM_NAMES(ScheduleKind, "linear", "cosine", "quadratic", "sigmoid")
+DIFFLAB_ENUM_NAMES(Prediction, "eps", "x0", "v")
+DIFFLAB_ENUM_NAMES(ModelKind, "unet", "mlp")
+DIFFLAB_ENUM_NAMES(Activation, "silu", "relu", "gelu", "mish")
+DIFFLAB_ENUM_NAMES(WeightInit, "default", "xavier", "he")
+DIFFLAB_ENUM_NAMES(SamplerKind, "ddpm", "ddim")
+DIFFLAB_ENUM_NAMES(VarianceKind, "fixed_small", "fixed_large")
+#undef DIFFLAB_ENUM_NAMES
+
+template <typename E> constexpr std::string_view to_string(E e) {
+  return EnumNames<E>::names[static_cast<size_t>(e)];
+}
+
+template <typename E> std::optional<E> parse_enum(std::string_view s) {
+  const auto& names = EnumNames<E>::names;
+  for (size_t i = 0; i < names.size(); ++i)
+    if (names[i] == s) return static_cast<E>(i);
+  return std::nullopt;
+}
+
+// "a, b, c" — for error messages and --help.
+template <typename E> std::string enum_choices() {
+  std::string out;
+  for (auto n : EnumNames<E>::names) {
+    if (!out.empty()) out += ", ";
+    out += n;
+  }
+  return out;
+}
+
+}  // namespace difflab

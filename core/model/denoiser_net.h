@@ -1,0 +1,45 @@
+// The network interface every denoiser implements: (x_t, t, y) -> model output.
+//
+// The output has out_channels() channels: the same as the data for ε, x₀ or v
+// prediction. Which of these it is lives in the Denoiser wrapper (core/sampling), not
+// here, so samplers stay agnostic of the parameterisation.
+#pragma once
+
+#include <torch/nn/module.h>
+
+#include <cstdint>
+#include <memory>
+
+#include "core/config/config.h"
+
+namespace difflab {
+
+// What the data looks like to a model.
+struct DataShape {
+  int channels = 1;   // images: 1 or 3; 2-D points: 2
+  int height = 28;    // 0 for points
+  int width = 28;
+  bool points = false;  // 2-D toy data, shape (B, 2)
+  int num_classes = 0;  // 0 = unlabeled
+};
+
+class DenoiserNetImpl : public torch::nn::Module {
+ public:
+  // x: (B, C, H, W) or (B, 2); t: (B) float or int64 timesteps on the model's scale
+  // (0..T-1); y: (B) int64 class labels where num_classes() is the "null" label, or an
+  // undefined tensor for an unconditional model.
+  virtual torch::Tensor forward(const torch::Tensor& x, const torch::Tensor& t,
+                                const torch::Tensor& y) = 0;
+  // Number of real classes; labels equal to it mean "no class" (classifier-free guidance).
+  virtual int num_classes() const = 0;
+};
+
+using DenoiserNet = std::shared_ptr<DenoiserNetImpl>;
+
+// Builds the network the config asks for (UNet for images, MLP for 2-D points).
+DenoiserNet make_model(const ModelConfig& config, const DataShape& shape);
+int64_t count_parameters(const torch::nn::Module& module);
+// Copies every parameter and buffer of `from` into `to` (same architecture).
+void copy_weights(const torch::nn::Module& from, torch::nn::Module& to);
+
+}  // namespace difflab

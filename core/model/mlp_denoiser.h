@@ -1,0 +1,10 @@
+// Small MLP denoiser for 2-D point data: [x, emb(t) (+ emb(y))] -> residual MLP -> 2.
+#pragma once
+
+#include "core/model/denoiser_net.h"
+
+namespace difflab {
+
+DenoiserNet make_mlp_denoiser(const ModelConfig& config, const DataShape& shape);
+
+}  // namespace difflab

@@ -1,0 +1,345 @@
+#include "core/model/unet.h"
+
+#include <torch/torch.h>
+
+#include <algorithm>
+#include <numeric>
+#include <stdexcept>
+
+#include "core/model/embedding.h"
+#include "core/model/flops.h"
+
+namespace difflab {
+namespace {
+
+namespace nn = torch::nn;
+
+struct BlockSettings {
+  Activation act = Activation::SiLU;
+  int groups = 8;
+  double dropout = 0.0;
+};
+
+nn::GroupNorm make_norm(int groups, int channels) {
+  return nn::GroupNorm(nn::GroupNormOptions(std::gcd(groups, channels), channels));
+}
+
+nn::Conv2d conv3x3(int in, int out, int stride = 1) {
+  return nn::Conv2d(nn::Conv2dOptions(in, out, 3).stride(stride).padding(1));
+}
+
+nn::Conv2d conv1x1(int in, int out) { return nn::Conv2d(nn::Conv2dOptions(in, out, 1)); }
+
+void zero_module(nn::Module& m) {
+  torch::NoGradGuard no_grad;
+  for (auto& p : m.parameters()) p.zero_();
+}
+
+// Layer calls that also feed an active FlopCounter (benchmarks only).
+torch::Tensor run(nn::Conv2d& conv, const torch::Tensor& x) {
+  auto y = conv(x);
+  if (FlopCounter::active()) {
+    const auto& w = conv->weight;  // (out, in, kh, kw)
+    FlopCounter::add(2 * y.numel() * w.size(1) * w.size(2) * w.size(3));
+  }
+  return y;
+}
+
+torch::Tensor run(nn::Linear& linear, const torch::Tensor& x) {
+  auto y = linear(x);
+  if (FlopCounter::active()) FlopCounter::add(2 * y.numel() * linear->weight.size(1));
+  return y;
+}
+
+// GroupNorm → act → conv, plus the (already activated) embedding projected to a
+// per-channel shift, then GroupNorm → act → dropout → conv; residual 1×1 when the
+// channel count changes (Ho et al. 2020, appendix B).
+class ResBlockImpl : public nn::Module {
+ public:
+  ResBlockImpl(int in, int out, int emb_dim, const BlockSettings& s) : m_act(s.act) {
+    m_norm1 = register_module("in_norm", make_norm(s.groups, in));
+    m_conv1 = register_module("in_conv", conv3x3(in, out));
+    m_emb = register_module("emb_proj", nn::Linear(emb_dim, out));
+    m_norm2 = register_module("out_norm", make_norm(s.groups, out));
+    m_dropout = register_module("dropout", nn::Dropout(s.dropout));
+    m_conv2 = register_module("out_conv", conv3x3(out, out));
+    if (in != out) m_skip = register_module("skip", conv1x1(in, out));
+  }
+
+  torch::Tensor forward(const torch::Tensor& x, const torch::Tensor& emb_act) {
+    auto h = run(m_conv1, activate(m_norm1(x), m_act));
+    h = h + run(m_emb, emb_act).unsqueeze(-1).unsqueeze(-1);
+    h = run(m_conv2, m_dropout(activate(m_norm2(h), m_act)));
+    return (m_skip ? run(m_skip, x) : x) + h;
+  }
+
+  nn::Conv2d& last_layer() { return m_conv2; }
+
+ private:
+  Activation m_act;
+  nn::GroupNorm m_norm1{nullptr}, m_norm2{nullptr};
+  nn::Conv2d m_conv1{nullptr}, m_conv2{nullptr}, m_skip{nullptr};
+  nn::Linear m_emb{nullptr};
+  nn::Dropout m_dropout{nullptr};
+};
+TORCH_MODULE(ResBlock);
+
+// Multi-head self-attention over the H·W positions, with a residual connection.
+class AttentionImpl : public nn::Module {
+ public:
+  AttentionImpl(int channels, int heads, int groups) : m_heads(heads) {
+    if (channels % heads != 0)
+      throw std::invalid_argument("attention: " + std::to_string(channels) +
+                                  " channels do not split into " + std::to_string(heads) +
+                                  " heads");
+    m_norm = register_module("norm", make_norm(groups, channels));
+    m_qkv = register_module("qkv", conv1x1(channels, 3 * channels));
+    m_proj = register_module("proj_out", conv1x1(channels, channels));
+  }
+
+  torch::Tensor forward(const torch::Tensor& x) {
+    const auto b = x.size(0), c = x.size(1), h = x.size(2), w = x.size(3);
+    const int64_t d = c / m_heads;
+    auto qkv = run(m_qkv, m_norm(x)).reshape({b * m_heads, 3 * d, h * w});
+    auto parts = qkv.chunk(3, 1);
+    // Scaling q and k by d^(−1/4) each is softmax(qᵀk/√d) with smaller intermediates.
+    const double scale = 1.0 / std::sqrt(std::sqrt(static_cast<double>(d)));
+    auto weight = torch::bmm((parts[0] * scale).transpose(1, 2), parts[1] * scale);
+    weight = torch::softmax(weight, -1);
+    auto a = torch::bmm(parts[2], weight.transpose(1, 2)).reshape({b, c, h, w});
+    if (FlopCounter::active()) FlopCounter::add(4 * b * m_heads * (h * w) * (h * w) * d);
+    return x + run(m_proj, a);
+  }
+
+  nn::Conv2d& last_layer() { return m_proj; }
+
+ private:
+  int m_heads;
+  nn::GroupNorm m_norm{nullptr};
+  nn::Conv2d m_qkv{nullptr}, m_proj{nullptr};
+};
+TORCH_MODULE(Attention);
+
+// One step of the UNet: a plain conv, a residual block with optional attention, a
+// strided-conv down-sampler, or a nearest-neighbour + conv up-sampler.
+class UNetBlockImpl : public nn::Module {
+ public:
+  enum class Kind { Conv, Res, Down, Up };
+
+  static std::shared_ptr<UNetBlockImpl> conv(int in, int out) {
+    auto b = std::make_shared<UNetBlockImpl>(Kind::Conv);
+    b->m_conv = b->register_module("conv", conv3x3(in, out));
+    return b;
+  }
+  static std::shared_ptr<UNetBlockImpl> res(int in, int out, int emb_dim, bool attention,
+                                            int heads, const BlockSettings& s) {
+    auto b = std::make_shared<UNetBlockImpl>(Kind::Res);
+    b->m_res = b->register_module("res", ResBlock(in, out, emb_dim, s));
+    if (attention) b->m_attn = b->register_module("attn", Attention(out, heads, s.groups));
+    return b;
+  }
+  static std::shared_ptr<UNetBlockImpl> down(int channels) {
+    auto b = std::make_shared<UNetBlockImpl>(Kind::Down);
+    b->m_conv = b->register_module("op", conv3x3(channels, channels, 2));
+    return b;
+  }
+  static std::shared_ptr<UNetBlockImpl> up(int channels) {
+    auto b = std::make_shared<UNetBlockImpl>(Kind::Up);
+    b->m_conv = b->register_module("conv", conv3x3(channels, channels));
+    return b;
+  }
+
+  explicit UNetBlockImpl(Kind kind) : m_kind(kind) {}
+
+  // `size` is the spatial size an up-sampler must produce (the next skip's).
+  torch::Tensor forward(torch::Tensor x, const torch::Tensor& emb_act,
+                        c10::IntArrayRef size = {}) {
+    switch (m_kind) {
+      case Kind::Conv:
+      case Kind::Down:
+        return run(m_conv, x);
+      case Kind::Res:
+        x = m_res(x, emb_act);
+        return m_attn ? m_attn(x) : x;
+      case Kind::Up:
+        x = torch::nn::functional::interpolate(
+            x, torch::nn::functional::InterpolateFuncOptions()
+                   .size(std::vector<int64_t>(size.begin(), size.end()))
+                   .mode(torch::kNearest));
+        return run(m_conv, x);
+    }
+    return x;
+  }
+
+  Kind kind() const { return m_kind; }
+  void zero_last_layers() {
+    if (m_res) zero_module(*m_res->last_layer());
+    if (m_attn) zero_module(*m_attn->last_layer());
+  }
+
+ private:
+  Kind m_kind;
+  nn::Conv2d m_conv{nullptr};
+  ResBlock m_res{nullptr};
+  Attention m_attn{nullptr};
+};
+
+class UNetImpl : public DenoiserNetImpl {
+ public:
+  UNetImpl(const ModelConfig& c, const DataShape& shape)
+      : m_base(c.base_channels), m_act(c.activation) {
+    if (shape.points) throw std::invalid_argument("the UNet needs image data, not 2-D points");
+    const BlockSettings s{c.activation, c.norm_groups, c.dropout};
+    const int emb_dim = 4 * c.base_channels;
+    m_time_fc1 = register_module("time_embed_0", nn::Linear(c.base_channels, emb_dim));
+    m_time_fc2 = register_module("time_embed_2", nn::Linear(emb_dim, emb_dim));
+    if (c.class_conditional) {
+      m_num_classes = c.num_classes;
+      // One extra row: the "null" label used for unconditional predictions (CFG).
+      m_label_emb = register_module("label_emb", nn::Embedding(c.num_classes + 1, emb_dim));
+    }
+    auto has_attention = [&](int res) {
+      return std::find(c.attention_resolutions.begin(), c.attention_resolutions.end(), res) !=
+             c.attention_resolutions.end();
+    };
+
+    m_input = register_module("input_blocks", nn::ModuleList());
+    m_output = register_module("output_blocks", nn::ModuleList());
+    int ch = c.base_channels;
+    int res = shape.height;
+    std::vector<int> skip_channels;
+    std::vector<int> level_res;
+    push(m_input, m_input_blocks, UNetBlockImpl::conv(shape.channels, ch));
+    skip_channels.push_back(ch);
+    const int levels = static_cast<int>(c.channel_mult.size());
+    for (int level = 0; level < levels; ++level) {
+      level_res.push_back(res);
+      for (int i = 0; i < c.num_res_blocks; ++i) {
+        const int out = c.base_channels * c.channel_mult[level];
+        push(m_input, m_input_blocks,
+             UNetBlockImpl::res(ch, out, emb_dim, has_attention(res), c.num_heads, s));
+        ch = out;
+        skip_channels.push_back(ch);
+      }
+      if (level + 1 < levels) {
+        push(m_input, m_input_blocks, UNetBlockImpl::down(ch));
+        skip_channels.push_back(ch);
+        res = (res + 1) / 2;  // stride-2 conv with padding 1: ceil(res / 2)
+      }
+    }
+    m_middle_res1 = register_module("middle_res1", ResBlock(ch, ch, emb_dim, s));
+    m_middle_attn = register_module("middle_attn", Attention(ch, c.num_heads, c.norm_groups));
+    m_middle_res2 = register_module("middle_res2", ResBlock(ch, ch, emb_dim, s));
+
+    for (int level = levels - 1; level >= 0; --level) {
+      for (int i = 0; i <= c.num_res_blocks; ++i) {
+        const int skip = skip_channels.back();
+        skip_channels.pop_back();
+        const int out = c.base_channels * c.channel_mult[level];
+        push(m_output, m_output_blocks,
+             UNetBlockImpl::res(ch + skip, out, emb_dim, has_attention(level_res[level]),
+                                c.num_heads, s));
+        ch = out;
+      }
+      if (level > 0) push(m_output, m_output_blocks, UNetBlockImpl::up(ch));
+    }
+    m_out_norm = register_module("out_norm", make_norm(c.norm_groups, ch));
+    m_out_conv = register_module("out_conv", conv3x3(ch, shape.channels));
+
+    initialise(c);
+  }
+
+  torch::Tensor forward(const torch::Tensor& x, const torch::Tensor& t,
+                        const torch::Tensor& y) override {
+    auto emb = run(m_time_fc2, activate(run(m_time_fc1, timestep_embedding(t, m_base)), m_act));
+    if (m_label_emb) {
+      auto labels = y.defined() ? y
+                                : torch::full({x.size(0)}, m_num_classes,
+                                              torch::TensorOptions().dtype(torch::kLong).device(
+                                                  x.device()));
+      emb = emb + m_label_emb(labels);
+    }
+    const auto emb_act = activate(emb, m_act);
+
+    std::vector<torch::Tensor> skips;
+    skips.reserve(m_input_blocks.size());
+    auto h = x;
+    for (auto& block : m_input_blocks) {
+      h = block->forward(h, emb_act);
+      skips.push_back(h);
+    }
+    h = m_middle_res1(h, emb_act);
+    h = m_middle_attn(h);
+    h = m_middle_res2(h, emb_act);
+    for (auto& block : m_output_blocks) {
+      if (block->kind() == UNetBlockImpl::Kind::Up) {
+        h = block->forward(h, emb_act, skips.back().sizes().slice(2));
+        continue;
+      }
+      h = torch::cat({h, skips.back()}, 1);
+      skips.pop_back();
+      h = block->forward(h, emb_act);
+    }
+    return run(m_out_conv, activate(m_out_norm(h), m_act));
+  }
+
+  int num_classes() const override { return m_num_classes; }
+
+ private:
+  void push(nn::ModuleList& list, std::vector<std::shared_ptr<UNetBlockImpl>>& blocks,
+            std::shared_ptr<UNetBlockImpl> block) {
+    list->push_back(block);
+    blocks.push_back(std::move(block));
+  }
+
+  void initialise(const ModelConfig& c) {
+    torch::NoGradGuard no_grad;
+    if (c.init != WeightInit::Default) {
+      for (auto& m : modules(/*include_self=*/false)) {
+        torch::Tensor w, b;
+        if (auto* conv = m->as<nn::Conv2d>()) {
+          w = conv->weight;
+          b = conv->bias;
+        } else if (auto* lin = m->as<nn::Linear>()) {
+          w = lin->weight;
+          b = lin->bias;
+        } else {
+          continue;
+        }
+        if (c.init == WeightInit::Xavier)
+          nn::init::xavier_uniform_(w);
+        else
+          nn::init::kaiming_normal_(w, 0.0, torch::kFanIn, torch::kReLU);
+        if (b.defined()) b.zero_();
+      }
+    }
+    if (c.zero_init_last) {
+      for (auto& block : m_input_blocks) block->zero_last_layers();
+      for (auto& block : m_output_blocks) block->zero_last_layers();
+      zero_module(*m_middle_res1->last_layer());
+      zero_module(*m_middle_attn->last_layer());
+      zero_module(*m_middle_res2->last_layer());
+      zero_module(*m_out_conv);
+    }
+  }
+
+  int m_base;
+  Activation m_act;
+  int m_num_classes = 0;
+  nn::Linear m_time_fc1{nullptr}, m_time_fc2{nullptr};
+  nn::Embedding m_label_emb{nullptr};
+  nn::ModuleList m_input{nullptr}, m_output{nullptr};
+  std::vector<std::shared_ptr<UNetBlockImpl>> m_input_blocks, m_output_blocks;
+  ResBlock m_middle_res1{nullptr}, m_middle_res2{nullptr};
+  Attention m_middle_attn{nullptr};
+  nn::GroupNorm m_out_norm{nullptr};
+  nn::Conv2d m_out_conv{nullptr};
+};
+
+}  // namespace
+
+DenoiserNet make_unet(const ModelConfig& config, const DataShape& shape) {
+  return std::make_shared<UNetImpl>(config, shape);
+}
+
+}  // namespace difflab

@@ -1,0 +1,13 @@
+// UNet denoiser for images (Ho et al. 2020; improved-diffusion's layout): residual
+// blocks with timestep (+ class) embedding, self-attention at chosen resolutions,
+// down-sampling by strided convs, up-sampling by nearest + conv to the skip's size, so
+// odd sizes (28 -> 14 -> 7 -> 4 and back) work.
+#pragma once
+
+#include "core/model/denoiser_net.h"
+
+namespace difflab {
+
+DenoiserNet make_unet(const ModelConfig& config, const DataShape& shape);
+
+}  // namespace difflab

@@ -1,0 +1,56 @@
+// Ancestral DDPM sampling (Ho et al. 2020, Algorithm 2), on any (respaced) schedule:
+// x_{t−1} = μ̃_t(x̂₀, x_t) + σ_t z, with σ_t² = β̃_t ("fixed small") or β_t ("fixed
+// large"; improved-diffusion uses β̃_1 at t = 0 so the last step's variance is not β_0).
+#include <torch/torch.h>
+
+#include "core/sampling/samplers.h"
+
+namespace difflab {
+namespace {
+
+class DdpmSampler : public Sampler {
+ public:
+  explicit DdpmSampler(VarianceKind variance) : m_variance(variance) {}
+
+  at::Tensor sample(const Denoiser& denoiser, at::Tensor x, at::Generator& gen,
+                    const StepCallback& callback) const override {
+    const auto& diffusion = denoiser.diffusion();
+    const int steps = diffusion.num_steps();
+    const auto log_var_table = log_variance_table(diffusion);
+    for (int i = steps - 1; i >= 0; --i) {
+      auto t = torch::full({x.size(0)}, i, torch::TensorOptions().dtype(torch::kLong).device(x.device()));
+      auto [eps, x0] = denoiser(x, t);
+      if (callback) {
+        StepInfo info{steps - 1 - i, steps, diffusion.schedule().model_timestep(i), x, x0, eps};
+        if (!callback(info)) return {};
+      }
+      auto mean = diffusion.q_posterior(x0, x, t).mean;
+      if (i > 0) {
+        auto log_var = diffusion.extract(log_var_table, t, x.dim());
+        x = mean + torch::exp(0.5 * log_var) * noise_like(x, gen);
+      } else {
+        x = mean;
+      }
+    }
+    return x;
+  }
+
+ private:
+  at::Tensor log_variance_table(const GaussianDiffusion& diffusion) const {
+    if (m_variance == VarianceKind::FixedSmall) return diffusion.posterior_log_variance_clipped();
+    auto betas = diffusion.betas();
+    auto var = betas.clone();
+    if (var.size(0) > 1) var[0] = diffusion.posterior_variance()[1];
+    return torch::log(var);
+  }
+
+  VarianceKind m_variance;
+};
+
+}  // namespace
+
+std::unique_ptr<Sampler> make_ddpm_sampler(VarianceKind variance) {
+  return std::make_unique<DdpmSampler>(variance);
+}
+
+}  // namespace difflab

@@ -1,0 +1,86 @@
+// Samplers share one shape: a Denoiser (network + parameterisation + guidance), the
+// starting noise, a seeded generator, and a per-step callback that sees x_t, x̂₀ and ε̂
+// (for progress, previews and trajectory recording) and returns false to cancel.
+#pragma once
+
+#include <ATen/core/Tensor.h>
+#include <ATen/core/Generator.h>
+
+#include <functional>
+#include <memory>
+#include <vector>
+
+#include "core/config/config.h"
+#include "core/diffusion/gaussian_diffusion.h"
+#include "core/model/denoiser_net.h"
+
+namespace difflab {
+
+// Wraps the network: feeds it original-scale timesteps and applies classifier-free
+// guidance, ε = ε_u + w (ε_c − ε_u), as one batched forward over 2B inputs.
+class Denoiser {
+ public:
+  Denoiser(DenoiserNet net, const GaussianDiffusion& diffusion, at::Tensor labels,
+           double guidance, bool clip_denoised);
+  // ε̂ and x̂₀ for x_t at schedule rows t (int64, (B)).
+  std::pair<at::Tensor, at::Tensor> operator()(const at::Tensor& xt, const at::Tensor& t) const;
+  const GaussianDiffusion& diffusion() const { return m_diffusion; }
+
+ private:
+  DenoiserNet m_net;
+  const GaussianDiffusion& m_diffusion;
+  at::Tensor m_labels;  // undefined = unconditional
+  double m_guidance;
+  bool m_clip;
+};
+
+struct StepInfo {
+  int index = 0;      // 0-based step number in this run
+  int total = 0;      // number of steps
+  int timestep = 0;   // model timestep of this step (original scale)
+  const at::Tensor& x_t;  // the input of this step
+  const at::Tensor& x0;   // predicted x₀
+  const at::Tensor& eps;  // predicted ε
+};
+// Return false to cancel; the sampler then stops before the next network call.
+using StepCallback = std::function<bool(const StepInfo&)>;
+
+class Sampler {
+ public:
+  virtual ~Sampler() = default;
+  // Runs the reverse process from x_T over every row of denoiser.diffusion()'s schedule.
+  // Returns x_0, or an undefined tensor if the callback cancelled.
+  virtual at::Tensor sample(const Denoiser& denoiser, at::Tensor x, at::Generator& gen,
+                            const StepCallback& callback) const = 0;
+};
+
+std::unique_ptr<Sampler> make_sampler(const SampleConfig& config);
+
+// Everything a caller needs to sample from a trained network.
+struct SampleRequest {
+  SampleConfig config;
+  int num_classes = 0;        // of the network; 0 = unconditional
+  std::vector<int64_t> shape;  // per-image shape: {C, H, W} or {2}
+  bool record_trajectory = false;
+};
+
+// Compact CPU copies of every step: x_t, x̂₀ and ε̂ for all images.
+struct Trajectory {
+  std::vector<int> timesteps;
+  std::vector<at::Tensor> x_t, x0, eps;  // each (N, ...) float16 on the CPU
+};
+
+struct SampleResult {
+  at::Tensor images;   // (N, ...) float32 CPU in [-1, 1]-ish; undefined if cancelled
+  at::Tensor labels;   // (N) int64 CPU, the requested classes (−1 for unconditional)
+  Trajectory trajectory;
+  bool cancelled = false;
+};
+
+// Builds the respaced diffusion, the labels (class_label, or cycling 0..K−1), seeded
+// noise, and runs the configured sampler under no-grad / eval on `device`.
+SampleResult run_sampling(const DenoiserNet& net, const NoiseSchedule& schedule,
+                          Prediction prediction, const SampleRequest& request,
+                          c10::Device device, const StepCallback& callback = {});
+
+}  // namespace difflab

@@ -1,0 +1,38 @@
+// `difflab-cli bench`: training and sampling speed of a config's model on synthetic
+// data, with the machine's own sgemm and 3×3-convolution rates measured in the same
+// run as the practical ceiling.
+#pragma once
+
+#include <string>
+
+#include "core/config/config.h"
+
+namespace difflab {
+
+struct BenchOptions {
+  int train_batch = 64;
+  int train_steps = 20;  // timed steps, after `warmup`
+  int warmup = 3;
+  int sample_batch = 16;
+  int sample_steps = 20;  // timed DDIM steps
+  bool kernels = true;    // also measure sgemm and conv ceilings
+};
+
+struct BenchResult {
+  int threads = 0;
+  int64_t parameters = 0;
+  double train_step_ms = 0;
+  double train_images_per_s = 0;
+  double train_gflop_per_step = 0;  // 3 × forward FLOPs (forward + backward ≈ 2 × forward)
+  double train_gflops = 0;          // achieved
+  double ddim_ms_per_step = 0;      // at sample_batch, with CFG when the model is conditional
+  double sgemm_gflops = 0;          // 1024² × 1024 float32 matmul
+  double conv_gflops = 0;           // 3×3 conv, 128 → 128 channels, 32 × 28 × 28, forward
+  double peak_rss_mb = 0;
+  std::string runtime;              // LibTorch, device, threads, BLAS
+};
+
+BenchResult run_bench(const Config& config, const BenchOptions& options);
+std::string format_bench(const BenchResult& result, const BenchOptions& options);
+
+}  // namespace difflab

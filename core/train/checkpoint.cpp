@@ -1,0 +1,199 @@
+#include "core/train/checkpoint.h"
+
+#include <torch/torch.h>
+#include <unistd.h>
+
+#include <filesystem>
+#include <fstream>
+#include <regex>
+#include <sstream>
+
+#include "core/train/trainer.h"
+#include "core/util/paths.h"
+
+namespace difflab {
+namespace fs = std::filesystem;
+
+void open_checkpoint(const std::string& path, torch::serialize::InputArchive& archive) {
+  if (!fs::exists(path)) throw CheckpointError("checkpoint " + path + ": no such file");
+  if (fs::is_directory(path))
+    throw CheckpointError("checkpoint " + path + ": is a folder, not a checkpoint file");
+  try {
+    archive.load_from(path, torch::kCPU);
+  } catch (const c10::Error& e) {
+    std::string what = e.what_without_backtrace();
+    throw CheckpointError("checkpoint " + path +
+                          ": cannot be read (truncated or not a checkpoint): " +
+                          what.substr(0, what.find('\n')));
+  }
+  c10::IValue format;
+  if (!archive.try_read("format", format) || !format.isString() ||
+      format.toStringRef() != kCheckpointFormat)
+    throw CheckpointError("checkpoint " + path + ": not a Diffusion Lab checkpoint (no '" +
+                          kCheckpointFormat + "' tag)");
+}
+
+std::string read_string(torch::serialize::InputArchive& archive, const std::string& key,
+                        const std::string& path) {
+  c10::IValue v;
+  if (!archive.try_read(key, v) || !v.isString())
+    throw CheckpointError("checkpoint " + path + ": missing entry '" + key + "'");
+  return v.toStringRef();
+}
+
+int64_t read_int(torch::serialize::InputArchive& archive, const std::string& key,
+                 const std::string& path) {
+  c10::IValue v;
+  if (!archive.try_read(key, v) || !v.isInt())
+    throw CheckpointError("checkpoint " + path + ": missing entry '" + key + "'");
+  return v.toInt();
+}
+
+void load_module(torch::serialize::InputArchive& archive, const std::string& key,
+                 torch::nn::Module& module, const std::string& path) {
+  c10::IValue names_v, tensors_v;
+  if (!archive.try_read(key + "_names", names_v) || !names_v.isString() ||
+      !archive.try_read(key + "_tensors", tensors_v) || !tensors_v.isTensorList())
+    throw CheckpointError("checkpoint " + path + ": missing weights '" + key + "'");
+  std::vector<std::string> names;
+  std::istringstream in(names_v.toStringRef());
+  for (std::string line; std::getline(in, line);) names.push_back(line);
+  auto tensors = tensors_v.toTensorVector();
+  if (names.size() != tensors.size())
+    throw CheckpointError("checkpoint " + path + ": weights '" + key + "' are inconsistent");
+
+  std::map<std::string, torch::Tensor> own;
+  for (auto& p : module.named_parameters()) own[p.key()] = p.value();
+  for (auto& b : module.named_buffers()) own[b.key()] = b.value();
+  if (own.size() != names.size())
+    throw CheckpointError("checkpoint " + path + ": '" + key + "' has " +
+                          std::to_string(names.size()) + " tensors but this model has " +
+                          std::to_string(own.size()) + " (different architecture)");
+  for (size_t i = 0; i < names.size(); ++i) {
+    auto it = own.find(names[i]);
+    if (it == own.end())
+      throw CheckpointError("checkpoint " + path + ": '" + key + "' has tensor '" + names[i] +
+                            "' that this model lacks (different architecture)");
+    if (it->second.sizes() != tensors[i].sizes()) {
+      std::ostringstream msg;
+      msg << "checkpoint " << path << ": tensor '" << names[i] << "' has shape "
+          << tensors[i].sizes() << " but the model expects " << it->second.sizes()
+          << " (different architecture)";
+      throw CheckpointError(msg.str());
+    }
+  }
+  torch::NoGradGuard no_grad;
+  for (size_t i = 0; i < names.size(); ++i) own[names[i]].copy_(tensors[i]);
+}
+
+DataShape read_shape(torch::serialize::InputArchive& archive, const std::string& path) {
+  torch::Tensor s;
+  try {
+    archive.read("shape", s);
+  } catch (const c10::Error&) {
+    throw CheckpointError("checkpoint " + path + ": missing entry 'shape'");
+  }
+  if (s.numel() != 5) throw CheckpointError("checkpoint " + path + ": bad 'shape' entry");
+  auto a = s.accessor<int64_t, 1>();
+  return DataShape{static_cast<int>(a[0]), static_cast<int>(a[1]), static_cast<int>(a[2]),
+                   a[3] != 0, static_cast<int>(a[4])};
+}
+
+void write_shape(torch::serialize::OutputArchive& archive, const DataShape& shape) {
+  archive.write("shape", torch::tensor({static_cast<int64_t>(shape.channels),
+                                        static_cast<int64_t>(shape.height),
+                                        static_cast<int64_t>(shape.width),
+                                        static_cast<int64_t>(shape.points ? 1 : 0),
+                                        static_cast<int64_t>(shape.num_classes)}));
+}
+
+void save_archive_atomic(torch::serialize::OutputArchive& archive, const std::string& path) {
+  const fs::path target(path);
+  if (target.has_parent_path()) make_dirs(target.parent_path().string());
+  const std::string tmp = path + ".tmp" + std::to_string(::getpid());
+  try {
+    archive.save_to(tmp);
+  } catch (const c10::Error& e) {
+    std::error_code ec;
+    fs::remove(tmp, ec);
+    throw CheckpointError("checkpoint " + path + ": cannot write: " + e.what_without_backtrace());
+  }
+  std::error_code ec;
+  fs::rename(tmp, target, ec);
+  if (ec) {
+    fs::remove(tmp, ec);
+    throw CheckpointError("checkpoint " + path + ": cannot rename into place: " + ec.message());
+  }
+}
+
+CheckpointInfo read_checkpoint_info(const std::string& path) {
+  torch::serialize::InputArchive archive;
+  open_checkpoint(path, archive);
+  CheckpointInfo info;
+  try {
+    info.config = config_from_yaml(read_string(archive, "config", path), path + " (embedded config)");
+  } catch (const ConfigError& e) {
+    throw CheckpointError(std::string("checkpoint ") + path + ": bad embedded config: " + e.what());
+  }
+  info.shape = read_shape(archive, path);
+  info.step = read_int(archive, "step", path);
+  return info;
+}
+
+DenoiserNet load_checkpoint_model(const std::string& path, bool use_ema, c10::Device device,
+                                  CheckpointInfo* info_out) {
+  torch::serialize::InputArchive archive;
+  open_checkpoint(path, archive);
+  CheckpointInfo info = read_checkpoint_info(path);
+  auto net = make_model(info.config.model, info.shape);
+  load_module(archive, use_ema ? "ema" : "model", *net, path);
+  net->to(device);
+  net->eval();
+  if (info_out) *info_out = info;
+  return net;
+}
+
+std::string checkpoint_path(const std::string& run_dir, int64_t step) {
+  char name[64];
+  std::snprintf(name, sizeof name, "step_%08lld.pt", static_cast<long long>(step));
+  return (fs::path(run_dir) / "checkpoints" / name).string();
+}
+
+std::string latest_checkpoint(const std::string& run_dir) {
+  std::ifstream in(fs::path(run_dir) / "checkpoints" / "latest");
+  std::string name;
+  if (in && std::getline(in, name) && !name.empty()) {
+    auto p = fs::path(run_dir) / "checkpoints" / name;
+    if (fs::exists(p)) return p.string();
+  }
+  // No (valid) pointer file: take the highest step file.
+  std::string best;
+  std::error_code ec;
+  const auto dir = fs::path(run_dir) / "checkpoints";
+  if (!fs::is_directory(dir, ec)) return "";
+  static const std::regex kStepFile(R"(step_\d+\.pt)");
+  for (const auto& entry : fs::directory_iterator(dir, ec)) {
+    const auto file = entry.path().filename().string();
+    if (std::regex_match(file, kStepFile) && file > fs::path(best).filename().string())
+      best = entry.path().string();
+  }
+  return best;
+}
+
+void mark_latest_checkpoint(const std::string& run_dir, const std::string& path, int keep) {
+  const auto dir = fs::path(run_dir) / "checkpoints";
+  write_file_atomic((dir / "latest").string(), fs::path(path).filename().string() + "\n");
+  static const std::regex kStepFile(R"(step_\d+\.pt)");
+  std::vector<std::string> files;
+  std::error_code ec;
+  for (const auto& entry : fs::directory_iterator(dir, ec)) {
+    const auto file = entry.path().filename().string();
+    if (std::regex_match(file, kStepFile)) files.push_back(file);
+  }
+  std::sort(files.begin(), files.end());
+  const auto latest_name = fs::path(path).filename().string();
+  for (size_t i = 0; i + keep < files.size(); ++i)
+    if (files[i] != latest_name) fs::remove(dir / files[i], ec);
+}
+
+}  // namespace difflab

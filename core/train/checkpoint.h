@@ -1,0 +1,34 @@
+// Checkpoint archive helpers shared by the Trainer and the sampling loaders.
+// Internal to core/train; the public API is in trainer.h.
+#pragma once
+
+#include <torch/serialize/input-archive.h>
+#include <torch/serialize/output-archive.h>
+
+#include <string>
+
+#include "core/config/config.h"
+#include "core/model/denoiser_net.h"
+
+namespace difflab {
+
+// Written into every checkpoint; a file without it is not ours.
+constexpr const char* kCheckpointFormat = "difflab-checkpoint-v1";
+
+// Opens a checkpoint and checks its format tag; throws CheckpointError naming the file.
+void open_checkpoint(const std::string& path, torch::serialize::InputArchive& archive);
+// Reads a string / integer entry, throwing CheckpointError naming the file and key.
+std::string read_string(torch::serialize::InputArchive& archive, const std::string& key,
+                        const std::string& path);
+int64_t read_int(torch::serialize::InputArchive& archive, const std::string& key,
+                 const std::string& path);
+// Loads `key` (a nested module archive) into `module`, checking that every parameter
+// and buffer exists with the same shape. Throws CheckpointError on any mismatch.
+void load_module(torch::serialize::InputArchive& archive, const std::string& key,
+                 torch::nn::Module& module, const std::string& path);
+DataShape read_shape(torch::serialize::InputArchive& archive, const std::string& path);
+void write_shape(torch::serialize::OutputArchive& archive, const DataShape& shape);
+// Saves through a temporary file and a rename.
+void save_archive_atomic(torch::serialize::OutputArchive& archive, const std::string& path);
+
+}  // namespace difflab

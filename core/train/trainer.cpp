@@ -1,0 +1,303 @@
+#include "core/train/trainer.h"
+
+#include <torch/torch.h>
+
+#include <cmath>
+#include <deque>
+#include <limits>
+#include <sstream>
+
+#include "core/diffusion/gaussian_diffusion.h"
+#include "core/train/checkpoint.h"
+
+namespace difflab {
+namespace {
+
+// How many recent (t, loss) pairs feed loss_by_timestep().
+constexpr size_t kLossHistory = 4096;
+// Offset of the evaluation seed from the training seed (fixed t and noise for test loss).
+constexpr uint64_t kEvalSeedOffset = 0x5eed;
+
+std::unique_ptr<torch::optim::AdamW> make_optimizer(const DenoiserNet& net, const TrainConfig& c) {
+  return std::make_unique<torch::optim::AdamW>(
+      net->parameters(), torch::optim::AdamWOptions(c.lr)
+                             .betas({c.adam_beta1, c.adam_beta2})
+                             .weight_decay(c.weight_decay));
+}
+
+void write_module(torch::serialize::OutputArchive& archive, const std::string& key,
+                  const torch::nn::Module& module) {
+  std::string names;
+  c10::List<torch::Tensor> tensors;
+  for (const auto& p : module.named_parameters()) {
+    names += p.key() + "\n";
+    tensors.push_back(p.value().detach().to(torch::kCPU));
+  }
+  for (const auto& b : module.named_buffers()) {
+    names += b.key() + "\n";
+    tensors.push_back(b.value().detach().to(torch::kCPU));
+  }
+  archive.write(key + "_names", c10::IValue(names));
+  archive.write(key + "_tensors", c10::IValue(tensors));
+}
+
+}  // namespace
+
+struct Trainer::Impl {
+  Config config;
+  std::shared_ptr<const DatasetSplits> data;
+  c10::Device device;
+  GaussianDiffusion diffusion;
+  DenoiserNet model, ema;
+  std::unique_ptr<torch::optim::AdamW> optimizer;
+  at::Generator gen;
+  BatchSampler batches;
+  int64_t step = 0;
+  std::deque<std::pair<int, float>> recent;  // (t, per-example loss)
+
+  Impl(Config c, std::shared_ptr<const DatasetSplits> d, c10::Device dev)
+      : config(std::move(c)),
+        data(std::move(d)),
+        device(dev),
+        diffusion(NoiseSchedule::named(config.diffusion.schedule, config.diffusion.timesteps),
+                  config.diffusion.prediction, dev),
+        gen(at::make_generator<at::CPUGeneratorImpl>(config.train.seed)),
+        batches(data->train.size(), config.train.batch_size, config.train.seed) {}
+
+  bool conditional() const { return model->num_classes() > 0; }
+
+  double lr_at(int64_t s) const {
+    const auto& t = config.train;
+    if (t.warmup_steps <= 0) return t.lr;
+    return t.lr * std::min(1.0, static_cast<double>(s + 1) / static_cast<double>(t.warmup_steps));
+  }
+
+  void update_ema() {
+    torch::NoGradGuard no_grad;
+    auto src = model->parameters();
+    auto dst = ema->parameters();
+    if (step <= config.train.ema_start) {
+      for (size_t i = 0; i < src.size(); ++i) dst[i].copy_(src[i]);
+      return;
+    }
+    const double d = config.train.ema_decay;
+    for (size_t i = 0; i < src.size(); ++i) dst[i].mul_(d).add_(src[i], 1.0 - d);
+  }
+};
+
+Trainer::Trainer(Config config, std::shared_ptr<const DatasetSplits> data, c10::Device device) {
+  if (!data || data->train.size() == 0) throw TrainingError("training needs a non-empty dataset");
+  if (config.model.class_conditional) {
+    if (data->shape.num_classes < 1)
+      throw TrainingError("model.class_conditional is on, but the dataset has no labels");
+    config.model.num_classes = data->shape.num_classes;
+  }
+  validate(config, "training config");
+  m = std::make_unique<Impl>(std::move(config), std::move(data), device);
+  m->model = make_model(m->config.model, m->data->shape);
+  m->ema = make_model(m->config.model, m->data->shape);
+  m->model->to(device);
+  m->ema->to(device);
+  copy_weights(*m->model, *m->ema);
+  m->ema->eval();
+  for (auto& p : m->ema->parameters()) p.set_requires_grad(false);
+  m->optimizer = make_optimizer(m->model, m->config.train);
+}
+
+Trainer::~Trainer() = default;
+
+StepResult Trainer::train_step() {
+  auto& s = *m;
+  s.model->train();
+  const auto idx = s.batches.next();
+  auto x0 = gather_batch(s.data->train, idx);
+  const int64_t b = x0.size(0);
+  auto t = torch::randint(0, s.diffusion.num_steps(), {b}, s.gen, torch::kLong);
+  auto noise = torch::randn(x0.sizes(), s.gen, torch::kFloat32);
+  at::Tensor y;
+  if (s.conditional()) {
+    y = s.data->train.labels.index_select(0, idx);
+    // Label dropout: with probability p_uncond train on the null label (CFG).
+    auto drop = torch::rand({b}, s.gen, torch::kFloat32) < s.config.train.p_uncond;
+    y = torch::where(drop, torch::full_like(y, s.model->num_classes()), y).to(s.device);
+  }
+  x0 = x0.to(s.device);
+  noise = noise.to(s.device);
+  const auto t_dev = t.to(s.device);
+
+  auto xt = s.diffusion.q_sample(x0, t_dev, noise);
+  auto out = s.model->forward(xt, s.diffusion.model_timesteps(t_dev), y);
+  auto per_example = s.diffusion.simple_loss(out, s.diffusion.training_target(x0, t_dev, noise));
+  auto loss = per_example.mean();
+  const double loss_value = loss.item<double>();
+  if (!std::isfinite(loss_value)) {
+    std::ostringstream msg;
+    msg << "loss is " << loss_value << " at step " << s.step + 1
+        << "; the weights were left as they were after step " << s.step
+        << " (try a lower train.lr or train.grad_clip)";
+    throw TrainingError(msg.str());
+  }
+  s.optimizer->zero_grad();
+  loss.backward();
+  const double max_norm = s.config.train.grad_clip > 0 ? s.config.train.grad_clip
+                                                       : std::numeric_limits<double>::infinity();
+  const double grad_norm = torch::nn::utils::clip_grad_norm_(s.model->parameters(), max_norm);
+  if (!std::isfinite(grad_norm)) {
+    s.optimizer->zero_grad();
+    throw TrainingError("gradient norm is not finite at step " + std::to_string(s.step + 1) +
+                        "; the weights were left unchanged");
+  }
+  const double lr = s.lr_at(s.step);
+  for (auto& group : s.optimizer->param_groups())
+    static_cast<torch::optim::AdamWOptions&>(group.options()).lr(lr);
+  s.optimizer->step();
+  ++s.step;
+  s.update_ema();
+
+  const auto losses = per_example.detach().to(torch::kCPU);
+  const auto* lp = losses.data_ptr<float>();
+  const auto* tp = t.data_ptr<int64_t>();
+  for (int64_t i = 0; i < b; ++i) s.recent.emplace_back(static_cast<int>(tp[i]), lp[i]);
+  while (s.recent.size() > kLossHistory) s.recent.pop_front();
+  return StepResult{s.step, loss_value, lr, grad_norm};
+}
+
+double Trainer::evaluate(int batches) {
+  auto& s = *m;
+  torch::NoGradGuard no_grad;
+  s.ema->eval();
+  auto gen = at::make_generator<at::CPUGeneratorImpl>(s.config.train.seed + kEvalSeedOffset);
+  const int64_t n = s.data->test.size();
+  const int64_t bs = std::min<int64_t>(s.config.train.batch_size, n);
+  double total = 0.0;
+  int64_t count = 0;
+  for (int i = 0; i < batches; ++i) {
+    const int64_t start = (i * bs) % n;
+    const int64_t len = std::min(bs, n - start);
+    auto idx = torch::arange(start, start + len, torch::kLong);
+    auto x0 = gather_batch(s.data->test, idx);
+    auto t = torch::randint(0, s.diffusion.num_steps(), {len}, gen, torch::kLong);
+    auto noise = torch::randn(x0.sizes(), gen, torch::kFloat32);
+    at::Tensor y;
+    if (s.conditional()) y = s.data->test.labels.index_select(0, idx).to(s.device);
+    x0 = x0.to(s.device);
+    noise = noise.to(s.device);
+    const auto t_dev = t.to(s.device);
+    auto xt = s.diffusion.q_sample(x0, t_dev, noise);
+    auto out = s.ema->forward(xt, s.diffusion.model_timesteps(t_dev), y);
+    total += s.diffusion.simple_loss(out, s.diffusion.training_target(x0, t_dev, noise))
+                 .sum()
+                 .item<double>();
+    count += len;
+  }
+  return count ? total / static_cast<double>(count) : std::nan("");
+}
+
+SampleResult Trainer::sample(const SampleConfig& sample, bool record_trajectory,
+                             const StepCallback& callback) {
+  auto& s = *m;
+  SampleRequest request;
+  request.config = sample;
+  request.num_classes = s.model->num_classes();
+  const auto& shape = s.data->shape;
+  request.shape = shape.points ? std::vector<int64_t>{2}
+                               : std::vector<int64_t>{shape.channels, shape.height, shape.width};
+  request.record_trajectory = record_trajectory;
+  return run_sampling(sample.use_ema ? s.ema : s.model, s.diffusion.schedule(),
+                      s.config.diffusion.prediction, request, s.device, callback);
+}
+
+void Trainer::save_checkpoint(const std::string& path) const {
+  const auto& s = *m;
+  torch::serialize::OutputArchive archive;
+  archive.write("format", c10::IValue(std::string(kCheckpointFormat)));
+  archive.write("config", c10::IValue(config_to_yaml(s.config)));
+  write_shape(archive, s.data->shape);
+  archive.write("step", c10::IValue(s.step));
+  archive.write("epoch", c10::IValue(s.batches.epoch()));
+  archive.write("position", c10::IValue(s.batches.position()));
+  write_module(archive, "model", *s.model);
+  write_module(archive, "ema", *s.ema);
+  torch::serialize::OutputArchive opt(archive.compilation_unit());
+  s.optimizer->save(opt);
+  archive.write("optimizer", opt);
+  archive.write("rng", s.gen.get_state());
+  archive.write("rng_global", at::detail::getDefaultCPUGenerator().get_state());
+  save_archive_atomic(archive, path);
+}
+
+void Trainer::load_checkpoint(const std::string& path) {
+  auto& s = *m;
+  torch::serialize::InputArchive archive;
+  open_checkpoint(path, archive);
+  const CheckpointInfo info = read_checkpoint_info(path);
+  const auto& shape = s.data->shape;
+  if (info.shape.channels != shape.channels || info.shape.height != shape.height ||
+      info.shape.width != shape.width || info.shape.points != shape.points ||
+      info.shape.num_classes != shape.num_classes)
+    throw CheckpointError("checkpoint " + path + ": trained on data of another shape or class count than the current dataset");
+
+  // Load into fresh objects and swap them in only when everything has been read.
+  auto model = make_model(s.config.model, shape);
+  auto ema = make_model(s.config.model, shape);
+  load_module(archive, "model", *model, path);
+  load_module(archive, "ema", *ema, path);
+  model->to(s.device);
+  ema->to(s.device);
+  auto optimizer = make_optimizer(model, s.config.train);
+  try {
+    torch::serialize::InputArchive opt;
+    archive.read("optimizer", opt);
+    optimizer->load(opt);
+  } catch (const c10::Error& e) {
+    throw CheckpointError("checkpoint " + path + ": optimizer state unreadable: " +
+                          e.what_without_backtrace());
+  }
+  torch::Tensor rng, rng_global;
+  try {
+    archive.read("rng", rng);
+    archive.read("rng_global", rng_global);
+  } catch (const c10::Error&) {
+    throw CheckpointError("checkpoint " + path + ": missing RNG state");
+  }
+  const int64_t step = read_int(archive, "step", path);
+  const int64_t epoch = read_int(archive, "epoch", path);
+  const int64_t position = read_int(archive, "position", path);
+
+  s.model = model;
+  s.ema = ema;
+  s.ema->eval();
+  for (auto& p : s.ema->parameters()) p.set_requires_grad(false);
+  s.optimizer = std::move(optimizer);
+  s.gen.set_state(rng);
+  at::Generator global = at::detail::getDefaultCPUGenerator();  // shares the default's state
+  global.set_state(rng_global);
+  s.step = step;
+  s.batches.set_state(epoch, position);
+  s.recent.clear();
+}
+
+int64_t Trainer::step() const { return m->step; }
+int64_t Trainer::epoch() const { return m->batches.epoch(); }
+const Config& Trainer::config() const { return m->config; }
+const DatasetSplits& Trainer::data() const { return *m->data; }
+c10::Device Trainer::device() const { return m->device; }
+DenoiserNet Trainer::model() const { return m->model; }
+DenoiserNet Trainer::ema_model() const { return m->ema; }
+int64_t Trainer::parameter_count() const { return count_parameters(*m->model); }
+
+std::vector<double> Trainer::loss_by_timestep(int buckets) const {
+  std::vector<double> sum(buckets, 0.0);
+  std::vector<int> count(buckets, 0);
+  const int steps = m->diffusion.num_steps();
+  for (const auto& [t, loss] : m->recent) {
+    const int k = std::min(buckets - 1, t * buckets / steps);
+    sum[k] += loss;
+    ++count[k];
+  }
+  std::vector<double> out(buckets);
+  for (int k = 0; k < buckets; ++k) out[k] = count[k] ? sum[k] / count[k] : std::nan("");
+  return out;
+}
+
+}  // namespace difflab

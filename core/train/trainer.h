@@ -1,0 +1,98 @@
+// The Trainer owns one training run: model, EMA copy, AdamW, seeded RNGs and the batch
+// sampler. It runs single steps so that callers (the CLI loop, the GUI's worker) decide
+// when to log, evaluate, sample and checkpoint, and can pause between any two steps.
+#pragma once
+
+#include <ATen/core/Tensor.h>
+#include <c10/core/Device.h>
+
+#include <memory>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include "core/config/config.h"
+#include "core/data/dataset.h"
+#include "core/model/denoiser_net.h"
+#include "core/sampling/sampler.h"
+
+namespace difflab {
+
+class TrainingError : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
+class CheckpointError : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
+struct StepResult {
+  int64_t step = 0;     // steps done after this one
+  double loss = 0.0;    // mean L_simple of the batch
+  double lr = 0.0;
+  double grad_norm = 0.0;
+};
+
+class Trainer {
+ public:
+  // `config.model.num_classes` is set from the dataset when the model is class-conditional.
+  Trainer(Config config, std::shared_ptr<const DatasetSplits> data, c10::Device device);
+  ~Trainer();
+  Trainer(const Trainer&) = delete;
+  Trainer& operator=(const Trainer&) = delete;
+
+  // One optimisation step. A non-finite loss or gradient throws TrainingError before
+  // the weights change, so the model, EMA and optimizer keep their last good state.
+  StepResult train_step();
+  // Mean L_simple on `batches` test batches with the EMA weights, using fixed t and
+  // noise (seeded), so values are comparable from one evaluation to the next.
+  double evaluate(int batches);
+  // Samples with the EMA (or raw) weights; `config.sample` supplies the defaults.
+  SampleResult sample(const SampleConfig& sample, bool record_trajectory = false,
+                      const StepCallback& callback = {});
+
+  // Atomic write (temp file + rename). Holds model, EMA, optimizer, step, RNG and
+  // batch-sampler state, the data shape and the resolved config.
+  void save_checkpoint(const std::string& path) const;
+  // Restores everything save_checkpoint wrote; the checkpoint's model settings must
+  // match this trainer's. Throws CheckpointError naming the file and the problem; on
+  // failure the trainer keeps its previous state.
+  void load_checkpoint(const std::string& path);
+
+  int64_t step() const;
+  int64_t epoch() const;
+  const Config& config() const;
+  const DatasetSplits& data() const;
+  c10::Device device() const;
+  DenoiserNet model() const;
+  DenoiserNet ema_model() const;
+  int64_t parameter_count() const;
+  // Mean loss of the recent steps in each of `buckets` equal ranges of t (NaN if none yet).
+  std::vector<double> loss_by_timestep(int buckets = 10) const;
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> m;
+};
+
+// What a checkpoint says about itself, read without building a trainer.
+struct CheckpointInfo {
+  Config config;
+  DataShape shape;
+  int64_t step = 0;
+};
+CheckpointInfo read_checkpoint_info(const std::string& path);
+// The network of a checkpoint (EMA weights when `use_ema`), ready for sampling.
+DenoiserNet load_checkpoint_model(const std::string& path, bool use_ema, c10::Device device,
+                                  CheckpointInfo* info = nullptr);
+
+// Checkpoint files of a run directory: <dir>/checkpoints/step_<N>.pt, and "latest".
+std::string checkpoint_path(const std::string& run_dir, int64_t step);
+// Path of the newest checkpoint in run_dir, or "" if there is none.
+std::string latest_checkpoint(const std::string& run_dir);
+// Records `path` as the newest and deletes all but the `keep` newest step files.
+void mark_latest_checkpoint(const std::string& run_dir, const std::string& path, int keep = 3);
+
+}  // namespace difflab

@@ -1,0 +1,78 @@
+#include "core/util/runtime.h"
+
+#include <torch/torch.h>
+#include <unistd.h>
+
+#include <cstdlib>
+#include <fstream>
+#include <sstream>
+#include <stdexcept>
+#include <thread>
+
+namespace difflab {
+namespace {
+
+bool cpu_has_flag(const std::string& flag) {
+  std::ifstream in("/proc/cpuinfo");
+  std::string line;
+  while (std::getline(in, line)) {
+    if (line.rfind("flags", 0) != 0) continue;
+    std::istringstream words(line);
+    std::string w;
+    while (words >> w)
+      if (w == flag) return true;
+    return false;
+  }
+  return false;
+}
+
+}  // namespace
+
+void ensure_blas_environment(int argc, char** argv) {
+  (void)argc;
+  if (std::getenv("DIFFLAB_BLAS_ENV_SET")) return;  // already re-executed once
+  bool changed = false;
+  if (!std::getenv("OPENBLAS_NUM_THREADS")) {
+    setenv("OPENBLAS_NUM_THREADS", "1", 1);
+    changed = true;
+  }
+  if (!std::getenv("OPENBLAS_CORETYPE") && cpu_has_flag("avx512f")) {
+    setenv("OPENBLAS_CORETYPE", "SkylakeX", 1);
+    changed = true;
+  }
+  if (!changed) return;
+  setenv("DIFFLAB_BLAS_ENV_SET", "1", 1);
+  execv("/proc/self/exe", argv);
+  // execv only returns on failure: carry on with the settings we have.
+}
+
+int configure_threads(int threads, int reserve) {
+  int n = threads;
+  if (n <= 0) {
+    const int cores = static_cast<int>(std::thread::hardware_concurrency());
+    n = std::max(1, (cores > 0 ? cores : 1) - reserve);
+  }
+  torch::set_num_threads(n);
+  return n;
+}
+
+c10::Device choose_device(const std::string& request) {
+  if (request == "cpu") return torch::kCPU;
+  const bool cuda = torch::cuda::is_available();
+  if (request == "cuda") {
+    if (!cuda) throw std::runtime_error("device cuda requested, but no CUDA GPU is available to LibTorch");
+    return torch::kCUDA;
+  }
+  if (request != "auto") throw std::runtime_error("unknown device '" + request + "' (auto, cpu, cuda)");
+  return cuda ? c10::Device(torch::kCUDA) : c10::Device(torch::kCPU);
+}
+
+std::string runtime_summary(c10::Device device) {
+  std::ostringstream s;
+  const char* core = std::getenv("OPENBLAS_CORETYPE");
+  s << "LibTorch " << TORCH_VERSION_MAJOR << "." << TORCH_VERSION_MINOR << "." << TORCH_VERSION_PATCH << ", device " << device.str() << ", "
+    << torch::get_num_threads() << " threads, OPENBLAS_CORETYPE=" << (core ? core : "(auto)");
+  return s.str();
+}
+
+}  // namespace difflab

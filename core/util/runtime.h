@@ -1,0 +1,29 @@
+// Process-wide runtime set-up: BLAS environment, LibTorch threads, device choice.
+#pragma once
+
+#include <c10/core/Device.h>
+
+#include <string>
+
+namespace difflab {
+
+// OpenBLAS reads its settings when the library loads, before main(). On a CPU with
+// AVX-512 that OpenBLAS 0.3.21 does not recognise it falls back to slow SSE3 kernels,
+// and its own thread pool fights LibTorch's. Call first thing in main(): if
+// OPENBLAS_CORETYPE / OPENBLAS_NUM_THREADS are unset it sets them (SkylakeX when the
+// CPU has avx512f, and 1 thread) and re-executes the program once. Returns normally
+// when nothing needs changing (or re-exec failed).
+void ensure_blas_environment(int argc, char** argv);
+
+// Intra-op threads for LibTorch: `threads` > 0 as given, else all cores minus
+// `reserve` (at least 1). Returns the number set.
+int configure_threads(int threads, int reserve = 0);
+
+// "cuda" when LibTorch was built with CUDA and a GPU is present, else "cpu". `request`
+// may be "auto", "cpu" or "cuda"; asking for cuda without one throws.
+c10::Device choose_device(const std::string& request = "auto");
+
+// One line: LibTorch version, device, threads, BLAS core type — for logs and bench.
+std::string runtime_summary(c10::Device device);
+
+}  // namespace difflab

@@ -1,0 +1,161 @@
+// UNet and MLP shapes for every supported size, conditioning, init options.
+#include <gtest/gtest.h>
+#include <torch/torch.h>
+
+#include "core/model/denoiser_net.h"
+#include "core/model/flops.h"
+
+using namespace difflab;
+
+namespace {
+
+ModelConfig small_unet() {
+  ModelConfig c;
+  c.base_channels = 16;
+  c.channel_mult = {1, 2, 2};
+  c.num_res_blocks = 1;
+  c.attention_resolutions = {7, 8};
+  c.num_heads = 2;
+  c.norm_groups = 8;
+  c.num_classes = 10;
+  return c;
+}
+
+torch::Tensor run(const DenoiserNet& net, int b, int c, int h, int w, bool labels = true) {
+  torch::NoGradGuard ng;
+  auto x = torch::randn({b, c, h, w});
+  auto t = torch::randint(0, 1000, {b}, torch::kLong);
+  auto y = labels ? torch::randint(0, 10, {b}, torch::kLong) : torch::Tensor();
+  return net->forward(x, t, y);
+}
+
+}  // namespace
+
+struct SizeCase {
+  int channels, size;
+  std::vector<int> mult;
+};
+
+class UNetSizes : public ::testing::TestWithParam<SizeCase> {};
+
+TEST_P(UNetSizes, OutputMatchesInputShape) {
+  const auto p = GetParam();
+  ModelConfig c = small_unet();
+  c.channel_mult = p.mult;
+  c.zero_init_last = false;
+  auto net = make_model(c, DataShape{p.channels, p.size, p.size, false, 10});
+  auto out = run(net, 2, p.channels, p.size, p.size);
+  EXPECT_EQ(out.sizes(), (std::vector<int64_t>{2, p.channels, p.size, p.size}));
+  EXPECT_TRUE(torch::isfinite(out).all().item<bool>());
+  EXPECT_GT(count_parameters(*net), 10000);
+}
+
+INSTANTIATE_TEST_SUITE_P(AllSizes, UNetSizes,
+                         ::testing::Values(SizeCase{1, 28, {1, 2, 2}},     // 28 → 14 → 7
+                                           SizeCase{1, 28, {1, 2, 2, 2}},  // … → 4 (odd 7 → 4 → 7)
+                                           SizeCase{3, 32, {1, 2, 2}},
+                                           SizeCase{1, 32, {1, 2, 2, 2}},
+                                           SizeCase{3, 64, {1, 1, 2, 2}},
+                                           SizeCase{3, 28, {1, 2}}));
+
+TEST(UNet, ZeroInitOutputIsZeroAndTrainable) {
+  auto net = make_model(small_unet(), DataShape{1, 28, 28, false, 10});
+  auto out = run(net, 2, 1, 28, 28);
+  EXPECT_EQ(out.abs().max().item<float>(), 0.0f);
+  // Gradients still reach the zeroed output conv.
+  auto x = torch::randn({2, 1, 28, 28});
+  auto loss = net->forward(x, torch::tensor({3, 500}), torch::tensor({1, 2})).pow(2).sum() +
+              (net->forward(x, torch::tensor({3, 500}), torch::tensor({1, 2})) - x).pow(2).sum();
+  loss.backward();
+  double grad = 0;
+  for (auto& p : net->parameters())
+    if (p.grad().defined()) grad += p.grad().abs().sum().item<double>();
+  EXPECT_GT(grad, 0.0);
+}
+
+TEST(UNet, ClassLabelAndTimestepChangeTheOutput) {
+  ModelConfig c = small_unet();
+  c.zero_init_last = false;
+  auto net = make_model(c, DataShape{1, 28, 28, false, 10});
+  net->eval();
+  torch::NoGradGuard ng;
+  auto x = torch::randn({1, 1, 28, 28});
+  auto a = net->forward(x, torch::tensor({10.0}), torch::tensor({1}));
+  auto b = net->forward(x, torch::tensor({10.0}), torch::tensor({2}));
+  auto null = net->forward(x, torch::tensor({10.0}), torch::Tensor());
+  auto null2 = net->forward(x, torch::tensor({10.0}), torch::tensor({10}));
+  auto later = net->forward(x, torch::tensor({900.0}), torch::tensor({1}));
+  EXPECT_GT((a - b).abs().max().item<float>(), 1e-6);
+  EXPECT_GT((a - later).abs().max().item<float>(), 1e-6);
+  EXPECT_TRUE(torch::equal(null, null2));  // undefined labels = the null class
+  EXPECT_EQ(net->num_classes(), 10);
+}
+
+TEST(UNet, EveryActivationAndInitBuildsAndRuns) {
+  for (auto act : {Activation::SiLU, Activation::ReLU, Activation::GELU, Activation::Mish})
+    for (auto init : {WeightInit::Default, WeightInit::Xavier, WeightInit::He}) {
+      ModelConfig c = small_unet();
+      c.activation = act;
+      c.init = init;
+      c.zero_init_last = false;
+      c.class_conditional = false;
+      auto net = make_model(c, DataShape{1, 28, 28, false, 0});
+      auto out = run(net, 1, 1, 28, 28, false);
+      EXPECT_TRUE(torch::isfinite(out).all().item<bool>());
+      EXPECT_GT(out.abs().sum().item<float>(), 0.0f);
+      EXPECT_EQ(net->num_classes(), 0);
+    }
+}
+
+TEST(UNet, ParameterCountOfTheDefaultMnistModel) {
+  // The benchmark model: channels 32/64/128 at 28/14/7, 2 res-blocks a level,
+  // attention at 7×7, time embedding 128, 10 classes + null.
+  ModelConfig c;
+  auto net = make_model(c, DataShape{1, 28, 28, false, 10});
+  const auto n = count_parameters(*net);
+  EXPECT_GT(n, 1'500'000);
+  EXPECT_LT(n, 4'000'000);
+}
+
+TEST(UNet, FlopCounterCountsOnlyWhenActive) {
+  auto net = make_model(small_unet(), DataShape{1, 28, 28, false, 10});
+  int64_t flops = 0;
+  {
+    FlopCounter counter;
+    run(net, 2, 1, 28, 28);
+    flops = counter.flops();
+  }
+  // The first 3×3 conv alone: 2 · 16 · 1 · 9 · 28 · 28 · 2 images.
+  EXPECT_GT(flops, 2LL * 16 * 9 * 28 * 28 * 2);
+  EXPECT_FALSE(FlopCounter::active());
+}
+
+TEST(Models, MlpForPointsAndMismatchedKindsThrow) {
+  ModelConfig c;
+  c.kind = ModelKind::Mlp;
+  c.num_classes = 8;
+  c.zero_init_last = false;
+  auto mlp = make_model(c, DataShape{2, 0, 0, true, 8});
+  torch::NoGradGuard ng;
+  auto out = mlp->forward(torch::randn({5, 2}), torch::randint(0, 100, {5}), torch::randint(0, 8, {5}));
+  EXPECT_EQ(out.sizes(), (std::vector<int64_t>{5, 2}));
+  EXPECT_THROW(make_model(c, DataShape{1, 28, 28, false, 10}), std::invalid_argument);
+  c.kind = ModelKind::UNet;
+  EXPECT_THROW(make_model(c, DataShape{2, 0, 0, true, 8}), std::invalid_argument);
+}
+
+TEST(Models, CopyWeightsMakesIdenticalOutputs) {
+  ModelConfig c = small_unet();
+  c.zero_init_last = false;
+  auto a = make_model(c, DataShape{1, 28, 28, false, 10});
+  auto b = make_model(c, DataShape{1, 28, 28, false, 10});
+  a->eval();
+  b->eval();
+  torch::NoGradGuard ng;
+  auto x = torch::randn({2, 1, 28, 28});
+  auto t = torch::tensor({5.0, 50.0});
+  auto y = torch::tensor({1, 2});
+  EXPECT_FALSE(torch::equal(a->forward(x, t, y), b->forward(x, t, y)));
+  copy_weights(*a, *b);
+  EXPECT_TRUE(torch::equal(a->forward(x, t, y), b->forward(x, t, y)));
+}
