@@ -3,7 +3,9 @@
 #include <torch/torch.h>
 
 #include "core/model/denoiser_net.h"
+#include "core/model/attention_kernel.h"
 #include "core/model/flops.h"
+#include "core/model/hashed_dropout.h"
 
 using namespace difflab;
 
@@ -158,4 +160,68 @@ TEST(Models, CopyWeightsMakesIdenticalOutputs) {
   EXPECT_FALSE(torch::equal(a->forward(x, t, y), b->forward(x, t, y)));
   copy_weights(*a, *b);
   EXPECT_TRUE(torch::equal(a->forward(x, t, y), b->forward(x, t, y)));
+}
+
+TEST(Kernels, AttentionMatchesBmmReferenceForwardAndBackward) {
+  for (int64_t l : {49, 16, 1}) {
+    auto q = torch::randn({6, 8, l}, torch::requires_grad());
+    auto k = torch::randn({6, 8, l}, torch::requires_grad());
+    auto v = torch::randn({6, 8, l}, torch::requires_grad());
+    auto g = torch::randn({6, 8, l});
+    auto out = multihead_attention(q, k, v, 0.35);
+    (out * g).sum().backward();
+    auto dq = q.grad().clone(), dk = k.grad().clone(), dv = v.grad().clone();
+    q.mutable_grad().reset();
+    k.mutable_grad().reset();
+    v.mutable_grad().reset();
+    auto ref = multihead_attention_reference(q, k, v, 0.35);
+    (ref * g).sum().backward();
+    EXPECT_TRUE(torch::allclose(out, ref, 1e-5, 1e-5)) << (out - ref).abs().max();
+    EXPECT_TRUE(torch::allclose(dq, q.grad(), 1e-4, 1e-5)) << (dq - q.grad()).abs().max();
+    EXPECT_TRUE(torch::allclose(dk, k.grad(), 1e-4, 1e-5)) << (dk - k.grad()).abs().max();
+    EXPECT_TRUE(torch::allclose(dv, v.grad(), 1e-4, 1e-5)) << (dv - v.grad()).abs().max();
+  }
+}
+
+TEST(Kernels, AttentionAcceptsStridedChunksOfOneTensor) {
+  // The UNet passes three chunks of one qkv tensor (non-contiguous views).
+  auto qkv = torch::randn({4, 3 * 8, 49});
+  auto parts = qkv.chunk(3, 1);
+  auto out = multihead_attention(parts[0], parts[1], parts[2], 0.2);
+  auto ref = multihead_attention_reference(parts[0], parts[1], parts[2], 0.2);
+  EXPECT_TRUE(torch::allclose(out, ref, 1e-5, 1e-5));
+}
+
+TEST(Kernels, HashedDropoutKeepsOneMinusPAndScales) {
+  const double p = 0.1;
+  auto mask = hashed_dropout_mask({1 << 20}, p, 123, 0);
+  const double kept = (mask > 0).to(torch::kFloat64).mean().item<double>();
+  EXPECT_NEAR(kept, 1 - p, 0.002);  // 1M draws: σ ≈ 3e-4
+  EXPECT_FLOAT_EQ(mask.max().item<float>(), static_cast<float>(1 / (1 - p)));
+  // Same seed and call: same mask; another call or seed: another mask.
+  EXPECT_TRUE(torch::equal(mask, hashed_dropout_mask({1 << 20}, p, 123, 0)));
+  auto other_call = hashed_dropout_mask({1 << 20}, p, 123, 1);
+  auto other_seed = hashed_dropout_mask({1 << 20}, p, 124, 0);
+  EXPECT_LT((mask == other_call).to(torch::kFloat64).mean().item<double>(), 0.9);
+  EXPECT_LT((mask == other_seed).to(torch::kFloat64).mean().item<double>(), 0.9);
+  // No visible pattern: neighbouring elements are independent (drop-drop rate ≈ p²).
+  auto dropped = (mask == 0).to(torch::kFloat64);
+  const double both = (dropped.narrow(0, 0, (1 << 20) - 1) * dropped.narrow(0, 1, (1 << 20) - 1))
+                          .mean()
+                          .item<double>();
+  EXPECT_NEAR(both, p * p, 0.001);
+}
+
+TEST(Kernels, HashedDropoutIsReproducibleFromItsSeedAndKeepsGradients) {
+  auto x = torch::ones({64, 32}, torch::requires_grad());
+  set_dropout_seed(9);
+  auto a = hashed_dropout(x, 0.5);
+  auto b = hashed_dropout(x, 0.5);
+  set_dropout_seed(9);
+  auto a2 = hashed_dropout(x, 0.5);
+  EXPECT_TRUE(torch::equal(a, a2));
+  EXPECT_FALSE(torch::equal(a, b));
+  a.sum().backward();
+  EXPECT_TRUE(torch::equal(x.grad(), a.detach()));  // d/dx of x·mask is the mask
+  EXPECT_TRUE(torch::equal(hashed_dropout(x, 0.0), x));
 }

@@ -63,6 +63,7 @@ const std::vector<OptionSpec> kTrainOptions = {
     {"steps", true, "N  total training steps (overrides train.steps)"},
     {"out", true, "DIR  run folder (overrides train.out_dir)"},
     {"resume", true, "latest|PATH  continue from the run's newest checkpoint or a file"},
+    {"time-limit", true, "MIN  stop (checkpoint + final samples) after MIN minutes of training"},
     {"quiet", false, "   no progress bar, one line per log interval"},
     {"help", false, "   show this help"},
 };
@@ -124,6 +125,9 @@ int cmd_train(int argc, char** argv) {
   double window_loss = 0.0, window_grad = 0.0, rate = 0.0;
   int window_steps = 0;
   const int64_t first_step = trainer.step();
+  const double time_limit_s = args.get_double("time-limit", 0.0) * 60.0;
+  const auto run_start = Clock::now();
+  bool out_of_time = false;
   std::string last_checkpoint;
 
   auto checkpoint = [&] {
@@ -134,6 +138,11 @@ int cmd_train(int argc, char** argv) {
 
   try {
     while (trainer.step() < c.train.steps && !g_stop) {
+      if (time_limit_s > 0 &&
+          std::chrono::duration<double>(Clock::now() - run_start).count() >= time_limit_s) {
+        out_of_time = true;
+        break;
+      }
       const StepResult r = trainer.train_step();
       window_loss += r.loss;
       window_grad += r.grad_norm;
@@ -186,6 +195,9 @@ int cmd_train(int argc, char** argv) {
   }
   if (tty) std::printf("\n");
   log.flush();
+  const double trained_s = std::chrono::duration<double>(Clock::now() - run_start).count();
+  std::printf("trained %lld steps in %s%s\n", static_cast<long long>(trainer.step() - first_step),
+              format_duration(trained_s).c_str(), out_of_time ? " (time limit reached)" : "");
   if (trainer.step() > first_step || last_checkpoint.empty()) checkpoint();
   std::printf("checkpoint: %s\n", last_checkpoint.c_str());
   if (g_stop) {

@@ -7,7 +7,9 @@
 #include <stdexcept>
 
 #include "core/model/embedding.h"
+#include "core/model/attention_kernel.h"
 #include "core/model/flops.h"
+#include "core/model/hashed_dropout.h"
 
 namespace difflab {
 namespace {
@@ -56,12 +58,12 @@ torch::Tensor run(nn::Linear& linear, const torch::Tensor& x) {
 // channel count changes (Ho et al. 2020, appendix B).
 class ResBlockImpl : public nn::Module {
  public:
-  ResBlockImpl(int in, int out, int emb_dim, const BlockSettings& s) : m_act(s.act) {
+  ResBlockImpl(int in, int out, int emb_dim, const BlockSettings& s)
+      : m_act(s.act), m_dropout(s.dropout) {
     m_norm1 = register_module("in_norm", make_norm(s.groups, in));
     m_conv1 = register_module("in_conv", conv3x3(in, out));
     m_emb = register_module("emb_proj", nn::Linear(emb_dim, out));
     m_norm2 = register_module("out_norm", make_norm(s.groups, out));
-    m_dropout = register_module("dropout", nn::Dropout(s.dropout));
     m_conv2 = register_module("out_conv", conv3x3(out, out));
     if (in != out) m_skip = register_module("skip", conv1x1(in, out));
   }
@@ -69,7 +71,9 @@ class ResBlockImpl : public nn::Module {
   torch::Tensor forward(const torch::Tensor& x, const torch::Tensor& emb_act) {
     auto h = run(m_conv1, activate(m_norm1(x), m_act));
     h = h + run(m_emb, emb_act).unsqueeze(-1).unsqueeze(-1);
-    h = run(m_conv2, m_dropout(activate(m_norm2(h), m_act)));
+    h = activate(m_norm2(h), m_act);
+    if (is_training()) h = hashed_dropout(h, m_dropout);
+    h = run(m_conv2, h);
     return (m_skip ? run(m_skip, x) : x) + h;
   }
 
@@ -80,7 +84,7 @@ class ResBlockImpl : public nn::Module {
   nn::GroupNorm m_norm1{nullptr}, m_norm2{nullptr};
   nn::Conv2d m_conv1{nullptr}, m_conv2{nullptr}, m_skip{nullptr};
   nn::Linear m_emb{nullptr};
-  nn::Dropout m_dropout{nullptr};
+  double m_dropout;
 };
 TORCH_MODULE(ResBlock);
 
@@ -102,11 +106,9 @@ class AttentionImpl : public nn::Module {
     const int64_t d = c / m_heads;
     auto qkv = run(m_qkv, m_norm(x)).reshape({b * m_heads, 3 * d, h * w});
     auto parts = qkv.chunk(3, 1);
-    // Scaling q and k by d^(−1/4) each is softmax(qᵀk/√d) with smaller intermediates.
-    const double scale = 1.0 / std::sqrt(std::sqrt(static_cast<double>(d)));
-    auto weight = torch::bmm((parts[0] * scale).transpose(1, 2), parts[1] * scale);
-    weight = torch::softmax(weight, -1);
-    auto a = torch::bmm(parts[2], weight.transpose(1, 2)).reshape({b, c, h, w});
+    auto a = multihead_attention(parts[0], parts[1], parts[2],
+                                 1.0 / std::sqrt(static_cast<double>(d)))
+                 .reshape({b, c, h, w});
     if (FlopCounter::active()) FlopCounter::add(4 * b * m_heads * (h * w) * (h * w) * d);
     return x + run(m_proj, a);
   }

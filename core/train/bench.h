@@ -25,7 +25,8 @@ struct BenchResult {
   double train_images_per_s = 0;
   double train_gflop_per_step = 0;  // 3 × forward FLOPs (forward + backward ≈ 2 × forward)
   double train_gflops = 0;          // achieved
-  double ddim_ms_per_step = 0;      // at sample_batch, with CFG when the model is conditional
+  double ddim_ms_per_step = 0;      // at sample_batch, no guidance: one forward per step
+  double ddim_cfg_ms_per_step = 0;  // with classifier-free guidance (2B per step); 0 if unconditional
   double sgemm_gflops = 0;          // 1024² × 1024 float32 matmul
   double conv_gflops = 0;           // 3×3 conv, 128 → 128 channels, 32 × 28 × 28, forward
   double peak_rss_mb = 0;

@@ -8,6 +8,7 @@
 #include <sstream>
 
 #include "core/diffusion/gaussian_diffusion.h"
+#include "core/model/hashed_dropout.h"
 #include "core/train/checkpoint.h"
 
 namespace difflab {
@@ -94,6 +95,8 @@ Trainer::Trainer(Config config, std::shared_ptr<const DatasetSplits> data, c10::
   }
   validate(config, "training config");
   m = std::make_unique<Impl>(std::move(config), std::move(data), device);
+  // Initial weights depend on train.seed alone (reproducible runs).
+  torch::manual_seed(m->config.train.seed);
   m->model = make_model(m->config.model, m->data->shape);
   m->ema = make_model(m->config.model, m->data->shape);
   m->model->to(device);
@@ -109,6 +112,11 @@ Trainer::~Trainer() = default;
 StepResult Trainer::train_step() {
   auto& s = *m;
   s.model->train();
+  // Dropout masks hash a seed drawn from this run's own generator, so every step is a
+  // function of the run's RNG state alone and a resumed run repeats exactly what the
+  // uninterrupted one would have done.
+  set_dropout_seed(static_cast<uint64_t>(
+      torch::randint(0, int64_t{1} << 62, {1}, s.gen, torch::kLong).item<int64_t>()));
   const auto idx = s.batches.next();
   auto x0 = gather_batch(s.data->train, idx);
   const int64_t b = x0.size(0);
@@ -222,7 +230,6 @@ void Trainer::save_checkpoint(const std::string& path) const {
   s.optimizer->save(opt);
   archive.write("optimizer", opt);
   archive.write("rng", s.gen.get_state());
-  archive.write("rng_global", at::detail::getDefaultCPUGenerator().get_state());
   save_archive_atomic(archive, path);
 }
 
@@ -253,10 +260,9 @@ void Trainer::load_checkpoint(const std::string& path) {
     throw CheckpointError("checkpoint " + path + ": optimizer state unreadable: " +
                           e.what_without_backtrace());
   }
-  torch::Tensor rng, rng_global;
+  torch::Tensor rng;
   try {
     archive.read("rng", rng);
-    archive.read("rng_global", rng_global);
   } catch (const c10::Error&) {
     throw CheckpointError("checkpoint " + path + ": missing RNG state");
   }
@@ -270,8 +276,6 @@ void Trainer::load_checkpoint(const std::string& path) {
   for (auto& p : s.ema->parameters()) p.set_requires_grad(false);
   s.optimizer = std::move(optimizer);
   s.gen.set_state(rng);
-  at::Generator global = at::detail::getDefaultCPUGenerator();  // shares the default's state
-  global.set_state(rng_global);
   s.step = step;
   s.batches.set_state(epoch, position);
   s.recent.clear();

@@ -36,10 +36,14 @@ void ensure_blas_environment(int argc, char** argv) {
     setenv("OPENBLAS_NUM_THREADS", "1", 1);
     changed = true;
   }
-  if (!std::getenv("OPENBLAS_CORETYPE") && cpu_has_flag("avx512f")) {
+  const bool avx512 = cpu_has_flag("avx512f") && cpu_has_flag("avx512bw") &&
+                      cpu_has_flag("avx512vl") && cpu_has_flag("avx512dq");
+  if (!std::getenv("OPENBLAS_CORETYPE") && avx512) {
     setenv("OPENBLAS_CORETYPE", "SkylakeX", 1);
     changed = true;
   }
+  // Debian's LibTorch ships AVX-512 ATen kernels but picks AVX2 unless told otherwise.
+  if (!std::getenv("ATEN_CPU_CAPABILITY") && avx512) setenv("ATEN_CPU_CAPABILITY", "avx512", 1);
   if (!changed) return;
   setenv("DIFFLAB_BLAS_ENV_SET", "1", 1);
   execv("/proc/self/exe", argv);
@@ -70,8 +74,10 @@ c10::Device choose_device(const std::string& request) {
 std::string runtime_summary(c10::Device device) {
   std::ostringstream s;
   const char* core = std::getenv("OPENBLAS_CORETYPE");
-  s << "LibTorch " << TORCH_VERSION_MAJOR << "." << TORCH_VERSION_MINOR << "." << TORCH_VERSION_PATCH << ", device " << device.str() << ", "
-    << torch::get_num_threads() << " threads, OPENBLAS_CORETYPE=" << (core ? core : "(auto)");
+  const char* aten = std::getenv("ATEN_CPU_CAPABILITY");
+  s << "LibTorch " << TORCH_VERSION << ", device " << device.str() << ", "
+    << torch::get_num_threads() << " threads, OPENBLAS_CORETYPE=" << (core ? core : "(auto)")
+    << ", ATEN_CPU_CAPABILITY=" << (aten ? aten : "(auto)");
   return s.str();
 }
 

@@ -12,7 +12,8 @@ namespace difflab {
 // and its own thread pool fights LibTorch's. Call first thing in main(): if
 // OPENBLAS_CORETYPE / OPENBLAS_NUM_THREADS are unset it sets them (SkylakeX when the
 // CPU has avx512f, and 1 thread) and re-executes the program once. Returns normally
-// when nothing needs changing (or re-exec failed).
+// when nothing needs changing (or re-exec failed). It also asks ATen for its AVX-512
+// kernels (ATEN_CPU_CAPABILITY=avx512), which Debian's build has but does not pick.
 void ensure_blas_environment(int argc, char** argv);
 
 // Intra-op threads for LibTorch: `threads` > 0 as given, else all cores minus
