@@ -281,6 +281,21 @@ void Trainer::load_checkpoint(const std::string& path) {
   s.recent.clear();
 }
 
+void Trainer::set_train_config(const TrainConfig& train) {
+  auto& s = *m;
+  const bool new_batches = train.batch_size != s.config.train.batch_size;
+  s.config.train = train;
+  for (auto& group : s.optimizer->param_groups()) {
+    auto& o = static_cast<torch::optim::AdamWOptions&>(group.options());
+    o.lr(s.lr_at(s.step)).betas({train.adam_beta1, train.adam_beta2}).weight_decay(train.weight_decay);
+  }
+  if (new_batches) {
+    const int64_t epoch = s.batches.epoch();
+    s.batches = BatchSampler(s.data->train.size(), train.batch_size, train.seed);
+    s.batches.set_state(epoch + 1, 0);  // start the new batch size on a fresh epoch
+  }
+}
+
 int64_t Trainer::step() const { return m->step; }
 int64_t Trainer::epoch() const { return m->batches.epoch(); }
 const Config& Trainer::config() const { return m->config; }

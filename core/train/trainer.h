@@ -61,6 +61,10 @@ class Trainer {
   // failure the trainer keeps its previous state.
   void load_checkpoint(const std::string& path);
 
+  // Applies new training settings (lr, EMA, clipping, batch size, steps, ...) to the run
+  // in progress; the model, optimizer state and step count stay.
+  void set_train_config(const TrainConfig& train);
+
   int64_t step() const;
   int64_t epoch() const;
   const Config& config() const;

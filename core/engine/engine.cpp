@@ -1,0 +1,476 @@
+#include "core/engine/engine.h"
+
+#include <torch/torch.h>
+
+#include <chrono>
+#include <cmath>
+#include <sstream>
+
+#include "core/data/dataset.h"
+#include "core/train/trainer.h"
+#include "core/util/runtime.h"
+
+namespace difflab {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+double seconds_since(Clock::time_point t) {
+  return std::chrono::duration<double>(Clock::now() - t).count();
+}
+
+// (N, ...) tensor → FloatImages (points become c = 2, h = w = 1).
+FloatImages to_float_images(const at::Tensor& t) {
+  FloatImages out;
+  if (!t.defined() || t.numel() == 0) return out;
+  auto f = t.detach().to(torch::kCPU, torch::kFloat32).contiguous();
+  out.n = static_cast<int>(f.size(0));
+  out.c = f.dim() > 1 ? static_cast<int>(f.size(1)) : 1;
+  out.h = f.dim() > 2 ? static_cast<int>(f.size(2)) : 1;
+  out.w = f.dim() > 3 ? static_cast<int>(f.size(3)) : 1;
+  out.data.assign(f.data_ptr<float>(), f.data_ptr<float>() + f.numel());
+  return out;
+}
+
+std::vector<int64_t> to_vector(const at::Tensor& t) {
+  auto c = t.to(torch::kCPU, torch::kLong).contiguous();
+  return std::vector<int64_t>(c.data_ptr<int64_t>(), c.data_ptr<int64_t>() + c.numel());
+}
+
+// Model-defining parts of a config: changing them discards a trained model.
+bool same_model(const Config& a, const Config& b) {
+  const auto &m = a.model, &n = b.model;
+  return m.kind == n.kind && m.base_channels == n.base_channels &&
+         m.channel_mult == n.channel_mult && m.num_res_blocks == n.num_res_blocks &&
+         m.attention_resolutions == n.attention_resolutions && m.num_heads == n.num_heads &&
+         m.activation == n.activation && m.norm_groups == n.norm_groups && m.init == n.init &&
+         m.zero_init_last == n.zero_init_last && m.class_conditional == n.class_conditional &&
+         m.mlp_hidden == n.mlp_hidden && m.mlp_layers == n.mlp_layers &&
+         m.dropout == n.dropout && a.diffusion.schedule == b.diffusion.schedule &&
+         a.diffusion.timesteps == b.diffusion.timesteps &&
+         a.diffusion.prediction == b.diffusion.prediction;
+}
+
+bool same_data(const DataConfig& a, const DataConfig& b) {
+  return a.kind == b.kind && a.path == b.path && a.image_size == b.image_size &&
+         a.channels == b.channels && a.test_fraction == b.test_fraction &&
+         a.max_train == b.max_train && a.toy == b.toy && a.toy_points == b.toy_points &&
+         a.toy_noise == b.toy_noise && a.seed == b.seed;
+}
+
+}  // namespace
+
+// Everything the worker thread owns. Only the worker touches it.
+struct Engine::Worker {
+  Config config;
+  EngineOptions options;
+  c10::Device device = torch::kCPU;
+  std::shared_ptr<DatasetSplits> data;
+  std::unique_ptr<Trainer> trainer;
+  JobStatus status = JobStatus::Idle;
+  std::string message, error;
+  std::vector<std::string> log;
+
+  // Training statistics.
+  std::vector<LossPoint> loss, test_loss;
+  int64_t loss_stride = 1;  // keep every loss_stride-th step once the history is full
+  double images_per_s = 0, lr = 0, grad_norm = 0;
+  Clock::time_point rate_start = Clock::now();
+  int64_t rate_steps = 0;
+  int64_t preview_every = 200;
+  FloatImages preview;
+  std::vector<int64_t> preview_labels;
+  int64_t preview_step = -1;
+
+  // Sampling.
+  int sample_step = 0, sample_total = 0;
+  std::shared_ptr<const TrajectoryFrames> samples;
+
+  // Dataset summary (computed once per load).
+  FloatImages data_preview;
+  std::vector<int64_t> data_preview_labels, class_counts;
+
+  void say(const std::string& line) {
+    message = line;
+    log.push_back(line);
+    if (log.size() > kMaxLogLines) log.erase(log.begin(), log.begin() + (log.size() - kMaxLogLines));
+  }
+  void fail(const std::string& what) {
+    error = what;
+    say("error: " + what);
+  }
+};
+
+Engine::Engine(Config config, EngineOptions options) : m_worker(std::make_unique<Worker>()) {
+  m_worker->config = std::move(config);
+  m_worker->options = options;
+  m_snapshot = std::make_shared<Snapshot>();
+  m_thread = std::thread([this] { run(); });
+}
+
+Engine::~Engine() {
+  m_shutdown = true;
+  m_cancel = true;
+  m_queue_cv.notify_all();
+  if (m_thread.joinable()) m_thread.join();
+}
+
+void Engine::send(Command command) {
+  std::lock_guard<std::mutex> lock(m_queue_mutex);
+  if (std::holds_alternative<cmd::Cancel>(command)) {
+    m_cancel = true;
+    // A sampling run that has not started yet is dropped too.
+    for (auto it = m_queue.begin(); it != m_queue.end();)
+      it = std::holds_alternative<cmd::Sample>(*it) ? m_queue.erase(it) : it + 1;
+  }
+  m_queue.push_back(std::move(command));
+  m_queue_cv.notify_all();
+}
+
+std::shared_ptr<const Snapshot> Engine::snapshot() const {
+  std::lock_guard<std::mutex> lock(m_snapshot_mutex);
+  return m_snapshot;
+}
+
+std::shared_ptr<const Snapshot> Engine::wait_for_update(uint64_t version, double timeout_s) const {
+  std::unique_lock<std::mutex> lock(m_snapshot_mutex);
+  m_snapshot_cv.wait_for(lock, std::chrono::duration<double>(timeout_s),
+                         [&] { return m_snapshot->version > version; });
+  return m_snapshot;
+}
+
+size_t Engine::pending() const {
+  std::lock_guard<std::mutex> lock(m_queue_mutex);
+  return m_queue.size();
+}
+
+bool Engine::wait_idle(double timeout_s) const {
+  std::unique_lock<std::mutex> lock(m_queue_mutex);
+  return m_queue_cv.wait_for(lock, std::chrono::duration<double>(timeout_s),
+                             [&] { return m_queue.empty() && !m_busy; });
+}
+
+void Engine::publish(std::shared_ptr<Snapshot> s) {
+  std::lock_guard<std::mutex> lock(m_snapshot_mutex);
+  s->version = m_snapshot->version + 1;
+  m_snapshot = std::move(s);
+  m_snapshot_cv.notify_all();
+}
+
+void Engine::run() {
+  Worker& w = *m_worker;
+  auto make_snapshot = [&] {
+    auto s = std::make_shared<Snapshot>();
+    s->status = w.status;
+    s->message = w.message;
+    s->error = w.error;
+    s->config = w.config;
+    s->model_ready = w.trainer != nullptr;
+    s->parameters = w.trainer ? w.trainer->parameter_count() : 0;
+    s->data_ready = w.data != nullptr;
+    if (w.data) {
+      s->data_description = w.data->description;
+      s->class_names = w.data->class_names;
+      s->class_counts = w.class_counts;
+      s->points = w.data->shape.points;
+      s->data_preview = w.data_preview;
+      s->data_preview_labels = w.data_preview_labels;
+    }
+    if (w.trainer) {
+      s->step = w.trainer->step();
+      s->epoch = w.trainer->epoch();
+      s->loss_by_t = w.trainer->loss_by_timestep(10);
+    }
+    s->total_steps = w.config.train.steps;
+    s->images_per_s = w.images_per_s;
+    s->lr = w.lr;
+    s->grad_norm = w.grad_norm;
+    s->eta_s = w.images_per_s > 0 ? (s->total_steps - s->step) * w.config.train.batch_size / w.images_per_s
+                                  : 0.0;
+    s->loss = w.loss;
+    s->test_loss = w.test_loss;
+    s->preview = w.preview;
+    s->preview_labels = w.preview_labels;
+    s->preview_step = w.preview_step;
+    s->sample_step = w.sample_step;
+    s->sample_total = w.sample_total;
+    s->samples = w.samples;
+    s->log = w.log;
+    return s;
+  };
+
+  try {
+    const int threads = configure_threads(w.options.threads, w.options.reserve_cores);
+    w.device = choose_device(w.options.device);
+    w.say("worker ready: " + runtime_summary(w.device) + " (" + std::to_string(threads) +
+          " threads)");
+  } catch (const std::exception& e) {
+    w.fail(e.what());
+  }
+  publish(make_snapshot());
+
+  auto load_data = [&] {
+    w.status = JobStatus::LoadingData;
+    w.say("loading " + std::string(to_string(w.config.data.kind)) + " ...");
+    publish(make_snapshot());
+    auto data = std::make_shared<DatasetSplits>(load_dataset(w.config.data));
+    w.class_counts = to_vector(torch::bincount(data->train.labels));
+    std::vector<int64_t> idx;
+    if (data->shape.points) {
+      for (int64_t i = 0; i < std::min<int64_t>(4000, data->train.size()); ++i) idx.push_back(i);
+    } else {
+      // Up to 8 examples of each class, laid out class by class.
+      const int classes = std::max(1, static_cast<int>(w.class_counts.size()));
+      auto labels = data->train.labels;
+      for (int k = 0; k < classes; ++k) {
+        auto where = (labels == k).nonzero().flatten();
+        for (int64_t j = 0; j < std::min<int64_t>(8, where.size(0)); ++j)
+          idx.push_back(where[j].item<int64_t>());
+      }
+    }
+    auto index = torch::tensor(idx, torch::kLong);
+    w.data_preview = to_float_images(gather_batch(data->train, index));
+    w.data_preview_labels = to_vector(data->train.labels.index_select(0, index));
+    if (w.trainer && !(same_data(w.trainer->config().data, w.config.data))) {
+      w.trainer.reset();
+      w.say("the dataset changed: the model was discarded");
+    }
+    w.data = std::move(data);
+    w.status = JobStatus::Idle;
+    w.error.clear();
+    w.say(w.data->description);
+  };
+
+  auto write_preview = [&] {
+    SampleConfig sc = w.config.sample;
+    const int classes = w.trainer->model()->num_classes();
+    sc.sampler = SamplerKind::Ddim;
+    sc.steps = std::min(sc.steps, 20);
+    sc.eta = 0.0;
+    sc.class_label = -1;
+    sc.n = w.data->shape.points ? 1000 : (classes > 0 ? classes * 2 : 16);
+    auto r = w.trainer->sample(sc, false, [&](const StepInfo&) { return !m_shutdown.load(); });
+    if (r.cancelled) return;
+    w.preview = to_float_images(r.images);
+    w.preview_labels = to_vector(r.labels);
+    w.preview_step = w.trainer->step();
+  };
+
+  auto handle = [&](Command& command) {
+    std::visit(
+        [&](auto& c) {
+          using T = std::decay_t<decltype(c)>;
+          if constexpr (std::is_same_v<T, cmd::SetConfig>) {
+            validate(c.config, "the edited config");
+            const bool model_changes = !same_model(w.config, c.config);
+            const bool data_changes = !same_data(w.config.data, c.config.data);
+            w.config = c.config;
+            if (w.trainer && (model_changes || data_changes)) {
+              w.trainer.reset();
+              w.status = JobStatus::Idle;
+              w.say("config applied: the model was discarded (new architecture or data)");
+            } else if (w.trainer) {
+              w.trainer->set_train_config(w.config.train);
+              w.say("config applied to the current run");
+            } else {
+              w.say("config applied");
+            }
+            if (data_changes) w.data.reset();
+            w.error.clear();
+          } else if constexpr (std::is_same_v<T, cmd::LoadData>) {
+            load_data();
+          } else if constexpr (std::is_same_v<T, cmd::StartTraining>) {
+            if (!w.data) load_data();
+            if (!w.trainer) {
+              w.trainer = std::make_unique<Trainer>(w.config, w.data, w.device);
+              w.config = w.trainer->config();  // num_classes taken from the data
+              w.loss.clear();
+              w.test_loss.clear();
+              w.loss_stride = 1;
+              w.preview = FloatImages{};
+              w.preview_step = -1;
+              w.say("new model: " + std::to_string(w.trainer->parameter_count()) + " parameters");
+            }
+            if (w.trainer->step() >= w.config.train.steps) {
+              w.fail("already at step " + std::to_string(w.trainer->step()) +
+                     " of train.steps = " + std::to_string(w.config.train.steps) +
+                     ": raise the step count to train further");
+              return;
+            }
+            w.status = JobStatus::Training;
+            w.error.clear();
+            w.rate_start = Clock::now();
+            w.rate_steps = 0;
+            w.say("training from step " + std::to_string(w.trainer->step()));
+          } else if constexpr (std::is_same_v<T, cmd::Pause>) {
+            if (w.status == JobStatus::Training) {
+              w.status = JobStatus::Paused;
+              w.say("paused at step " + std::to_string(w.trainer->step()));
+            }
+          } else if constexpr (std::is_same_v<T, cmd::Resume>) {
+            if (w.status == JobStatus::Paused) {
+              w.status = JobStatus::Training;
+              w.rate_start = Clock::now();
+              w.rate_steps = 0;
+              w.say("resumed");
+            }
+          } else if constexpr (std::is_same_v<T, cmd::Stop>) {
+            if (w.status == JobStatus::Training || w.status == JobStatus::Paused) {
+              w.status = JobStatus::Idle;
+              w.say("stopped at step " + std::to_string(w.trainer->step()));
+            }
+          } else if constexpr (std::is_same_v<T, cmd::ResetModel>) {
+            w.trainer.reset();
+            w.status = JobStatus::Idle;
+            w.loss.clear();
+            w.test_loss.clear();
+            w.say("model discarded");
+          } else if constexpr (std::is_same_v<T, cmd::SetPreviewEvery>) {
+            w.preview_every = c.steps;
+          } else if constexpr (std::is_same_v<T, cmd::SaveCheckpoint>) {
+            if (!w.trainer) throw std::runtime_error("no model to save: train or load one first");
+            w.trainer->save_checkpoint(c.path);
+            w.say("saved " + c.path + " (step " + std::to_string(w.trainer->step()) + ")");
+          } else if constexpr (std::is_same_v<T, cmd::LoadCheckpoint>) {
+            const CheckpointInfo info = read_checkpoint_info(c.path);
+            Config config = info.config;
+            config.train.out_dir = w.config.train.out_dir;
+            if (!w.data || !same_data(w.config.data, config.data)) {
+              w.config.data = config.data;
+              load_data();
+            }
+            auto trainer = std::make_unique<Trainer>(config, w.data, w.device);
+            trainer->load_checkpoint(c.path);  // throws before anything is replaced
+            w.trainer = std::move(trainer);
+            w.config = w.trainer->config();
+            w.loss.clear();
+            w.test_loss.clear();
+            w.status = JobStatus::Idle;
+            w.error.clear();
+            w.say("loaded " + c.path + " at step " + std::to_string(w.trainer->step()));
+          } else if constexpr (std::is_same_v<T, cmd::Sample>) {
+            if (!w.trainer) throw std::runtime_error("no model to sample from: train or load one first");
+            const JobStatus before = w.status;  // training resumes after sampling
+            m_cancel = false;
+            w.status = JobStatus::Sampling;
+            w.sample_step = 0;
+            w.sample_total = c.config.steps;
+            w.say("sampling " + std::to_string(c.config.n) + " with " +
+                  std::string(to_string(c.config.sampler)) + ", " + std::to_string(c.config.steps) +
+                  " steps");
+            publish(make_snapshot());
+            auto last_publish = Clock::now();
+            const auto start = Clock::now();
+            auto result = w.trainer->sample(c.config, true, [&](const StepInfo& s) {
+              w.sample_step = s.index + 1;
+              if (seconds_since(last_publish) > w.options.publish_interval_s) {
+                publish(make_snapshot());
+                last_publish = Clock::now();
+              }
+              return !m_cancel.load() && !m_shutdown.load();
+            });
+            w.status = before == JobStatus::Sampling ? JobStatus::Idle : before;
+            if (result.cancelled) {
+              w.say("sampling cancelled at step " + std::to_string(w.sample_step));
+              return;
+            }
+            auto frames = std::make_shared<TrajectoryFrames>();
+            frames->config = c.config;
+            frames->seconds = seconds_since(start);
+            frames->final_images = to_float_images(result.images);
+            frames->labels = to_vector(result.labels);
+            const auto& tr = result.trajectory;
+            const int total = static_cast<int>(tr.x_t.size());
+            const int keep = std::min(total, std::max(2, c.max_frames));
+            for (int k = 0; k < keep; ++k) {
+              const int i = keep == 1 ? 0 : static_cast<int>(std::lround(k * (total - 1.0) / (keep - 1)));
+              frames->timesteps.push_back(tr.timesteps[i]);
+              frames->x_t.push_back(to_float_images(tr.x_t[i]));
+              frames->x0.push_back(to_float_images(tr.x0[i]));
+              frames->eps.push_back(to_float_images(tr.eps[i]));
+            }
+            w.samples = std::move(frames);
+            char line[128];
+            std::snprintf(line, sizeof line, "sampled %d images in %.1f s", c.config.n,
+                          w.samples->seconds);
+            w.say(line);
+          } else if constexpr (std::is_same_v<T, cmd::Cancel>) {
+            m_cancel = false;  // nothing is sampling now: the flag has done its work
+          }
+        },
+        command);
+  };
+
+  auto last_publish = Clock::now();
+  while (!m_shutdown) {
+    Command command;
+    bool have = false;
+    {
+      std::unique_lock<std::mutex> lock(m_queue_mutex);
+      if (m_queue.empty() && w.status != JobStatus::Training)
+        m_queue_cv.wait_for(lock, std::chrono::milliseconds(50),
+                            [&] { return !m_queue.empty() || m_shutdown.load(); });
+      if (!m_queue.empty()) {
+        command = std::move(m_queue.front());
+        m_queue.pop_front();
+        m_busy = have = true;
+      }
+    }
+    if (m_shutdown) break;
+    if (have) {
+      try {
+        handle(command);
+      } catch (const std::exception& e) {
+        if (w.status == JobStatus::LoadingData || w.status == JobStatus::Sampling)
+          w.status = JobStatus::Idle;
+        w.fail(e.what());
+      }
+      publish(make_snapshot());
+      last_publish = Clock::now();
+      {
+        std::lock_guard<std::mutex> lock(m_queue_mutex);
+        m_busy = false;
+      }
+      m_queue_cv.notify_all();
+      continue;  // drain every command before the next training step
+    }
+    if (w.status != JobStatus::Training) continue;
+
+    try {
+      const StepResult r = w.trainer->train_step();
+      ++w.rate_steps;
+      w.lr = r.lr;
+      w.grad_norm = r.grad_norm;
+      if (r.step % w.loss_stride == 0) w.loss.push_back({r.step, static_cast<float>(r.loss)});
+      if (w.loss.size() >= kMaxLossPoints) {  // halve the resolution, keep the whole run
+        std::vector<LossPoint> thin;
+        for (size_t i = 0; i < w.loss.size(); i += 2) thin.push_back(w.loss[i]);
+        w.loss = std::move(thin);
+        w.loss_stride *= 2;
+      }
+      const double dt = seconds_since(w.rate_start);
+      if (dt > 1.0) {
+        w.images_per_s = w.rate_steps * w.config.train.batch_size / dt;
+        w.rate_start = Clock::now();
+        w.rate_steps = 0;
+      }
+      const auto& t = w.config.train;
+      if (t.eval_every > 0 && r.step % t.eval_every == 0)
+        w.test_loss.push_back({r.step, static_cast<float>(w.trainer->evaluate(t.eval_batches))});
+      if (w.preview_every > 0 && r.step % w.preview_every == 0) write_preview();
+      if (r.step >= t.steps) {
+        w.status = JobStatus::Idle;
+        w.say("training finished at step " + std::to_string(r.step));
+      }
+    } catch (const std::exception& e) {
+      w.status = JobStatus::Error;
+      w.fail(e.what());
+    }
+    if (w.status != JobStatus::Training || seconds_since(last_publish) > w.options.publish_interval_s) {
+      publish(make_snapshot());
+      last_publish = Clock::now();
+    }
+  }
+}
+
+}  // namespace difflab

@@ -1,0 +1,182 @@
+// The Engine: one worker thread that owns every LibTorch object (dataset tensors,
+// model, EMA, optimizer, samplers) and runs training and sampling. Callers (the GUI's
+// panels, tests, the CLI) talk to it only through commands and immutable snapshots:
+//
+//   engine.send(cmd::StartTraining{});           // any thread, never blocks on work
+//   auto snap = engine.snapshot();               // shared_ptr<const Snapshot>, CPU data only
+//
+// This header includes no torch: the GUI compiles against plain C++ types.
+#pragma once
+
+#include <atomic>
+#include <condition_variable>
+#include <cstdint>
+#include <deque>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <variant>
+#include <vector>
+
+#include "core/config/config.h"
+#include "core/vision/png.h"
+
+namespace difflab {
+
+enum class JobStatus { Idle, LoadingData, Training, Paused, Sampling, Error, Count };
+constexpr const char* job_status_name(JobStatus s) {
+  switch (s) {
+    case JobStatus::Idle: return "idle";
+    case JobStatus::LoadingData: return "loading data";
+    case JobStatus::Training: return "training";
+    case JobStatus::Paused: return "paused";
+    case JobStatus::Sampling: return "sampling";
+    case JobStatus::Error: return "error";
+    case JobStatus::Count: break;
+  }
+  return "?";
+}
+
+// A float image stack on the CPU: n images of c×h×w (NCHW), values roughly in [−1, 1];
+// for 2-D point data c = 2, h = w = 1 and each "image" is one point.
+struct FloatImages {
+  int n = 0, c = 0, h = 0, w = 0;
+  std::vector<float> data;
+  bool empty() const { return n == 0; }
+  const float* image(int i) const { return data.data() + static_cast<size_t>(i) * c * h * w; }
+};
+
+// Every recorded step of one sampling run, for the scrubber: frame k holds x_t, the
+// predicted x₀ and the predicted ε of all images before denoising step k.
+struct TrajectoryFrames {
+  std::vector<int> timesteps;       // model timestep of each frame
+  std::vector<FloatImages> x_t, x0, eps;
+  FloatImages final_images;         // the result (after the last step)
+  std::vector<int64_t> labels;      // requested class per image (−1 = unconditional)
+  SampleConfig config;              // what produced it
+  double seconds = 0.0;
+};
+
+struct LossPoint {
+  int64_t step;
+  float value;
+};
+
+struct Snapshot {
+  uint64_t version = 0;
+  JobStatus status = JobStatus::Idle;
+  std::string message;     // one line: what the worker is doing or did last
+  std::string error;       // last error (bad path, NaN loss, ...), empty if none
+
+  Config config;           // the config in force (the model's, once trained)
+  bool model_ready = false;  // a model exists (trained, training or loaded)
+  int64_t parameters = 0;
+
+  // Dataset.
+  bool data_ready = false;
+  std::string data_description;
+  std::vector<std::string> class_names;
+  std::vector<int64_t> class_counts;
+  bool points = false;     // 2-D toy data
+  FloatImages data_preview;  // a few examples per class (images) or up to 4000 points
+  std::vector<int64_t> data_preview_labels;
+
+  // Training progress.
+  int64_t step = 0, total_steps = 0, epoch = 0;
+  double images_per_s = 0.0, lr = 0.0, eta_s = 0.0, grad_norm = 0.0;
+  std::vector<LossPoint> loss;       // per step (thinned to at most kMaxLossPoints)
+  std::vector<LossPoint> test_loss;  // per evaluation
+  std::vector<double> loss_by_t;     // mean recent loss in 10 buckets of t (NaN = no data)
+  FloatImages preview;               // samples refreshed every preview_every steps
+  std::vector<int64_t> preview_labels;
+  int64_t preview_step = -1;
+
+  // Sampling.
+  int sample_step = 0, sample_total = 0;
+  std::shared_ptr<const TrajectoryFrames> samples;  // the last finished run
+
+  std::vector<std::string> log;      // the last kMaxLogLines lines the worker reported
+};
+
+constexpr size_t kMaxLossPoints = 4000;
+constexpr size_t kMaxLogLines = 500;
+
+namespace cmd {
+struct SetConfig {            // apply a config; discards the model if its architecture changes
+  Config config;
+};
+struct LoadData {};           // (re)load config.data
+struct StartTraining {};      // from the current model if any, else a fresh one
+struct Pause {};
+struct Resume {};
+struct Stop {};               // stop training after the current step; the model stays
+struct ResetModel {};         // drop the model (fresh weights on the next start)
+struct Sample {               // run a sampler; records the trajectory for the scrubber
+  SampleConfig config;
+  int max_frames = 200;       // frames kept (evenly spread) for long runs
+};
+struct Cancel {};             // cancel sampling within one denoising step
+struct SaveCheckpoint {
+  std::string path;
+};
+struct LoadCheckpoint {
+  std::string path;
+};
+struct SetPreviewEvery {      // preview samples during training; 0 = off
+  int64_t steps;
+};
+}  // namespace cmd
+
+using Command = std::variant<cmd::SetConfig, cmd::LoadData, cmd::StartTraining, cmd::Pause,
+                             cmd::Resume, cmd::Stop, cmd::ResetModel, cmd::Sample, cmd::Cancel,
+                             cmd::SaveCheckpoint, cmd::LoadCheckpoint, cmd::SetPreviewEvery>;
+
+struct EngineOptions {
+  int threads = 0;              // LibTorch threads for the worker; 0 = cores − reserve
+  int reserve_cores = 1;        // left for the GUI thread (at least 1 thread is used)
+  std::string device = "auto";  // auto | cpu | cuda
+  double publish_interval_s = 0.1;  // at most this often during training
+};
+
+class Engine {
+ public:
+  Engine(Config config, EngineOptions options = {});
+  ~Engine();  // stops the worker (cancels sampling, stops training) and joins it
+  Engine(const Engine&) = delete;
+  Engine& operator=(const Engine&) = delete;
+
+  // Queues a command; Cancel and Pause/Stop also raise flags the worker checks inside
+  // long operations. Never blocks on the worker's work.
+  void send(Command command);
+  // The latest published snapshot (never null).
+  std::shared_ptr<const Snapshot> snapshot() const;
+  // Blocks until the snapshot version exceeds `version` or the timeout passes (tests).
+  std::shared_ptr<const Snapshot> wait_for_update(uint64_t version, double timeout_s) const;
+  // Number of commands not yet taken by the worker.
+  size_t pending() const;
+  // Blocks until the queue is empty and the worker is not busy with a command (tests):
+  // training keeps running; returns false on timeout.
+  bool wait_idle(double timeout_s) const;
+
+ private:
+  struct Worker;
+  void run();
+  void publish(std::shared_ptr<Snapshot> snapshot);
+
+  mutable std::mutex m_queue_mutex;
+  mutable std::condition_variable m_queue_cv;
+  std::deque<Command> m_queue;
+  bool m_busy = false;
+
+  mutable std::mutex m_snapshot_mutex;
+  mutable std::condition_variable m_snapshot_cv;
+  std::shared_ptr<const Snapshot> m_snapshot;
+
+  std::atomic<bool> m_shutdown{false};
+  std::atomic<bool> m_cancel{false};
+  std::unique_ptr<Worker> m_worker;
+  std::thread m_thread;
+};
+
+}  // namespace difflab

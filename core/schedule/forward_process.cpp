@@ -1,0 +1,32 @@
+#include "core/schedule/forward_process.h"
+
+#include <cmath>
+#include <random>
+#include <stdexcept>
+
+namespace difflab {
+
+std::vector<float> standard_normal(size_t n, uint64_t seed) {
+  std::mt19937_64 rng(seed);
+  std::vector<float> out(n);
+  auto uniform = [&] { return (static_cast<double>(rng() >> 11) + 0.5) * 0x1.0p-53; };
+  for (size_t i = 0; i < n; i += 2) {
+    const double r = std::sqrt(-2.0 * std::log(uniform())), a = 2.0 * M_PI * uniform();
+    out[i] = static_cast<float>(r * std::cos(a));
+    if (i + 1 < n) out[i + 1] = static_cast<float>(r * std::sin(a));
+  }
+  return out;
+}
+
+std::vector<float> forward_noise(const std::vector<float>& x0, const std::vector<float>& eps,
+                                 const NoiseSchedule& schedule, int t) {
+  if (x0.size() != eps.size()) throw std::invalid_argument("forward_noise: x0 and eps differ in size");
+  if (t < 0 || t >= schedule.size()) throw std::invalid_argument("forward_noise: t out of range");
+  const float a = static_cast<float>(schedule.sqrt_alphas_cumprod()[t]);
+  const float b = static_cast<float>(schedule.sqrt_one_minus_alphas_cumprod()[t]);
+  std::vector<float> out(x0.size());
+  for (size_t i = 0; i < x0.size(); ++i) out[i] = a * x0[i] + b * eps[i];
+  return out;
+}
+
+}  // namespace difflab

@@ -1,0 +1,213 @@
+// The Engine headless, driven exactly as the GUI's panels drive it: commands in,
+// snapshots out, everything on the worker thread.
+#include <gtest/gtest.h>
+
+#include <chrono>
+#include <filesystem>
+#include <thread>
+
+#include "core/engine/engine.h"
+
+using namespace difflab;
+namespace fs = std::filesystem;
+
+namespace {
+
+Config toy_config() {
+  Config c;
+  c.data.kind = DatasetKind::Toy2d;
+  c.data.toy = Toy2dKind::TwoMoons;
+  c.data.toy_points = 2000;
+  c.model.kind = ModelKind::Mlp;
+  c.model.class_conditional = true;
+  c.model.mlp_hidden = 32;
+  c.model.mlp_layers = 2;
+  c.diffusion.timesteps = 100;
+  c.train.batch_size = 64;
+  c.train.steps = 100000;
+  c.train.eval_every = 50;
+  c.sample.steps = 20;
+  c.sample.n = 32;
+  c.sample.guidance = 2.0;
+  return c;
+}
+
+EngineOptions options() {
+  EngineOptions o;
+  o.threads = 1;
+  o.publish_interval_s = 0.02;
+  return o;
+}
+
+// Polls snapshots until `pred` holds or `timeout_s` passes.
+template <typename Pred>
+std::shared_ptr<const Snapshot> wait_until(const Engine& e, Pred pred, double timeout_s = 30) {
+  const auto end = std::chrono::steady_clock::now() + std::chrono::duration<double>(timeout_s);
+  auto s = e.snapshot();
+  while (!pred(*s) && std::chrono::steady_clock::now() < end)
+    s = e.wait_for_update(s->version, 0.1);
+  return s;
+}
+
+std::string temp_dir(const std::string& name) {
+  const fs::path dir = fs::path(DIFFLAB_TEST_TMP) / ("engine_" + name);
+  fs::remove_all(dir);
+  fs::create_directories(dir);
+  return dir.string();
+}
+
+}  // namespace
+
+TEST(Engine, LoadsDataAndPublishesAPreview) {
+  Engine engine(toy_config(), options());
+  engine.send(cmd::LoadData{});
+  ASSERT_TRUE(engine.wait_idle(30));
+  auto s = engine.snapshot();
+  EXPECT_TRUE(s->data_ready) << s->error;
+  EXPECT_TRUE(s->points);
+  EXPECT_EQ(s->data_preview.c, 2);
+  EXPECT_GT(s->data_preview.n, 100);
+  EXPECT_EQ(s->class_counts.size(), 2u);
+  EXPECT_NE(s->data_description.find("two_moons"), std::string::npos);
+}
+
+TEST(Engine, TrainPauseResumeStopActWithinOneStep) {
+  Engine engine(toy_config(), options());
+  engine.send(cmd::StartTraining{});
+  auto s = wait_until(engine, [](const Snapshot& s) { return s.step >= 20; });
+  ASSERT_GE(s->step, 20) << s->error;
+  EXPECT_EQ(s->status, JobStatus::Training);
+  EXPECT_TRUE(s->model_ready);
+  EXPECT_FALSE(s->loss.empty());
+
+  engine.send(cmd::Pause{});
+  ASSERT_TRUE(engine.wait_idle(10));
+  const int64_t paused_at = engine.snapshot()->step;
+  EXPECT_EQ(engine.snapshot()->status, JobStatus::Paused);
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  EXPECT_EQ(engine.snapshot()->step, paused_at);
+
+  engine.send(cmd::Resume{});
+  s = wait_until(engine, [&](const Snapshot& s) { return s.step > paused_at + 5; });
+  EXPECT_GT(s->step, paused_at + 5);
+
+  engine.send(cmd::Stop{});
+  ASSERT_TRUE(engine.wait_idle(10));
+  const int64_t stopped_at = engine.snapshot()->step;
+  EXPECT_EQ(engine.snapshot()->status, JobStatus::Idle);
+  std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  EXPECT_EQ(engine.snapshot()->step, stopped_at);
+  EXPECT_TRUE(engine.snapshot()->model_ready);  // the model stays after Stop
+}
+
+TEST(Engine, SamplesRecordATrajectoryForTheScrubber) {
+  Engine engine(toy_config(), options());
+  Config c = toy_config();
+  c.train.steps = 30;
+  engine.send(cmd::SetConfig{c});
+  engine.send(cmd::StartTraining{});
+  auto s = wait_until(engine, [](const Snapshot& s) { return s.step >= 30 && s.status == JobStatus::Idle; });
+  ASSERT_EQ(s->step, 30) << s->error;
+  SampleConfig sc = c.sample;
+  sc.sampler = SamplerKind::Ddpm;
+  sc.steps = 25;
+  engine.send(cmd::Sample{sc, 10});
+  ASSERT_TRUE(engine.wait_idle(60));
+  s = engine.snapshot();
+  ASSERT_TRUE(s->samples) << s->error;
+  EXPECT_EQ(s->samples->final_images.n, 32);
+  EXPECT_EQ(s->samples->final_images.c, 2);
+  EXPECT_EQ(s->samples->x_t.size(), 10u);  // thinned to max_frames, ends kept
+  EXPECT_EQ(s->samples->timesteps.front(), 99);
+  EXPECT_EQ(s->samples->timesteps.back(), 0);
+  EXPECT_EQ(s->samples->labels.size(), 32u);
+  EXPECT_EQ(s->sample_step, 25);
+}
+
+TEST(Engine, CancelStopsSamplingWithinOneStep) {
+  Engine engine(toy_config(), options());
+  Config c = toy_config();
+  c.train.steps = 5;
+  engine.send(cmd::SetConfig{c});
+  engine.send(cmd::StartTraining{});
+  wait_until(engine, [](const Snapshot& s) { return s.step >= 5 && s.status == JobStatus::Idle; });
+  SampleConfig sc = c.sample;
+  sc.sampler = SamplerKind::Ddpm;
+  sc.steps = 100;
+  sc.n = 20000;  // slow enough to cancel midway
+  engine.send(cmd::Sample{sc, 10});
+  auto s = wait_until(engine, [](const Snapshot& s) { return s.sample_step >= 2; });
+  engine.send(cmd::Cancel{});
+  ASSERT_TRUE(engine.wait_idle(30));
+  s = engine.snapshot();
+  EXPECT_EQ(s->status, JobStatus::Idle);
+  EXPECT_LT(s->sample_step, 100);
+  EXPECT_FALSE(s->samples);  // nothing half-done is published
+  EXPECT_NE(s->message.find("cancelled"), std::string::npos) << s->message;
+}
+
+TEST(Engine, ErrorsComeBackAsStatusAndTheWorkerLivesOn) {
+  Engine engine(toy_config(), options());
+  engine.send(cmd::LoadCheckpoint{"/no/such/checkpoint.pt"});
+  engine.send(cmd::Sample{SampleConfig{}, 10});  // no model yet
+  ASSERT_TRUE(engine.wait_idle(30));
+  auto s = engine.snapshot();
+  EXPECT_NE(s->error.find("model"), std::string::npos) << s->error;
+  bool named = false;
+  for (const auto& line : s->log) named |= line.find("/no/such/checkpoint.pt") != std::string::npos;
+  EXPECT_TRUE(named);
+
+  Config bad = toy_config();
+  bad.data.kind = DatasetKind::ImageFolder;
+  bad.data.path = "/no/such/folder";
+  engine.send(cmd::SetConfig{bad});
+  engine.send(cmd::LoadData{});
+  ASSERT_TRUE(engine.wait_idle(30));
+  EXPECT_NE(engine.snapshot()->error.find("/no/such/folder"), std::string::npos);
+  EXPECT_EQ(engine.snapshot()->status, JobStatus::Idle);
+
+  // Still alive: a good config trains.
+  engine.send(cmd::SetConfig{toy_config()});
+  engine.send(cmd::StartTraining{});
+  s = wait_until(engine, [](const Snapshot& s) { return s.step >= 3; });
+  EXPECT_GE(s->step, 3);
+}
+
+TEST(Engine, DivergingTrainingStopsWithAnErrorNotACrash) {
+  Config c = toy_config();
+  c.train.lr = 1e12;
+  c.train.grad_clip = 0.0;
+  c.train.warmup_steps = 0;
+  c.model.class_conditional = false;
+  Engine engine(c, options());
+  engine.send(cmd::StartTraining{});
+  auto s = wait_until(engine, [](const Snapshot& s) { return s.status == JobStatus::Error; }, 60);
+  EXPECT_EQ(s->status, JobStatus::Error);
+  EXPECT_TRUE(s->error.find("loss is") != std::string::npos ||
+              s->error.find("gradient") != std::string::npos) << s->error;
+  EXPECT_TRUE(s->model_ready);  // the last good weights stay
+  EXPECT_GT(s->step, 0) << s->error;
+  std::printf("diverged: %s\n", s->error.c_str());
+}
+
+TEST(Engine, CheckpointSaveAndLoadThroughCommands) {
+  const auto dir = temp_dir("ckpt");
+  Config c = toy_config();
+  c.train.steps = 12;
+  {
+    Engine engine(c, options());
+    engine.send(cmd::StartTraining{});
+    wait_until(engine, [](const Snapshot& s) { return s.step >= 12 && s.status == JobStatus::Idle; });
+    engine.send(cmd::SaveCheckpoint{dir + "/a.pt"});
+    ASSERT_TRUE(engine.wait_idle(30));
+    EXPECT_TRUE(engine.snapshot()->error.empty()) << engine.snapshot()->error;
+  }
+  Engine other(toy_config(), options());
+  other.send(cmd::LoadCheckpoint{dir + "/a.pt"});
+  ASSERT_TRUE(other.wait_idle(30));
+  auto s = other.snapshot();
+  EXPECT_TRUE(s->error.empty()) << s->error;
+  EXPECT_EQ(s->step, 12);
+  EXPECT_EQ(s->config.train.steps, 12);
+  EXPECT_TRUE(s->model_ready);
+}
