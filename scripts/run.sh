@@ -1,8 +1,14 @@
 #!/usr/bin/env bash
-# One command: set up everything (scripts/setup.sh), then run the main job.
-# For now the main job is a short MNIST training run that writes a sample grid.
+# One command: set up everything (scripts/setup.sh), then open the Diffusion Lab GUI on
+# the default MNIST config. Without a display (a server, a container) it runs the
+# headless main job instead: a short MNIST training run that writes a sample grid.
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 "$ROOT/scripts/setup.sh"
 cd "$ROOT"
-exec "${BUILD_DIR:-$ROOT/build}/difflab-cli" train --config configs/mnist.yaml --steps "${STEPS:-1000}" --out runs/quickstart "$@"
+BUILD="${BUILD_DIR:-$ROOT/build}"
+if [ -n "${DISPLAY:-}${WAYLAND_DISPLAY:-}" ] && [ -x "$BUILD/app/gui/difflab" ]; then
+  exec "$BUILD/app/gui/difflab" --config configs/mnist.yaml "$@"
+fi
+echo "run: no display found; running the headless MNIST job (difflab-cli train) instead"
+exec "$BUILD/difflab-cli" train --config configs/mnist.yaml --steps "${STEPS:-1000}" --out runs/quickstart "$@"

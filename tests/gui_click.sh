@@ -80,7 +80,7 @@ WID=$(xdotool search --name "Diffusion Lab" | head -n 1)
 echo "clicking Train at ($CX, $CY) in window $WID"
 xdotool mousemove --window "$WID" "$CX" "$CY"
 sleep 0.3
-xdotool click --window "$WID" 1
+xdotool click 1
 
 # The app exits by itself at step 2 (or gives up after --timeout).
 for _ in $(seq 1 600); do

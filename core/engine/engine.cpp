@@ -104,7 +104,10 @@ struct Engine::Worker {
 Engine::Engine(Config config, EngineOptions options) : m_worker(std::make_unique<Worker>()) {
   m_worker->config = std::move(config);
   m_worker->options = options;
-  m_snapshot = std::make_shared<Snapshot>();
+  auto first = std::make_shared<Snapshot>();
+  first->config = m_worker->config;
+  first->total_steps = m_worker->config.train.steps;
+  m_snapshot = std::move(first);
   m_thread = std::thread([this] { run(); });
 }
 

@@ -58,7 +58,9 @@ SampleResult run_sampling(const DenoiserNet& net, const NoiseSchedule& schedule,
   if (c.steps < 1 || c.steps > schedule.size())
     throw std::invalid_argument("sample.steps must be in [1, " + std::to_string(schedule.size()) +
                                 "], got " + std::to_string(c.steps));
-  torch::NoGradGuard no_grad;
+  // Inference mode: no autograd bookkeeping at all (cheaper than no-grad); nothing made
+  // here is ever differentiated.
+  c10::InferenceMode inference;
   const bool was_training = net->is_training();
   net->eval();
 

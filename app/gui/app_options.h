@@ -1,0 +1,53 @@
+// Command line of the `difflab` GUI, including the automation hooks used by the tests:
+//
+//   difflab [--config PATH] [--set section.key=value ...]
+//           [--script smoke] [--frames N] [--screenshot PATH] [--bench-frames N]
+//           [--print-layout] [--exit-when-step N] [--timeout S]
+//           [--ini PATH|none] [--size WxH] [--threads N] [--device auto|cpu|cuda]
+//           [--no-autoload]
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "core/config/config.h"
+
+namespace difflab {
+
+struct AppOptions {
+  std::string config_path = "configs/mnist.yaml";
+  std::vector<std::string> overrides;  // "section.key=value"
+  std::string script;                  // "", "smoke" or "demo"
+  std::string checkpoint;              // --checkpoint: for --script demo
+  int64_t frames = 0;                  // exit after this many frames (0 = run until closed)
+  std::string screenshot;              // PNG written before exiting (script or --frames)
+  int64_t bench_frames = 0;            // frame-time benchmark while training
+  bool print_layout = false;           // print widget rectangles and status changes
+  int64_t exit_when_step = -1;         // exit 0 once training reaches this step
+  double timeout_s = 900.0;            // automation gives up (exit 1) after this long
+  std::string ini = "default";         // imgui.ini path, "none", or "default"
+  int width = 1280, height = 800;
+  int threads = 0;
+  std::string device = "auto";
+  bool autoload = true;                // load the config's dataset at start-up
+  bool help = false;
+
+  bool automated() const {
+    return !script.empty() || frames > 0 || bench_frames > 0 || exit_when_step >= 0;
+  }
+};
+
+// Throws std::invalid_argument with a message naming the bad argument.
+AppOptions parse_app_options(int argc, char** argv);
+std::string app_usage();
+
+// Applies "section.key=value" overrides (value parsed as YAML) to `config` through its
+// YAML form, so the same validation and error messages apply. Throws ConfigError.
+Config apply_overrides(const Config& config, const std::vector<std::string>& overrides);
+
+// Where ImGui keeps the layout: $XDG_CONFIG_HOME/difflab/imgui.ini, else
+// ~/.config/difflab/imgui.ini; empty when neither can be made.
+std::string default_ini_path();
+
+}  // namespace difflab

@@ -1,0 +1,282 @@
+#include "app/gui/automation.h"
+
+#include <algorithm>
+#include <cstdio>
+#include <numeric>
+
+namespace difflab {
+
+namespace {
+
+// Smoke script: training stops once this step is reached, and the step budget it sets.
+constexpr int64_t kSmokeMinStep = 5;
+constexpr int64_t kSmokeMaxSteps = 20;
+// Smoke script sampling: DDIM, 10 steps, 16 images.
+constexpr int kSmokeSampleSteps = 10;
+constexpr int kSmokeSampleCount = 16;
+// Frames drawn after the scrubber moved, before the screenshot (textures, layout).
+constexpr int kSettleFrames = 5;
+// Demo script sampling: DDIM, 50 steps, 40 images (4 per class).
+constexpr int kDemoSampleSteps = 50;
+constexpr int kDemoSampleCount = 40;
+// Benchmark: the step budget is raised so training outlasts the measurement.
+constexpr int64_t kBenchSteps = 1000000;
+
+float percentile(std::vector<float> v, double p) {
+  if (v.empty()) return 0.0f;
+  std::sort(v.begin(), v.end());
+  const size_t i = std::min(v.size() - 1, static_cast<size_t>(p * static_cast<double>(v.size())));
+  return v[i];
+}
+
+}  // namespace
+
+Automation::Automation(const AppOptions& options, Engine& engine, UiState& ui, Actions& actions)
+    : m_options(options), m_engine(engine), m_ui(ui), m_actions(actions) {
+  if (options.script == "smoke") m_mode = Mode::Smoke;
+  else if (options.script == "demo") {
+    m_mode = Mode::Demo;
+    m_step = Step::LoadCheckpoint;
+  }
+  else if (options.bench_frames > 0) m_mode = Mode::Bench;
+  else if (options.frames > 0) m_mode = Mode::Frames;
+}
+
+void Automation::say(const std::string& line) const {
+  std::printf("%s\n", line.c_str());
+  std::fflush(stdout);
+}
+
+AutomationResult Automation::fail(const std::string& why) {
+  std::fprintf(stderr, "difflab: %s\n", why.c_str());
+  say("[" + std::string(m_mode == Mode::Bench ? "bench" : m_mode == Mode::Smoke ? "smoke" : "difflab") +
+      "] FAILED: " + why);
+  m_step = Step::Done;
+  return {true, 1, false};
+}
+
+AutomationResult Automation::finish() {
+  m_step = Step::Done;
+  return {true, 0, !m_options.screenshot.empty()};
+}
+
+void Automation::report_status(const Snapshot& snap) {
+  if (!m_options.print_layout && m_mode == Mode::None && m_options.exit_when_step < 0) return;
+  const int flags = (snap.data_ready ? 1 : 0) | (snap.model_ready ? 2 : 0);
+  const bool status_changed = snap.status != m_last_status || flags != m_last_flags;
+  const bool step_changed = snap.step != m_last_step_printed && snap.status == JobStatus::Training;
+  if (!status_changed && !step_changed) return;
+  m_last_status = snap.status;
+  m_last_flags = flags;
+  m_last_step_printed = snap.step;
+  char line[256];
+  std::snprintf(line, sizeof line, "status %s step %lld data_ready=%d model_ready=%d",
+                job_status_name(snap.status), static_cast<long long>(snap.step), snap.data_ready ? 1 : 0,
+                snap.model_ready ? 1 : 0);
+  say(line);
+}
+
+AutomationResult Automation::update(const Snapshot& snap, double now, float frame_ms, float ui_ms) {
+  m_now = now;
+  ++m_frames;
+  report_status(snap);
+  if (m_step == Step::Done) return {};
+  if (m_options.exit_when_step >= 0 && snap.step >= m_options.exit_when_step) {
+    say("[exit-when-step] reached step " + std::to_string(snap.step));
+    return finish();
+  }
+  if (m_options.automated() && now > m_options.timeout_s)
+    return fail("timed out after " + std::to_string(static_cast<int>(m_options.timeout_s)) +
+                " s (status " + job_status_name(snap.status) + ", step " + std::to_string(snap.step) + ")");
+  if (m_mode == Mode::Smoke) return smoke(snap);
+  if (m_mode == Mode::Demo) return demo(snap);
+  if (m_mode == Mode::Bench) return bench(snap, frame_ms, ui_ms);
+  if (m_options.frames > 0 && m_frames >= m_options.frames) {
+    say("[frames] " + std::to_string(m_frames) + " frames drawn");
+    return finish();
+  }
+  return {};
+}
+
+AutomationResult Automation::smoke(const Snapshot& snap) {
+  if (snap.status == JobStatus::Error && m_step != Step::LoadData)
+    return fail(snap.error.empty() ? "the worker reported an error" : snap.error);
+  const bool idle_queue = m_engine.pending() == 0;
+  auto next = [this](Step s) {
+    m_step = s;
+    m_step_started = m_now;
+  };
+  switch (m_step) {
+    case Step::LoadData:
+      say("[smoke] loading " + std::string(to_string(m_ui.edit.data.kind)) + " data");
+      m_actions.load_dataset(snap);  // the Dataset panel's Load button
+      next(Step::WaitData);
+      break;
+    case Step::WaitData:
+      if (snap.data_ready && snap.status != JobStatus::LoadingData && idle_queue) {
+        say("[smoke] data ready: " + snap.data_description);
+        next(Step::Train);
+      }
+      break;
+    case Step::Train:
+      // The Training panel's "Steps" field, then its Train button.
+      m_ui.edit.train.steps = std::min<int64_t>(m_ui.edit.train.steps, kSmokeMaxSteps);
+      say("[smoke] training (" + std::to_string(m_ui.edit.train.steps) + " steps)");
+      m_actions.train(snap);
+      if (m_ui.pending.active) return fail("training would discard a model: " + m_ui.pending.reason);
+      next(Step::WaitTraining);
+      break;
+    case Step::WaitTraining: {
+      const bool finished = idle_queue && !training_active(snap) && snap.model_ready && snap.step > 0;
+      if (snap.step >= kSmokeMinStep || finished) {
+        char line[128];
+        std::snprintf(line, sizeof line, "[smoke] step %lld, loss %.4f, %.1f images/s",
+                      static_cast<long long>(snap.step), snap.loss.empty() ? 0.0 : snap.loss.back().value,
+                      snap.images_per_s);
+        say(line);
+        next(Step::Stop);
+      }
+      break;
+    }
+    case Step::Stop:
+      m_actions.stop();  // the Stop button
+      next(Step::WaitStopped);
+      break;
+    case Step::WaitStopped:
+      if (idle_queue && !training_active(snap) && snap.status != JobStatus::Sampling) {
+        say("[smoke] stopped at step " + std::to_string(snap.step));
+        next(Step::Sample);
+      }
+      break;
+    case Step::Sample:
+      // The Sampling panel's fields, then Generate.
+      m_ui.edit.sample.sampler = SamplerKind::Ddim;
+      m_ui.edit.sample.steps = m_mode == Mode::Demo ? kDemoSampleSteps : kSmokeSampleSteps;
+      m_ui.edit.sample.n = m_mode == Mode::Demo ? kDemoSampleCount : kSmokeSampleCount;
+      m_previous_samples = snap.samples.get();
+      say("[smoke] sampling: ddim, " + std::to_string(m_ui.edit.sample.steps) + " steps, " +
+          std::to_string(m_ui.edit.sample.n) + " images");
+      m_actions.generate();
+      next(Step::WaitSamples);
+      break;
+    case Step::WaitSamples:
+      if (snap.samples && snap.samples.get() != m_previous_samples &&
+          snap.status != JobStatus::Sampling && idle_queue) {
+        char line[128];
+        std::snprintf(line, sizeof line, "[smoke] samples ready: %zu frames, %d images, %.2f s",
+                      snap.samples->x_t.size(), snap.samples->final_images.n, snap.samples->seconds);
+        say(line);
+        next(Step::Scrub);
+      }
+      break;
+    case Step::Scrub: {
+      const int frames = static_cast<int>(snap.samples->x_t.size());
+      // The scrubber's timeline slider: the middle frame (smoke) or 60 % of the way (demo).
+      m_actions.set_frame(snap, m_mode == Mode::Demo ? frames * 3 / 5 : frames / 2);
+      const int frame = m_ui.sampling.frame;
+      const int t = frame < static_cast<int>(snap.samples->timesteps.size()) ? snap.samples->timesteps[frame] : -1;
+      say("[smoke] scrubber at frame " + std::to_string(frame) + " of " + std::to_string(frames) +
+          " (t = " + std::to_string(t) + ")");
+      m_settle_frames = kSettleFrames;
+      next(Step::Settle);
+      break;
+    }
+    case Step::Settle:
+      if (--m_settle_frames <= 0) {
+        say("[smoke] ok");
+        return finish();
+      }
+      break;
+    default: break;
+  }
+  return {};
+}
+
+AutomationResult Automation::demo(const Snapshot& snap) {
+  switch (m_step) {
+    case Step::LoadCheckpoint:
+      if (m_options.checkpoint.empty()) return fail("--script demo needs --checkpoint PATH");
+      m_ui.training.checkpoint_path = m_options.checkpoint;  // the Training panel's path field
+      say("[demo] loading " + m_options.checkpoint);
+      m_actions.load_checkpoint();  // its Load button
+      m_step = Step::WaitCheckpoint;
+      return {};
+    case Step::WaitCheckpoint:
+      if (m_engine.pending() == 0 && snap.model_ready && snap.status == JobStatus::Idle) {
+        if (!snap.error.empty()) return fail(snap.error);
+        say("[demo] model at step " + std::to_string(snap.step));
+        m_step = Step::Sample;
+      } else if (m_engine.pending() == 0 && !snap.error.empty()) {
+        return fail(snap.error);
+      }
+      return {};
+    default:
+      return smoke(snap);  // Sample, WaitSamples, Scrub, Settle are shared
+  }
+}
+
+AutomationResult Automation::bench(const Snapshot& snap, float frame_ms, float ui_ms) {
+  if (snap.status == JobStatus::Error) return fail(snap.error.empty() ? "worker error" : snap.error);
+  const bool idle_queue = m_engine.pending() == 0;
+  switch (m_step) {
+    case Step::LoadData:
+      if (!snap.data_ready) m_actions.load_dataset(snap);
+      say("[bench] loading data");
+      m_step = Step::WaitData;
+      break;
+    case Step::WaitData:
+      if (snap.data_ready && snap.status != JobStatus::LoadingData && idle_queue) m_step = Step::Train;
+      break;
+    case Step::Train:
+      m_ui.edit.train.steps = std::max<int64_t>(m_ui.edit.train.steps, kBenchSteps);
+      say("[bench] training " + snap.data_description);
+      m_actions.train(snap);
+      m_step = Step::WaitTraining;
+      break;
+    case Step::WaitTraining:
+      if (snap.status == JobStatus::Training && snap.step >= 2) {
+        say("[bench] measuring " + std::to_string(m_options.bench_frames) + " frames");
+        m_bench_first_step = snap.step;
+        m_bench_started = m_now;
+        m_last_version = snap.version;
+        m_step = Step::Measure;
+      }
+      break;
+    case Step::Measure: {
+      m_frame_ms.push_back(frame_ms);
+      m_ui_ms.push_back(ui_ms);
+      if (snap.version != m_last_version) {
+        m_last_version = snap.version;
+        if (snap.images_per_s > 0.0) m_images_per_s.push_back(snap.images_per_s);
+      }
+      if (static_cast<int64_t>(m_frame_ms.size()) < m_options.bench_frames) break;
+      const double seconds = m_now - m_bench_started;
+      const double mean = std::accumulate(m_frame_ms.begin(), m_frame_ms.end(), 0.0) / m_frame_ms.size();
+      std::vector<double> ips = m_images_per_s;
+      std::sort(ips.begin(), ips.end());
+      const double ips_median = ips.empty() ? 0.0 : ips[ips.size() / 2];
+      const int64_t steps = snap.step - m_bench_first_step;
+      char line[320];
+      std::snprintf(line, sizeof line,
+                    "[bench] gui frames=%zu frame_ms p50=%.2f p99=%.2f max=%.2f mean=%.2f (%.1f fps over %.1f s)",
+                    m_frame_ms.size(), percentile(m_frame_ms, 0.5), percentile(m_frame_ms, 0.99),
+                    percentile(m_frame_ms, 1.0), mean, m_frame_ms.size() / std::max(seconds, 1e-9), seconds);
+      say(line);
+      std::snprintf(line, sizeof line, "[bench] ui build (NewFrame..Render) ms p50=%.2f p99=%.2f max=%.2f",
+                    percentile(m_ui_ms, 0.5), percentile(m_ui_ms, 0.99), percentile(m_ui_ms, 1.0));
+      say(line);
+      std::snprintf(line, sizeof line,
+                    "[bench] training images_per_s median=%.1f (from %zu snapshots), steps %lld -> %lld "
+                    "(%.2f steps/s, batch %d)",
+                    ips_median, ips.size(), static_cast<long long>(m_bench_first_step),
+                    static_cast<long long>(snap.step), steps / std::max(seconds, 1e-9), snap.config.train.batch_size);
+      say(line);
+      m_actions.stop();
+      return finish();
+    }
+    default: break;
+  }
+  return {};
+}
+
+}  // namespace difflab

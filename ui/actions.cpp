@@ -1,0 +1,182 @@
+#include "ui/actions.h"
+
+#include <algorithm>
+#include <exception>
+
+#include "core/util/paths.h"
+
+namespace difflab {
+
+namespace {
+
+// Frames kept per sampling run for the scrubber (evenly spread over the steps).
+constexpr int kMaxTrajectoryFrames = 200;
+
+bool same_data(const DataConfig& a, const DataConfig& b) {
+  return a.kind == b.kind && a.path == b.path && a.image_size == b.image_size &&
+         a.channels == b.channels && a.test_fraction == b.test_fraction &&
+         a.max_train == b.max_train && a.toy == b.toy && a.toy_points == b.toy_points &&
+         a.toy_noise == b.toy_noise && a.seed == b.seed;
+}
+
+bool same_architecture(const ModelConfig& a, const ModelConfig& b) {
+  return a.kind == b.kind && a.base_channels == b.base_channels &&
+         a.channel_mult == b.channel_mult && a.num_res_blocks == b.num_res_blocks &&
+         a.attention_resolutions == b.attention_resolutions && a.num_heads == b.num_heads &&
+         a.dropout == b.dropout && a.activation == b.activation &&
+         a.norm_groups == b.norm_groups && a.init == b.init &&
+         a.zero_init_last == b.zero_init_last && a.class_conditional == b.class_conditional &&
+         a.num_classes == b.num_classes && a.mlp_hidden == b.mlp_hidden &&
+         a.mlp_layers == b.mlp_layers;
+}
+
+}  // namespace
+
+bool engine_busy(const Snapshot& snap) {
+  return snap.status == JobStatus::LoadingData || snap.status == JobStatus::Training ||
+         snap.status == JobStatus::Paused || snap.status == JobStatus::Sampling;
+}
+
+bool training_active(const Snapshot& snap) {
+  return snap.status == JobStatus::Training || snap.status == JobStatus::Paused;
+}
+
+bool discards_model(const Snapshot& snap, const Config& next) {
+  // As the engine decides: a new architecture, schedule or dataset drops the model.
+  return snap.model_ready &&
+         (model_settings_differ(snap.config, next) || !same_data(snap.config.data, next.data));
+}
+
+bool model_settings_differ(const Config& a, const Config& b) {
+  return !same_architecture(a.model, b.model) || a.diffusion.schedule != b.diffusion.schedule ||
+         a.diffusion.timesteps != b.diffusion.timesteps ||
+         a.diffusion.prediction != b.diffusion.prediction;
+}
+
+void sync_edit_config(UiState& ui, const Snapshot& snap) {
+  if (snap.version == 0) return;  // the placeholder before the worker's first publish
+  if (snap.version == ui.adopted_version && !ui.engine_config_yaml.empty()) return;
+  ui.adopted_version = snap.version;
+  std::string yaml = config_to_yaml(snap.config);
+  if (yaml != ui.engine_config_yaml) {
+    ui.edit = snap.config;
+    ui.engine_config_yaml = std::move(yaml);
+  }
+}
+
+void Actions::send_apply(const Config& next, bool config_changed, bool load_data,
+                         bool start_training) {
+  if (config_changed) m_engine.send(cmd::SetConfig{next});
+  if (load_data) m_engine.send(cmd::LoadData{});
+  if (start_training) {
+    if (m_ui.training.preview_every != m_ui.training.preview_every_sent)
+      set_preview_every(m_ui.training.preview_every);
+    m_engine.send(cmd::StartTraining{});
+  }
+}
+
+void Actions::apply(const Snapshot& snap, const Config& next, bool load_data, bool start_training,
+                    const std::string& reason) {
+  const bool changed = config_to_yaml(next) != config_to_yaml(snap.config);
+  if (changed && discards_model(snap, next)) {
+    m_ui.pending.active = true;
+    m_ui.pending.open_popup = true;
+    m_ui.pending.config = next;
+    m_ui.pending.load_data = load_data;
+    m_ui.pending.start_training = start_training;
+    m_ui.pending.reason = reason;
+    return;
+  }
+  send_apply(next, changed, load_data, start_training);
+}
+
+void Actions::answer_pending(bool accept) {
+  if (m_ui.pending.active && accept)
+    send_apply(m_ui.pending.config, true, m_ui.pending.load_data, m_ui.pending.start_training);
+  if (!accept) {
+    // Back to what the engine has: the editors show the config in force again.
+    m_ui.engine_config_yaml.clear();
+  }
+  m_ui.pending = PendingApply{};
+}
+
+void Actions::load_dataset(const Snapshot& snap) {
+  m_ui.dataset.status.clear();
+  apply(snap, m_ui.edit, true, false, "Loading this dataset changes the model's input shape.");
+}
+
+void Actions::apply_config(const Snapshot& snap) {
+  apply(snap, m_ui.edit, !same_data(snap.config.data, m_ui.edit.data), false,
+        "The new settings change the network or the noise schedule.");
+}
+
+void Actions::train(const Snapshot& snap) {
+  if (snap.status == JobStatus::Paused) {
+    resume();
+    return;
+  }
+  apply(snap, m_ui.edit, !snap.data_ready || !same_data(snap.config.data, m_ui.edit.data), true,
+        "The edited settings change the network or the noise schedule.");
+}
+
+void Actions::pause() { m_engine.send(cmd::Pause{}); }
+void Actions::resume() { m_engine.send(cmd::Resume{}); }
+void Actions::stop() { m_engine.send(cmd::Stop{}); }
+void Actions::reset_model() { m_engine.send(cmd::ResetModel{}); }
+
+void Actions::save_checkpoint() {
+  m_ui.training.status = "saving " + m_ui.training.checkpoint_path;
+  m_engine.send(cmd::SaveCheckpoint{m_ui.training.checkpoint_path});
+}
+
+void Actions::load_checkpoint() {
+  m_ui.training.status = "loading " + m_ui.training.checkpoint_path;
+  m_engine.send(cmd::LoadCheckpoint{resolve_path(m_ui.training.checkpoint_path)});
+}
+
+void Actions::set_preview_every(int64_t steps) {
+  m_ui.training.preview_every = std::max<int64_t>(steps, 0);
+  m_ui.training.preview_every_sent = m_ui.training.preview_every;
+  m_engine.send(cmd::SetPreviewEvery{m_ui.training.preview_every});
+}
+
+void Actions::generate() {
+  m_ui.sampling.playing = false;
+  m_ui.sampling.status.clear();
+  cmd::Sample sample;
+  sample.config = m_ui.edit.sample;
+  sample.max_frames = kMaxTrajectoryFrames;
+  m_engine.send(sample);
+}
+
+void Actions::cancel_sampling() { m_engine.send(cmd::Cancel{}); }
+
+void Actions::set_frame(const Snapshot& snap, int frame) {
+  // Positions 0 .. F−1 are the recorded frames; F is the final result.
+  const int frames = snap.samples ? static_cast<int>(snap.samples->x_t.size()) : 0;
+  m_ui.sampling.frame = std::clamp(frame, 0, frames);
+}
+
+bool Actions::open_config(const Snapshot& snap, const std::string& path, std::string* error) {
+  try {
+    const Config config = load_config(resolve_path(path));
+    m_ui.edit = config;
+    apply(snap, config, true, false, "The opened config changes the network or the schedule.");
+    return true;
+  } catch (const std::exception& e) {
+    if (error) *error = e.what();
+    return false;
+  }
+}
+
+bool Actions::save_config(const std::string& path, std::string* error) {
+  try {
+    difflab::save_config(m_ui.edit, path);
+    return true;
+  } catch (const std::exception& e) {
+    if (error) *error = e.what();
+    return false;
+  }
+}
+
+}  // namespace difflab

@@ -1,0 +1,133 @@
+// Sampling panel: sampler (DDPM / DDIM), steps, η, guidance, class, seed and count;
+// Generate / Cancel with progress; then the scrubber over the recorded trajectory
+// (scrubber.cpp), whose last position is the result grid.
+#include <imgui.h>
+
+#include <algorithm>
+#include <cstdio>
+#include <random>
+#include <string>
+
+#include "ui/panels.h"
+#include "ui/widgets.h"
+
+namespace difflab {
+
+namespace {
+
+void draw_class_combo(const Snapshot& snap, SampleConfig& s, bool enabled) {
+  const int classes = snap.config.model.class_conditional ? snap.config.model.num_classes : 0;
+  const std::string current = s.class_label < 0 ? "all (cycle)" : class_name(snap, s.class_label);
+  ImGui::BeginDisabled(!enabled || classes == 0);
+  if (ImGui::BeginCombo("Class", current.c_str())) {
+    if (ImGui::Selectable("all (cycle)", s.class_label < 0)) s.class_label = -1;
+    for (int c = 0; c < classes; ++c) {
+      ImGui::PushID(c);
+      if (ImGui::Selectable(class_name(snap, c).c_str(), s.class_label == c)) s.class_label = c;
+      ImGui::PopID();
+    }
+    ImGui::EndCombo();
+  }
+  ImGui::EndDisabled();
+  help_marker("Which class to generate; 'all' cycles through the classes, one per image. "
+              "Needs a class-conditional model.");
+}
+
+void draw_settings(const Snapshot& snap, UiState& ui, bool enabled) {
+  SampleConfig& s = ui.edit.sample;
+  const int T = snap.config.diffusion.timesteps;
+  ImGui::BeginDisabled(!enabled);
+  if (ImGui::BeginTable("sample_settings", 2, ImGuiTableFlags_SizingStretchSame)) {
+    const float label_room = ImGui::GetFontSize() * 5.5f;
+    auto next = [label_room] {
+      ImGui::TableNextColumn();
+      ImGui::SetNextItemWidth(std::max(ImGui::GetContentRegionAvail().x - label_room, 40.0f));
+    };
+    next();
+    if (enum_combo("Sampler", &s.sampler) && s.sampler == SamplerKind::Ddpm) s.eta = 1.0;
+    help_marker("ddpm: ancestral sampling, fresh noise every step (Ho et al. 2020). "
+                "ddim: deterministic when η = 0, so fewer steps still work (Song et al. 2021).");
+    next();
+    ImGui::SliderInt("Steps", &s.steps, 1, std::max(T, 1));
+    help_marker("Denoising steps: the T training steps respaced to K (see the Schedule panel).");
+    next();
+    float eta = static_cast<float>(s.eta);
+    ImGui::BeginDisabled(s.sampler != SamplerKind::Ddim);
+    if (ImGui::SliderFloat("η", &eta, 0.0f, 1.0f, "%.2f")) s.eta = eta;
+    ImGui::EndDisabled();
+    help_marker("DDIM noise: 0 = deterministic path from the starting noise, 1 = as much "
+                "fresh noise as DDPM.");
+    next();
+    float guidance = static_cast<float>(s.guidance);
+    ImGui::BeginDisabled(!snap.config.model.class_conditional);
+    if (ImGui::SliderFloat("Guidance", &guidance, 0.0f, 10.0f, "%.1f")) s.guidance = guidance;
+    ImGui::EndDisabled();
+    help_marker("Classifier-free guidance scale w: ε = ε_uncond + w (ε_cond − ε_uncond). "
+                "1 = plain conditional, 0 = unconditional, larger = more typical images.");
+    next();
+    draw_class_combo(snap, s, enabled);
+    next();
+    ImGui::SliderInt("Count", &s.n, 1, 256);
+    help_marker("Images (or points) to generate.");
+    next();
+    ImGui::InputScalar("Seed", ImGuiDataType_U64, &s.seed);
+    help_marker("Seeds the starting noise and every fresh noise draw: the same seed and "
+                "settings give the same images.");
+    ImGui::TableNextColumn();
+    if (ImGui::Button("New seed")) {
+      std::random_device device;
+      s.seed = (static_cast<uint64_t>(device()) << 32) ^ device();
+    }
+    ImGui::SameLine();
+    ImGui::Checkbox("EMA", &s.use_ema);
+    help_marker("Sample with the exponential moving average of the weights (smoother).");
+    ImGui::EndTable();
+  }
+  ImGui::EndDisabled();
+}
+
+}  // namespace
+
+void draw_sampling_panel(const Snapshot& snap, UiContext& ctx) {
+  UiState& ui = ctx.ui;
+  place_panel(ui, Panel::Sampling);
+  if (!ImGui::Begin(panel_title(Panel::Sampling), &panel_visible(ui, Panel::Sampling))) {
+    ImGui::End();
+    return;
+  }
+  const bool sampling = snap.status == JobStatus::Sampling;
+  const bool can_sample = snap.model_ready && (snap.status == JobStatus::Idle ||
+                                               snap.status == JobStatus::Error);
+  draw_settings(snap, ui, !sampling);
+
+  ImGui::BeginDisabled(!can_sample);
+  const bool generate = ImGui::Button("Generate");
+  ImGui::EndDisabled();
+  track_item(ui, "Generate", can_sample);
+  if (generate) ctx.actions.generate();
+  if (ImGui::IsItemHovered(ImGuiHoveredFlags_AllowWhenDisabled) && !snap.model_ready)
+    ImGui::SetTooltip("Train a model (or load a checkpoint) first.");
+  ImGui::SameLine();
+  ImGui::BeginDisabled(!sampling);
+  if (ImGui::Button("Cancel")) ctx.actions.cancel_sampling();
+  ImGui::EndDisabled();
+  ImGui::SameLine();
+  if (sampling) {
+    char overlay[64];
+    std::snprintf(overlay, sizeof overlay, "step %d / %d", snap.sample_step, snap.sample_total);
+    ImGui::ProgressBar(snap.sample_total > 0 ? static_cast<float>(snap.sample_step) / snap.sample_total : 0.0f,
+                       ImVec2(-1, 0), overlay);
+  } else if (snap.samples) {
+    const auto& run = *snap.samples;
+    ImGui::TextDisabled("%d images, %s %d steps, %.1f s", run.final_images.n,
+                        std::string(to_string(run.config.sampler)).c_str(), run.config.steps,
+                        run.seconds);
+  } else if (!snap.model_ready) {
+    ImGui::TextDisabled("no model yet");
+  }
+  ImGui::Separator();
+  draw_scrubber(snap, ctx);
+  ImGui::End();
+}
+
+}  // namespace difflab

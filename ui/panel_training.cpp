@@ -1,0 +1,235 @@
+// Training panel: Train / Pause / Resume / Stop, checkpoints, optimizer settings, live
+// progress (step, epoch, images/s, lr, ETA), the loss (raw, smoothed, test; log y), the
+// loss per timestep bucket, and preview samples refreshed every N steps.
+#include <imgui.h>
+#include <imgui_stdlib.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+#include <string>
+#include <vector>
+
+#include "ui/image_view.h"
+#include "ui/line_plot.h"
+#include "ui/panels.h"
+#include "ui/widgets.h"
+
+namespace difflab {
+
+namespace {
+
+void draw_controls(const Snapshot& snap, UiContext& ctx) {
+  UiState& ui = ctx.ui;
+  const bool paused = snap.status == JobStatus::Paused;
+  const bool can_train = snap.data_ready && (snap.status == JobStatus::Idle ||
+                                             snap.status == JobStatus::Error || paused);
+  ImGui::BeginDisabled(!can_train);
+  const bool train = ImGui::Button(paused ? "Resume" : "Train");
+  ImGui::EndDisabled();
+  track_item(ui, paused ? "Resume" : "Train", can_train);
+  if (train) ctx.actions.train(snap);
+  if (ImGui::IsItemHovered(ImGuiHoveredFlags_AllowWhenDisabled) && !snap.data_ready)
+    ImGui::SetTooltip("Load a dataset first.");
+
+  ImGui::SameLine();
+  ImGui::BeginDisabled(snap.status != JobStatus::Training);
+  if (ImGui::Button("Pause")) ctx.actions.pause();
+  ImGui::EndDisabled();
+  track_item(ui, "Pause", snap.status == JobStatus::Training);
+
+  ImGui::SameLine();
+  ImGui::BeginDisabled(!training_active(snap));
+  if (ImGui::Button("Stop")) ctx.actions.stop();
+  ImGui::EndDisabled();
+  track_item(ui, "Stop", training_active(snap));
+  help_marker("Stop keeps the model: you can sample from it, save it, or Train to continue.");
+
+  if (ui.training.checkpoint_path.empty())
+    ui.training.checkpoint_path = ui.edit.train.out_dir + "/gui_checkpoint.pt";
+  ImGui::SetNextItemWidth(ImGui::GetContentRegionAvail().x - ImGui::GetFontSize() * 7.5f);
+  ImGui::InputText("##checkpoint", &ui.training.checkpoint_path);
+  ImGui::SameLine();
+  ImGui::BeginDisabled(!snap.model_ready || snap.status == JobStatus::Training);
+  if (ImGui::Button("Save")) ctx.actions.save_checkpoint();
+  ImGui::EndDisabled();
+  ImGui::SameLine();
+  ImGui::BeginDisabled(engine_busy(snap));
+  if (ImGui::Button("Load")) ctx.actions.load_checkpoint();
+  ImGui::EndDisabled();
+  help_marker("Checkpoints hold the model, its EMA, the optimizer, the step and the config "
+              "it was trained with. Loading one replaces the current model and settings.");
+  if (!ui.training.status.empty()) ImGui::TextDisabled("%s", ui.training.status.c_str());
+}
+
+void draw_settings(const Snapshot& snap, UiState& ui) {
+  if (!ImGui::CollapsingHeader("Optimizer settings")) return;
+  TrainConfig& t = ui.edit.train;
+  ImGui::BeginDisabled(training_active(snap));
+  ImGui::PushItemWidth(ImGui::GetFontSize() * 8.0f);
+  input_sci("Learning rate", &t.lr, 1e-7, 1.0);
+  help_marker("AdamW step size after warm-up. 1e-3 suits short CPU runs; papers use 1e-4 to 2e-4.");
+  ImGui::InputInt("Batch size", &t.batch_size, 8, 64);
+  t.batch_size = std::clamp(t.batch_size, 1, 4096);
+  help_marker("Images per step. Bigger batches give smoother loss but cost more per step.");
+  input_int64("Steps", &t.steps, 100, 1);
+  help_marker("Total optimizer steps of the run.");
+  input_int64("Warm-up steps", &t.warmup_steps, 50, 0);
+  help_marker("The learning rate ramps linearly from 0 over these steps.");
+  float clip = static_cast<float>(t.grad_clip);
+  if (ImGui::SliderFloat("Grad clip", &clip, 0.0f, 5.0f, "%.2f")) t.grad_clip = clip;
+  help_marker("Clip the global gradient norm to this value; 0 = off.");
+  float decay = static_cast<float>(t.ema_decay);
+  if (ImGui::SliderFloat("EMA decay", &decay, 0.9f, 0.9999f, "%.4f")) t.ema_decay = decay;
+  help_marker("Samples come from an exponential moving average of the weights; its horizon "
+              "is about 1 / (1 − decay) steps.");
+  input_int64("EMA start", &t.ema_start, 50, 0);
+  help_marker("Before this step the EMA just copies the weights.");
+  float p_uncond = static_cast<float>(t.p_uncond);
+  if (ImGui::SliderFloat("p_uncond", &p_uncond, 0.0f, 0.5f, "%.2f")) t.p_uncond = p_uncond;
+  help_marker("Probability of dropping the class label in a training example, so the same "
+              "network learns the unconditional model needed for classifier-free guidance.");
+  input_sci("Weight decay", &t.weight_decay, 0.0, 1.0);
+  help_marker("AdamW decoupled weight decay.");
+  ImGui::PopItemWidth();
+  ImGui::EndDisabled();
+}
+
+void draw_progress(const Snapshot& snap) {
+  const double total = static_cast<double>(std::max<int64_t>(snap.total_steps, 1));
+  char overlay[96];
+  std::snprintf(overlay, sizeof overlay, "step %lld / %lld", static_cast<long long>(snap.step),
+                static_cast<long long>(snap.total_steps));
+  ImGui::ProgressBar(static_cast<float>(snap.step / total), ImVec2(-1, 0), overlay);
+  if (ImGui::BeginTable("stats", 4, ImGuiTableFlags_SizingStretchProp)) {
+    auto cell = [](const char* name, const std::string& value) {
+      ImGui::TableNextColumn();
+      ImGui::TextDisabled("%s", name);
+      ImGui::TableNextColumn();
+      ImGui::TextUnformatted(value.c_str());
+    };
+    const bool started = snap.step > 0;
+    char buf[64];
+    cell("epoch", started ? std::to_string(snap.epoch) : "-");
+    std::snprintf(buf, sizeof buf, "%.1f", snap.images_per_s);
+    cell("images/s", snap.images_per_s > 0.0 ? buf : "-");
+    std::snprintf(buf, sizeof buf, "%.2e", snap.lr);
+    cell("lr", started ? buf : "-");
+    cell("ETA", snap.status == JobStatus::Training ? format_duration(snap.eta_s) : "-");
+    std::snprintf(buf, sizeof buf, "%.4f", snap.loss.empty() ? NAN : snap.loss.back().value);
+    cell("loss", snap.loss.empty() ? "-" : buf);
+    std::snprintf(buf, sizeof buf, "%.3f", snap.grad_norm);
+    cell("grad norm", started ? buf : "-");
+    ImGui::EndTable();
+  }
+}
+
+void draw_loss(const Snapshot& snap, UiState& ui) {
+  ImGui::Checkbox("log y", &ui.training.log_y);
+  ImGui::SameLine();
+  ImGui::SetNextItemWidth(ImGui::GetFontSize() * 7.0f);
+  ImGui::SliderFloat("smoothing", &ui.training.smoothing, 0.0f, 0.995f, "%.3f");
+  help_marker("Exponential moving average of the per-step loss (bias-corrected).");
+
+  PlotSeries raw, smooth, test;
+  raw.label = "loss";
+  raw.color = kColorRaw;
+  raw.thickness = 1.0f;
+  smooth.label = "smoothed";
+  smooth.color = kColorSmooth;
+  smooth.thickness = 2.0f;
+  test.label = "test loss";
+  test.color = kColorTest;
+  test.markers = true;
+  double ema = 0.0, weight = 0.0;
+  const double a = ui.training.smoothing;
+  for (const auto& p : snap.loss) {
+    raw.x.push_back(static_cast<double>(p.step));
+    raw.y.push_back(p.value);
+    if (std::isfinite(p.value)) {
+      ema = a * ema + (1.0 - a) * p.value;
+      weight = a * weight + (1.0 - a);
+    }
+    smooth.x.push_back(static_cast<double>(p.step));
+    smooth.y.push_back(weight > 0.0 ? ema / weight : NAN);
+  }
+  for (const auto& p : snap.test_loss) {
+    test.x.push_back(static_cast<double>(p.step));
+    test.y.push_back(p.value);
+  }
+  PlotOptions options;
+  options.height = ImGui::GetFontSize() * 9.0f;
+  options.log_y = ui.training.log_y;
+  options.x_label = "step";
+  line_plot("loss", {raw, smooth, test}, options);
+
+  if (!snap.loss_by_t.empty()) {
+    ImGui::TextDisabled("Recent loss by timestep (t buckets)");
+    help_marker("Mean loss of recent training examples, grouped by the t they were noised to. "
+                "Small t (little noise) is hard to predict ε for; large t is nearly pure noise.");
+    const int buckets = static_cast<int>(snap.loss_by_t.size());
+    const int T = snap.config.diffusion.timesteps;
+    std::vector<std::string> labels;
+    for (int i = 0; i < buckets; ++i) labels.push_back(std::to_string(i * T / buckets));
+    bar_chart("loss_by_t", snap.loss_by_t, labels, ImGui::GetFontSize() * 5.0f,
+              IM_COL32(255, 170, 80, 210), "%.4f");
+  }
+}
+
+void draw_preview(const Snapshot& snap, UiContext& ctx) {
+  UiState& ui = ctx.ui;
+  ImGui::SetNextItemWidth(ImGui::GetFontSize() * 6.0f);
+  int64_t every = ui.training.preview_every;
+  if (input_int64("Preview every", &every, 50, 0) && every != ui.training.preview_every)
+    ctx.actions.set_preview_every(every);
+  help_marker("Sample a small grid from the EMA model every N steps while training (0 = off). "
+              "Each preview costs a few training steps of time.");
+  if (snap.preview.empty()) {
+    dim_text(snap.points ? "Samples of 2-D models show in the 2-D toy view." : "No preview yet.");
+    return;
+  }
+  ImGui::SameLine();
+  ImGui::TextDisabled("from step %lld", static_cast<long long>(snap.preview_step));
+  if (snap.points) return;
+  const CachedImage& grid = *training_preview_texture(snap, ctx);
+  const std::vector<std::string> labels = class_labels(snap, snap.preview_labels);
+  ui.training.zoom = fit_zoom(static_cast<float>(grid.width()), ImGui::GetContentRegionAvail().x, 0.5f, 3.0f);
+  ImageViewOptions options;
+  options.labels = &labels;
+  options.tooltip_prefix = "preview";
+  image_view("preview", grid, &ui.training.zoom, options);
+}
+
+}  // namespace
+
+const CachedImage* training_preview_texture(const Snapshot& snap, UiContext& ctx) {
+  const FloatImages& preview = snap.preview;
+  if (preview.empty() || snap.points) return nullptr;
+  const int columns = std::max(1, std::min(preview.n, 10));
+  return &ctx.textures.get("training.preview", mix_stamp(static_cast<uint64_t>(snap.preview_step), 7),
+                           Colormap::Image, 1.0f, [&](GridLayout* layout) {
+                             FloatPlane plane;
+                             *layout = compose_grid(preview, 0, preview.n, columns, 2, false, &plane);
+                             return plane;
+                           });
+}
+
+void draw_training_panel(const Snapshot& snap, UiContext& ctx) {
+  UiState& ui = ctx.ui;
+  place_panel(ui, Panel::Training);
+  if (!ImGui::Begin(panel_title(Panel::Training), &panel_visible(ui, Panel::Training))) {
+    ImGui::End();
+    return;
+  }
+  status_line(snap);
+  draw_controls(snap, ctx);
+  draw_settings(snap, ui);
+  ImGui::Separator();
+  draw_progress(snap);
+  draw_loss(snap, ui);
+  if (ImGui::CollapsingHeader("Preview samples", ImGuiTreeNodeFlags_DefaultOpen))
+    draw_preview(snap, ctx);
+  ImGui::End();
+}
+
+}  // namespace difflab

@@ -1,0 +1,168 @@
+// Everything the GUI remembers between frames: which panels are open, the settings being
+// edited (a working copy of the config), and per-panel view state. Panels read and write
+// this struct; nothing in ui/ keeps static locals.
+#pragma once
+
+#include <array>
+#include <cstdint>
+#include <map>
+#include <string>
+#include <vector>
+
+#include "core/config/config.h"
+
+namespace difflab {
+
+enum class Panel { Dataset, Schedule, Model, Training, Sampling, Forward, Toy2d, Log, Count };
+constexpr size_t kPanelCount = static_cast<size_t>(Panel::Count);
+// Window titles (also the ImGui IDs, so they key the saved layout in imgui.ini).
+constexpr std::array<const char*, kPanelCount> kPanelTitles = {
+    "Dataset", "Schedule", "Model", "Training", "Sampling", "Forward process", "2-D toy view",
+    "Log"};
+inline const char* panel_title(Panel p) { return kPanelTitles[static_cast<size_t>(p)]; }
+
+// Which table the Schedule panel plots.
+enum class ScheduleCurve { Beta, Alpha, AlphaBar, LogSnr, Count };
+// What the scrubber's grid shows.
+enum class FrameField { Xt, X0, Eps, Count };
+
+// Frames shown in the frame-time overlay and kept for its percentiles.
+constexpr size_t kFrameHistory = 240;
+
+struct ScheduleView {
+  int timesteps = 1000;   // T of the curves drawn (independent of the training config)
+  int respace = 1000;     // K ≤ T: respaced steps drawn
+  ScheduleCurve curve = ScheduleCurve::AlphaBar;
+  bool log_y = false;
+  int image_index = 0;    // which data_preview image is noised in the strip
+  uint64_t noise_seed = 1;
+  bool initialised = false;  // T taken from the config on first use
+};
+
+struct DatasetView {
+  float zoom = 0.0f;      // preview zoom; 0 = fit the panel's width
+  std::string status;     // inline message from the last Load
+};
+
+struct ModelView {
+  // Text of the integer-list fields while they are being typed.
+  std::string channel_mult_text, attention_text;
+  bool editing_mult = false, editing_attention = false;
+};
+
+struct TrainingView {
+  std::string checkpoint_path;
+  int64_t preview_every = 200;  // steps between preview samples (cmd::SetPreviewEvery)
+  int64_t preview_every_sent = -1;
+  float smoothing = 0.95f;      // EMA factor of the smoothed loss curve
+  bool log_y = true;
+  float zoom = 2.0f;
+  std::string status;           // inline message from Save / Load
+};
+
+struct SamplingView {
+  float zoom = 2.0f;
+  float detail_zoom = 4.0f;
+  int selected = 0;             // image shown large in the scrubber
+  int frame = 0;                // scrubber position (index into TrajectoryFrames)
+  bool playing = false;
+  float play_fps = 12.0f;
+  double play_clock = 0.0;      // time accumulated towards the next frame
+  FrameField grid_field = FrameField::Xt;
+  float eps_range = 3.0f;       // diverging colormap spans [−range, range]
+  const void* run = nullptr;    // identity of the trajectory the scrubber was set for
+  uint64_t run_serial = 0;      // counts runs seen; keys their textures
+  std::string export_path;      // frame PNG
+  std::string export_dir;       // trajectory PNG sequence
+  std::string status;
+};
+
+struct ForwardView {
+  int image_index = 0;
+  int t = 250;
+  uint64_t noise_seed = 7;
+  float zoom = 4.0f;
+};
+
+struct ToyView {
+  int forward_t = 0;            // noise the data cloud to this t (0 = clean data)
+  bool show_data = true;
+  bool show_samples = true;
+  bool show_x0 = false;
+  bool show_trails = true;
+  int trail_count = 200;        // particles whose path is drawn
+  float point_size = 3.0f;
+  float range = 2.0f;           // half-width of the view in data units
+  bool auto_shown = false;      // opened once automatically for 2-D data
+};
+
+struct LogView {
+  bool auto_scroll = true;
+  std::string filter;
+};
+
+// A config change that would discard the trained model waits here for the user's answer.
+struct PendingApply {
+  bool active = false;
+  bool open_popup = false;
+  Config config;
+  bool load_data = false;
+  bool start_training = false;
+  std::string reason;
+};
+
+struct MenuState {
+  bool open_config = false;     // request to open the dialog this frame
+  bool save_config = false;
+  bool save_screenshot = false;
+  std::string config_path = "configs/mnist.yaml";
+  std::string screenshot_path = "difflab_screenshot.png";
+  std::string message;          // result of the last file action
+  bool message_is_error = false;
+};
+
+struct FrameStats {
+  std::array<float, kFrameHistory> ms{};  // CPU time of each recent frame
+  size_t head = 0, count = 0;
+  void add(float v) {
+    ms[head] = v;
+    head = (head + 1) % kFrameHistory;
+    if (count < kFrameHistory) ++count;
+  }
+};
+
+struct UiState {
+  std::array<bool, kPanelCount> visible = {true, true, true, true, true, true, false, true};
+  bool show_frame_overlay = false;
+  bool retile_on_resize = true;
+  bool reset_layout = false;    // apply the default tiling this frame
+  uint32_t persisted_flags = 0; // the view flags as last written to imgui.ini
+
+  // The working copy of the config that every editor changes; applied with SetConfig.
+  Config edit;
+  std::string engine_config_yaml;  // the engine's config last adopted into `edit`
+  uint64_t adopted_version = 0;
+
+  ScheduleView schedule;
+  DatasetView dataset;
+  ModelView model;
+  TrainingView training;
+  SamplingView sampling;
+  ForwardView forward;
+  ToyView toy;
+  LogView log;
+  PendingApply pending;
+  MenuState menu;
+  FrameStats frames;
+
+  std::string screenshot_request;  // written at the end of this frame when non-empty
+  bool quit_requested = false;
+
+  // --print-layout: screen rectangles of named widgets, printed when they change.
+  bool print_layout = false;
+  std::map<std::string, std::string> layout;
+};
+
+inline bool& panel_visible(UiState& ui, Panel p) { return ui.visible[static_cast<size_t>(p)]; }
+
+}  // namespace difflab
