@@ -524,3 +524,22 @@ TEST(Config, EnumNamesRoundTrip) {
 
 }  // namespace
 }  // namespace difflab
+
+TEST(Config, CommandLineOverridesApplyInOrderAndNameTheirErrors) {
+  const difflab::Config base;
+  const difflab::Config c = difflab::apply_overrides(base, {"train.lr=1e-3", "model.channel_mult=[1,2]",
+                                          "sample.sampler=ddpm", "train.lr=5e-4"});
+  EXPECT_DOUBLE_EQ(c.train.lr, 5e-4);
+  EXPECT_EQ(c.model.channel_mult, (std::vector<int>{1, 2}));
+  EXPECT_EQ(c.sample.sampler, difflab::SamplerKind::Ddpm);
+  for (const std::string bad : {"train.lr", "lr=3", "train.lerning_rate=3", "train.steps=[1"}) {
+    try {
+      difflab::apply_overrides(base, {bad});
+      FAIL() << "no error for " << bad;
+    } catch (const difflab::ConfigError& e) {
+      const std::string what = e.what();
+      EXPECT_TRUE(what.find("--set") != std::string::npos || what.find("lerning_rate") != std::string::npos)
+          << what;
+    }
+  }
+}

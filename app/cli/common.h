@@ -18,8 +18,6 @@ std::vector<OptionSpec> join(std::vector<OptionSpec> a, const std::vector<Option
 
 // Loads --config (default configs/mnist.yaml) and applies every --set in order.
 Config load_cli_config(const Args& args);
-// Applies "section.key=value" overrides (YAML values) to `config`; errors name the override.
-Config apply_overrides(const Config& config, const std::vector<std::string>& overrides);
 // Sets LibTorch threads (--threads, else config threads, else all cores) and picks the device.
 c10::Device setup_runtime(const Args& args, int config_threads);
 

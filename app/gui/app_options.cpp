@@ -1,6 +1,5 @@
 #include "app/gui/app_options.h"
 
-#include <yaml-cpp/yaml.h>
 
 #include <cstdlib>
 #include <exception>
@@ -105,27 +104,6 @@ AppOptions parse_app_options(int argc, char** argv) {
     o.frames = kDefaultScreenshotFrames;
   if (o.width < 320 || o.height < 240) throw std::invalid_argument("--size: at least 320x240");
   return o;
-}
-
-Config apply_overrides(const Config& config, const std::vector<std::string>& overrides) {
-  if (overrides.empty()) return config;
-  YAML::Node root = YAML::Load(config_to_yaml(config));
-  for (const auto& o : overrides) {
-    const size_t eq = o.find('='), dot = o.find('.');
-    if (eq == std::string::npos || dot == std::string::npos || dot > eq)
-      throw ConfigError("--set " + o + ": expected SECTION.KEY=VALUE, e.g. train.steps=20");
-    const std::string section = o.substr(0, dot), key = o.substr(dot + 1, eq - dot - 1);
-    YAML::Node value;
-    try {
-      value = YAML::Load(o.substr(eq + 1));
-    } catch (const YAML::Exception& e) {
-      throw ConfigError("--set " + o + ": bad value: " + e.msg);
-    }
-    root[section][key] = value;
-  }
-  YAML::Emitter out;
-  out << root;
-  return config_from_yaml(out.c_str(), "command line (--set)");
 }
 
 std::string default_ini_path() {

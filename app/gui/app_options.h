@@ -42,9 +42,6 @@ struct AppOptions {
 AppOptions parse_app_options(int argc, char** argv);
 std::string app_usage();
 
-// Applies "section.key=value" overrides (value parsed as YAML) to `config` through its
-// YAML form, so the same validation and error messages apply. Throws ConfigError.
-Config apply_overrides(const Config& config, const std::vector<std::string>& overrides);
 
 // Where ImGui keeps the layout: $XDG_CONFIG_HOME/difflab/imgui.ini, else
 // ~/.config/difflab/imgui.ini; empty when neither can be made.

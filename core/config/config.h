@@ -106,6 +106,9 @@ Config load_config(const std::string& path);
 std::string config_to_yaml(const Config& config);
 // Writes atomically (temp file + rename).
 void save_config(const Config& config, const std::string& path);
+// Applies "section.key=value" overrides (values parsed as YAML) in order, as the
+// command lines' --set does; errors name the override.
+Config apply_overrides(const Config& config, const std::vector<std::string>& overrides);
 // Throws ConfigError naming the key and the value; `source` names the file.
 void validate(const Config& config, const std::string& source = "config");
 
