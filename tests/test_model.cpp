@@ -225,3 +225,20 @@ TEST(Kernels, HashedDropoutIsReproducibleFromItsSeedAndKeepsGradients) {
   EXPECT_TRUE(torch::equal(x.grad(), a.detach()));  // d/dx of x·mask is the mask
   EXPECT_TRUE(torch::equal(hashed_dropout(x, 0.0), x));
 }
+
+TEST(UNet, InferenceModeGivesTheSameOutputAsGradMode) {
+  // Sampling runs activations in place (activate_temporary); results must not change.
+  for (auto act : {Activation::SiLU, Activation::ReLU, Activation::GELU, Activation::Mish}) {
+    ModelConfig c = small_unet();
+    c.zero_init_last = false;
+    c.activation = act;
+    auto net = make_model(c, DataShape{1, 28, 28, false, 10});
+    net->eval();
+    auto x = torch::randn({2, 1, 28, 28});
+    auto t = torch::tensor({3.0, 700.0});
+    auto y = torch::tensor({1, 4});
+    auto with_grad = net->forward(x, t, y).detach();
+    c10::InferenceMode inference;
+    EXPECT_TRUE(torch::equal(with_grad, net->forward(x, t, y))) << to_string(act);
+  }
+}

@@ -27,4 +27,14 @@ at::Tensor activate(const at::Tensor& x, Activation act) {
   return x;
 }
 
+at::Tensor activate_temporary(at::Tensor x, Activation act) {
+  if (torch::GradMode::is_enabled()) return activate(x, act);
+  switch (act) {
+    case Activation::SiLU: return torch::silu_(x);
+    case Activation::ReLU: return torch::relu_(x);
+    case Activation::Mish: return torch::mish_(x);
+    default: return activate(x, act);
+  }
+}
+
 }  // namespace difflab

@@ -12,5 +12,8 @@ namespace difflab {
 at::Tensor timestep_embedding(const at::Tensor& t, int dim, double max_period = 10000.0);
 
 at::Tensor activate(const at::Tensor& x, Activation act);
+// The same on a temporary the caller no longer needs: in place when no gradient is being
+// recorded (sampling), which saves an allocation and a pass over memory per layer.
+at::Tensor activate_temporary(at::Tensor x, Activation act);
 
 }  // namespace difflab

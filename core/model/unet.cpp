@@ -69,9 +69,9 @@ class ResBlockImpl : public nn::Module {
   }
 
   torch::Tensor forward(const torch::Tensor& x, const torch::Tensor& emb_act) {
-    auto h = run(m_conv1, activate(m_norm1(x), m_act));
+    auto h = run(m_conv1, activate_temporary(m_norm1(x), m_act));
     h = h + run(m_emb, emb_act).unsqueeze(-1).unsqueeze(-1);
-    h = activate(m_norm2(h), m_act);
+    h = activate_temporary(m_norm2(h), m_act);
     if (is_training()) h = hashed_dropout(h, m_dropout);
     h = run(m_conv2, h);
     return (m_skip ? run(m_skip, x) : x) + h;
@@ -282,7 +282,7 @@ class UNetImpl : public DenoiserNetImpl {
       skips.pop_back();
       h = block->forward(h, emb_act);
     }
-    return run(m_out_conv, activate(m_out_norm(h), m_act));
+    return run(m_out_conv, activate_temporary(m_out_norm(h), m_act));
   }
 
   int num_classes() const override { return m_num_classes; }
