@@ -125,12 +125,10 @@ void Actions::stop() { m_engine.send(cmd::Stop{}); }
 void Actions::reset_model() { m_engine.send(cmd::ResetModel{}); }
 
 void Actions::save_checkpoint() {
-  m_ui.training.status = "saving " + m_ui.training.checkpoint_path;
   m_engine.send(cmd::SaveCheckpoint{m_ui.training.checkpoint_path});
 }
 
 void Actions::load_checkpoint() {
-  m_ui.training.status = "loading " + m_ui.training.checkpoint_path;
   m_engine.send(cmd::LoadCheckpoint{resolve_path(m_ui.training.checkpoint_path)});
 }
 

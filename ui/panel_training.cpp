@@ -59,7 +59,6 @@ void draw_controls(const Snapshot& snap, UiContext& ctx) {
   ImGui::EndDisabled();
   help_marker("Checkpoints hold the model, its EMA, the optimizer, the step and the config "
               "it was trained with. Loading one replaces the current model and settings.");
-  if (!ui.training.status.empty()) ImGui::TextDisabled("%s", ui.training.status.c_str());
 }
 
 void draw_settings(const Snapshot& snap, UiState& ui) {

@@ -57,7 +57,6 @@ struct TrainingView {
   float smoothing = 0.95f;      // EMA factor of the smoothed loss curve
   bool log_y = true;
   float zoom = 2.0f;
-  std::string status;           // inline message from Save / Load
 };
 
 struct SamplingView {
