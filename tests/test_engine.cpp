@@ -211,3 +211,14 @@ TEST(Engine, CheckpointSaveAndLoadThroughCommands) {
   EXPECT_EQ(s->config.train.steps, 12);
   EXPECT_TRUE(s->model_ready);
 }
+
+TEST(Engine, ShortRunsStillReportTheirThroughput) {
+  Config c = toy_config();
+  c.train.steps = 40;
+  Engine engine(c, options());
+  engine.send(cmd::SetPreviewEvery{0});
+  engine.send(cmd::StartTraining{});
+  auto s = wait_until(engine, [](const Snapshot& s) { return s.step >= 40 && s.status == JobStatus::Idle; });
+  ASSERT_EQ(s->step, 40) << s->error;
+  EXPECT_GT(s->images_per_s, 0.0);
+}

@@ -452,7 +452,8 @@ void Engine::run() {
         w.loss_stride *= 2;
       }
       const double dt = seconds_since(w.rate_start);
-      if (dt > 1.0) {
+      // Once a second, and at the end of a run (short toy runs can end within a second).
+      if (dt > 1.0 || (r.step >= w.config.train.steps && dt > 0.0)) {
         w.images_per_s = w.rate_steps * w.config.train.batch_size / dt;
         w.rate_start = Clock::now();
         w.rate_steps = 0;
