@@ -4,6 +4,7 @@
 
 #include <chrono>
 #include <filesystem>
+#include <fstream>
 #include <thread>
 
 #include "core/engine/engine.h"
@@ -221,4 +222,37 @@ TEST(Engine, ShortRunsStillReportTheirThroughput) {
   auto s = wait_until(engine, [](const Snapshot& s) { return s.step >= 40 && s.status == JobStatus::Idle; });
   ASSERT_EQ(s->step, 40) << s->error;
   EXPECT_GT(s->images_per_s, 0.0);
+}
+
+TEST(Engine, AFailedSampleRequestDoesNotStopTraining) {
+  Engine engine(toy_config(), options());
+  engine.send(cmd::StartTraining{});
+  wait_until(engine, [](const Snapshot& s) { return s.step >= 5; });
+  SampleConfig bad = toy_config().sample;
+  bad.class_label = 12;  // the model has 2 classes
+  engine.send(cmd::Sample{bad, 10});
+  ASSERT_TRUE(engine.wait_idle(30));
+  auto s = engine.snapshot();
+  EXPECT_NE(s->error.find("class"), std::string::npos) << s->error;
+  EXPECT_EQ(s->status, JobStatus::Training);
+  const int64_t at = s->step;
+  s = wait_until(engine, [&](const Snapshot& s) { return s.step > at + 3; });
+  EXPECT_GT(s->step, at + 3);
+}
+
+TEST(Engine, ABrokenCheckpointLeavesTheModelAlone) {
+  const auto dir = temp_dir("broken");
+  Config c = toy_config();
+  c.train.steps = 8;
+  Engine engine(c, options());
+  engine.send(cmd::StartTraining{});
+  wait_until(engine, [](const Snapshot& s) { return s.step >= 8 && s.status == JobStatus::Idle; });
+  std::ofstream(dir + "/broken.pt") << "not a checkpoint";
+  engine.send(cmd::LoadCheckpoint{dir + "/broken.pt"});
+  ASSERT_TRUE(engine.wait_idle(30));
+  auto s = engine.snapshot();
+  EXPECT_NE(s->error.find("broken.pt"), std::string::npos) << s->error;
+  EXPECT_TRUE(s->model_ready);
+  EXPECT_EQ(s->step, 8);
+  EXPECT_TRUE(s->data_ready);
 }

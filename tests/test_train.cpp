@@ -296,3 +296,26 @@ TEST(Dataset, ImagesAreScaledToMinusOneOne) {
   EXPECT_EQ(x.max().item<float>(), 1.0f);
   EXPECT_EQ(x.scalar_type(), torch::kFloat32);
 }
+
+TEST(Trainer, CheckpointWithOtherDiffusionSettingsIsRefused) {
+  const auto dir = temp_dir("diffusion");
+  auto data = quadrant_images(64);
+  Trainer eps(tiny_unet_config(), data, torch::kCPU);
+  eps.save_checkpoint(dir + "/eps.pt");
+  Config v = tiny_unet_config();
+  v.diffusion.prediction = Prediction::V;
+  Trainer t(v, data, torch::kCPU);
+  try {
+    t.load_checkpoint(dir + "/eps.pt");
+    FAIL() << "no error";
+  } catch (const CheckpointError& e) {
+    EXPECT_NE(std::string(e.what()).find("prediction"), std::string::npos) << e.what();
+  }
+}
+
+TEST(Trainer, EvaluateWithoutATestSplitIsNanNotACrash) {
+  auto data = quadrant_images(64);
+  data->test = TensorDataset{torch::zeros({0, 1, 8, 8}, torch::kUInt8), torch::zeros({0}, torch::kLong)};
+  Trainer t(tiny_unet_config(), data, torch::kCPU);
+  EXPECT_TRUE(std::isnan(t.evaluate(2)));
+}

@@ -212,11 +212,24 @@ void Engine::run() {
   }
   publish(make_snapshot());
 
-  auto load_data = [&] {
+  // Reads a dataset without touching the worker's state (so a failure changes nothing).
+  auto read_data = [&](const DataConfig& config) {
+    const JobStatus before = w.status;
     w.status = JobStatus::LoadingData;
-    w.say("loading " + std::string(to_string(w.config.data.kind)) + " ...");
+    w.say("loading " + std::string(to_string(config.kind)) + " ...");
     publish(make_snapshot());
-    auto data = std::make_shared<DatasetSplits>(load_dataset(w.config.data));
+    try {
+      auto data = std::make_shared<DatasetSplits>(load_dataset(config));
+      w.status = before == JobStatus::LoadingData ? JobStatus::Idle : before;
+      return data;
+    } catch (...) {
+      w.status = before == JobStatus::LoadingData ? JobStatus::Idle : before;
+      throw;
+    }
+  };
+  // Makes `data` the worker's dataset: summary, preview, and drops a model trained on
+  // other data.
+  auto adopt_data = [&](std::shared_ptr<DatasetSplits> data) {
     w.class_counts = to_vector(torch::bincount(data->train.labels));
     std::vector<int64_t> idx;
     if (data->shape.points) {
@@ -239,10 +252,10 @@ void Engine::run() {
       w.say("the dataset changed: the model was discarded");
     }
     w.data = std::move(data);
-    w.status = JobStatus::Idle;
     w.error.clear();
     w.say(w.data->description);
   };
+  auto load_data = [&] { adopt_data(read_data(w.config.data)); };
 
   auto write_preview = [&] {
     SampleConfig sc = w.config.sample;
@@ -335,17 +348,18 @@ void Engine::run() {
             w.trainer->save_checkpoint(c.path);
             w.say("saved " + c.path + " (step " + std::to_string(w.trainer->step()) + ")");
           } else if constexpr (std::is_same_v<T, cmd::LoadCheckpoint>) {
+            // Everything is read and checked before anything the user has is replaced.
             const CheckpointInfo info = read_checkpoint_info(c.path);
             Config config = info.config;
             config.train.out_dir = w.config.train.out_dir;
-            if (!w.data || !same_data(w.config.data, config.data)) {
-              w.config.data = config.data;
-              load_data();
-            }
-            auto trainer = std::make_unique<Trainer>(config, w.data, w.device);
-            trainer->load_checkpoint(c.path);  // throws before anything is replaced
+            const bool new_data = !w.data || !same_data(w.config.data, config.data);
+            auto data = new_data ? read_data(config.data) : w.data;
+            auto trainer = std::make_unique<Trainer>(config, data, w.device);
+            trainer->load_checkpoint(c.path);
+            w.trainer.reset();
+            w.config = trainer->config();
+            if (new_data) adopt_data(data);
             w.trainer = std::move(trainer);
-            w.config = w.trainer->config();
             w.loss.clear();
             w.test_loss.clear();
             w.status = JobStatus::Idle;
@@ -354,7 +368,6 @@ void Engine::run() {
           } else if constexpr (std::is_same_v<T, cmd::Sample>) {
             if (!w.trainer) throw std::runtime_error("no model to sample from: train or load one first");
             const JobStatus before = w.status;  // training resumes after sampling
-            m_cancel = false;
             w.status = JobStatus::Sampling;
             w.sample_step = 0;
             w.sample_total = c.config.steps;
@@ -364,14 +377,20 @@ void Engine::run() {
             publish(make_snapshot());
             auto last_publish = Clock::now();
             const auto start = Clock::now();
-            auto result = w.trainer->sample(c.config, true, [&](const StepInfo& s) {
-              w.sample_step = s.index + 1;
-              if (seconds_since(last_publish) > w.options.publish_interval_s) {
-                publish(make_snapshot());
-                last_publish = Clock::now();
-              }
-              return !m_cancel.load() && !m_shutdown.load();
-            });
+            SampleResult result;
+            try {
+              result = w.trainer->sample(c.config, true, [&](const StepInfo& s) {
+                w.sample_step = s.index + 1;
+                if (seconds_since(last_publish) > w.options.publish_interval_s) {
+                  publish(make_snapshot());
+                  last_publish = Clock::now();
+                }
+                return !m_cancel.load() && !m_shutdown.load();
+              });
+            } catch (...) {
+              w.status = before;  // a failed request must not stop a training run
+              throw;
+            }
             w.status = before == JobStatus::Sampling ? JobStatus::Idle : before;
             if (result.cancelled) {
               w.say("sampling cancelled at step " + std::to_string(w.sample_step));
@@ -417,6 +436,8 @@ void Engine::run() {
         command = std::move(m_queue.front());
         m_queue.pop_front();
         m_busy = have = true;
+        // A Cancel sent from now on is for this run: clear older ones under the lock.
+        if (std::holds_alternative<cmd::Sample>(command)) m_cancel = false;
       }
     }
     if (m_shutdown) break;
@@ -424,8 +445,7 @@ void Engine::run() {
       try {
         handle(command);
       } catch (const std::exception& e) {
-        if (w.status == JobStatus::LoadingData || w.status == JobStatus::Sampling)
-          w.status = JobStatus::Idle;
+        if (w.status == JobStatus::LoadingData) w.status = JobStatus::Idle;
         w.fail(e.what());
       }
       publish(make_snapshot());

@@ -61,7 +61,12 @@ SampleResult run_sampling(const DenoiserNet& net, const NoiseSchedule& schedule,
   // Inference mode: no autograd bookkeeping at all (cheaper than no-grad); nothing made
   // here is ever differentiated.
   c10::InferenceMode inference;
-  const bool was_training = net->is_training();
+  // Eval mode for the run, the caller's mode restored on every exit (exceptions too).
+  struct ModeGuard {
+    const DenoiserNet& net;
+    bool was_training;
+    ~ModeGuard() { net->train(was_training); }
+  } mode_guard{net, net->is_training()};
   net->eval();
 
   GaussianDiffusion diffusion(c.steps == schedule.size() ? schedule : schedule.respaced(c.steps),
@@ -100,7 +105,6 @@ SampleResult run_sampling(const DenoiserNet& net, const NoiseSchedule& schedule,
     return callback ? callback(info) : true;
   };
   auto out = sampler->sample(denoiser, x, gen, record);
-  if (was_training) net->train();
   if (!out.defined()) {
     result.cancelled = true;
     return result;

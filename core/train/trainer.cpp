@@ -176,6 +176,7 @@ double Trainer::evaluate(int batches) {
   s.ema->eval();
   auto gen = at::make_generator<at::CPUGeneratorImpl>(s.config.train.seed + kEvalSeedOffset);
   const int64_t n = s.data->test.size();
+  if (n == 0) return std::nan("");  // no test split (e.g. an image folder with test_fraction 0)
   const int64_t bs = std::min<int64_t>(s.config.train.batch_size, n);
   double total = 0.0;
   int64_t count = 0;
@@ -243,6 +244,17 @@ void Trainer::load_checkpoint(const std::string& path) {
       info.shape.width != shape.width || info.shape.points != shape.points ||
       info.shape.num_classes != shape.num_classes)
     throw CheckpointError("checkpoint " + path + ": trained on data of another shape or class count than the current dataset");
+  // Settings that change what the weights mean without changing any tensor's shape.
+  const auto& d = info.config.diffusion;
+  if (d.schedule != s.config.diffusion.schedule || d.timesteps != s.config.diffusion.timesteps ||
+      d.prediction != s.config.diffusion.prediction)
+    throw CheckpointError("checkpoint " + path + ": trained with diffusion " +
+                          std::string(to_string(d.schedule)) + "/" + std::to_string(d.timesteps) +
+                          "/" + std::string(to_string(d.prediction)) + " but this run uses " +
+                          std::string(to_string(s.config.diffusion.schedule)) + "/" +
+                          std::to_string(s.config.diffusion.timesteps) + "/" +
+                          std::string(to_string(s.config.diffusion.prediction)) +
+                          " (schedule/timesteps/prediction)");
 
   // Load into fresh objects and swap them in only when everything has been read.
   auto model = make_model(s.config.model, shape);
