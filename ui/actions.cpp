@@ -12,24 +12,6 @@ namespace {
 // Frames kept per sampling run for the scrubber (evenly spread over the steps).
 constexpr int kMaxTrajectoryFrames = 200;
 
-bool same_data(const DataConfig& a, const DataConfig& b) {
-  return a.kind == b.kind && a.path == b.path && a.image_size == b.image_size &&
-         a.channels == b.channels && a.test_fraction == b.test_fraction &&
-         a.max_train == b.max_train && a.toy == b.toy && a.toy_points == b.toy_points &&
-         a.toy_noise == b.toy_noise && a.seed == b.seed;
-}
-
-bool same_architecture(const ModelConfig& a, const ModelConfig& b) {
-  return a.kind == b.kind && a.base_channels == b.base_channels &&
-         a.channel_mult == b.channel_mult && a.num_res_blocks == b.num_res_blocks &&
-         a.attention_resolutions == b.attention_resolutions && a.num_heads == b.num_heads &&
-         a.dropout == b.dropout && a.activation == b.activation &&
-         a.norm_groups == b.norm_groups && a.init == b.init &&
-         a.zero_init_last == b.zero_init_last && a.class_conditional == b.class_conditional &&
-         a.num_classes == b.num_classes && a.mlp_hidden == b.mlp_hidden &&
-         a.mlp_layers == b.mlp_layers;
-}
-
 }  // namespace
 
 bool engine_busy(const Snapshot& snap) {
@@ -44,13 +26,7 @@ bool training_active(const Snapshot& snap) {
 bool discards_model(const Snapshot& snap, const Config& next) {
   // As the engine decides: a new architecture, schedule or dataset drops the model.
   return snap.model_ready &&
-         (model_settings_differ(snap.config, next) || !same_data(snap.config.data, next.data));
-}
-
-bool model_settings_differ(const Config& a, const Config& b) {
-  return !same_architecture(a.model, b.model) || a.diffusion.schedule != b.diffusion.schedule ||
-         a.diffusion.timesteps != b.diffusion.timesteps ||
-         a.diffusion.prediction != b.diffusion.prediction;
+         (!same_model(snap.config, next) || !same_data(snap.config.data, next.data));
 }
 
 void sync_edit_config(UiState& ui, const Snapshot& snap) {

@@ -15,8 +15,6 @@ bool engine_busy(const Snapshot& snap);
 bool training_active(const Snapshot& snap);  // training or paused
 // True when applying `next` would throw away the model the engine holds now.
 bool discards_model(const Snapshot& snap, const Config& next);
-// True when the network or diffusion settings of `a` and `b` differ.
-bool model_settings_differ(const Config& a, const Config& b);
 // Copies the engine's config into the editors whenever the engine's config changes.
 void sync_edit_config(UiState& ui, const Snapshot& snap);
 

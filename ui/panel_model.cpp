@@ -121,7 +121,7 @@ void draw_model_panel(const Snapshot& snap, UiContext& ctx) {
   } catch (const std::exception& e) {
     invalid = e.what();
   }
-  const bool dirty = model_settings_differ(ui.edit, snap.config);
+  const bool dirty = !same_model(ui.edit, snap.config);
   ImGui::BeginDisabled(locked || !dirty || !invalid.empty());
   const bool apply = ImGui::Button("Apply");
   track_item(ui, "Apply", !locked && dirty && invalid.empty());

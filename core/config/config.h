@@ -106,6 +106,12 @@ Config load_config(const std::string& path);
 std::string config_to_yaml(const Config& config);
 // Writes atomically (temp file + rename).
 void save_config(const Config& config, const std::string& path);
+// True when `a` and `b` define the same trained model: network architecture and diffusion
+// (schedule, timesteps, prediction). num_classes is left out: a trainer takes it from the
+// data. The engine discards a model, and the GUI asks first, exactly when this is false.
+bool same_model(const Config& a, const Config& b);
+// True when both name the same dataset, split and preprocessing.
+bool same_data(const DataConfig& a, const DataConfig& b);
 // Applies "section.key=value" overrides (values parsed as YAML) in order, as the
 // command lines' --set does; errors name the override.
 Config apply_overrides(const Config& config, const std::vector<std::string>& overrides);

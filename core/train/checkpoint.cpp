@@ -129,6 +129,11 @@ void save_archive_atomic(torch::serialize::OutputArchive& archive, const std::st
 CheckpointInfo read_checkpoint_info(const std::string& path) {
   torch::serialize::InputArchive archive;
   open_checkpoint(path, archive);
+  return read_checkpoint_info(archive, path);
+}
+
+CheckpointInfo read_checkpoint_info(torch::serialize::InputArchive& archive,
+                                    const std::string& path) {
   CheckpointInfo info;
   try {
     info.config = config_from_yaml(read_string(archive, "config", path), path + " (embedded config)");
@@ -144,7 +149,7 @@ DenoiserNet load_checkpoint_model(const std::string& path, bool use_ema, c10::De
                                   CheckpointInfo* info_out) {
   torch::serialize::InputArchive archive;
   open_checkpoint(path, archive);
-  CheckpointInfo info = read_checkpoint_info(path);
+  CheckpointInfo info = read_checkpoint_info(archive, path);
   auto net = make_model(info.config.model, info.shape);
   load_module(archive, use_ema ? "ema" : "model", *net, path);
   net->to(device);

@@ -9,6 +9,7 @@
 
 #include "core/config/config.h"
 #include "core/model/denoiser_net.h"
+#include "core/train/trainer.h"
 
 namespace difflab {
 
@@ -28,6 +29,9 @@ void load_module(torch::serialize::InputArchive& archive, const std::string& key
                  torch::nn::Module& module, const std::string& path);
 DataShape read_shape(torch::serialize::InputArchive& archive, const std::string& path);
 void write_shape(torch::serialize::OutputArchive& archive, const DataShape& shape);
+// The config, data shape and step of an already opened checkpoint (no second read).
+CheckpointInfo read_checkpoint_info(torch::serialize::InputArchive& archive,
+                                    const std::string& path);
 // Saves through a temporary file and a rename.
 void save_archive_atomic(torch::serialize::OutputArchive& archive, const std::string& path);
 

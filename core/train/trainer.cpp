@@ -238,7 +238,7 @@ void Trainer::load_checkpoint(const std::string& path) {
   auto& s = *m;
   torch::serialize::InputArchive archive;
   open_checkpoint(path, archive);
-  const CheckpointInfo info = read_checkpoint_info(path);
+  const CheckpointInfo info = read_checkpoint_info(archive, path);
   const auto& shape = s.data->shape;
   if (info.shape.channels != shape.channels || info.shape.height != shape.height ||
       info.shape.width != shape.width || info.shape.points != shape.points ||
