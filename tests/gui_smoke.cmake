@@ -28,7 +28,8 @@ message(STATUS "${out}")
 if(NOT rc EQUAL 0)
   message(FATAL_ERROR "difflab --script smoke failed (${rc}):\n${out}\n${err}")
 endif()
-foreach(line "\\[smoke\\] data ready" "\\[smoke\\] samples ready" "\\[smoke\\] scrubber at frame" "\\[smoke\\] ok")
+foreach(line "\\[smoke\\] data ready" "\\[smoke\\] samples ready" "\\[smoke\\] scrubber at frame"
+             "\\[smoke\\] scrubber: wrote [0-9]+ frames to" "\\[smoke\\] ok")
   if(NOT out MATCHES "${line}")
     message(FATAL_ERROR "missing progress line '${line}' in:\n${out}")
   endif()
@@ -41,6 +42,14 @@ if(NOT rc EQUAL 0)
   message(FATAL_ERROR "screenshot check failed: ${out}${err}")
 endif()
 message(STATUS "${out}")
+
+# The scrubber's Export GIF: an animated GIF of the trajectory, decoded and checked.
+execute_process(COMMAND ${CHECK} ${shot}.trajectory.gif 60 60 RESULT_VARIABLE rc OUTPUT_VARIABLE gif_out
+                ERROR_VARIABLE gif_err)
+if(NOT rc EQUAL 0)
+  message(FATAL_ERROR "trajectory GIF check failed: ${gif_out}${gif_err}")
+endif()
+message(STATUS "${gif_out}")
 
 # A bad --set must fail before a window opens, naming the key.
 execute_process(COMMAND ${APP} --set train.lerning_rate=3 --frames 1

@@ -140,7 +140,9 @@ void draw_dataset_panel(const Snapshot& snap, UiContext& ctx) {
 
   if (ImGui::CollapsingHeader("Preview", ImGuiTreeNodeFlags_DefaultOpen)) {
     if (snap.points) {
-      const float side = std::clamp(ImGui::GetContentRegionAvail().x, 64.0f, 360.0f);
+      // Square, fitted to the space left in the panel so the whole cloud is in view.
+      const ImVec2 avail = ImGui::GetContentRegionAvail();
+      const float side = std::clamp(std::min(avail.x, avail.y), 96.0f, 360.0f);
       const uint64_t stamp = ctx.textures.content_stamp("dataset.points", snap.version, preview);
       const RenderTarget& target = ctx.points.get(
           "dataset.points", stamp, 2.0f, static_cast<int>(side), [&preview] {

@@ -1,7 +1,7 @@
 // The scrubber over a recorded sampling run (snapshot.samples): a timeline over every
 // recorded frame plus the final result, play / pause and single steps; for the selected
 // image x_t, the predicted x₀ and the predicted ε side by side (ε through the diverging
-// colormap shader); the whole grid at that step; PNG export of a frame or the sequence.
+// colormap shader); the whole grid at that step; PNG export of a frame or the sequence, and the sequence as an animated GIF.
 #include <imgui.h>
 #include <imgui_stdlib.h>
 
@@ -11,6 +11,7 @@
 #include <string>
 
 #include "core/util/paths.h"
+#include "core/vision/gif.h"
 #include "ui/image_view.h"
 #include "ui/panels.h"
 #include "ui/widgets.h"
@@ -118,25 +119,48 @@ void export_frame(const CachedImage& grid, SamplingView& v) {
   }
 }
 
+// Renders the grid of the selected field at every recorded frame, as the scrubber shows it.
+template <typename Sink>
+int render_sequence(const TrajectoryFrames& run, UiContext& ctx, Sink&& sink) {
+  const SamplingView& v = ctx.ui.sampling;
+  const int frames = static_cast<int>(run.x_t.size());
+  RenderTarget target;
+  int rendered = 0;
+  for (int k = 0; k <= frames; ++k) {
+    const FloatImages* images = field_images(run, k, v.grid_field);
+    if (!images) continue;
+    FloatPlane plane;
+    compose_grid(*images, 0, images->n, grid_columns(*images), 2, v.grid_field == FrameField::Eps, &plane);
+    ctx.textures.renderer().render(plane, field_map(v.grid_field), v.eps_range, target);
+    sink(rendered++, target.read_pixels());
+  }
+  return rendered;
+}
+
 void export_sequence(const TrajectoryFrames& run, UiContext& ctx) {
   SamplingView& v = ctx.ui.sampling;
-  const int frames = static_cast<int>(run.x_t.size());
-  int written = 0;
   try {
     make_dirs(v.export_dir);
-    RenderTarget target;
-    for (int k = 0; k <= frames; ++k) {
-      const FloatImages* images = field_images(run, k, v.grid_field);
-      if (!images) continue;
-      FloatPlane plane;
-      compose_grid(*images, 0, images->n, grid_columns(*images), 2, v.grid_field == FrameField::Eps, &plane);
-      ctx.textures.renderer().render(plane, field_map(v.grid_field), v.eps_range, target);
+    const int written = render_sequence(run, ctx, [&](int k, const Image8& image) {
       char name[32];
-      std::snprintf(name, sizeof name, "/frame_%04d.png", written);
-      write_png(v.export_dir + name, target.read_pixels());
-      ++written;
-    }
+      std::snprintf(name, sizeof name, "/frame_%04d.png", k);
+      write_png(v.export_dir + name, image);
+    });
     v.status = "wrote " + std::to_string(written) + " PNGs to " + v.export_dir;
+  } catch (const std::exception& e) {
+    v.status = e.what();
+  }
+}
+
+void export_gif(const TrajectoryFrames& run, UiContext& ctx) {
+  SamplingView& v = ctx.ui.sampling;
+  try {
+    std::vector<Image8> frames;
+    render_sequence(run, ctx, [&](int, const Image8& image) { frames.push_back(image); });
+    GifOptions options;
+    options.delay_cs = std::max(2, static_cast<int>(100.0f / std::max(v.play_fps, 1.0f) + 0.5f));
+    write_gif(v.export_gif, frames, options);
+    v.status = "wrote " + std::to_string(frames.size()) + " frames to " + v.export_gif;
   } catch (const std::exception& e) {
     v.status = e.what();
   }
@@ -222,7 +246,19 @@ void draw_scrubber(const Snapshot& snap, UiContext& ctx) {
       if (ImGui::Button("Export sequence")) export_sequence(run, ctx);
       help_marker("Writes the grid of the selected field at every frame as frame_0000.png, "
                   "frame_0001.png, ... (turn into a video with e.g. ffmpeg -i frame_%04d.png).");
+      if (v.export_gif.empty()) v.export_gif = ctx.ui.edit.train.out_dir + "/gui/trajectory.gif";
+      ImGui::SetNextItemWidth(-ImGui::GetFontSize() * 9.0f);
+      ImGui::InputText("##gif_path", &v.export_gif);
+      ImGui::SameLine();
+      if (ImGui::Button("Export GIF")) v.gif_requested = true;
+      help_marker("An animated GIF of the grid of the selected field over every frame, played at "
+                  "the scrubber's fps, looping; the last frame holds for 1.5 s.");
     }
+  }
+  if (v.gif_requested) {
+    v.gif_requested = false;
+    if (v.export_gif.empty()) v.export_gif = ctx.ui.edit.train.out_dir + "/gui/trajectory.gif";
+    export_gif(run, ctx);
   }
   if (!v.status.empty()) ImGui::TextDisabled("%s", v.status.c_str());
 }

@@ -73,6 +73,8 @@ struct SamplingView {
   uint64_t run_serial = 0;      // counts runs seen; keys their textures
   std::string export_path;      // frame PNG
   std::string export_dir;       // trajectory PNG sequence
+  std::string export_gif;       // trajectory as an animated GIF
+  bool gif_requested = false;   // the Export GIF button (or a script) asked for one
   std::string status;
 };
 

@@ -31,8 +31,8 @@ namespace difflab {
 
 namespace {
 
-// Redraw at least this often while the worker trains or samples, and when idle.
-constexpr double kBusyRedrawS = 0.1;
+// Redraw at most this often while the worker trains or samples and nothing else happens
+// (AppOptions::busy_redraw_s, default 0.25 s), and when idle.
 constexpr double kIdleRedrawS = 0.5;
 // While a script drives the app: about 50 frames a second, leaving the CPU to the worker.
 constexpr double kScriptFrameS = 0.02;
@@ -91,10 +91,27 @@ void load_fonts() {
     std::error_code ec;
     if (!std::filesystem::exists(path, ec)) continue;
     ImFontConfig config;
-    config.OversampleH = 2;
+    config.OversampleH = 1;  // glyphs at screen size on whole pixels: nearest sampling suffices
+    config.OversampleV = 1;
+    config.PixelSnapH = true;
     if (io.Fonts->AddFontFromFileTTF(path, kFontSize, &config, kGlyphRanges)) return;
   }
   io.Fonts->AddFontDefault();  // ProggyClean: ASCII only, Greek shows as '?'
+}
+
+// Every ImGui pixel samples the font atlas (solid shapes use its white texel), and the
+// backend samples it bilinearly. Glyphs are rasterised at screen size and snapped to
+// whole pixels (load_fonts), so nearest sampling draws the same picture, and in a
+// software renderer (llvmpipe under Xvfb) it is much cheaper per pixel.
+void use_nearest_font_sampling() {
+  const auto texture = static_cast<GLuint>(reinterpret_cast<intptr_t>(ImGui::GetIO().Fonts->TexID));
+  if (texture == 0) return;
+  GLint previous = 0;
+  glGetIntegerv(GL_TEXTURE_BINDING_2D, &previous);
+  glBindTexture(GL_TEXTURE_2D, texture);
+  glTexParameteri(GL_TEXTURE_2D, GL_TEXTURE_MIN_FILTER, GL_NEAREST);
+  glTexParameteri(GL_TEXTURE_2D, GL_TEXTURE_MAG_FILTER, GL_NEAREST);
+  glBindTexture(GL_TEXTURE_2D, static_cast<GLuint>(previous));
 }
 
 bool write_screenshot(const std::string& path, GLFWwindow* window, std::string* message) {
@@ -196,6 +213,7 @@ int App::run() {
   }
   EngineOptions engine_options;
   engine_options.threads = m_options.threads;
+  engine_options.nice = m_options.worker_nice;
   engine_options.device = m_options.device;
   Engine engine(m_config, engine_options);
   Actions actions(engine, ui);
@@ -211,7 +229,7 @@ int App::run() {
   if (m_options.automated()) glfwSetCursorPos(m_window, m_options.width - 4.0, 4.0);
   const double start = glfwGetTime();
   int active_frames = kFramesAfterInput;
-  float last_frame_ms = 0.0f, last_ui_ms = 0.0f;
+  FrameTimes last;
   int64_t frame = 0;
   int exit_code = 0;
   while (!glfwWindowShouldClose(m_window)) {
@@ -222,7 +240,7 @@ int App::run() {
       glfwPollEvents();
       --active_frames;
     } else {
-      double wait = engine_busy(*snap) ? kBusyRedrawS : kIdleRedrawS;
+      double wait = engine_busy(*snap) ? m_options.busy_redraw_s : kIdleRedrawS;
       if (ui.sampling.playing) wait = std::min(wait, 1.0 / std::max(ui.sampling.play_fps, 1.0f));
       glfwWaitEventsTimeout(wait);
     }
@@ -241,15 +259,17 @@ int App::run() {
 
     const double frame_start = glfwGetTime();
     snap = engine.snapshot();
-    ImGui_ImplOpenGL3_NewFrame();
+    ImGui_ImplOpenGL3_NewFrame();  // builds the font texture on the first frame
+    if (frame == 0) use_nearest_font_sampling();
     ImGui_ImplGlfw_NewFrame();
     ImGui::NewFrame();
     draw_ui(*snap, ctx);
     track_ui_settings(ui);
-    const AutomationResult result = automation.update(*snap, frame_start - start, last_frame_ms, last_ui_ms);
+    const AutomationResult result = automation.update(*snap, frame_start - start, last);
     if (result.screenshot) ui.screenshot_request = m_options.screenshot;
     ImGui::Render();
-    last_ui_ms = static_cast<float>((glfwGetTime() - frame_start) * 1000.0);
+    const double ui_done = glfwGetTime();
+    last.ui_ms = static_cast<float>((ui_done - frame_start) * 1000.0);
 
     int fb_w = 0, fb_h = 0;
     glfwGetFramebufferSize(m_window, &fb_w, &fb_h);
@@ -257,6 +277,8 @@ int App::run() {
     glClearColor(0.06f, 0.06f, 0.07f, 1.0f);
     glClear(GL_COLOR_BUFFER_BIT);
     ImGui_ImplOpenGL3_RenderDrawData(ImGui::GetDrawData());
+    if (m_options.bench_frames > 0 || m_options.frames > 0) glFinish();  // so benchmarks can split draw and swap
+    last.draw_ms = static_cast<float>((glfwGetTime() - ui_done) * 1000.0);
     if (!ui.screenshot_request.empty()) {
       std::string message;
       const bool ok = write_screenshot(ui.screenshot_request, m_window, &message);
@@ -269,8 +291,8 @@ int App::run() {
     }
     glfwSwapBuffers(m_window);
     textures.end_frame();
-    last_frame_ms = static_cast<float>((glfwGetTime() - frame_start) * 1000.0);
-    ui.frames.add(last_frame_ms);
+    last.frame_ms = static_cast<float>((glfwGetTime() - frame_start) * 1000.0);
+    ui.frames.add(last.frame_ms);
     ++frame;
     if (result.exit) {
       exit_code = std::max(exit_code, result.code);

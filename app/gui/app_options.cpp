@@ -44,7 +44,11 @@ usage: difflab [options]
   --ini PATH|none       where the panel layout is kept
                         (default ~/.config/difflab/imgui.ini; none when automated)
   --size WxH            window size (default 1280x800)
-  --threads N           LibTorch threads for the worker (default: cores - 1)
+  --threads N           LibTorch threads for the worker (default: all cores)
+  --worker-nice N       run the worker's threads N nicer than the window (0..19,
+                        default 10), so drawing never waits behind training
+  --busy-redraw-ms N    while training or sampling with no input, redraw every N ms
+                        (default 250)
   --device D            auto | cpu | cuda
   --no-autoload         do not load the dataset at start-up
 
@@ -95,6 +99,8 @@ AppOptions parse_app_options(int argc, char** argv) {
       o.width = static_cast<int>(to_int(arg, v.substr(0, x)));
       o.height = static_cast<int>(to_int(arg, v.substr(x + 1)));
     } else if (arg == "--threads") o.threads = static_cast<int>(to_int(arg, value()));
+    else if (arg == "--worker-nice") o.worker_nice = static_cast<int>(to_int(arg, value()));
+    else if (arg == "--busy-redraw-ms") o.busy_redraw_s = static_cast<double>(to_int(arg, value())) / 1000.0;
     else if (arg == "--device") o.device = value();
     else if (arg == "--no-autoload") o.autoload = false;
     else throw std::invalid_argument("unknown argument '" + arg + "' (see --help)");

@@ -28,7 +28,12 @@ struct AppOptions {
   double timeout_s = 900.0;            // automation gives up (exit 1) after this long
   std::string ini = "default";         // imgui.ini path, "none", or "default"
   int width = 1280, height = 800;
-  int threads = 0;
+  int threads = 0;                     // 0 = all cores
+  int worker_nice = 10;                // the worker's threads run this much nicer
+  // While the worker is busy and the user does nothing, redraw this often: progress
+  // moves about once a training step (~1 s here), and each software-rendered frame
+  // takes CPU from training.
+  double busy_redraw_s = 0.25;
   std::string device = "auto";
   bool autoload = true;                // load the config's dataset at start-up
   bool help = false;

@@ -76,7 +76,7 @@ void Automation::report_status(const Snapshot& snap) {
   say(line);
 }
 
-AutomationResult Automation::update(const Snapshot& snap, double now, float frame_ms, float ui_ms) {
+AutomationResult Automation::update(const Snapshot& snap, double now, const FrameTimes& previous) {
   m_now = now;
   ++m_frames;
   report_status(snap);
@@ -90,10 +90,20 @@ AutomationResult Automation::update(const Snapshot& snap, double now, float fram
                 " s (status " + job_status_name(snap.status) + ", step " + std::to_string(snap.step) + ")");
   if (m_mode == Mode::Smoke) return smoke(snap);
   if (m_mode == Mode::Demo) return demo(snap);
-  if (m_mode == Mode::Bench) return bench(snap, frame_ms, ui_ms);
-  if (m_options.frames > 0 && m_frames >= m_options.frames) {
-    say("[frames] " + std::to_string(m_frames) + " frames drawn");
-    return finish();
+  if (m_mode == Mode::Bench) return bench(snap, previous);
+  if (m_options.frames > 0) {
+    if (m_frames > 1) {  // the first frame reports no previous one
+      m_frame_ms.push_back(previous.frame_ms);
+      m_draw_ms.push_back(previous.draw_ms);
+    }
+    if (m_frames >= m_options.frames) {
+      char line[200];
+      std::snprintf(line, sizeof line, "[frames] %lld frames drawn; frame ms p50=%.2f p99=%.2f, gl draw ms p50=%.2f",
+                    static_cast<long long>(m_frames), percentile(m_frame_ms, 0.5), percentile(m_frame_ms, 0.99),
+                    percentile(m_draw_ms, 0.5));
+      say(line);
+      return finish();
+    }
   }
   return {};
 }
@@ -171,18 +181,27 @@ AutomationResult Automation::smoke(const Snapshot& snap) {
       break;
     case Step::Scrub: {
       const int frames = static_cast<int>(snap.samples->x_t.size());
-      // The scrubber's timeline slider: the middle frame (smoke) or 60 % of the way (demo).
-      m_actions.set_frame(snap, m_mode == Mode::Demo ? frames * 3 / 5 : frames / 2);
+      // The scrubber's timeline slider: the middle frame (smoke) or, for the demo, 60 % of
+      // the way for images (x_t, x̂₀ and ε̂ all still tell something) and the end for 2-D
+      // points (the particles have reached the data; their trails show the way there).
+      const int demo_frame = snap.points ? frames : frames * 3 / 5;
+      m_actions.set_frame(snap, m_mode == Mode::Demo ? demo_frame : frames / 2);
       const int frame = m_ui.sampling.frame;
       const int t = frame < static_cast<int>(snap.samples->timesteps.size()) ? snap.samples->timesteps[frame] : -1;
       say("[smoke] scrubber at frame " + std::to_string(frame) + " of " + std::to_string(frames) +
           " (t = " + std::to_string(t) + ")");
+      if (m_mode == Mode::Smoke && !m_options.screenshot.empty()) {
+        // The scrubber's Export GIF button, next to the screenshot.
+        m_ui.sampling.export_gif = m_options.screenshot + ".trajectory.gif";
+        m_ui.sampling.gif_requested = true;
+      }
       m_settle_frames = kSettleFrames;
       next(Step::Settle);
       break;
     }
     case Step::Settle:
       if (--m_settle_frames <= 0) {
+        if (!m_ui.sampling.status.empty()) say("[smoke] scrubber: " + m_ui.sampling.status);
         say("[smoke] ok");
         return finish();
       }
@@ -215,7 +234,40 @@ AutomationResult Automation::demo(const Snapshot& snap) {
   }
 }
 
-AutomationResult Automation::bench(const Snapshot& snap, float frame_ms, float ui_ms) {
+void Automation::report_bench_phase(const Snapshot& snap) {
+  const char* phase = m_bench_interacting ? "interacting" : "paced";
+  const double seconds = m_now - m_bench_started;
+  const double mean = std::accumulate(m_frame_ms.begin(), m_frame_ms.end(), 0.0) / m_frame_ms.size();
+  std::vector<double> ips = m_images_per_s;
+  std::sort(ips.begin(), ips.end());
+  const double ips_median = ips.empty() ? 0.0 : ips[ips.size() / 2];
+  const int64_t steps = snap.step - m_bench_first_step;
+  char line[320];
+  std::snprintf(line, sizeof line,
+                "[bench] %s: gui frames=%zu frame_ms p50=%.2f p99=%.2f max=%.2f mean=%.2f (%.1f fps over %.1f s)",
+                phase, m_frame_ms.size(), percentile(m_frame_ms, 0.5), percentile(m_frame_ms, 0.99),
+                percentile(m_frame_ms, 1.0), mean, m_frame_ms.size() / std::max(seconds, 1e-9), seconds);
+  say(line);
+  std::snprintf(line, sizeof line, "[bench] %s: ui build (NewFrame..Render) ms p50=%.2f p99=%.2f max=%.2f", phase,
+                percentile(m_ui_ms, 0.5), percentile(m_ui_ms, 0.99), percentile(m_ui_ms, 1.0));
+  say(line);
+  std::snprintf(line, sizeof line, "[bench] %s: gl draw ms p50=%.2f p99=%.2f max=%.2f", phase,
+                percentile(m_draw_ms, 0.5), percentile(m_draw_ms, 0.99), percentile(m_draw_ms, 1.0));
+  say(line);
+  std::snprintf(line, sizeof line,
+                "[bench] %s: training images_per_s median=%.1f (from %zu snapshots), steps %lld -> %lld "
+                "(%.2f steps/s = %.1f images/s, batch %d)",
+                phase, ips_median, ips.size(), static_cast<long long>(m_bench_first_step),
+                static_cast<long long>(snap.step), steps / std::max(seconds, 1e-9),
+                steps * snap.config.train.batch_size / std::max(seconds, 1e-9), snap.config.train.batch_size);
+  say(line);
+  m_frame_ms.clear();
+  m_ui_ms.clear();
+  m_draw_ms.clear();
+  m_images_per_s.clear();
+}
+
+AutomationResult Automation::bench(const Snapshot& snap, const FrameTimes& previous) {
   if (snap.status == JobStatus::Error) return fail(snap.error.empty() ? "worker error" : snap.error);
   const bool idle_queue = m_engine.pending() == 0;
   switch (m_step) {
@@ -243,34 +295,22 @@ AutomationResult Automation::bench(const Snapshot& snap, float frame_ms, float u
       }
       break;
     case Step::Measure: {
-      m_frame_ms.push_back(frame_ms);
-      m_ui_ms.push_back(ui_ms);
+      m_frame_ms.push_back(previous.frame_ms);
+      m_ui_ms.push_back(previous.ui_ms);
+      m_draw_ms.push_back(previous.draw_ms);
       if (snap.version != m_last_version) {
         m_last_version = snap.version;
         if (snap.images_per_s > 0.0) m_images_per_s.push_back(snap.images_per_s);
       }
       if (static_cast<int64_t>(m_frame_ms.size()) < m_options.bench_frames) break;
-      const double seconds = m_now - m_bench_started;
-      const double mean = std::accumulate(m_frame_ms.begin(), m_frame_ms.end(), 0.0) / m_frame_ms.size();
-      std::vector<double> ips = m_images_per_s;
-      std::sort(ips.begin(), ips.end());
-      const double ips_median = ips.empty() ? 0.0 : ips[ips.size() / 2];
-      const int64_t steps = snap.step - m_bench_first_step;
-      char line[320];
-      std::snprintf(line, sizeof line,
-                    "[bench] gui frames=%zu frame_ms p50=%.2f p99=%.2f max=%.2f mean=%.2f (%.1f fps over %.1f s)",
-                    m_frame_ms.size(), percentile(m_frame_ms, 0.5), percentile(m_frame_ms, 0.99),
-                    percentile(m_frame_ms, 1.0), mean, m_frame_ms.size() / std::max(seconds, 1e-9), seconds);
-      say(line);
-      std::snprintf(line, sizeof line, "[bench] ui build (NewFrame..Render) ms p50=%.2f p99=%.2f max=%.2f",
-                    percentile(m_ui_ms, 0.5), percentile(m_ui_ms, 0.99), percentile(m_ui_ms, 1.0));
-      say(line);
-      std::snprintf(line, sizeof line,
-                    "[bench] training images_per_s median=%.1f (from %zu snapshots), steps %lld -> %lld "
-                    "(%.2f steps/s, batch %d)",
-                    ips_median, ips.size(), static_cast<long long>(m_bench_first_step),
-                    static_cast<long long>(snap.step), steps / std::max(seconds, 1e-9), snap.config.train.batch_size);
-      say(line);
+      report_bench_phase(snap);
+      if (!m_bench_interacting) {
+        // Second phase: redraw continuously, as while the user drags a slider.
+        m_bench_interacting = true;
+        m_bench_first_step = snap.step;
+        m_bench_started = m_now;
+        break;
+      }
       m_actions.stop();
       return finish();
     }

@@ -4,10 +4,13 @@
 //
 //   smoke:          load data, set a small step count, Train, wait for step ≥ 5 (or the
 //                   end of training), Stop, Generate with DDIM 10 steps n = 16, wait,
-//                   move the scrubber to the middle frame, settle, screenshot, exit 0.
+//                   move the scrubber to the middle frame, Export GIF (next to the
+//                   screenshot), settle, screenshot, exit 0.
 //   bench:          load data, Train, wait until training runs, then time N frames drawn
-//                   with the normal pacing (a redraw at least every 100 ms while training)
-//                   and report p50 / p99 / max frame time and the images/s of the snapshots.
+//                   with the normal pacing (a redraw at least every 100 ms while training),
+//                   then N frames drawn back to back at up to 50 a second (as while the user
+//                   drags a slider); for each phase report p50 / p99 / max frame time and
+//                   the training images/s.
 //   demo:           Load a checkpoint (--checkpoint PATH) through the Training panel's Load
 //                   button, Generate with DDIM 50 steps n = 40, move the scrubber to 60 %
 //                   of the run, settle, screenshot, exit 0 (the README's pictures).
@@ -26,6 +29,12 @@
 
 namespace difflab {
 
+// Wall times of one frame, in ms: all of it (UI + GL draw + swap), building the UI
+// (NewFrame .. Render), and the GL draw (finished before the swap when benchmarking).
+struct FrameTimes {
+  float frame_ms = 0.0f, ui_ms = 0.0f, draw_ms = 0.0f;
+};
+
 struct AutomationResult {
   bool exit = false;
   int code = 0;
@@ -36,16 +45,15 @@ class Automation {
  public:
   Automation(const AppOptions& options, Engine& engine, UiState& ui, Actions& actions);
 
-  // Called once per frame after the UI was built. `frame_ms` is the wall time of the
-  // previous frame (UI + GL render + swap), `ui_ms` the part spent building the UI
-  // (NewFrame .. Render), `now` seconds since start.
-  AutomationResult update(const Snapshot& snap, double now, float frame_ms, float ui_ms);
+  // Called once per frame after the UI was built, with the times of the previous frame
+  // and `now`, seconds since start.
+  AutomationResult update(const Snapshot& snap, double now, const FrameTimes& previous);
   // True while a script or benchmark drives the app (no dataset auto-load at start).
   bool driving() const { return m_mode == Mode::Smoke || m_mode == Mode::Bench || m_mode == Mode::Demo; }
   // True when frames should come quickly (about 50/s) rather than on events: the smoke
-  // script and --frames runs. The benchmark keeps the interactive pacing it measures.
+  // script, --frames runs and the benchmark's second phase.
   bool fast_pacing() const {
-    return m_mode == Mode::Smoke || m_mode == Mode::Frames || m_mode == Mode::Demo;
+    return m_mode == Mode::Smoke || m_mode == Mode::Frames || m_mode == Mode::Demo || m_bench_interacting;
   }
 
  private:
@@ -59,7 +67,8 @@ class Automation {
   void report_status(const Snapshot& snap);
   AutomationResult smoke(const Snapshot& snap);
   AutomationResult demo(const Snapshot& snap);
-  AutomationResult bench(const Snapshot& snap, float frame_ms, float ui_ms);
+  AutomationResult bench(const Snapshot& snap, const FrameTimes& previous);
+  void report_bench_phase(const Snapshot& snap);
 
   AppOptions m_options;
   Engine& m_engine;
@@ -77,11 +86,12 @@ class Automation {
   int m_last_flags = -1;
   int64_t m_last_step_printed = -1;
   // Benchmark.
-  std::vector<float> m_frame_ms, m_ui_ms;
+  std::vector<float> m_frame_ms, m_ui_ms, m_draw_ms;
   std::vector<double> m_images_per_s;
   uint64_t m_last_version = 0;
   int64_t m_bench_first_step = 0;
   double m_bench_started = 0.0;
+  bool m_bench_interacting = false;  // second phase: frames drawn back to back
 };
 
 }  // namespace difflab

@@ -182,6 +182,8 @@ void Engine::run() {
   };
 
   try {
+    // Before any LibTorch call, so the OpenMP pool this thread creates inherits it.
+    if (!lower_thread_priority(w.options.nice)) w.say("could not lower the worker's priority");
     const int threads = configure_threads(w.options.threads, w.options.reserve_cores);
     w.device = choose_device(w.options.device);
     w.say("worker ready: " + runtime_summary(w.device) + " (" + std::to_string(threads) +
@@ -392,8 +394,8 @@ void Engine::run() {
             }
             w.samples = std::move(frames);
             char line[128];
-            std::snprintf(line, sizeof line, "sampled %d images in %.1f s", c.config.n,
-                          w.samples->seconds);
+            std::snprintf(line, sizeof line, "sampled %d %s in %.1f s", c.config.n,
+                          w.data && w.data->shape.points ? "points" : "images", w.samples->seconds);
             w.say(line);
           } else if constexpr (std::is_same_v<T, cmd::Cancel>) {
             m_cancel = false;  // nothing is sampling now: the flag has done its work

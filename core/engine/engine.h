@@ -134,7 +134,10 @@ using Command = std::variant<cmd::SetConfig, cmd::LoadData, cmd::StartTraining, 
 
 struct EngineOptions {
   int threads = 0;              // LibTorch threads for the worker; 0 = cores − reserve
-  int reserve_cores = 1;        // left for the GUI thread (at least 1 thread is used)
+  int reserve_cores = 0;        // cores left unused by the worker (at least 1 thread is used)
+  // The worker thread, and the OpenMP threads it starts, run this much nicer than the
+  // process (Linux), so a GUI thread beside it gets a core the moment it has work.
+  int nice = 0;
   std::string device = "auto";  // auto | cpu | cuda
   double publish_interval_s = 0.1;  // at most this often during training
 };

@@ -13,12 +13,18 @@ namespace difflab {
 // OPENBLAS_CORETYPE / OPENBLAS_NUM_THREADS are unset it sets them (SkylakeX when the
 // CPU has avx512f, and 1 thread) and re-executes the program once. Returns normally
 // when nothing needs changing (or re-exec failed). It also asks ATen for its AVX-512
-// kernels (ATEN_CPU_CAPABILITY=avx512), which Debian's build has but does not pick.
+// kernels (ATEN_CPU_CAPABILITY=avx512), which Debian's build has but does not pick, and
+// OpenMP for passive waiting (OMP_WAIT_POLICY=PASSIVE) unless the caller set a policy.
 void ensure_blas_environment(int argc, char** argv);
 
 // Intra-op threads for LibTorch: `threads` > 0 as given, else all cores minus
 // `reserve` (at least 1). Returns the number set.
 int configure_threads(int threads, int reserve = 0);
+
+// Lowers the scheduling priority of the calling thread only (Linux: nice is per thread)
+// by `nice` steps (1..19). Threads it creates afterwards, such as the OpenMP pool of its
+// first parallel region, inherit the value. Returns false where that is not possible.
+bool lower_thread_priority(int nice);
 
 // "cuda" when LibTorch was built with CUDA and a GPU is present, else "cpu". `request`
 // may be "auto", "cpu" or "cuda"; asking for cuda without one throws.
