@@ -48,13 +48,12 @@ class GaussianNet : public DenoiserNetImpl {
     EXPECT_TRUE(torch::all(t == t[0]).item<bool>());
     const double ab = alpha_bar_at(t[0].item<double>());
     const double a = std::sqrt(ab), b = std::sqrt(1.0 - ab);
-    auto xt = x.to(torch::kFloat64);
-    auto eps = b * (xt - a * m_mu) / (ab * m_var + 1.0 - ab);
-    auto x0 = (xt - b * eps) / a;
-    torch::Tensor out = eps;
-    if (m_out == Prediction::X0) out = x0;
-    if (m_out == Prediction::V) out = a * eps - b * x0;
-    return out.to(torch::kFloat32);
+    // ε = k (x_t − √ᾱ μ) with k = √(1−ᾱ) / (ᾱ s² + 1 − ᾱ), per dimension (in double).
+    auto k = b / (ab * m_var + 1.0 - ab);
+    auto eps = k.to(torch::kFloat32) * x - (k * a * m_mu).to(torch::kFloat32);
+    if (m_out == Prediction::Eps) return eps;
+    auto x0 = (x - b * eps) / a;
+    return m_out == Prediction::X0 ? x0 : a * eps - b * x0;
   }
   int num_classes() const override { return 0; }
   int calls = 0;
@@ -221,28 +220,15 @@ TEST(Sigmas, ScheduleOfModelSigmasWalksTheRespacedRows) {
 //   ancestral, which is the same chain in σ-space) under-disperse most, by the missing
 //   Var[x₀ | x_t] term (Bao et al. 2022, Analytic-DPM), worst for the narrow s = 0.2.
 // A wrong step (a sign, a missing √ᾱ, noise of the wrong size) misses by far more.
-TEST(Samplers, EveryOneReproducesTheGaussian) {
+namespace {
+
+struct Expect {
+  Case c;
+  double var_allowance;  // relative
+};
+
+void expect_gaussian(const std::vector<Expect>& expects) {
   constexpr int kN = 16384;
-  struct Expect {
-    Case c;
-    double var_allowance;  // relative
-  };
-  const auto K = SigmaSpacing::Karras;
-  const auto small = VarianceKind::FixedSmall;
-  const std::vector<Expect> expects = {
-      {{SamplerKind::Ddpm, 250, small}, 0.16},
-      {{SamplerKind::Ddpm, 250, VarianceKind::FixedLarge}, 0.05},
-      {{SamplerKind::Ddim, 250, small, 0.0}, 0.07},
-      {{SamplerKind::Ddim, 250, small, 1.0}, 0.16},
-      {{SamplerKind::Euler, 250}, 0.07},
-      {{SamplerKind::Euler, 250, small, 0.0, K}, 0.05},
-      {{SamplerKind::EulerAncestral, 250}, 0.16},
-      {{SamplerKind::EulerAncestral, 250, small, 0.0, K}, 0.09},
-      {{SamplerKind::Heun, 50}, 0.03},
-      {{SamplerKind::Heun, 50, small, 0.0, K}, 0.04},
-      {{SamplerKind::DpmppTwoM, 250}, 0.03},
-      {{SamplerKind::DpmppTwoM, 50, small, 0.0, K}, 0.04},
-  };
   const double sigma_max = SigmaTable(schedule()).sigma_max();
   for (const Expect& e : expects) {
     auto out = run(e.c, kN).images.to(torch::kFloat64);
@@ -255,6 +241,33 @@ TEST(Samplers, EveryOneReproducesTheGaussian) {
       EXPECT_NEAR(v / (s * s), 1.0, var_tol) << name(e.c) << " dim " << d;
     }
   }
+}
+
+const auto kKarras = SigmaSpacing::Karras;
+const auto kSmall = VarianceKind::FixedSmall;
+
+}  // namespace
+
+TEST(Samplers, EveryStochasticOneReproducesTheGaussian) {
+  expect_gaussian({
+      {{SamplerKind::Ddpm, 250, kSmall}, 0.16},
+      {{SamplerKind::Ddpm, 250, VarianceKind::FixedLarge}, 0.05},
+      {{SamplerKind::Ddim, 250, kSmall, 1.0}, 0.16},
+      {{SamplerKind::EulerAncestral, 250}, 0.16},
+      {{SamplerKind::EulerAncestral, 250, kSmall, 0.0, kKarras}, 0.09},
+  });
+}
+
+TEST(Samplers, EveryDeterministicOneReproducesTheGaussian) {
+  expect_gaussian({
+      {{SamplerKind::Ddim, 250, kSmall, 0.0}, 0.07},
+      {{SamplerKind::Euler, 250}, 0.07},
+      {{SamplerKind::Euler, 250, kSmall, 0.0, kKarras}, 0.05},
+      {{SamplerKind::Heun, 50}, 0.03},
+      {{SamplerKind::Heun, 50, kSmall, 0.0, kKarras}, 0.04},
+      {{SamplerKind::DpmppTwoM, 250}, 0.03},
+      {{SamplerKind::DpmppTwoM, 50, kSmall, 0.0, kKarras}, 0.04},
+  });
 }
 
 // The deterministic samplers integrate the probability-flow ODE, whose solution for this
