@@ -106,8 +106,8 @@ std::vector<Case> all_cases(int steps) {
       {SamplerKind::Ddim, steps, VarianceKind::FixedSmall, 0.0},
       {SamplerKind::Ddim, steps, VarianceKind::FixedSmall, 1.0},
   };
-  for (auto kind : {SamplerKind::Euler, SamplerKind::EulerAncestral, SamplerKind::Heun,
-                    SamplerKind::DpmppTwoM})
+  for (auto kind :
+       {SamplerKind::Euler, SamplerKind::EulerAncestral, SamplerKind::Heun, SamplerKind::DpmppTwoM})
     for (auto sigmas : {SigmaSpacing::Model, SigmaSpacing::Karras})
       cases.push_back({kind, steps, VarianceKind::FixedSmall, 0.0, sigmas});
   return cases;
@@ -116,8 +116,7 @@ std::vector<Case> all_cases(int steps) {
 SampleResult run(const Case& c, int n, DenoiserNet net = nullptr, uint64_t seed = 7,
                  const StepCallback& callback = {}) {
   if (!net) net = std::make_shared<GaussianNet>(kMu, kStd);
-  return run_sampling(net, schedule(), Prediction::Eps, request(c, n, seed), torch::kCPU,
-                      callback);
+  return run_sampling(net, schedule(), Prediction::Eps, request(c, n, seed), torch::kCPU, callback);
 }
 
 }  // namespace
@@ -297,8 +296,10 @@ TEST(Samplers, OdeSamplersConvergeToTheExactFlowAtTheirOrder) {
       {{SamplerKind::Euler, 25, small, 0, M}, {SamplerKind::Euler, 100, small, 0, M}, 3.0, 0.25},
       {{SamplerKind::Euler, 25, small, 0, K}, {SamplerKind::Euler, 100, small, 0, K}, 3.0, 0.15},
       {{SamplerKind::Heun, 25, small, 0, K}, {SamplerKind::Heun, 100, small, 0, K}, 8.0, 0.01},
-      {{SamplerKind::DpmppTwoM, 25, small, 0, K}, {SamplerKind::DpmppTwoM, 100, small, 0, K},
-       8.0, 0.01},
+      {{SamplerKind::DpmppTwoM, 25, small, 0, K},
+       {SamplerKind::DpmppTwoM, 100, small, 0, K},
+       8.0,
+       0.01},
   };
   for (const Order& o : orders) {
     const double coarse = error(o.coarse), fine = error(o.fine);
@@ -419,12 +420,12 @@ TEST(Samplers, SigmaSamplersUseOneBatchedGuidedForward) {
     req.config.class_label = 2;
     req.config.guidance = 3.0;
     req.record_trajectory = true;
-    auto out = run_sampling(net, schedule(), Prediction::Eps, req, torch::kCPU,
-                            [&](const StepInfo& s) {
-                              // ε_u = 0, ε_c = 1: guided ε = 0 + 3·(1 − 0) = 3.
-                              EXPECT_NEAR(s.eps.mean().item<double>(), 3.0, 1e-5);
-                              return true;
-                            });
+    auto out =
+        run_sampling(net, schedule(), Prediction::Eps, req, torch::kCPU, [&](const StepInfo& s) {
+          // ε_u = 0, ε_c = 1: guided ε = 0 + 3·(1 − 0) = 3.
+          EXPECT_NEAR(s.eps.mean().item<double>(), 3.0, 1e-5);
+          return true;
+        });
     EXPECT_EQ(net->last_batch, 6) << to_string(kind);
     EXPECT_EQ(out.trajectory.x_t.size(), 5u);
     EXPECT_EQ(out.trajectory.timesteps.front(), kTimesteps - 1);
@@ -433,12 +434,17 @@ TEST(Samplers, SigmaSamplersUseOneBatchedGuidedForward) {
 
 // ---- Euler is DDIM(η = 0) in σ-space ------------------------------------------------------
 
-TEST(Samplers, EulerOnModelSigmasIsDdim) {
+TEST(Samplers, OnTheModelSigmasEulerIsDdimAndEulerAncestralIsDdpm) {
   const Case ddim{SamplerKind::Ddim, 20};
   const Case euler{SamplerKind::Euler, 20};
   auto a = run(ddim, 512).images, b = run(euler, 512).images;
   EXPECT_TRUE(torch::allclose(a, b, 1e-4, 1e-4)) << (a - b).abs().max();
-
+  // The ancestral split with η = 1 is the DDPM posterior (fixed-small variance) written in
+  // σ-space: x̂₀ + (σ'/σ)² (x − x̂₀) plus noise σ' √(1 − (σ'/σ)²); with the same seed the
+  // noise is drawn in the same order, so the samples agree one by one.
+  auto ddpm = run({SamplerKind::Ddpm, 20}, 512).images;
+  auto ancestral = run({SamplerKind::EulerAncestral, 20}, 512).images;
+  EXPECT_TRUE(torch::allclose(ddpm, ancestral, 1e-4, 1e-4)) << (ddpm - ancestral).abs().max();
 }
 
 TEST(Samplers, SigmaSamplersAgreeAcrossParameterisations) {

@@ -52,9 +52,8 @@ std::unique_ptr<Sampler> make_ddim_sampler(double eta) {
 
 at::Tensor ddim_encode(const Denoiser& denoiser, at::Tensor x, int refine) {
   const auto& schedule = denoiser.diffusion().schedule();
-  auto rows = [&](int i) {
-    return torch::full({x.size(0)}, i, torch::TensorOptions().dtype(torch::kLong).device(x.device()));
-  };
+  const auto long_options = torch::TensorOptions().dtype(torch::kLong).device(x.device());
+  auto rows = [&](int i) { return torch::full({x.size(0)}, i, long_options); };
   for (int i = 0; i < schedule.size(); ++i) {
     // From ᾱ' = ᾱ_{i−1} (1 before the first row) up to ᾱ = ᾱ_i: the decoding step
     // x' = √ᾱ' x̂₀ + √(1 − ᾱ') ε̂ solved for x = √ᾱ x̂₀ + √(1 − ᾱ) ε̂ at the same ε̂.

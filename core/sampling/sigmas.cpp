@@ -34,7 +34,8 @@ double SigmaTable::timestep(double sigma) const {
   if (!(ls > m_log_sigmas.front())) return m_timesteps.front();
   if (!(ls < m_log_sigmas.back())) return m_timesteps.back();
   // First row whose log σ is above ls; interpolate between it and the one before.
-  const auto hi = std::upper_bound(m_log_sigmas.begin(), m_log_sigmas.end(), ls) - m_log_sigmas.begin();
+  const auto hi =
+      std::upper_bound(m_log_sigmas.begin(), m_log_sigmas.end(), ls) - m_log_sigmas.begin();
   const auto lo = hi - 1;
   const double w = (ls - m_log_sigmas[lo]) / (m_log_sigmas[hi] - m_log_sigmas[lo]);
   return m_timesteps[lo] + w * (m_timesteps[hi] - m_timesteps[lo]);
@@ -43,7 +44,8 @@ double SigmaTable::timestep(double sigma) const {
 double SigmaTable::sigma_at(double timestep) const {
   if (!(timestep > m_timesteps.front())) return m_sigmas.front();
   if (!(timestep < m_timesteps.back())) return m_sigmas.back();
-  const auto hi = std::upper_bound(m_timesteps.begin(), m_timesteps.end(), timestep) - m_timesteps.begin();
+  const auto hi =
+      std::upper_bound(m_timesteps.begin(), m_timesteps.end(), timestep) - m_timesteps.begin();
   const auto lo = hi - 1;
   const double w = (timestep - m_timesteps[lo]) / (m_timesteps[hi] - m_timesteps[lo]);
   return std::exp(m_log_sigmas[lo] + w * (m_log_sigmas[hi] - m_log_sigmas[lo]));
@@ -83,7 +85,8 @@ SigmaSchedule make_sigma_schedule(SigmaSpacing spacing, const NoiseSchedule& res
       for (int i = 0; i < n; ++i) out.timesteps.push_back(table.timestep(out.sigmas[i]));
       return out;
     }
-    case SigmaSpacing::Count: break;
+    case SigmaSpacing::Count:
+      break;
   }
   throw std::invalid_argument("bad sigma spacing");
 }
@@ -100,8 +103,8 @@ AncestralStep ancestral_step(double sigma_from, double sigma_to, double eta) {
     s.sigma_down = std::max(sigma_to, 0.0);
     return s;
   }
-  const double var_up =
-      sigma_to * sigma_to * (sigma_from * sigma_from - sigma_to * sigma_to) / (sigma_from * sigma_from);
+  const double var_up = sigma_to * sigma_to * (sigma_from * sigma_from - sigma_to * sigma_to) /
+                        (sigma_from * sigma_from);
   s.sigma_up = std::min(sigma_to, eta * std::sqrt(std::max(var_up, 0.0)));
   s.sigma_down = std::sqrt(std::max(sigma_to * sigma_to - s.sigma_up * s.sigma_up, 0.0));
   return s;

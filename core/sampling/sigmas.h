@@ -92,8 +92,7 @@ class SigmaSpace {
   // x̂₀ = D(x; σ_i) and ε̂ for σ-space x at grid point i < steps(): one (guided) forward.
   Denoised denoise(const at::Tensor& x, int i) const;
   // Calls `callback` (if any) for step i with x_t = x / √(1 + σ_i²); false = cancel.
-  bool report(const StepCallback& callback, int i, const at::Tensor& x,
-              const Denoised& d) const;
+  bool report(const StepCallback& callback, int i, const at::Tensor& x, const Denoised& d) const;
 
  private:
   const Denoiser& m_denoiser;
