@@ -23,6 +23,8 @@ foreach(f run/metrics.csv run/config.yaml run/checkpoints/latest run/checkpoints
   endif()
 endforeach()
 run(${CLI} sample --run ${WORK}/run --sampler ddim --steps 5 --n 16 --out ${WORK}/grid.png --threads 1)
+run(${CLI} sample --run ${WORK}/run --sampler heun --sigmas karras --rho 5 --steps 4 --n 8
+    --out ${WORK}/grid_heun.png --threads 1)
 run(${CLI} schedule --kind cosine --steps 100 --respace 10 --csv ${WORK}/cosine.csv)
 file(STRINGS ${WORK}/cosine.csv rows)
 list(LENGTH rows n)

@@ -100,6 +100,8 @@ void expect_same(const Config& a, const Config& b) {
   EXPECT_EQ(a.sample.steps, b.sample.steps);
   EXPECT_EQ(a.sample.eta, b.sample.eta);
   EXPECT_EQ(a.sample.variance, b.sample.variance);
+  EXPECT_EQ(a.sample.sigmas, b.sample.sigmas);
+  EXPECT_EQ(a.sample.karras_rho, b.sample.karras_rho);
   EXPECT_EQ(a.sample.guidance, b.sample.guidance);
   EXPECT_EQ(a.sample.n, b.sample.n);
   EXPECT_EQ(a.sample.class_label, b.sample.class_label);
@@ -166,6 +168,8 @@ Config non_default_config() {
   c.sample.steps = 4000;
   c.sample.eta = 1.0;
   c.sample.variance = VarianceKind::FixedLarge;
+  c.sample.sigmas = SigmaSpacing::Karras;
+  c.sample.karras_rho = 2.0 / 3.0;
   c.sample.guidance = 7.5;
   c.sample.n = 9;
   c.sample.class_label = 99;
@@ -326,7 +330,13 @@ TEST(Config, BadEnumListsChoices) {
   EXPECT_CONTAINS(msg, "data.kind");
   EXPECT_CONTAINS(msg, "'mnistt'");
   EXPECT_CONTAINS(msg, enum_choices<DatasetKind>());
-  EXPECT_CONTAINS(parse_error("sample: {sampler: euler}"), "ddpm, ddim");
+  EXPECT_CONTAINS(parse_error("sample: {sampler: eulr}"),
+                  "ddpm, ddim, euler, euler_ancestral, heun, dpmpp_2m");
+  const std::string sigmas = parse_error("sample:\n  sigmas: karas\n", "s.yaml");
+  EXPECT_CONTAINS(sigmas, "s.yaml:2:11:");
+  EXPECT_CONTAINS(sigmas, "sample.sigmas");
+  EXPECT_CONTAINS(sigmas, "'karas'");
+  EXPECT_CONTAINS(sigmas, "model, karras");
 }
 
 TEST(Config, BrokenYamlNamesFile) {
@@ -385,6 +395,10 @@ TEST(Config, ValidateNamesKeyValueAndSource) {
       {[](Config& c) { c.sample.steps = 0; }, "sample.steps = 0"},
       {[](Config& c) { c.sample.steps = 1001; }, "sample.steps = 1001"},
       {[](Config& c) { c.sample.eta = -0.1; }, "sample.eta = -0.1"},
+      {[](Config& c) { c.sample.karras_rho = 0.0; }, "sample.karras_rho = 0.0"},
+      {[](Config& c) { c.sample.karras_rho = std::numeric_limits<double>::infinity(); },
+       "sample.karras_rho = .inf"},
+      {[](Config& c) { c.sample.sigmas = static_cast<SigmaSpacing>(2); }, "sample.sigmas"},
       {[](Config& c) { c.sample.n = 0; }, "sample.n = 0"},
       {[](Config& c) { c.sample.class_label = 10; }, "sample.class_label = 10"},
       {[](Config& c) { c.sample.class_label = -2; }, "sample.class_label = -2"},
@@ -520,6 +534,7 @@ TEST(Config, EnumNamesRoundTrip) {
   expect_enum_round_trip<WeightInit>();
   expect_enum_round_trip<SamplerKind>();
   expect_enum_round_trip<VarianceKind>();
+  expect_enum_round_trip<SigmaSpacing>();
 }
 
 }  // namespace

@@ -18,10 +18,13 @@ namespace {
 const std::vector<OptionSpec> kSampleOptions = {
     {"checkpoint", true, "PATH  checkpoint file"},
     {"run", true, "DIR  use the newest checkpoint of a run folder (default runs/mnist)"},
-    {"sampler", true, "ddpm|ddim  (default: the checkpoint config's sample.sampler)"},
+    {"sampler", true,
+     "NAME  " + enum_choices<SamplerKind>() + " (default: the checkpoint config's sample.sampler)"},
     {"steps", true, "N  sampling steps (respaced from T)"},
     {"eta", true, "X  DDIM noise: 0 deterministic, 1 like DDPM"},
     {"variance", true, "fixed_small|fixed_large  DDPM variance"},
+    {"sigmas", true, "model|karras  noise levels of euler, euler_ancestral, heun, dpmpp_2m"},
+    {"rho", true, "X  Karras spacing rho (default 7, Karras et al. 2022)"},
     {"guidance", true, "W  classifier-free guidance scale (0 uncond, 1 cond)"},
     {"class", true, "K  class to draw (-1 cycles through all classes)"},
     {"seed", true, "N  noise seed"},
@@ -65,6 +68,8 @@ int cmd_sample(int argc, char** argv) {
   SampleConfig sc = info.config.sample;
   sc.sampler = enum_option(args, "sampler", sc.sampler);
   sc.variance = enum_option(args, "variance", sc.variance);
+  sc.sigmas = enum_option(args, "sigmas", sc.sigmas);
+  sc.karras_rho = args.get_double("rho", sc.karras_rho);
   if (args.has("sampler") && sc.sampler == SamplerKind::Ddpm && !args.has("steps"))
     sc.steps = info.config.diffusion.timesteps;
   sc.steps = args.get_int("steps", sc.steps);
@@ -95,8 +100,11 @@ int cmd_sample(int argc, char** argv) {
                              });
   const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   std::fprintf(stderr, "\n");
-  std::printf("%d images, %s %d steps, guidance %.2f, seed %llu, %.1f s (%.1f ms/step)\n", sc.n,
-              std::string(to_string(sc.sampler)).c_str(), sc.steps, sc.guidance,
+  const bool sigma_space = sc.sampler != SamplerKind::Ddpm && sc.sampler != SamplerKind::Ddim;
+  std::printf("%d images, %s%s %d steps, guidance %.2f, seed %llu, %.1f s (%.1f ms/step)\n", sc.n,
+              std::string(to_string(sc.sampler)).c_str(),
+              sigma_space ? (" " + std::string(to_string(sc.sigmas))).c_str() : "", sc.steps,
+              sc.guidance,
               static_cast<unsigned long long>(sc.seed), secs, secs * 1e3 / sc.steps);
 
   const std::string grid = args.get("out", run + "/samples/sample.png");

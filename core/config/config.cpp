@@ -113,6 +113,8 @@ IfSection<SampleConfig, S> visit_fields(S& s, V&& v) {
   v("steps", s.steps);
   v("eta", s.eta);
   v("variance", s.variance);
+  v("sigmas", s.sigmas);
+  v("karras_rho", s.karras_rho);
   v("guidance", s.guidance);
   v("n", s.n);
   v("class_label", s.class_label);
@@ -531,6 +533,8 @@ void check_sample(const SampleConfig& s, const Config& config, Checker& c) {
   c.require(s.steps >= 1 && s.steps <= timesteps, "sample.steps", s.steps,
             "must be in [1, diffusion.timesteps = " + std::to_string(timesteps) + "]");
   c.require(at_least(s.eta, 0.0), "sample.eta", s.eta, "must be a finite number >= 0");
+  c.require(s.karras_rho > 0.0 && std::isfinite(s.karras_rho), "sample.karras_rho", s.karras_rho,
+            "must be a finite number > 0");
   c.require(at_least(s.guidance, 0.0), "sample.guidance", s.guidance,
             "must be a finite number >= 0");
   c.require(s.n >= 1, "sample.n", s.n, "must be >= 1");

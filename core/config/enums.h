@@ -18,7 +18,10 @@ enum class Prediction { Eps, X0, V, Count };
 enum class ModelKind { UNet, Mlp, Count };
 enum class Activation { SiLU, ReLU, GELU, Mish, Count };
 enum class WeightInit { Default, Xavier, He, Count };
-enum class SamplerKind { Ddpm, Ddim, Count };
+enum class SamplerKind { Ddpm, Ddim, Euler, EulerAncestral, Heun, DpmppTwoM, Count };
+// Noise levels of the σ-space samplers (Euler, Heun, DPM-Solver++): the model's own
+// (respaced) schedule rows, or Karras et al. (2022, eq. 5) spacing between its ends.
+enum class SigmaSpacing { Model, Karras, Count };
 enum class VarianceKind { FixedSmall, FixedLarge, Count };
 
 // Name tables: index = enum value.
@@ -35,7 +38,8 @@ DIFFLAB_ENUM_NAMES(Prediction, "eps", "x0", "v")
 DIFFLAB_ENUM_NAMES(ModelKind, "unet", "mlp")
 DIFFLAB_ENUM_NAMES(Activation, "silu", "relu", "gelu", "mish")
 DIFFLAB_ENUM_NAMES(WeightInit, "default", "xavier", "he")
-DIFFLAB_ENUM_NAMES(SamplerKind, "ddpm", "ddim")
+DIFFLAB_ENUM_NAMES(SamplerKind, "ddpm", "ddim", "euler", "euler_ancestral", "heun", "dpmpp_2m")
+DIFFLAB_ENUM_NAMES(SigmaSpacing, "model", "karras")
 DIFFLAB_ENUM_NAMES(VarianceKind, "fixed_small", "fixed_large")
 #undef DIFFLAB_ENUM_NAMES
 

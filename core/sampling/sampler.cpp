@@ -9,17 +9,15 @@
 namespace difflab {
 
 Denoiser::Denoiser(DenoiserNet net, const GaussianDiffusion& diffusion, at::Tensor labels,
-                   double guidance, bool clip_denoised)
+                   double guidance, bool clip_denoised, const NoiseSchedule* model_schedule)
     : m_net(std::move(net)),
       m_diffusion(diffusion),
+      m_model_schedule(model_schedule),
       m_labels(std::move(labels)),
       m_guidance(guidance),
       m_clip(clip_denoised) {}
 
-std::pair<at::Tensor, at::Tensor> Denoiser::operator()(const at::Tensor& xt,
-                                                       const at::Tensor& t) const {
-  const auto model_t = m_diffusion.model_timesteps(t);
-  at::Tensor out;
+at::Tensor Denoiser::forward(const at::Tensor& xt, const at::Tensor& model_t) const {
   const bool conditional = m_labels.defined() && m_net->num_classes() > 0;
   if (conditional && m_guidance != 1.0) {
     // Classifier-free guidance (Ho & Salimans 2022): one forward over [x; x] with
@@ -30,11 +28,38 @@ std::pair<at::Tensor, at::Tensor> Denoiser::operator()(const at::Tensor& xt,
                                torch::cat({m_labels, null}));
     auto cond = both.narrow(0, 0, b);
     auto uncond = both.narrow(0, b, b);
-    out = uncond + m_guidance * (cond - uncond);
-  } else {
-    out = m_net->forward(xt, model_t, conditional ? m_labels : at::Tensor());
+    return uncond + m_guidance * (cond - uncond);
   }
+  return m_net->forward(xt, model_t, conditional ? m_labels : at::Tensor());
+}
+
+std::pair<at::Tensor, at::Tensor> Denoiser::operator()(const at::Tensor& xt,
+                                                       const at::Tensor& t) const {
+  auto out = forward(xt, m_diffusion.model_timesteps(t));
   return m_diffusion.interpret(out, xt, t, m_clip);
+}
+
+std::pair<at::Tensor, at::Tensor> Denoiser::at_timestep(const at::Tensor& xt, double model_t,
+                                                        double alpha_bar) const {
+  auto t = torch::full({xt.size(0)}, model_t,
+                       torch::TensorOptions().dtype(torch::kFloat32).device(xt.device()));
+  auto out = forward(xt, t);
+  // GaussianDiffusion::interpret with a scalar ᾱ: the same formulas (x_t = √ᾱ x₀ + √(1−ᾱ) ε,
+  // v = √ᾱ ε − √(1−ᾱ) x₀).
+  const double a = std::sqrt(alpha_bar), b = std::sqrt(1.0 - alpha_bar);
+  at::Tensor eps, x0;
+  switch (m_diffusion.prediction()) {
+    case Prediction::Eps:
+      eps = out;
+      x0 = (xt - b * eps) / a;
+      break;
+    case Prediction::X0: x0 = out; break;
+    case Prediction::V: x0 = a * xt - b * out; break;
+    case Prediction::Count: break;
+  }
+  if (m_clip) x0 = x0.clamp(-1.0, 1.0);
+  if (m_clip || m_diffusion.prediction() != Prediction::Eps) eps = (xt - a * x0) / b;
+  return {eps, x0};
 }
 
 at::Tensor noise_like(const at::Tensor& like, at::Generator& gen) {
@@ -46,6 +71,11 @@ std::unique_ptr<Sampler> make_sampler(const SampleConfig& config) {
   switch (config.sampler) {
     case SamplerKind::Ddpm: return make_ddpm_sampler(config.variance);
     case SamplerKind::Ddim: return make_ddim_sampler(config.eta);
+    case SamplerKind::Euler: return make_euler_sampler(config.sigmas, config.karras_rho);
+    case SamplerKind::EulerAncestral:
+      return make_euler_ancestral_sampler(config.sigmas, config.karras_rho);
+    case SamplerKind::Heun: return make_heun_sampler(config.sigmas, config.karras_rho);
+    case SamplerKind::DpmppTwoM: return make_dpmpp_2m_sampler(config.sigmas, config.karras_rho);
     case SamplerKind::Count: break;
   }
   throw std::invalid_argument("bad sampler kind");
@@ -91,7 +121,7 @@ SampleResult run_sampling(const DenoiserNet& net, const NoiseSchedule& schedule,
   shape.insert(shape.end(), request.shape.begin(), request.shape.end());
   auto x = torch::randn(shape, gen, torch::TensorOptions().dtype(torch::kFloat32)).to(device);
 
-  Denoiser denoiser(net, diffusion, labels, c.guidance, c.clip_denoised);
+  Denoiser denoiser(net, diffusion, labels, c.guidance, c.clip_denoised, &schedule);
   auto sampler = make_sampler(c);
   auto record = [&](const StepInfo& info) {
     if (request.record_trajectory) {

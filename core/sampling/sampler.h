@@ -20,15 +20,28 @@ namespace difflab {
 // guidance, ε = ε_u + w (ε_c − ε_u), as one batched forward over 2B inputs.
 class Denoiser {
  public:
+  // `model_schedule` is the network's full schedule when `diffusion` is respaced (it must
+  // outlive the Denoiser); null means diffusion's own schedule.
   Denoiser(DenoiserNet net, const GaussianDiffusion& diffusion, at::Tensor labels,
-           double guidance, bool clip_denoised);
+           double guidance, bool clip_denoised, const NoiseSchedule* model_schedule = nullptr);
   // ε̂ and x̂₀ for x_t at schedule rows t (int64, (B)).
   std::pair<at::Tensor, at::Tensor> operator()(const at::Tensor& xt, const at::Tensor& t) const;
+  // ε̂ and x̂₀ for x_t at one (possibly fractional) model timestep whose ᾱ is `alpha_bar`:
+  // for samplers whose noise levels are not schedule rows (Karras spacing).
+  std::pair<at::Tensor, at::Tensor> at_timestep(const at::Tensor& xt, double model_t,
+                                                double alpha_bar) const;
   const GaussianDiffusion& diffusion() const { return m_diffusion; }
+  const NoiseSchedule& model_schedule() const {
+    return m_model_schedule ? *m_model_schedule : m_diffusion.schedule();
+  }
 
  private:
+  // The network output for x_t at model timesteps (B), guided.
+  at::Tensor forward(const at::Tensor& xt, const at::Tensor& model_t) const;
+
   DenoiserNet m_net;
   const GaussianDiffusion& m_diffusion;
+  const NoiseSchedule* m_model_schedule;
   at::Tensor m_labels;  // undefined = unconditional
   double m_guidance;
   bool m_clip;
@@ -55,6 +68,14 @@ class Sampler {
 };
 
 std::unique_ptr<Sampler> make_sampler(const SampleConfig& config);
+
+// DDIM inversion (Song et al. 2021, §4.3; improved-diffusion's ddim_reverse_sample): the
+// deterministic η = 0 update run backwards, x₀ → x_T, over denoiser.diffusion()'s rows, so
+// that DDIM η = 0 sampling from the result gives x₀ back. Each step from row i−1 to row i
+// uses ε̂ at the current point; `refine` fixed-point iterations then re-evaluate ε̂ at the
+// new point, which turns the step into the exact inverse of the decoding step as they
+// converge (one more network call per iteration).
+at::Tensor ddim_encode(const Denoiser& denoiser, at::Tensor x0, int refine = 0);
 
 // Everything a caller needs to sample from a trained network.
 struct SampleRequest {
