@@ -21,7 +21,7 @@ const std::vector<OptionSpec> kSampleOptions = {
     {"sampler", true, "ddpm|ddim  (default: the checkpoint config's sample.sampler)"},
     {"steps", true, "N  sampling steps (respaced from T)"},
     {"eta", true, "X  DDIM noise: 0 deterministic, 1 like DDPM"},
-    {"variance", true, "fixed_small|fixed_large  DDPM variance"},
+    {"variance", true, "fixed_small|fixed_large|learned  DDPM variance (learned: learn_sigma models)"},
     {"guidance", true, "W  classifier-free guidance scale (0 uncond, 1 cond)"},
     {"class", true, "K  class to draw (-1 cycles through all classes)"},
     {"seed", true, "N  noise seed"},

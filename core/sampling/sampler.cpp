@@ -16,10 +16,17 @@ Denoiser::Denoiser(DenoiserNet net, const GaussianDiffusion& diffusion, at::Tens
       m_guidance(guidance),
       m_clip(clip_denoised) {}
 
+bool Denoiser::learns_variance() const { return m_net->learns_variance(); }
+
 std::pair<at::Tensor, at::Tensor> Denoiser::operator()(const at::Tensor& xt,
                                                        const at::Tensor& t) const {
+  auto out = predict(xt, t);
+  return {out.eps, out.x0};
+}
+
+DenoiserOutput Denoiser::predict(const at::Tensor& xt, const at::Tensor& t) const {
   const auto model_t = m_diffusion.model_timesteps(t);
-  at::Tensor out;
+  at::Tensor out, variance;
   const bool conditional = m_labels.defined() && m_net->num_classes() > 0;
   if (conditional && m_guidance != 1.0) {
     // Classifier-free guidance (Ho & Salimans 2022): one forward over [x; x] with
@@ -28,13 +35,20 @@ std::pair<at::Tensor, at::Tensor> Denoiser::operator()(const at::Tensor& xt,
     auto null = torch::full_like(m_labels, m_net->num_classes());
     auto both = m_net->forward(torch::cat({xt, xt}), torch::cat({model_t, model_t}),
                                torch::cat({m_labels, null}));
-    auto cond = both.narrow(0, 0, b);
-    auto uncond = both.narrow(0, b, b);
-    out = uncond + m_guidance * (cond - uncond);
+    auto cond = split_model_output(both.narrow(0, 0, b), learns_variance());
+    auto uncond = split_model_output(both.narrow(0, b, b), learns_variance());
+    out = uncond.prediction + m_guidance * (cond.prediction - uncond.prediction);
+    variance = cond.variance;
   } else {
-    out = m_net->forward(xt, model_t, conditional ? m_labels : at::Tensor());
+    auto parts = split_model_output(
+        m_net->forward(xt, model_t, conditional ? m_labels : at::Tensor()), learns_variance());
+    out = parts.prediction;
+    variance = parts.variance;
   }
-  return m_diffusion.interpret(out, xt, t, m_clip);
+  DenoiserOutput result;
+  std::tie(result.eps, result.x0) = m_diffusion.interpret(out, xt, t, m_clip);
+  if (variance.defined()) result.log_variance = m_diffusion.learned_range_log_variance(variance, t);
+  return result;
 }
 
 at::Tensor noise_like(const at::Tensor& like, at::Generator& gen) {

@@ -16,14 +16,25 @@
 
 namespace difflab {
 
+// ε̂, x̂₀ and, from a net with a learned variance, log Σ_θ (undefined otherwise).
+struct DenoiserOutput {
+  at::Tensor eps, x0, log_variance;
+};
+
 // Wraps the network: feeds it original-scale timesteps and applies classifier-free
-// guidance, ε = ε_u + w (ε_c − ε_u), as one batched forward over 2B inputs.
+// guidance, ε = ε_u + w (ε_c − ε_u), as one batched forward over 2B inputs. A net with a
+// learned variance (2·C channels) is guided on its prediction half only and keeps the
+// conditional variance half, as improved-diffusion does.
 class Denoiser {
  public:
   Denoiser(DenoiserNet net, const GaussianDiffusion& diffusion, at::Tensor labels,
            double guidance, bool clip_denoised);
   // ε̂ and x̂₀ for x_t at schedule rows t (int64, (B)).
   std::pair<at::Tensor, at::Tensor> operator()(const at::Tensor& xt, const at::Tensor& t) const;
+  // The same plus the learned log variance (Nichol & Dhariwal 2021, eq. 15) when the net
+  // has one; samplers that do not use a variance call operator() instead.
+  DenoiserOutput predict(const at::Tensor& xt, const at::Tensor& t) const;
+  bool learns_variance() const;
   const GaussianDiffusion& diffusion() const { return m_diffusion; }
 
  private:
