@@ -297,8 +297,8 @@ TEST(Diffusion, NllBoundOfAPerfectModelIsPriorPlusDecoder) {
   }
   EXPECT_EQ(r.terms.sizes(), (std::vector<int64_t>{3, 100}));
 
-  // A model that knows nothing (predicts x₀ = 0) has a much larger bound, and the strided
-  // estimate calls the network once per stratum plus once for L_0.
+  // A model that knows nothing (predicts x₀ = 0) has a much larger bound, and the
+  // stratified estimate calls the network once per stratum plus once for L_0.
   ModelFn blank = [&](const at::Tensor& xt, const at::Tensor&) {
     ++calls;
     return ModelOutput{torch::zeros_like(xt), at::Tensor()};
@@ -309,30 +309,50 @@ TEST(Diffusion, NllBoundOfAPerfectModelIsPriorPlusDecoder) {
   EXPECT_TRUE(torch::isfinite(exact.total).all().item<bool>());
   calls = 0;
   auto est = d.nll_bits_per_dim(blank, x0, VarianceKind::FixedSmall, true, gen, 10);
-  EXPECT_EQ(calls, 1 + 10);  // rows 1..99 in strata of 10 (the last has 9)
+  EXPECT_EQ(calls, 1 + 10);
   EXPECT_TRUE(est.estimate);
   // For this model every L_t is the same for any noise (the mean is off by c1·x₀), so the
   // estimate must be L_T + L_0 + Σ over strata of (stratum size) × L_pick, with exactly one
-  // pick in each stratum [1..10], [11..20], …, [91..99].
+  // pick in each stratum. Strata for T = 100, K = 10: b_k = round(100^{k/10}).
+  const std::vector<int> bounds = {1, 2, 3, 4, 6, 10, 16, 25, 40, 63, 100};
+  EXPECT_EQ(nll_strata(100, 10), bounds);
   double expected = 0.0;
-  for (int start = 1; start < 100; start += 10) {
-    const int len = std::min(10, 100 - start);
+  for (size_t k = 1; k < bounds.size(); ++k) {
     int picks = 0;
-    for (int t = start; t < start + len; ++t) {
+    for (int t = bounds[k - 1]; t < bounds[k]; ++t) {
       if (est.terms[0][t].item<double>() == 0.0) continue;
       ++picks;
       EXPECT_NEAR(est.terms[0][t].item<double>(), exact.terms[0][t].item<double>(),
                   1e-5 * exact.terms[0][t].item<double>());
-      expected += len * exact.terms[0][t].item<double>();
+      expected += (bounds[k] - bounds[k - 1]) * exact.terms[0][t].item<double>();
     }
-    EXPECT_EQ(picks, 1) << "stratum from " << start;
+    EXPECT_EQ(picks, 1) << "stratum from " << bounds[k - 1];
   }
   EXPECT_NEAR(est.kl_sum[0].item<double>(), expected, 1e-5 * expected);
   EXPECT_NEAR(est.total[0].item<double>(),
               expected + exact.prior[0].item<double>() + exact.decoder[0].item<double>(),
               1e-5 * expected);
+  // K >= T − 1 is exact.
+  calls = 0;
+  EXPECT_FALSE(d.nll_bits_per_dim(blank, x0, VarianceKind::FixedSmall, true, gen, 99).estimate);
+  EXPECT_EQ(calls, 100);
   EXPECT_THROW(d.nll_bits_per_dim(perfect, x0, VarianceKind::Learned, true, gen),
                std::invalid_argument);
+}
+
+TEST(Diffusion, NllStrataAreGeometricWithAtLeastOneRowEach) {
+  EXPECT_EQ(nll_strata(20, 5), (std::vector<int>{1, 2, 3, 6, 11, 20}));  // round(20^{k/5})
+  EXPECT_EQ(nll_strata(6, 5), (std::vector<int>{1, 2, 3, 4, 5, 6}));     // one row each
+  EXPECT_EQ(nll_strata(1000, 1), (std::vector<int>{1, 1000}));
+  // Many strata: the first ones would round to the same row and are pushed apart.
+  const auto b = nll_strata(1000, 30);
+  ASSERT_EQ(b.size(), 31u);
+  EXPECT_EQ(b.front(), 1);
+  EXPECT_EQ(b.back(), 1000);
+  for (size_t k = 1; k < b.size(); ++k) EXPECT_GT(b[k], b[k - 1]);
+  EXPECT_EQ(b[1], 2);
+  EXPECT_THROW(nll_strata(100, 0), std::invalid_argument);
+  EXPECT_THROW(nll_strata(100, 100), std::invalid_argument);
 }
 
 TEST(TimestepSampler, UniformUntilEveryTHasItsHistoryThenSecondMoment) {

@@ -508,9 +508,9 @@ TEST(Nll, BoundOfATinyHybridModelIsFiniteAndAddsUp) {
   // ~40 bits/dim the decoder's floor allows plus the KL terms of a barely trained net.
   EXPECT_GT(r.total, 0.0);
   // The raw weights of a model trained this little are in the same range; a fixed
-  // variance works too; a strided run is labelled an estimate.
+  // variance works too; a stratified run is labelled an estimate.
   o.variance = VarianceKind::FixedLarge;
-  o.t_stride = 7;
+  o.t_samples = 7;
   o.batches = 1;
   auto est = evaluate_nll(trainer.model(), diffusion, data->test, o);
   EXPECT_TRUE(est.estimate);

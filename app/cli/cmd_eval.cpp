@@ -34,8 +34,9 @@ const std::vector<OptionSpec> kNllOptions = {
     {"variance", true,
      "fixed_small|fixed_large|learned  reverse variance (default: learned for a learn_sigma "
      "model, else fixed_large)"},
-    {"t-stride", true,
-     "S  ESTIMATE from one random t in every S (default 1 = exact, T network calls a batch)"},
+    {"t-samples", true,
+     "K  ESTIMATE from K log-spaced strata of t, K+1 network calls a batch (default 0 = exact, "
+     "T calls)"},
     {"labels", true, "true|null  class-conditional nets: condition on the true labels (default) or null"},
     {"no-clip", false, "   do not clip the predicted x0 to [-1, 1]"},
     {"seed", true, "N  noise seed (default 0)"},
@@ -79,7 +80,7 @@ int run_nll(const Args& args) {
   }
   o.batches = args.get_int("batches", 1);
   o.batch_size = args.get_int("batch-size", 64);
-  o.t_stride = args.get_int("t-stride", 1);
+  o.t_samples = args.get_int("t-samples", 0);
   o.clip_denoised = !args.has("no-clip");
   o.seed = static_cast<uint64_t>(args.get_int64("seed", 0));
   const std::string labels = args.get("labels", "true");
@@ -88,7 +89,7 @@ int run_nll(const Args& args) {
   o.use_labels = labels == "true";
   if (o.batches < 1) throw UsageError("--batches must be >= 1");
   if (o.batch_size < 1) throw UsageError("--batch-size must be >= 1");
-  if (o.t_stride < 1) throw UsageError("--t-stride must be >= 1");
+  if (o.t_samples < 0) throw UsageError("--t-samples must be >= 0 (0 = exact)");
 
   const auto data = load_dataset(c.data);
   GaussianDiffusion diffusion(NoiseSchedule::named(c.diffusion.schedule, c.diffusion.timesteps),
@@ -105,8 +106,9 @@ int run_nll(const Args& args) {
                   ? (o.use_labels ? ", conditioned on the true labels (-log p(x|y))"
                                   : ", null label (-log p(x))")
                   : "",
-              o.t_stride > 1 ? (", ESTIMATE: one t in every " + std::to_string(o.t_stride)).c_str()
-                             : ", exact over all t");
+              o.t_samples > 0 && o.t_samples < c.diffusion.timesteps - 1
+                  ? (", ESTIMATE from " + std::to_string(o.t_samples) + " strata of t").c_str()
+                  : ", exact over all t");
   std::fflush(stdout);
 
   const auto start = std::chrono::steady_clock::now();

@@ -2,6 +2,7 @@
 
 #include <torch/torch.h>
 
+#include <algorithm>
 #include <cmath>
 #include <stdexcept>
 #include <string>
@@ -247,26 +248,45 @@ at::Tensor GaussianDiffusion::prior_bpd(const at::Tensor& x0) const {
   return (mean_flat(normal_kl(mean, log_var, zero, zero)) / kLn2).to(x0.scalar_type());
 }
 
+std::vector<int> nll_strata(int num_steps, int samples) {
+  if (samples < 1 || samples > num_steps - 1)
+    throw std::invalid_argument("nll_strata: samples must be in [1, T − 1 = " +
+                                std::to_string(num_steps - 1) + "], got " +
+                                std::to_string(samples));
+  std::vector<int> b = {1};
+  for (int k = 1; k <= samples; ++k) {
+    const int target = static_cast<int>(
+        std::lround(std::pow(static_cast<double>(num_steps), static_cast<double>(k) / samples)));
+    // At least one row per stratum, and room left for the strata still to come.
+    b.push_back(std::clamp(target, b.back() + 1, num_steps - (samples - k)));
+  }
+  return b;
+}
+
 NllBound GaussianDiffusion::nll_bits_per_dim(const ModelFn& model, const at::Tensor& x0,
                                              VarianceKind kind, bool clip, at::Generator& gen,
-                                             int t_stride,
+                                             int t_samples,
                                              const std::function<void(int, int)>& progress) const {
-  if (t_stride < 1)
-    throw std::invalid_argument("nll_bits_per_dim: t_stride must be >= 1, got " +
-                                std::to_string(t_stride));
+  if (t_samples < 0)
+    throw std::invalid_argument("nll_bits_per_dim: t_samples must be >= 0, got " +
+                                std::to_string(t_samples));
   torch::NoGradGuard no_grad;
   const int steps = num_steps();
   const int64_t b = x0.size(0);
   NllBound r;
-  // (row, weight): L_0 always; every t ≥ 1, or one random row per stratum of t_stride rows.
+  // (row, weight): L_0 always; then every t ≥ 1, or one random row per stratum.
   std::vector<std::pair<int, double>> rows = {{0, 1.0}};
-  for (int start = 1; start < steps; start += t_stride) {
-    const int len = std::min(t_stride, steps - start);
-    const int pick =
-        len == 1 ? start
-                 : start + static_cast<int>(torch::randint(0, len, {1}, gen, torch::kLong).item<int64_t>());
-    rows.emplace_back(pick, static_cast<double>(len));
-    if (len > 1) r.estimate = true;
+  if (t_samples == 0 || t_samples >= steps - 1) {
+    for (int t = 1; t < steps; ++t) rows.emplace_back(t, 1.0);
+  } else {
+    const auto bounds = nll_strata(steps, t_samples);
+    for (size_t k = 1; k < bounds.size(); ++k) {
+      const int start = bounds[k - 1], len = bounds[k] - bounds[k - 1];
+      const int64_t offset =
+          len == 1 ? 0 : torch::randint(0, len, {1}, gen, torch::kLong).item<int64_t>();
+      rows.emplace_back(start + static_cast<int>(offset), static_cast<double>(len));
+      if (len > 1) r.estimate = true;
+    }
   }
   const auto opts = x0.options().dtype(torch::kFloat32);
   r.terms = torch::zeros({b, steps}, opts);

@@ -45,6 +45,13 @@ struct NllBound {
   bool estimate = false;
 };
 
+// Boundaries b_0 = 1 < b_1 < … < b_K = T of K strata [b_{k−1}, b_k) over rows 1..T−1,
+// spaced geometrically (b_k ≈ T^{k/K}, at least one row each): the VLB terms fall steeply
+// with t (most of Σ L_t sits in the first few percent of t), so small t get strata of one
+// row and are evaluated exactly, and the nearly flat tail shares wide strata.
+// 1 <= K <= T − 1.
+std::vector<int> nll_strata(int num_steps, int samples);
+
 // The network for nll_bits_per_dim: x_t and schedule rows t -> its output.
 using ModelFn = std::function<ModelOutput(const at::Tensor& xt, const at::Tensor& t)>;
 
@@ -120,12 +127,13 @@ class GaussianDiffusion {
   at::Tensor prior_bpd(const at::Tensor& x0) const;
   // The variational bound −log p(x₀) ≤ L_T + Σ_{t≥1} L_t + L_0 in bits/dim per example, with
   // fresh noise from `gen` for each t (improved-diffusion's calc_bpd_loop). Exact over all
-  // T rows when t_stride = 1 (T network calls). With t_stride = S > 1 it is an *estimate*:
-  // rows 1..T−1 are cut into strata of S, one random row of each stratum (the same for the
-  // batch) stands for its stratum (weight = stratum size), which keeps it unbiased; L_0 is
-  // always evaluated. `progress(done, total)` after each network call.
+  // T rows when t_samples = 0 or >= T − 1 (T network calls). Otherwise an *estimate* from
+  // 1 + t_samples calls: rows 1..T−1 are cut into the t_samples strata of nll_strata(), one
+  // random row of each (the same for the batch) stands for its stratum (weight = its size),
+  // which keeps it unbiased; L_0 is always evaluated. `progress(done, total)` after each
+  // network call.
   NllBound nll_bits_per_dim(const ModelFn& model, const at::Tensor& x0, VarianceKind kind,
-                            bool clip, at::Generator& gen, int t_stride = 1,
+                            bool clip, at::Generator& gen, int t_samples = 0,
                             const std::function<void(int, int)>& progress = {}) const;
 
   // Tables on the device, float32, one entry per row.

@@ -58,7 +58,7 @@ NllEvalResult evaluate_nll(const DenoiserNet& net, const GaussianDiffusion& diff
       return split_model_output(net->forward(xt, diffusion.model_timesteps(t), y), learned);
     };
     const auto bound = diffusion.nll_bits_per_dim(
-        model, x0, options.variance, options.clip_denoised, gen, options.t_stride,
+        model, x0, options.variance, options.clip_denoised, gen, options.t_samples,
         [&](int done, int total) {
           if (progress) progress(i + 1, batches, done, total);
         });

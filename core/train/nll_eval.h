@@ -19,9 +19,9 @@ struct NllEvalOptions {
   bool clip_denoised = true;  // clip x̂₀ to [−1, 1] (improved-diffusion's image_nll default)
   int batches = 1;            // test batches, from the start of the test split
   int batch_size = 64;
-  // 1 = exact over all T timesteps (T network calls a batch). S > 1 = stratified estimate
-  // from one random t in every S (see GaussianDiffusion::nll_bits_per_dim).
-  int t_stride = 1;
+  // 0 = exact over all T timesteps (T network calls a batch). K > 0 = stratified estimate
+  // from K log-spaced strata of t, K + 1 calls a batch (GaussianDiffusion::nll_bits_per_dim).
+  int t_samples = 0;
   // Class-conditional nets: condition on the true labels (−log p(x | y), as
   // improved-diffusion's image_nll), or on the null label (−log p(x), unconditional).
   bool use_labels = true;
@@ -34,7 +34,7 @@ struct NllEvalResult {
   double total = 0, prior = 0, kl_sum = 0, decoder = 0;
   double total_stderr = 0;        // standard error of `total` over the images
   std::vector<double> terms;      // mean L_t for each row t (0 where not evaluated)
-  bool estimate = false;          // t_stride > 1
+  bool estimate = false;          // some stratum had more than one t
 };
 
 // Runs the bound over the first options.batches × batch_size images of `test` (fewer if
