@@ -524,3 +524,30 @@ TEST(Nll, BoundOfATinyHybridModelIsFiniteAndAddsUp) {
   o.variance = VarianceKind::FixedSmall;
   EXPECT_THROW(evaluate_nll(plain.model(), diffusion, points, o), std::invalid_argument);
 }
+
+// x₀ and v targets train end to end, with L_simple and with the hybrid loss (whose VLB term
+// turns their prediction into the posterior mean through x̂₀).
+TEST(Trainer, X0AndVPredictionsTrainWithBothLosses) {
+  auto data = quadrant_images();
+  for (auto prediction : {Prediction::X0, Prediction::V}) {
+    for (bool hybrid : {false, true}) {
+      Config c = hybrid ? hybrid_config() : tiny_unet_config();
+      c.diffusion.prediction = prediction;
+      Trainer trainer(c, data, torch::kCPU);
+      double first = 0, last = 0;
+      for (int i = 0; i < 30; ++i) {
+        const auto r = trainer.train_step();
+        ASSERT_TRUE(std::isfinite(r.loss)) << to_string(prediction) << " " << hybrid;
+        EXPECT_EQ(std::isfinite(r.loss_vlb), hybrid);
+        if (i < 5) first += r.loss_simple / 5;
+        if (i >= 25) last += r.loss_simple / 5;
+      }
+      EXPECT_LT(last, first) << to_string(prediction) << " " << hybrid;
+      SampleConfig s = trainer.config().sample;
+      s.sampler = SamplerKind::Ddpm;
+      s.variance = hybrid ? VarianceKind::Learned : VarianceKind::FixedLarge;
+      auto images = trainer.sample(s).images;
+      EXPECT_TRUE(torch::isfinite(images).all().item<bool>());
+    }
+  }
+}
