@@ -59,6 +59,9 @@ void expect_same(const Config& a, const Config& b) {
   EXPECT_EQ(a.diffusion.schedule, b.diffusion.schedule);
   EXPECT_EQ(a.diffusion.timesteps, b.diffusion.timesteps);
   EXPECT_EQ(a.diffusion.prediction, b.diffusion.prediction);
+  EXPECT_EQ(a.diffusion.learn_sigma, b.diffusion.learn_sigma);
+  EXPECT_EQ(a.diffusion.loss, b.diffusion.loss);
+  EXPECT_EQ(a.diffusion.vlb_weight, b.diffusion.vlb_weight);
 
   EXPECT_EQ(a.model.kind, b.model.kind);
   EXPECT_EQ(a.model.base_channels, b.model.base_channels);
@@ -93,6 +96,8 @@ void expect_same(const Config& a, const Config& b) {
   EXPECT_EQ(a.train.sample_every, b.train.sample_every);
   EXPECT_EQ(a.train.checkpoint_every, b.train.checkpoint_every);
   EXPECT_EQ(a.train.seed, b.train.seed);
+  EXPECT_EQ(a.train.timestep_sampler, b.train.timestep_sampler);
+  EXPECT_EQ(a.train.timestep_uniform_mix, b.train.timestep_uniform_mix);
   EXPECT_EQ(a.train.out_dir, b.train.out_dir);
   EXPECT_EQ(a.train.threads, b.train.threads);
 
@@ -127,6 +132,9 @@ Config non_default_config() {
   c.diffusion.schedule = ScheduleKind::Sigmoid;
   c.diffusion.timesteps = 4000;
   c.diffusion.prediction = Prediction::V;
+  c.diffusion.learn_sigma = true;
+  c.diffusion.loss = LossKind::Hybrid;
+  c.diffusion.vlb_weight = 0.1 + 0.7;  // 0.7999999999999999
 
   c.model.kind = ModelKind::Mlp;
   c.model.base_channels = 48;
@@ -161,13 +169,15 @@ Config non_default_config() {
   c.train.sample_every = 0;
   c.train.checkpoint_every = 250;
   c.train.seed = 18446744073709551557ull;
+  c.train.timestep_sampler = TimestepSamplerKind::LossAware;
+  c.train.timestep_uniform_mix = 0.05;
   c.train.out_dir = "runs/with space/ünïcode";
   c.train.threads = 3;
 
   c.sample.sampler = SamplerKind::Ddpm;
   c.sample.steps = 4000;
   c.sample.eta = 1.0;
-  c.sample.variance = VarianceKind::FixedLarge;
+  c.sample.variance = VarianceKind::Learned;
   c.sample.sigmas = SigmaSpacing::Karras;
   c.sample.karras_rho = 2.0 / 3.0;
   c.sample.guidance = 7.5;
@@ -404,6 +414,15 @@ TEST(Config, ValidateNamesKeyValueAndSource) {
       {[](Config& c) { c.sample.class_label = -2; }, "sample.class_label = -2"},
       {[](Config& c) { c.sample.guidance = -1.0; }, "sample.guidance = -1.0"},
       {[](Config& c) { c.model.kind = static_cast<ModelKind>(7); }, "model.kind"},
+      {[](Config& c) { c.diffusion.vlb_weight = -0.001; }, "diffusion.vlb_weight = -0.001"},
+      {[](Config& c) { c.diffusion.loss = LossKind::Hybrid; }, "diffusion.loss = hybrid"},
+      {[](Config& c) { c.diffusion.learn_sigma = true; }, "diffusion.learn_sigma = true"},
+      {[](Config& c) { c.sample.variance = VarianceKind::Learned; }, "sample.variance = learned"},
+      {[](Config& c) { c.train.timestep_uniform_mix = 1.5; }, "train.timestep_uniform_mix = 1.5"},
+      {[](Config& c) { c.train.timestep_uniform_mix = -0.1; },
+       "train.timestep_uniform_mix = -0.1"},
+      {[](Config& c) { c.train.timestep_sampler = static_cast<TimestepSamplerKind>(2); },
+       "train.timestep_sampler"},
   };
   for (const Case& c : cases) {
     Config config;
@@ -535,6 +554,48 @@ TEST(Config, EnumNamesRoundTrip) {
   expect_enum_round_trip<SamplerKind>();
   expect_enum_round_trip<VarianceKind>();
   expect_enum_round_trip<SigmaSpacing>();
+  expect_enum_round_trip<LossKind>();
+  expect_enum_round_trip<TimestepSamplerKind>();
+}
+
+// The Improved-DDPM keys: defaults when absent (older configs and checkpoints), the hybrid
+// loss only together with a learned variance, and learn_sigma part of the model's identity.
+TEST(Config, ImprovedDdpmKeysDefaultAndDependOnEachOther) {
+  const Config old = config_from_yaml(
+      "diffusion: {schedule: cosine, timesteps: 100, prediction: eps}\ntrain: {seed: 3}\n",
+      "old.yaml");
+  EXPECT_FALSE(old.diffusion.learn_sigma);
+  EXPECT_EQ(old.diffusion.loss, LossKind::Simple);
+  EXPECT_EQ(old.diffusion.vlb_weight, 0.001);
+  EXPECT_EQ(old.train.timestep_sampler, TimestepSamplerKind::Uniform);
+  EXPECT_EQ(old.train.timestep_uniform_mix, 0.001);
+
+  const Config hybrid = config_from_yaml(
+      "diffusion: {learn_sigma: true, loss: hybrid, vlb_weight: 0.01}\n"
+      "train: {timestep_sampler: loss_aware, timestep_uniform_mix: 0.1}\n"
+      "sample: {sampler: ddpm, variance: learned}\n",
+      "h.yaml");
+  EXPECT_TRUE(hybrid.diffusion.learn_sigma);
+  EXPECT_EQ(hybrid.diffusion.loss, LossKind::Hybrid);
+  EXPECT_EQ(hybrid.diffusion.vlb_weight, 0.01);
+  EXPECT_EQ(hybrid.train.timestep_sampler, TimestepSamplerKind::LossAware);
+  EXPECT_EQ(hybrid.train.timestep_uniform_mix, 0.1);
+  EXPECT_EQ(hybrid.sample.variance, VarianceKind::Learned);
+
+  EXPECT_CONTAINS(parse_error("diffusion: {loss: hybrid}\n", "a.yaml"),
+                  "diffusion.loss = hybrid: needs diffusion.learn_sigma = true");
+  EXPECT_CONTAINS(parse_error("diffusion: {loss: vlb}\n", "b.yaml"), "choices: simple, hybrid");
+  EXPECT_CONTAINS(parse_error("train: {timestep_sampler: importance}\n", "c.yaml"),
+                  "choices: uniform, loss_aware");
+
+  Config a, b;
+  EXPECT_TRUE(same_model(a, b));
+  b.diffusion.learn_sigma = true;
+  EXPECT_FALSE(same_model(a, b));
+  b = a;
+  b.diffusion.loss = LossKind::Hybrid;  // a training setting, not the network's
+  b.diffusion.vlb_weight = 0.5;
+  EXPECT_TRUE(same_model(a, b));
 }
 
 }  // namespace

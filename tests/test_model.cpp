@@ -242,3 +242,30 @@ TEST(UNet, InferenceModeGivesTheSameOutputAsGradMode) {
     EXPECT_TRUE(torch::equal(with_grad, net->forward(x, t, y))) << to_string(act);
   }
 }
+
+// diffusion.learn_sigma doubles the output channels (prediction, then variance value v);
+// the zero-initialised output starts at v = 0, halfway between log β̃_t and log β_t.
+TEST(Models, LearnSigmaDoublesTheOutputChannels) {
+  Config config;
+  config.model = small_unet();
+  config.diffusion.learn_sigma = true;
+  config.diffusion.loss = LossKind::Hybrid;
+  auto net = make_model(config, DataShape{3, 16, 16, false, 10});
+  EXPECT_TRUE(net->learns_variance());
+  auto out = run(net, 2, 3, 16, 16);
+  EXPECT_EQ(out.sizes(), (std::vector<int64_t>{2, 6, 16, 16}));
+  EXPECT_EQ(out.abs().max().item<float>(), 0.0f);
+  config.diffusion.learn_sigma = false;
+  auto plain = make_model(config, DataShape{3, 16, 16, false, 10});
+  EXPECT_FALSE(plain->learns_variance());
+  EXPECT_EQ(run(plain, 2, 3, 16, 16).size(1), 3);
+
+  ModelConfig m;
+  m.kind = ModelKind::Mlp;
+  m.num_classes = 8;
+  auto mlp = make_model(m, DataShape{2, 0, 0, true, 8}, /*learn_sigma=*/true);
+  EXPECT_TRUE(mlp->learns_variance());
+  torch::NoGradGuard ng;
+  auto points = mlp->forward(torch::randn({5, 2}), torch::randint(0, 100, {5}), torch::randint(0, 8, {5}));
+  EXPECT_EQ(points.sizes(), (std::vector<int64_t>{5, 4}));
+}

@@ -197,3 +197,99 @@ TEST(Sampling, RejectsStepsOutsideTheSchedule) {
   EXPECT_THROW(run_sampling(net, schedule(), Prediction::Eps, request(SamplerKind::Ddim, 0), torch::kCPU),
                std::invalid_argument);
 }
+
+namespace {
+
+// A learned-variance net: ε̂ = k·x (or the label signal), then v = 0.4 for a real class
+// and −0.6 for the null class (or for an unconditional net) in the second half.
+class FakeSigmaNet : public DenoiserNetImpl {
+ public:
+  FakeSigmaNet(double k, int classes) : m_k(k), m_classes(classes) {}
+  torch::Tensor forward(const torch::Tensor& x, const torch::Tensor&,
+                        const torch::Tensor& y) override {
+    ++calls;
+    at::Tensor eps = m_k * x, v = torch::full_like(x, -0.6);
+    if (m_classes > 0) {
+      auto real = (y != m_classes).to(torch::kFloat32).view({-1, 1, 1, 1}).expand_as(x);
+      eps = real.clone();
+      v = torch::where(real > 0, torch::full_like(x, 0.4), v);
+    }
+    return torch::cat({eps, v}, 1);
+  }
+  int num_classes() const override { return m_classes; }
+  bool learns_variance() const override { return true; }
+  int calls = 0;
+
+ private:
+  double m_k;
+  int m_classes;
+};
+
+}  // namespace
+
+TEST(Sampling, DdpmWithLearnedVarianceMatchesHandComputation) {
+  auto net = std::make_shared<FakeSigmaNet>(0.5, 0);
+  auto req = request(SamplerKind::Ddpm, 5);
+  req.config.variance = VarianceKind::Learned;
+  auto out = run_sampling(net, schedule(), Prediction::Eps, req, torch::kCPU);
+
+  auto gen = at::make_generator<at::CPUGeneratorImpl>(42);
+  auto x = torch::randn({3, 1, 2, 2}, gen, torch::kFloat32).to(torch::kFloat64);
+  const auto r = schedule().respaced(5);  // learned range uses the respaced β and β̃
+  for (int i = 4; i >= 0; --i) {
+    const double ab = r.alphas_cumprod()[i];
+    auto eps = 0.5 * x;
+    auto x0 = (x - std::sqrt(1 - ab) * eps) / std::sqrt(ab);
+    auto mean = r.posterior_mean_coef1()[i] * x0 + r.posterior_mean_coef2()[i] * x;
+    if (i > 0) {
+      const double f = (-0.6 + 1) / 2;
+      const double log_var = f * std::log(r.betas()[i]) + (1 - f) * r.posterior_log_variance_clipped()[i];
+      auto z = torch::randn({3, 1, 2, 2}, gen, torch::kFloat32).to(torch::kFloat64);
+      x = mean + std::exp(0.5 * log_var) * z;
+    } else {
+      x = mean;
+    }
+  }
+  EXPECT_TRUE(torch::allclose(out.images.to(torch::kFloat64), x, 1e-4, 1e-5))
+      << (out.images - x).abs().max();
+  EXPECT_EQ(net->calls, 5);
+
+  // DDIM and the fixed variances ignore the variance half; `learned` on a net without one
+  // is refused with a message that says why.
+  auto ddim = run_sampling(net, schedule(), Prediction::Eps, request(SamplerKind::Ddim, 4),
+                           torch::kCPU);
+  EXPECT_EQ(ddim.images.sizes(), (std::vector<int64_t>{3, 1, 2, 2}));
+  req.config.variance = VarianceKind::FixedSmall;
+  EXPECT_NO_THROW(run_sampling(net, schedule(), Prediction::Eps, req, torch::kCPU));
+  req.config.variance = VarianceKind::Learned;
+  auto plain = std::make_shared<FakeNet>(0.5, 0);
+  try {
+    run_sampling(plain, schedule(), Prediction::Eps, req, torch::kCPU);
+    FAIL() << "no error";
+  } catch (const std::invalid_argument& e) {
+    EXPECT_NE(std::string(e.what()).find("learn_sigma"), std::string::npos) << e.what();
+  }
+}
+
+TEST(Sampling, GuidanceAppliesToTheEpsHalfAndKeepsTheConditionalVariance) {
+  auto net = std::make_shared<FakeSigmaNet>(0.0, 10);
+  GaussianDiffusion diffusion(schedule().respaced(10), Prediction::Eps, torch::kCPU);
+  Denoiser denoiser(net, diffusion, torch::full({2}, 3, torch::kLong), 4.0, false);
+  auto x = torch::zeros({2, 1, 2, 2});
+  auto t = torch::tensor({6, 6});
+  auto out = denoiser.predict(x, t);
+  EXPECT_EQ(net->calls, 1);
+  // ε_u = 0, ε_c = 1: guided ε = 4; the variance is the conditional half (v = 0.4).
+  EXPECT_TRUE(torch::allclose(out.eps, torch::full({2, 1, 2, 2}, 4.0f)));
+  EXPECT_TRUE(torch::allclose(out.log_variance, diffusion.learned_range_log_variance(
+                                                     torch::full({2, 1, 2, 2}, 0.4f), t)));
+  EXPECT_TRUE(denoiser.learns_variance());
+  // operator() gives the same ε̂ and x̂₀ from the first C channels.
+  auto [eps, x0] = denoiser(x, t);
+  EXPECT_TRUE(torch::equal(eps, out.eps));
+  EXPECT_TRUE(torch::equal(x0, out.x0));
+  EXPECT_EQ(x0.size(1), 1);
+  // A fixed-variance net has no log variance.
+  Denoiser plain(std::make_shared<FakeNet>(0.5, 0), diffusion, at::Tensor(), 1.0, false);
+  EXPECT_FALSE(plain.predict(x, t).log_variance.defined());
+}

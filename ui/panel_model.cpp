@@ -184,6 +184,25 @@ void draw_model_panel(const Snapshot& snap, UiContext& ctx) {
     enum_combo("Predicts", &d.prediction);
     help_marker("What the network outputs: the noise ε (DDPM), the clean image x₀, or "
                 "v = √ᾱ ε − √(1−ᾱ) x₀ (Salimans & Ho 2022).");
+    if (ImGui::Checkbox("Learned variance", &d.learn_sigma) && !d.learn_sigma) d.loss = LossKind::Simple;
+    help_marker("The network also outputs v per pixel; the step variance is exp(f log β_t + "
+                "(1−f) log β̃_t) with f = (v+1)/2 (Nichol & Dhariwal 2021, eq. 15). Trained by "
+                "the hybrid loss; sample with DDPM, variance 'learned'.");
+    ImGui::BeginDisabled(!d.learn_sigma);
+    enum_combo("Loss", &d.loss);
+    ImGui::EndDisabled();
+    help_marker("simple: ‖ε − ε̂‖² (Ho et al. 2020). hybrid: L_simple + λ L_vlb with the mean "
+                "detached in the VLB term (Nichol & Dhariwal 2021, eq. 16); needs a learned variance.");
+    float lambda = static_cast<float>(d.vlb_weight);
+    ImGui::BeginDisabled(d.loss != LossKind::Hybrid);
+    if (ImGui::InputFloat("λ (VLB weight)", &lambda, 0.0f, 0.0f, "%.4g")) d.vlb_weight = std::max(lambda, 0.0f);
+    ImGui::EndDisabled();
+    help_marker("Weight of L_vlb = L_0 + … + L_{T−1} in bits/dim; 0.001 is the paper's value, "
+                "which equals improved-diffusion's per-t scaling by T/1000.");
+    enum_combo("t sampling", &ui.edit.train.timestep_sampler);
+    help_marker("uniform: every t equally often. loss_aware: p_t ∝ √E[L_t²] over the last 10 "
+                "losses at each t, mixed with a little uniform, each loss weighted by 1/(T p_t) "
+                "(Nichol & Dhariwal 2021, §3.3); uniform until every t has 10 losses.");
   }
   ImGui::PopItemWidth();
   ImGui::EndDisabled();

@@ -1,4 +1,5 @@
-// Sampling panel: sampler (DDPM / DDIM), steps, η, guidance, class, seed and count;
+// Sampling panel: sampler (DDPM, DDIM, Euler, Euler-ancestral, Heun, DPM-Solver++(2M)),
+// its variance or σ spacing, steps, η, guidance, class, seed and count;
 // Generate / Cancel with progress; then the scrubber over the recorded trajectory
 // (scrubber.cpp), whose last position is the result grid.
 #include <imgui.h>
@@ -46,7 +47,28 @@ void draw_settings(const Snapshot& snap, UiState& ui, bool enabled) {
     next();
     if (enum_combo("Sampler", &s.sampler) && s.sampler == SamplerKind::Ddpm) s.eta = 1.0;
     help_marker("ddpm: ancestral sampling, fresh noise every step (Ho et al. 2020). "
-                "ddim: deterministic when η = 0, so fewer steps still work (Song et al. 2021).");
+                "ddim: deterministic when η = 0, so fewer steps still work (Song et al. 2021). "
+                "euler / heun / dpmpp_2m: ODE solvers on σ = √((1−ᾱ)/ᾱ) (Karras et al. 2022; "
+                "Lu et al. 2022), 1st / 2nd / 2nd order; euler_ancestral adds fresh noise.");
+    next();
+    const bool sigma_space = s.sampler != SamplerKind::Ddpm && s.sampler != SamplerKind::Ddim;
+    if (s.sampler == SamplerKind::Ddpm) {
+      enum_combo("Variance", &s.variance);
+      help_marker("DDPM step variance: fixed_small = β̃_t (posterior), fixed_large = β_t, "
+                  "learned = the model's own interpolation (needs a learn_sigma model).");
+    } else {
+      ImGui::BeginDisabled(!sigma_space);
+      enum_combo("σ spacing", &s.sigmas);
+      ImGui::EndDisabled();
+      help_marker("Noise levels of the σ-space samplers: the model's own (respaced) steps, or "
+                  "Karras et al. (2022, eq. 5) spacing, denser near σ = 0.");
+    }
+    next();
+    float rho = static_cast<float>(s.karras_rho);
+    ImGui::BeginDisabled(!sigma_space || s.sigmas != SigmaSpacing::Karras);
+    if (ImGui::SliderFloat("ρ", &rho, 1.0f, 10.0f, "%.1f")) s.karras_rho = rho;
+    ImGui::EndDisabled();
+    help_marker("Karras spacing exponent ρ (7 in the paper): larger puts more steps at low noise.");
     next();
     ImGui::SliderInt("Steps", &s.steps, 1, std::max(T, 1));
     help_marker("Denoising steps: the T training steps respaced to K (see the Schedule panel).");

@@ -116,13 +116,17 @@ int cmd_train(int argc, char** argv) {
     std::cout << "resume: " << resume_path << " at step " << trainer.step() << "\n";
   std::cout << std::flush;
 
-  MetricsLog log(out, {"loss", "test_loss", "lr", "grad_norm", "images_per_s", "epoch"});
+  // The hybrid loss also logs its parts: L_simple and the mean L_t in bits/dim.
+  const bool hybrid = c.diffusion.loss == LossKind::Hybrid;
+  std::vector<std::string> columns = {"loss", "test_loss", "lr", "grad_norm", "images_per_s", "epoch"};
+  if (hybrid) columns.insert(columns.end(), {"loss_simple", "loss_vlb"});
+  MetricsLog log(out, columns);
   std::signal(SIGINT, on_signal);
   std::signal(SIGTERM, on_signal);
   const bool tty = isatty(STDOUT_FILENO) && !args.has("quiet");
   using Clock = std::chrono::steady_clock;
   auto window_start = Clock::now();
-  double window_loss = 0.0, window_grad = 0.0, rate = 0.0;
+  double window_loss = 0.0, window_grad = 0.0, rate = 0.0, window_simple = 0.0, window_vlb = 0.0;
   int window_steps = 0;
   const int64_t first_step = trainer.step();
   const double time_limit_s = args.get_double("time-limit", 0.0) * 60.0;
@@ -146,6 +150,8 @@ int cmd_train(int argc, char** argv) {
       const StepResult r = trainer.train_step();
       window_loss += r.loss;
       window_grad += r.grad_norm;
+      window_simple += r.loss_simple;
+      if (hybrid) window_vlb += r.loss_vlb;
       ++window_steps;
       const int64_t s = r.step;
       double test_loss = std::nan("");
@@ -155,8 +161,10 @@ int cmd_train(int argc, char** argv) {
         const double dt = std::chrono::duration<double>(Clock::now() - window_start).count();
         rate = window_steps * c.train.batch_size / std::max(dt, 1e-9);
         const double mean_loss = window_loss / window_steps;
-        log.write(s, {mean_loss, test_loss, r.lr, window_grad / window_steps, rate,
-                      static_cast<double>(trainer.epoch())});
+        std::vector<double> values = {mean_loss, test_loss, r.lr, window_grad / window_steps, rate,
+                                      static_cast<double>(trainer.epoch())};
+        if (hybrid) values.insert(values.end(), {window_simple / window_steps, window_vlb / window_steps});
+        log.write(s, values);
         const double eta = (c.train.steps - s) * c.train.batch_size / std::max(rate, 1e-9);
         char line[256];
         std::snprintf(line, sizeof line,
@@ -174,7 +182,7 @@ int cmd_train(int argc, char** argv) {
           std::printf("%s\n", line);
         }
         std::fflush(stdout);
-        window_loss = window_grad = 0.0;
+        window_loss = window_grad = window_simple = window_vlb = 0.0;
         window_steps = 0;
         window_start = Clock::now();
       }

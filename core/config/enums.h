@@ -22,7 +22,15 @@ enum class SamplerKind { Ddpm, Ddim, Euler, EulerAncestral, Heun, DpmppTwoM, Cou
 // Noise levels of the σ-space samplers (Euler, Heun, DPM-Solver++): the model's own
 // (respaced) schedule rows, or Karras et al. (2022, eq. 5) spacing between its ends.
 enum class SigmaSpacing { Model, Karras, Count };
-enum class VarianceKind { FixedSmall, FixedLarge, Count };
+// DDPM reverse-process variance: fixed β̃_t or β_t (Ho et al. 2020, §3.2), or the model's
+// own learned-range interpolation (Nichol & Dhariwal 2021, eq. 15; needs diffusion.learn_sigma).
+enum class VarianceKind { FixedSmall, FixedLarge, Learned, Count };
+// Training loss: L_simple (Ho et al. 2020, eq. 14) or L_hybrid = L_simple + λ L_vlb
+// (Nichol & Dhariwal 2021, eq. 16).
+enum class LossKind { Simple, Hybrid, Count };
+// How training draws t: uniformly, or by loss-aware importance sampling (Nichol & Dhariwal
+// 2021, §3.3: p_t ∝ √E[L_t²]).
+enum class TimestepSamplerKind { Uniform, LossAware, Count };
 
 // Name tables: index = enum value.
 template <typename E> struct EnumNames;
@@ -40,7 +48,9 @@ DIFFLAB_ENUM_NAMES(Activation, "silu", "relu", "gelu", "mish")
 DIFFLAB_ENUM_NAMES(WeightInit, "default", "xavier", "he")
 DIFFLAB_ENUM_NAMES(SamplerKind, "ddpm", "ddim", "euler", "euler_ancestral", "heun", "dpmpp_2m")
 DIFFLAB_ENUM_NAMES(SigmaSpacing, "model", "karras")
-DIFFLAB_ENUM_NAMES(VarianceKind, "fixed_small", "fixed_large")
+DIFFLAB_ENUM_NAMES(VarianceKind, "fixed_small", "fixed_large", "learned")
+DIFFLAB_ENUM_NAMES(LossKind, "simple", "hybrid")
+DIFFLAB_ENUM_NAMES(TimestepSamplerKind, "uniform", "loss_aware")
 #undef DIFFLAB_ENUM_NAMES
 
 template <typename E> constexpr std::string_view to_string(E e) {

@@ -1,8 +1,9 @@
 // The network interface every denoiser implements: (x_t, t, y) -> model output.
 //
-// The output has out_channels() channels: the same as the data for ε, x₀ or v
-// prediction. Which of these it is lives in the Denoiser wrapper (core/sampling), not
-// here, so samplers stay agnostic of the parameterisation.
+// The output has the data's C channels for ε, x₀ or v prediction, or 2·C when the net
+// learns its variance (diffusion.learn_sigma; the second half is the interpolation value v
+// of Nichol & Dhariwal 2021, eq. 15). Which prediction it is lives in the Denoiser wrapper
+// (core/sampling), not here, so samplers stay agnostic of the parameterisation.
 #pragma once
 
 #include <torch/nn/module.h>
@@ -32,12 +33,17 @@ class DenoiserNetImpl : public torch::nn::Module {
                                 const torch::Tensor& y) = 0;
   // Number of real classes; labels equal to it mean "no class" (classifier-free guidance).
   virtual int num_classes() const = 0;
+  // True when the output carries the learned-variance half (2·C channels).
+  virtual bool learns_variance() const { return false; }
 };
 
 using DenoiserNet = std::shared_ptr<DenoiserNetImpl>;
 
-// Builds the network the config asks for (UNet for images, MLP for 2-D points).
-DenoiserNet make_model(const ModelConfig& config, const DataShape& shape);
+// Builds the network the config asks for (UNet for images, MLP for 2-D points), with
+// 2·C output channels when `learn_sigma`.
+DenoiserNet make_model(const ModelConfig& config, const DataShape& shape, bool learn_sigma = false);
+// The same from a whole config: model section plus diffusion.learn_sigma. Prefer this one.
+DenoiserNet make_model(const Config& config, const DataShape& shape);
 int64_t count_parameters(const torch::nn::Module& module);
 // Copies every parameter and buffer of `from` into `to` (same architecture).
 void copy_weights(const torch::nn::Module& from, torch::nn::Module& to);

@@ -13,8 +13,8 @@ namespace nn = torch::nn;
 // residual Linear layers; the embedding is added to every hidden layer.
 class MlpDenoiserImpl : public DenoiserNetImpl {
  public:
-  MlpDenoiserImpl(const ModelConfig& c, const DataShape& shape)
-      : m_hidden(c.mlp_hidden), m_act(c.activation) {
+  MlpDenoiserImpl(const ModelConfig& c, const DataShape& shape, bool learn_sigma)
+      : m_hidden(c.mlp_hidden), m_act(c.activation), m_learn_sigma(learn_sigma) {
     const int dim = shape.channels;
     m_in = register_module("in", nn::Linear(dim, m_hidden));
     m_time = register_module("time_embed", nn::Linear(m_hidden, m_hidden));
@@ -28,7 +28,7 @@ class MlpDenoiserImpl : public DenoiserNetImpl {
       m_layers->push_back(layer);
       m_linear.push_back(layer);
     }
-    m_out = register_module("out", nn::Linear(m_hidden, dim));
+    m_out = register_module("out", nn::Linear(m_hidden, dim * (learn_sigma ? 2 : 1)));
     if (c.zero_init_last) {
       torch::NoGradGuard no_grad;
       m_out->weight.zero_();
@@ -52,10 +52,12 @@ class MlpDenoiserImpl : public DenoiserNetImpl {
   }
 
   int num_classes() const override { return m_num_classes; }
+  bool learns_variance() const override { return m_learn_sigma; }
 
  private:
   int m_hidden;
   Activation m_act;
+  bool m_learn_sigma;
   int m_num_classes = 0;
   nn::Linear m_in{nullptr}, m_time{nullptr}, m_out{nullptr};
   nn::Embedding m_label_emb{nullptr};
@@ -65,8 +67,9 @@ class MlpDenoiserImpl : public DenoiserNetImpl {
 
 }  // namespace
 
-DenoiserNet make_mlp_denoiser(const ModelConfig& config, const DataShape& shape) {
-  return std::make_shared<MlpDenoiserImpl>(config, shape);
+DenoiserNet make_mlp_denoiser(const ModelConfig& config, const DataShape& shape,
+                              bool learn_sigma) {
+  return std::make_shared<MlpDenoiserImpl>(config, shape, learn_sigma);
 }
 
 }  // namespace difflab

@@ -5,6 +5,8 @@
 
 namespace difflab {
 
-DenoiserNet make_mlp_denoiser(const ModelConfig& config, const DataShape& shape);
+// `learn_sigma`: 4 outputs (the point's prediction, then the variance interpolation v).
+DenoiserNet make_mlp_denoiser(const ModelConfig& config, const DataShape& shape,
+                              bool learn_sigma = false);
 
 }  // namespace difflab

@@ -8,20 +8,24 @@
 
 namespace difflab {
 
-DenoiserNet make_model(const ModelConfig& config, const DataShape& shape) {
+DenoiserNet make_model(const ModelConfig& config, const DataShape& shape, bool learn_sigma) {
   switch (config.kind) {
     case ModelKind::UNet:
       if (shape.points)
         throw std::invalid_argument("model.kind unet needs image data; use model.kind mlp for 2-D points");
-      return make_unet(config, shape);
+      return make_unet(config, shape, learn_sigma);
     case ModelKind::Mlp:
       if (!shape.points)
         throw std::invalid_argument("model.kind mlp is for 2-D point data; use model.kind unet for images");
-      return make_mlp_denoiser(config, shape);
+      return make_mlp_denoiser(config, shape, learn_sigma);
     case ModelKind::Count:
       break;
   }
   throw std::invalid_argument("bad model kind");
+}
+
+DenoiserNet make_model(const Config& config, const DataShape& shape) {
+  return make_model(config.model, shape, config.diffusion.learn_sigma);
 }
 
 int64_t count_parameters(const torch::nn::Module& module) {

@@ -188,8 +188,8 @@ class UNetBlockImpl : public nn::Module {
 
 class UNetImpl : public DenoiserNetImpl {
  public:
-  UNetImpl(const ModelConfig& c, const DataShape& shape)
-      : m_base(c.base_channels), m_act(c.activation) {
+  UNetImpl(const ModelConfig& c, const DataShape& shape, bool learn_sigma)
+      : m_base(c.base_channels), m_act(c.activation), m_learn_sigma(learn_sigma) {
     if (shape.points) throw std::invalid_argument("the UNet needs image data, not 2-D points");
     const BlockSettings s{c.activation, c.norm_groups, c.dropout};
     const int emb_dim = 4 * c.base_channels;
@@ -246,7 +246,8 @@ class UNetImpl : public DenoiserNetImpl {
       if (level > 0) push(m_output, m_output_blocks, UNetBlockImpl::up(ch));
     }
     m_out_norm = register_module("out_norm", make_norm(c.norm_groups, ch));
-    m_out_conv = register_module("out_conv", conv3x3(ch, shape.channels));
+    m_out_conv =
+        register_module("out_conv", conv3x3(ch, shape.channels * (learn_sigma ? 2 : 1)));
 
     initialise(c);
   }
@@ -286,6 +287,7 @@ class UNetImpl : public DenoiserNetImpl {
   }
 
   int num_classes() const override { return m_num_classes; }
+  bool learns_variance() const override { return m_learn_sigma; }
 
  private:
   void push(nn::ModuleList& list, std::vector<std::shared_ptr<UNetBlockImpl>>& blocks,
@@ -327,6 +329,7 @@ class UNetImpl : public DenoiserNetImpl {
 
   int m_base;
   Activation m_act;
+  bool m_learn_sigma;
   int m_num_classes = 0;
   nn::Linear m_time_fc1{nullptr}, m_time_fc2{nullptr};
   nn::Embedding m_label_emb{nullptr};
@@ -340,8 +343,8 @@ class UNetImpl : public DenoiserNetImpl {
 
 }  // namespace
 
-DenoiserNet make_unet(const ModelConfig& config, const DataShape& shape) {
-  return std::make_shared<UNetImpl>(config, shape);
+DenoiserNet make_unet(const ModelConfig& config, const DataShape& shape, bool learn_sigma) {
+  return std::make_shared<UNetImpl>(config, shape, learn_sigma);
 }
 
 }  // namespace difflab

@@ -8,6 +8,7 @@
 
 namespace difflab {
 
-DenoiserNet make_unet(const ModelConfig& config, const DataShape& shape);
+// `learn_sigma`: 2·C output channels (prediction, then the variance interpolation v).
+DenoiserNet make_unet(const ModelConfig& config, const DataShape& shape, bool learn_sigma = false);
 
 }  // namespace difflab

@@ -1,7 +1,11 @@
 // Ancestral DDPM sampling (Ho et al. 2020, Algorithm 2), on any (respaced) schedule:
-// x_{t−1} = μ̃_t(x̂₀, x_t) + σ_t z, with σ_t² = β̃_t ("fixed small") or β_t ("fixed
-// large"; improved-diffusion uses β̃_1 at t = 0 so the last step's variance is not β_0).
+// x_{t−1} = μ̃_t(x̂₀, x_t) + σ_t z, with σ_t² = β̃_t ("fixed small"), β_t ("fixed large";
+// improved-diffusion uses β̃_1 at t = 0 so the last step's variance is not β_0), or the
+// model's own learned-range Σ_θ ("learned", Nichol & Dhariwal 2021, eq. 15; on a respaced
+// schedule it interpolates between the respaced β_t and β̃_t, as improved-diffusion).
 #include <torch/torch.h>
+
+#include <stdexcept>
 
 #include "core/sampling/samplers.h"
 
@@ -16,17 +20,22 @@ class DdpmSampler : public Sampler {
                     const StepCallback& callback) const override {
     const auto& diffusion = denoiser.diffusion();
     const int steps = diffusion.num_steps();
-    const auto log_var_table = log_variance_table(diffusion);
+    const bool learned = m_variance == VarianceKind::Learned;
+    if (learned && !denoiser.learns_variance())
+      throw std::invalid_argument(
+          "DDPM variance 'learned' needs a model trained with diffusion.learn_sigma = true; "
+          "this one has a fixed variance (use fixed_small or fixed_large)");
     for (int i = steps - 1; i >= 0; --i) {
       auto t = torch::full({x.size(0)}, i, torch::TensorOptions().dtype(torch::kLong).device(x.device()));
-      auto [eps, x0] = denoiser(x, t);
+      auto [eps, x0, learned_log_var] = denoiser.predict(x, t);
       if (callback) {
         StepInfo info{steps - 1 - i, steps, diffusion.schedule().model_timestep(i), x, x0, eps};
         if (!callback(info)) return {};
       }
       auto mean = diffusion.q_posterior(x0, x, t).mean;
       if (i > 0) {
-        auto log_var = diffusion.extract(log_var_table, t, x.dim());
+        auto log_var =
+            learned ? learned_log_var : diffusion.fixed_log_variance(m_variance, t, x.dim());
         x = mean + torch::exp(0.5 * log_var) * noise_like(x, gen);
       } else {
         x = mean;
@@ -36,14 +45,6 @@ class DdpmSampler : public Sampler {
   }
 
  private:
-  at::Tensor log_variance_table(const GaussianDiffusion& diffusion) const {
-    if (m_variance == VarianceKind::FixedSmall) return diffusion.posterior_log_variance_clipped();
-    auto betas = diffusion.betas();
-    auto var = betas.clone();
-    if (var.size(0) > 1) var[0] = diffusion.posterior_variance()[1];
-    return torch::log(var);
-  }
-
   VarianceKind m_variance;
 };
 

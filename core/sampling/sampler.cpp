@@ -17,33 +17,46 @@ Denoiser::Denoiser(DenoiserNet net, const GaussianDiffusion& diffusion, at::Tens
       m_guidance(guidance),
       m_clip(clip_denoised) {}
 
-at::Tensor Denoiser::forward(const at::Tensor& xt, const at::Tensor& model_t) const {
+bool Denoiser::learns_variance() const { return m_net->learns_variance(); }
+
+ModelOutput Denoiser::forward(const at::Tensor& xt, const at::Tensor& model_t) const {
   const bool conditional = m_labels.defined() && m_net->num_classes() > 0;
   if (conditional && m_guidance != 1.0) {
     // Classifier-free guidance (Ho & Salimans 2022): one forward over [x; x] with
     // [y; null], then ε_u + w (ε_c − ε_u). w = 0 is unconditional, w = 1 conditional.
+    // A learned variance half keeps the conditional branch's value.
     const auto b = xt.size(0);
     auto null = torch::full_like(m_labels, m_net->num_classes());
     auto both = m_net->forward(torch::cat({xt, xt}), torch::cat({model_t, model_t}),
                                torch::cat({m_labels, null}));
-    auto cond = both.narrow(0, 0, b);
-    auto uncond = both.narrow(0, b, b);
-    return uncond + m_guidance * (cond - uncond);
+    auto cond = split_model_output(both.narrow(0, 0, b), learns_variance());
+    auto uncond = split_model_output(both.narrow(0, b, b), learns_variance());
+    return {uncond.prediction + m_guidance * (cond.prediction - uncond.prediction), cond.variance};
   }
-  return m_net->forward(xt, model_t, conditional ? m_labels : at::Tensor());
+  return split_model_output(m_net->forward(xt, model_t, conditional ? m_labels : at::Tensor()),
+                            learns_variance());
 }
 
 std::pair<at::Tensor, at::Tensor> Denoiser::operator()(const at::Tensor& xt,
                                                        const at::Tensor& t) const {
-  auto out = forward(xt, m_diffusion.model_timesteps(t));
-  return m_diffusion.interpret(out, xt, t, m_clip);
+  auto out = predict(xt, t);
+  return {out.eps, out.x0};
+}
+
+DenoiserOutput Denoiser::predict(const at::Tensor& xt, const at::Tensor& t) const {
+  const ModelOutput parts = forward(xt, m_diffusion.model_timesteps(t));
+  DenoiserOutput result;
+  std::tie(result.eps, result.x0) = m_diffusion.interpret(parts.prediction, xt, t, m_clip);
+  if (parts.variance.defined())
+    result.log_variance = m_diffusion.learned_range_log_variance(parts.variance, t);
+  return result;
 }
 
 std::pair<at::Tensor, at::Tensor> Denoiser::at_timestep(const at::Tensor& xt, double model_t,
                                                         double alpha_bar) const {
   auto t = torch::full({xt.size(0)}, model_t,
                        torch::TensorOptions().dtype(torch::kFloat32).device(xt.device()));
-  auto out = forward(xt, t);
+  auto out = forward(xt, t).prediction;
   // GaussianDiffusion::interpret with a scalar ᾱ: the same formulas (x_t = √ᾱ x₀ + √(1−ᾱ) ε,
   // v = √ᾱ ε − √(1−ᾱ) x₀).
   const double a = std::sqrt(alpha_bar), b = std::sqrt(1.0 - alpha_bar);

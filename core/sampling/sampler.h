@@ -16,8 +16,15 @@
 
 namespace difflab {
 
+// ε̂, x̂₀ and, from a net with a learned variance, log Σ_θ (undefined otherwise).
+struct DenoiserOutput {
+  at::Tensor eps, x0, log_variance;
+};
+
 // Wraps the network: feeds it original-scale timesteps and applies classifier-free
-// guidance, ε = ε_u + w (ε_c − ε_u), as one batched forward over 2B inputs.
+// guidance, ε = ε_u + w (ε_c − ε_u), as one batched forward over 2B inputs. A net with a
+// learned variance (2·C channels) is guided on its prediction half only and keeps the
+// conditional variance half, as improved-diffusion does.
 class Denoiser {
  public:
   // `model_schedule` is the network's full schedule when `diffusion` is respaced (it must
@@ -26,10 +33,14 @@ class Denoiser {
            double guidance, bool clip_denoised, const NoiseSchedule* model_schedule = nullptr);
   // ε̂ and x̂₀ for x_t at schedule rows t (int64, (B)).
   std::pair<at::Tensor, at::Tensor> operator()(const at::Tensor& xt, const at::Tensor& t) const;
+  // The same plus the learned log variance (Nichol & Dhariwal 2021, eq. 15) when the net
+  // has one; samplers that do not use a variance call operator() instead.
+  DenoiserOutput predict(const at::Tensor& xt, const at::Tensor& t) const;
   // ε̂ and x̂₀ for x_t at one (possibly fractional) model timestep whose ᾱ is `alpha_bar`:
   // for samplers whose noise levels are not schedule rows (Karras spacing).
   std::pair<at::Tensor, at::Tensor> at_timestep(const at::Tensor& xt, double model_t,
                                                 double alpha_bar) const;
+  bool learns_variance() const;
   const GaussianDiffusion& diffusion() const { return m_diffusion; }
   const NoiseSchedule& model_schedule() const {
     return m_model_schedule ? *m_model_schedule : m_diffusion.schedule();
@@ -37,7 +48,7 @@ class Denoiser {
 
  private:
   // The network output for x_t at model timesteps (B), guided.
-  at::Tensor forward(const at::Tensor& xt, const at::Tensor& model_t) const;
+  ModelOutput forward(const at::Tensor& xt, const at::Tensor& model_t) const;
 
   DenoiserNet m_net;
   const GaussianDiffusion& m_diffusion;

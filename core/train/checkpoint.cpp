@@ -150,7 +150,7 @@ DenoiserNet load_checkpoint_model(const std::string& path, bool use_ema, c10::De
   torch::serialize::InputArchive archive;
   open_checkpoint(path, archive);
   CheckpointInfo info = read_checkpoint_info(archive, path);
-  auto net = make_model(info.config.model, info.shape);
+  auto net = make_model(info.config, info.shape);
   load_module(archive, use_ema ? "ema" : "model", *net, path);
   net->to(device);
   net->eval();

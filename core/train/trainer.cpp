@@ -8,6 +8,7 @@
 #include <sstream>
 
 #include "core/diffusion/gaussian_diffusion.h"
+#include "core/diffusion/timestep_sampler.h"
 #include "core/model/hashed_dropout.h"
 #include "core/train/checkpoint.h"
 
@@ -53,6 +54,7 @@ struct Trainer::Impl {
   std::unique_ptr<torch::optim::AdamW> optimizer;
   at::Generator gen;
   BatchSampler batches;
+  TimestepSampler timesteps;
   int64_t step = 0;
   std::deque<std::pair<int, float>> recent;  // (t, per-example loss)
 
@@ -63,9 +65,12 @@ struct Trainer::Impl {
         diffusion(NoiseSchedule::named(config.diffusion.schedule, config.diffusion.timesteps),
                   config.diffusion.prediction, dev),
         gen(at::make_generator<at::CPUGeneratorImpl>(config.train.seed)),
-        batches(data->train.size(), config.train.batch_size, config.train.seed) {}
+        batches(data->train.size(), config.train.batch_size, config.train.seed),
+        timesteps(config.train.timestep_sampler, config.diffusion.timesteps,
+                  config.train.timestep_uniform_mix) {}
 
   bool conditional() const { return model->num_classes() > 0; }
+  bool learn_sigma() const { return config.diffusion.learn_sigma; }
 
   double lr_at(int64_t s) const {
     const auto& t = config.train;
@@ -97,8 +102,8 @@ Trainer::Trainer(Config config, std::shared_ptr<const DatasetSplits> data, c10::
   m = std::make_unique<Impl>(std::move(config), std::move(data), device);
   // Initial weights depend on train.seed alone (reproducible runs).
   torch::manual_seed(m->config.train.seed);
-  m->model = make_model(m->config.model, m->data->shape);
-  m->ema = make_model(m->config.model, m->data->shape);
+  m->model = make_model(m->config, m->data->shape);
+  m->ema = make_model(m->config, m->data->shape);
   m->model->to(device);
   m->ema->to(device);
   copy_weights(*m->model, *m->ema);
@@ -120,7 +125,9 @@ StepResult Trainer::train_step() {
   const auto idx = s.batches.next();
   auto x0 = gather_batch(s.data->train, idx);
   const int64_t b = x0.size(0);
-  auto t = torch::randint(0, s.diffusion.num_steps(), {b}, s.gen, torch::kLong);
+  // Uniform draws consume `gen` exactly as before the timestep samplers existed.
+  const auto draw = s.timesteps.sample(b, s.gen);
+  const auto& t = draw.t;
   auto noise = torch::randn(x0.sizes(), s.gen, torch::kFloat32);
   at::Tensor y;
   if (s.conditional()) {
@@ -134,9 +141,23 @@ StepResult Trainer::train_step() {
   const auto t_dev = t.to(s.device);
 
   auto xt = s.diffusion.q_sample(x0, t_dev, noise);
-  auto out = s.model->forward(xt, s.diffusion.model_timesteps(t_dev), y);
-  auto per_example = s.diffusion.simple_loss(out, s.diffusion.training_target(x0, t_dev, noise));
-  auto loss = per_example.mean();
+  const auto out =
+      split_model_output(s.model->forward(xt, s.diffusion.model_timesteps(t_dev), y), s.learn_sigma());
+  const auto mse =
+      s.diffusion.simple_loss(out.prediction, s.diffusion.training_target(x0, t_dev, noise));
+  auto per_example = mse;
+  at::Tensor vlb;
+  if (s.config.diffusion.loss == LossKind::Hybrid) {
+    // L_hybrid (Nichol & Dhariwal 2021, eq. 16): the VLB term sees the prediction
+    // detached, so it trains only the variance; L_simple alone trains the mean. λ weighs
+    // L_vlb = Σ_t L_t; one sampled t stands for the sum, hence λ·T (T/1000 for λ = 0.001).
+    const auto p = s.diffusion.p_mean_variance({out.prediction.detach(), out.variance}, xt, t_dev,
+                                               VarianceKind::Learned, /*clip=*/false);
+    vlb = s.diffusion.vlb_terms_bpd(p, x0, xt, t_dev);
+    per_example = mse + (s.config.diffusion.vlb_weight * s.diffusion.num_steps()) * vlb;
+  }
+  // Importance weights 1/(T p_t) (all 1 for uniform t).
+  auto loss = (per_example * draw.weights.to(s.device)).mean();
   const double loss_value = loss.item<double>();
   if (!std::isfinite(loss_value)) {
     std::ostringstream msg;
@@ -162,12 +183,18 @@ StepResult Trainer::train_step() {
   ++s.step;
   s.update_ema();
 
-  const auto losses = per_example.detach().to(torch::kCPU);
+  // The loss-aware sampler learns from the unweighted per-example loss (as improved-diffusion).
+  const auto totals = per_example.detach().to(torch::kCPU);
+  s.timesteps.update(t, totals);
+  const auto losses = mse.detach().to(torch::kCPU);
   const auto* lp = losses.data_ptr<float>();
   const auto* tp = t.data_ptr<int64_t>();
   for (int64_t i = 0; i < b; ++i) s.recent.emplace_back(static_cast<int>(tp[i]), lp[i]);
   while (s.recent.size() > kLossHistory) s.recent.pop_front();
-  return StepResult{s.step, loss_value, lr, grad_norm};
+  StepResult r{s.step, totals.mean().item<double>(), lr, grad_norm};
+  r.loss_simple = losses.mean().item<double>();
+  if (vlb.defined()) r.loss_vlb = vlb.detach().mean().item<double>();
+  return r;
 }
 
 double Trainer::evaluate(int batches) {
@@ -193,7 +220,9 @@ double Trainer::evaluate(int batches) {
     noise = noise.to(s.device);
     const auto t_dev = t.to(s.device);
     auto xt = s.diffusion.q_sample(x0, t_dev, noise);
-    auto out = s.ema->forward(xt, s.diffusion.model_timesteps(t_dev), y);
+    auto out = split_model_output(s.ema->forward(xt, s.diffusion.model_timesteps(t_dev), y),
+                                  s.learn_sigma())
+                   .prediction;
     total += s.diffusion.simple_loss(out, s.diffusion.training_target(x0, t_dev, noise))
                  .sum()
                  .item<double>();
@@ -231,6 +260,10 @@ void Trainer::save_checkpoint(const std::string& path) const {
   s.optimizer->save(opt);
   archive.write("optimizer", opt);
   archive.write("rng", s.gen.get_state());
+  // The loss-aware sampler's history, so a resumed run draws the same t (absent in
+  // checkpoints from before the samplers existed; loading those starts a fresh history).
+  archive.write("timestep_sampler_history", s.timesteps.history());
+  archive.write("timestep_sampler_counts", s.timesteps.counts());
   save_archive_atomic(archive, path);
 }
 
@@ -246,6 +279,10 @@ void Trainer::load_checkpoint(const std::string& path) {
     throw CheckpointError("checkpoint " + path + ": trained on data of another shape or class count than the current dataset");
   // Settings that change what the weights mean without changing any tensor's shape.
   const auto& d = info.config.diffusion;
+  if (d.learn_sigma != s.config.diffusion.learn_sigma)
+    throw CheckpointError("checkpoint " + path + ": trained with diffusion.learn_sigma = " +
+                          (d.learn_sigma ? "true" : "false") + " but this run uses " +
+                          (s.config.diffusion.learn_sigma ? "true" : "false"));
   if (d.schedule != s.config.diffusion.schedule || d.timesteps != s.config.diffusion.timesteps ||
       d.prediction != s.config.diffusion.prediction)
     throw CheckpointError("checkpoint " + path + ": trained with diffusion " +
@@ -257,8 +294,8 @@ void Trainer::load_checkpoint(const std::string& path) {
                           " (schedule/timesteps/prediction)");
 
   // Load into fresh objects and swap them in only when everything has been read.
-  auto model = make_model(s.config.model, shape);
-  auto ema = make_model(s.config.model, shape);
+  auto model = make_model(s.config, shape);
+  auto ema = make_model(s.config, shape);
   load_module(archive, "model", *model, path);
   load_module(archive, "ema", *ema, path);
   model->to(s.device);
@@ -281,6 +318,17 @@ void Trainer::load_checkpoint(const std::string& path) {
   const int64_t step = read_int(archive, "step", path);
   const int64_t epoch = read_int(archive, "epoch", path);
   const int64_t position = read_int(archive, "position", path);
+  TimestepSampler timesteps(s.config.train.timestep_sampler, s.config.diffusion.timesteps,
+                            s.config.train.timestep_uniform_mix);
+  torch::Tensor history, counts;
+  if (archive.try_read("timestep_sampler_history", history) &&
+      archive.try_read("timestep_sampler_counts", counts)) {
+    try {
+      timesteps.set_state(history, counts);
+    } catch (const std::invalid_argument& e) {
+      throw CheckpointError("checkpoint " + path + ": " + e.what());
+    }
+  }
 
   s.model = model;
   s.ema = ema;
@@ -290,6 +338,7 @@ void Trainer::load_checkpoint(const std::string& path) {
   s.gen.set_state(rng);
   s.step = step;
   s.batches.set_state(epoch, position);
+  s.timesteps = std::move(timesteps);
   s.recent.clear();
 }
 
@@ -301,6 +350,11 @@ void Trainer::set_train_config(const TrainConfig& train) {
     auto& o = static_cast<torch::optim::AdamWOptions&>(group.options());
     o.lr(s.lr_at(s.step)).betas({train.adam_beta1, train.adam_beta2}).weight_decay(train.weight_decay);
   }
+  if (train.timestep_sampler != s.timesteps.kind())
+    s.timesteps = TimestepSampler(train.timestep_sampler, s.diffusion.num_steps(),
+                                  train.timestep_uniform_mix);
+  else
+    s.timesteps.set_uniform_mix(train.timestep_uniform_mix);
   if (new_batches) {
     const int64_t epoch = s.batches.epoch();
     s.batches = BatchSampler(s.data->train.size(), train.batch_size, train.seed);
@@ -316,6 +370,10 @@ c10::Device Trainer::device() const { return m->device; }
 DenoiserNet Trainer::model() const { return m->model; }
 DenoiserNet Trainer::ema_model() const { return m->ema; }
 int64_t Trainer::parameter_count() const { return count_parameters(*m->model); }
+
+std::vector<double> Trainer::timestep_probabilities() const {
+  return m->timesteps.probabilities();
+}
 
 std::vector<double> Trainer::loss_by_timestep(int buckets) const {
   std::vector<double> sum(buckets, 0.0);

@@ -6,6 +6,7 @@
 #include <ATen/core/Tensor.h>
 #include <c10/core/Device.h>
 
+#include <cmath>
 #include <memory>
 #include <stdexcept>
 #include <string>
@@ -30,9 +31,13 @@ class CheckpointError : public std::runtime_error {
 
 struct StepResult {
   int64_t step = 0;     // steps done after this one
-  double loss = 0.0;    // mean L_simple of the batch
+  // Mean per-example loss of the batch before importance weights: L_simple, or for the
+  // hybrid loss L_simple + λ·T·L_t (see DiffusionConfig::vlb_weight).
+  double loss = 0.0;
   double lr = 0.0;
   double grad_norm = 0.0;
+  double loss_simple = 0.0;  // mean L_simple of the batch
+  double loss_vlb = std::nan("");  // hybrid: mean L_t of the batch in bits/dim (unscaled)
 };
 
 class Trainer {
@@ -46,15 +51,17 @@ class Trainer {
   // One optimisation step. A non-finite loss or gradient throws TrainingError before
   // the weights change, so the model, EMA and optimizer keep their last good state.
   StepResult train_step();
-  // Mean L_simple on `batches` test batches with the EMA weights, using fixed t and
+  // Mean L_simple (the prediction half of a learned-variance net) on `batches` test
+  // batches with the EMA weights, using fixed t and
   // noise (seeded), so values are comparable from one evaluation to the next.
   double evaluate(int batches);
   // Samples with the EMA (or raw) weights; `config.sample` supplies the defaults.
   SampleResult sample(const SampleConfig& sample, bool record_trajectory = false,
                       const StepCallback& callback = {});
 
-  // Atomic write (temp file + rename). Holds model, EMA, optimizer, step, RNG and
-  // batch-sampler state, the data shape and the resolved config.
+  // Atomic write (temp file + rename). Holds model, EMA, optimizer, step, RNG,
+  // batch-sampler and timestep-sampler (loss history) state, the data shape and the
+  // resolved config.
   void save_checkpoint(const std::string& path) const;
   // Restores everything save_checkpoint wrote; the checkpoint's model settings must
   // match this trainer's. Throws CheckpointError naming the file and the problem; on
@@ -73,8 +80,11 @@ class Trainer {
   DenoiserNet model() const;
   DenoiserNet ema_model() const;
   int64_t parameter_count() const;
-  // Mean loss of the recent steps in each of `buckets` equal ranges of t (NaN if none yet).
+  // Mean L_simple of the recent steps in each of `buckets` equal ranges of t (NaN if none yet).
   std::vector<double> loss_by_timestep(int buckets = 10) const;
+  // p_t of the timestep sampler (uniform for train.timestep_sampler = uniform, and for
+  // loss_aware until every t has its loss history).
+  std::vector<double> timestep_probabilities() const;
 
  private:
   struct Impl;
