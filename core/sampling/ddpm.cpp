@@ -1,6 +1,8 @@
 // Ancestral DDPM sampling (Ho et al. 2020, Algorithm 2), on any (respaced) schedule:
 // x_{t−1} = μ̃_t(x̂₀, x_t) + σ_t z, with σ_t² = β̃_t ("fixed small") or β_t ("fixed
 // large"; improved-diffusion uses β̃_1 at t = 0 so the last step's variance is not β_0).
+// Classifier guidance takes its ancestral form here (Dhariwal & Nichol 2021, Alg. 1):
+// μ' = μ + s Σ ∇ₓ log p(y | x_t).
 #include <torch/torch.h>
 
 #include "core/sampling/samplers.h"
@@ -19,14 +21,16 @@ class DdpmSampler : public Sampler {
     const auto log_var_table = log_variance_table(diffusion);
     for (int i = steps - 1; i >= 0; --i) {
       auto t = torch::full({x.size(0)}, i, torch::TensorOptions().dtype(torch::kLong).device(x.device()));
-      auto [eps, x0] = denoiser(x, t);
+      auto [eps, x0] = denoiser.predict(x, t, /*classifier_eps=*/false);
       if (callback) {
         StepInfo info{steps - 1 - i, steps, diffusion.schedule().model_timestep(i), x, x0, eps};
         if (!callback(info)) return {};
       }
       auto mean = diffusion.q_posterior(x0, x, t).mean;
+      auto log_var = diffusion.extract(log_var_table, t, x.dim());
+      if (denoiser.classifier_enabled())
+        mean = mean + torch::exp(log_var) * denoiser.classifier_gradient(x, t);
       if (i > 0) {
-        auto log_var = diffusion.extract(log_var_table, t, x.dim());
         x = mean + torch::exp(0.5 * log_var) * noise_like(x, gen);
       } else {
         x = mean;

@@ -16,14 +16,38 @@
 
 namespace difflab {
 
+// ∇ₓ log p(y | x_t) of a noisy classifier, for x_t (B, ...), timesteps on the model's
+// scale (B, float) and labels y (B). core/eval/noisy_classifier.h makes one from a file.
+using ClassifierGradient = std::function<at::Tensor(
+    const at::Tensor& xt, const at::Tensor& model_t, const at::Tensor& y)>;
+
+// Classifier guidance (Dhariwal & Nichol 2021) with scale s.
+struct ClassifierGuidance {
+  ClassifierGradient gradient;  // empty = off
+  double scale = 0.0;           // s
+  int num_classes = 0;          // of the classifier (labels for an unconditional model)
+  bool enabled() const { return gradient && scale != 0.0; }
+};
+
 // Wraps the network: feeds it original-scale timesteps and applies classifier-free
-// guidance, ε = ε_u + w (ε_c − ε_u), as one batched forward over 2B inputs.
+// guidance, ε = ε_u + w (ε_c − ε_u), as one batched forward over 2B inputs, and
+// classifier guidance in its DDIM form (Dhariwal & Nichol 2021, Alg. 2),
+// ε̂' = ε̂ − √(1 − ᾱ_t) s ∇ₓ log p(y | x_t), so every sampler gets it.
 class Denoiser {
  public:
   Denoiser(DenoiserNet net, const GaussianDiffusion& diffusion, at::Tensor labels,
-           double guidance, bool clip_denoised);
-  // ε̂ and x̂₀ for x_t at schedule rows t (int64, (B)).
-  std::pair<at::Tensor, at::Tensor> operator()(const at::Tensor& xt, const at::Tensor& t) const;
+           double guidance, bool clip_denoised, ClassifierGuidance classifier = {});
+  // ε̂ and x̂₀ for x_t at schedule rows t (int64, (B)), with every guidance applied.
+  std::pair<at::Tensor, at::Tensor> operator()(const at::Tensor& xt, const at::Tensor& t) const {
+    return predict(xt, t, true);
+  }
+  // The same; `classifier_eps` = false leaves the classifier's ε shift out, for samplers
+  // that apply classifier guidance to their mean instead (DDPM, Alg. 1).
+  std::pair<at::Tensor, at::Tensor> predict(const at::Tensor& xt, const at::Tensor& t,
+                                            bool classifier_eps) const;
+  bool classifier_enabled() const { return m_classifier.enabled() && m_labels.defined(); }
+  // s ∇ₓ log p(y | x_t) at schedule rows t; undefined when classifier guidance is off.
+  at::Tensor classifier_gradient(const at::Tensor& xt, const at::Tensor& t) const;
   const GaussianDiffusion& diffusion() const { return m_diffusion; }
 
  private:
@@ -32,6 +56,7 @@ class Denoiser {
   at::Tensor m_labels;  // undefined = unconditional
   double m_guidance;
   bool m_clip;
+  ClassifierGuidance m_classifier;
 };
 
 struct StepInfo {
@@ -62,6 +87,8 @@ struct SampleRequest {
   int num_classes = 0;        // of the network; 0 = unconditional
   std::vector<int64_t> shape;  // per-image shape: {C, H, W} or {2}
   bool record_trajectory = false;
+  // Classifier guidance; when off, run_sampling loads config.classifier itself (if set).
+  ClassifierGuidance classifier;
 };
 
 // Compact CPU copies of every step: x_t, x̂₀ and ε̂ for all images.
