@@ -30,6 +30,7 @@ const std::vector<OptionSpec> kEvalOptions = {
     {"raw", false, "   sample with the raw weights instead of the EMA"},
     {"data-path", true, "DIR  dataset folder (default: the checkpoint config's data.path)"},
     {"evaluator", true, "PATH  evaluator cache (default <run>/evaluator.pt)"},
+    {"real", false, "   score N real training images (true labels) instead of samples: a check"},
     {"csv", true, "FILE  append one row per evaluation (header written when new)"},
     {"help", false, "   show this help"},
 };
@@ -54,6 +55,27 @@ void append_csv(const std::string& path, const std::string& checkpoint, int64_t 
   if (!out) throw std::runtime_error("--csv " + path + ": write failed");
 }
 
+// Scores n real training images (other ones than the floor's) as if they were samples.
+int eval_real(const Args& args, const std::string& path, const CheckpointInfo& info,
+              const SampleConfig& sc, const Evaluator& evaluator, const DatasetSplits& data) {
+  const auto start = std::chrono::steady_clock::now();
+  auto gen = at::make_generator<at::CPUGeneratorImpl>(sc.seed + 1);
+  auto pick = torch::randperm(data.train.size(), gen, torch::kLong).narrow(0, 0, sc.n);
+  auto r = evaluate_samples(evaluator, gather_batch(data.train, pick),
+                            data.train.labels.index_select(0, pick), data, sc.seed);
+  const double total =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  std::printf("eval real training images: accuracy %.2f %%, FD %.3f, floor FD %.3f (N %lld vs "
+              "%lld test images), evaluator test accuracy %.2f %%, %.1f s\n",
+              100.0 * r.accuracy, r.fd, r.fd_floor, static_cast<long long>(r.n),
+              static_cast<long long>(r.reference_size), 100.0 * evaluator.info().test_accuracy,
+              total);
+  SampleConfig real = sc;
+  real.steps = 0;
+  if (args.has("csv")) append_csv(args.get("csv"), path + " (real images)", info.step, real, r, total);
+  return 0;
+}
+
 int eval_classifier(const Args& args) {
   const std::string path = checkpoint_from_args(args);
   const auto device = setup_runtime(args, 0);
@@ -73,11 +95,16 @@ int eval_classifier(const Args& args) {
   validate(check, "command line");
 
   const auto data = load_dataset(check.data);
+  if (sc.n < 2 || sc.n > data.train.size())
+    throw UsageError("--n " + std::to_string(sc.n) + ": must be in [2, " +
+                     std::to_string(data.train.size()) +
+                     "] (the floor uses as many real training images)");
   const std::string cache =
       args.get("evaluator", evaluator_cache_path(run_dir_of_checkpoint(path)));
   auto log = [](const std::string& line) { std::fprintf(stderr, "%s\n", line.c_str()); };
   auto evaluator = load_or_train_evaluator(cache, data, EvaluatorOptions{}, device, log);
 
+  if (args.has("real")) return eval_real(args, path, info, sc, evaluator, data);
   SampleRequest request;
   request.config = sc;
   request.num_classes = net->num_classes();
