@@ -256,3 +256,35 @@ TEST(Engine, ABrokenCheckpointLeavesTheModelAlone) {
   EXPECT_EQ(s->step, 8);
   EXPECT_TRUE(s->data_ready);
 }
+
+namespace difflab {
+namespace {
+
+// The Sampling panel's Evaluate button: without a model, and on 2-D points (nothing for the
+// image classifier to score), the worker reports why and stays usable.
+TEST(Engine, EvaluateExplainsWhatItCannotScore) {
+  Engine engine(toy_config(), options());
+  cmd::Evaluate evaluate;
+  evaluate.config = toy_config().sample;
+  engine.send(cmd::LoadData{});
+  engine.send(evaluate);
+  ASSERT_TRUE(engine.wait_idle(30));
+  auto s = engine.snapshot();
+  EXPECT_NE(s->error.find("no model to evaluate"), std::string::npos) << s->error;
+
+  Config short_run = toy_config();
+  short_run.train.steps = 3;
+  engine.send(cmd::SetConfig{short_run});
+  engine.send(cmd::StartTraining{});
+  s = wait_until(engine, [](const Snapshot& s) { return s.step >= 3 && s.status != JobStatus::Training; });
+  ASSERT_TRUE(s->model_ready) << s->error;
+  engine.send(evaluate);
+  ASSERT_TRUE(engine.wait_idle(30));
+  s = engine.snapshot();
+  EXPECT_NE(s->error.find("2-D points"), std::string::npos) << s->error;
+  EXPECT_TRUE(s->evaluations.empty());
+  EXPECT_NE(s->status, JobStatus::Sampling);
+}
+
+}  // namespace
+}  // namespace difflab

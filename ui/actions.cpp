@@ -123,6 +123,13 @@ void Actions::generate() {
   m_engine.send(sample);
 }
 
+void Actions::evaluate(int n) {
+  cmd::Evaluate evaluate;
+  evaluate.config = m_ui.edit.sample;
+  evaluate.config.n = n;
+  m_engine.send(evaluate);
+}
+
 void Actions::cancel_sampling() { m_engine.send(cmd::Cancel{}); }
 
 void Actions::set_frame(const Snapshot& snap, int frame) {

@@ -37,6 +37,8 @@ class Actions {
   void set_preview_every(int64_t steps);
   // Sampling panel.
   void generate();
+  // Samples `n` images with the panel's settings and scores them (accuracy, Fréchet distance).
+  void evaluate(int n);
   void cancel_sampling();
   // The scrubber (slider, buttons, play) and the script move it through here: positions
   // 0 .. F−1 are the recorded frames of snapshot.samples, F the final images.

@@ -5,6 +5,7 @@
 #include <imgui.h>
 
 #include <algorithm>
+#include <cmath>
 #include <cstdio>
 #include <random>
 #include <string>
@@ -108,6 +109,62 @@ void draw_settings(const Snapshot& snap, UiState& ui, bool enabled) {
   ImGui::EndDisabled();
 }
 
+std::string settings_text(const SampleConfig& c) {
+  char text[128];
+  const bool sigma_space = c.sampler != SamplerKind::Ddpm && c.sampler != SamplerKind::Ddim;
+  std::snprintf(text, sizeof text, "%s%s %d, w %.1f", std::string(to_string(c.sampler)).c_str(),
+                sigma_space && c.sigmas == SigmaSpacing::Karras ? " (karras)" : "", c.steps, c.guidance);
+  return text;
+}
+
+// Scores the model's samples with the evaluator classifier (core/eval/evaluator.h), with
+// the settings above, and keeps every result in a table to compare samplers and scales.
+void draw_evaluation(const Snapshot& snap, UiContext& ctx, bool can_sample) {
+  if (!snap.evaluations.empty()) ImGui::SetNextItemOpen(true, ImGuiCond_Once);  // show the first result
+  if (!ImGui::CollapsingHeader("Evaluate")) return;
+  SamplingView& v = ctx.ui.sampling;
+  ImGui::SetNextItemWidth(ImGui::GetFontSize() * 6.0f);
+  ImGui::InputInt("N", &v.eval_n, 50, 200);
+  v.eval_n = std::clamp(v.eval_n, 10, 5000);
+  ImGui::SameLine();
+  ImGui::BeginDisabled(!can_sample || snap.points);
+  if (ImGui::Button("Evaluate")) ctx.actions.evaluate(v.eval_n);
+  ImGui::EndDisabled();
+  help_marker("Samples N images with the settings above and scores them with a small CNN trained "
+              "on the real training split (trained once, cached as evaluator.pt in the run folder): "
+              "accuracy against the requested classes, and the Fréchet distance (FD) of its "
+              "features to the real test split. 'floor' is the FD of N real training images: "
+              "samples can only approach it. Lower FD is better; compare at equal N.");
+  if (snap.evaluations.empty()) return;
+  const ImGuiTableFlags flags = ImGuiTableFlags_RowBg | ImGuiTableFlags_BordersInnerH | ImGuiTableFlags_SizingFixedFit;
+  if (ImGui::BeginTable("evaluations", 6, flags)) {
+    ImGui::TableSetupColumn("step");
+    ImGui::TableSetupColumn("sampler");
+    ImGui::TableSetupColumn("N");
+    ImGui::TableSetupColumn("accuracy");
+    ImGui::TableSetupColumn("FD");
+    ImGui::TableSetupColumn("floor");
+    ImGui::TableHeadersRow();
+    for (auto it = snap.evaluations.rbegin(); it != snap.evaluations.rend(); ++it) {
+      ImGui::TableNextRow();
+      ImGui::TableNextColumn();
+      ImGui::Text("%lld", static_cast<long long>(it->step));
+      ImGui::TableNextColumn();
+      ImGui::TextUnformatted(settings_text(it->config).c_str());
+      ImGui::TableNextColumn();
+      ImGui::Text("%lld", static_cast<long long>(it->n));
+      ImGui::TableNextColumn();
+      if (std::isnan(it->accuracy)) ImGui::TextDisabled("-");
+      else ImGui::Text("%.1f %%", 100.0 * it->accuracy);
+      ImGui::TableNextColumn();
+      ImGui::Text("%.2f", it->fd);
+      ImGui::TableNextColumn();
+      ImGui::TextDisabled("%.2f", it->fd_floor);
+    }
+    ImGui::EndTable();
+  }
+}
+
 }  // namespace
 
 void draw_sampling_panel(const Snapshot& snap, UiContext& ctx) {
@@ -147,6 +204,7 @@ void draw_sampling_panel(const Snapshot& snap, UiContext& ctx) {
   } else if (!snap.model_ready) {
     ImGui::TextDisabled("no model yet");
   }
+  draw_evaluation(snap, ctx, can_sample);
   ImGui::Separator();
   draw_scrubber(snap, ctx);
   ImGui::End();

@@ -75,6 +75,7 @@ struct SamplingView {
   std::string export_dir;       // trajectory PNG sequence
   std::string export_gif;       // trajectory as an animated GIF
   bool gif_requested = false;   // the Export GIF button (or a script) asked for one
+  int eval_n = 200;             // samples the Evaluate button scores
   std::string status;
 };
 

@@ -32,6 +32,8 @@ const std::vector<OptionSpec> kSampleOptions = {
     {"out", true, "PNG  grid file (default <run>/samples/sample.png)"},
     {"out-dir", true, "DIR  also write one PNG per image, named label<K>_<index>.png"},
     {"columns", true, "N  grid columns (default: one class per column when cycling)"},
+    {"classifier", true, "PATH  noisy classifier for classifier guidance (train-classifier)"},
+    {"classifier-scale", true, "S  classifier guidance scale (0 = off)"},
     {"raw", false, "   use the raw weights instead of the EMA"},
     {"help", false, "   show this help"},
 };
@@ -78,6 +80,8 @@ int cmd_sample(int argc, char** argv) {
   sc.class_label = args.get_int("class", sc.class_label);
   sc.seed = static_cast<uint64_t>(args.get_int64("seed", static_cast<int64_t>(sc.seed)));
   sc.n = args.get_int("n", sc.n);
+  sc.classifier = args.get("classifier", sc.classifier);
+  sc.classifier_scale = args.get_double("classifier-scale", sc.classifier_scale);
   sc.use_ema = use_ema;
   Config check = info.config;
   check.sample = sc;

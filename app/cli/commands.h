@@ -9,5 +9,6 @@ int cmd_schedule(int argc, char** argv);
 int cmd_dataset(int argc, char** argv);
 int cmd_bench(int argc, char** argv);
 int cmd_eval(int argc, char** argv);
+int cmd_train_classifier(int argc, char** argv);
 
 }  // namespace difflab::cli

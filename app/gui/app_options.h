@@ -20,6 +20,7 @@ struct AppOptions {
   std::vector<std::string> overrides;  // "section.key=value"
   std::string script;                  // "", "smoke" or "demo"
   std::string checkpoint;              // --checkpoint: for --script demo
+  int64_t evaluate = 0;                // --evaluate N: the demo also scores N samples
   int64_t frames = 0;                  // exit after this many frames (0 = run until closed)
   std::string screenshot;              // PNG written before exiting (script or --frames)
   int64_t bench_frames = 0;            // frame-time benchmark while training

@@ -224,8 +224,31 @@ AutomationResult Automation::demo(const Snapshot& snap) {
       if (m_engine.pending() == 0 && snap.model_ready && snap.status == JobStatus::Idle) {
         if (!snap.error.empty()) return fail(snap.error);
         say("[demo] model at step " + std::to_string(snap.step));
-        m_step = Step::Sample;
+        m_step = m_options.evaluate > 0 ? Step::Evaluate : Step::Sample;
       } else if (m_engine.pending() == 0 && !snap.error.empty()) {
+        return fail(snap.error);
+      }
+      return {};
+    case Step::Evaluate:
+      // The Sampling panel's settings as for Generate, its N field, then Evaluate.
+      m_ui.edit.sample.sampler = SamplerKind::Ddim;
+      m_ui.edit.sample.steps = kDemoSampleSteps;
+      m_ui.sampling.eval_n = static_cast<int>(m_options.evaluate);
+      m_evaluations_before = snap.evaluations.size();
+      say("[demo] evaluating " + std::to_string(m_options.evaluate) + " samples");
+      m_actions.evaluate(m_ui.sampling.eval_n);
+      m_step = Step::WaitEvaluate;
+      return {};
+    case Step::WaitEvaluate:
+      if (snap.evaluations.size() > m_evaluations_before && snap.status == JobStatus::Idle &&
+          m_engine.pending() == 0) {
+        const EvalRecord& r = snap.evaluations.back();
+        char line[160];
+        std::snprintf(line, sizeof line, "[demo] evaluated %lld samples: accuracy %.1f %%, FD %.2f, floor %.2f",
+                      static_cast<long long>(r.n), 100.0 * r.accuracy, r.fd, r.fd_floor);
+        say(line);
+        m_step = Step::Sample;
+      } else if (m_engine.pending() == 0 && snap.status != JobStatus::Sampling && !snap.error.empty()) {
         return fail(snap.error);
       }
       return {};

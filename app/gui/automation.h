@@ -12,7 +12,8 @@
 //                   drags a slider); for each phase report p50 / p99 / max frame time and
 //                   the training images/s.
 //   demo:           Load a checkpoint (--checkpoint PATH) through the Training panel's Load
-//                   button, Generate with DDIM 50 steps n = 40, move the scrubber to 60 %
+//                   button, (with --evaluate N: the Evaluate button with N samples, wait
+//                   for its row), Generate with DDIM 50 steps n = 40, move the scrubber to 60 %
 //                   of the run, settle, screenshot, exit 0 (the README's pictures).
 //   exit-when-step: exit 0 once the snapshot's step reaches N.
 //   frames:         exit after N frames.
@@ -58,7 +59,7 @@ class Automation {
 
  private:
   enum class Mode { None, Smoke, Bench, Frames, Demo };
-  enum class Step { LoadCheckpoint, WaitCheckpoint, LoadData, WaitData, Train, WaitTraining, Stop, WaitStopped, Sample,
+  enum class Step { LoadCheckpoint, WaitCheckpoint, Evaluate, WaitEvaluate, LoadData, WaitData, Train, WaitTraining, Stop, WaitStopped, Sample,
                     WaitSamples, Scrub, Settle, Measure, Done };
 
   AutomationResult fail(const std::string& why);
@@ -82,6 +83,7 @@ class Automation {
   bool m_seen_busy = false;
   const void* m_previous_samples = nullptr;
   int m_settle_frames = 0;
+  size_t m_evaluations_before = 0;
   JobStatus m_last_status = JobStatus::Count;
   int m_last_flags = -1;
   int64_t m_last_step_printed = -1;

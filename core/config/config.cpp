@@ -126,6 +126,8 @@ IfSection<SampleConfig, S> visit_fields(S& s, V&& v) {
   v("seed", s.seed);
   v("clip_denoised", s.clip_denoised);
   v("use_ema", s.use_ema);
+  v("classifier", s.classifier);
+  v("classifier_scale", s.classifier_scale);
 }
 
 // v(name, section) for every section, in file order.
@@ -558,6 +560,10 @@ void check_sample(const SampleConfig& s, const Config& config, Checker& c) {
   if (s.variance == VarianceKind::Learned)
     c.require(config.diffusion.learn_sigma, "sample.variance", s.variance,
               "needs a model trained with diffusion.learn_sigma = true");
+  c.require(std::isfinite(s.classifier_scale), "sample.classifier_scale", s.classifier_scale,
+            "must be a finite number");
+  c.require(s.classifier_scale == 0.0 || !s.classifier.empty(), "sample.classifier_scale",
+            s.classifier_scale, "needs sample.classifier (a train-classifier checkpoint)");
   const int num_classes = config.model.num_classes;
   c.require(s.class_label >= -1 && s.class_label <= num_classes - 1, "sample.class_label",
             s.class_label,

@@ -105,6 +105,10 @@ struct SampleConfig {
   uint64_t seed = 0;
   bool clip_denoised = true;
   bool use_ema = true;
+  // Classifier guidance (Dhariwal & Nichol 2021): a checkpoint of `difflab-cli
+  // train-classifier` and its scale s; "" or 0 = off.
+  std::string classifier;
+  double classifier_scale = 0.0;
 };
 
 struct Config {

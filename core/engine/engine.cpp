@@ -7,6 +7,7 @@
 #include <sstream>
 
 #include "core/data/dataset.h"
+#include "core/eval/evaluator.h"
 #include "core/train/trainer.h"
 #include "core/util/runtime.h"
 
@@ -64,6 +65,8 @@ struct Engine::Worker {
   // Sampling.
   int sample_step = 0, sample_total = 0;
   std::shared_ptr<const TrajectoryFrames> samples;
+  std::vector<EvalRecord> evaluations;
+  std::unique_ptr<Evaluator> evaluator;  // loaded or trained on the first Evaluate
 
   // Dataset summary (computed once per load).
   FloatImages data_preview;
@@ -177,6 +180,7 @@ void Engine::run() {
     s->sample_step = w.sample_step;
     s->sample_total = w.sample_total;
     s->samples = w.samples;
+    s->evaluations = w.evaluations;
     s->log = w.log;
     return s;
   };
@@ -397,6 +401,55 @@ void Engine::run() {
             std::snprintf(line, sizeof line, "sampled %d %s in %.1f s", c.config.n,
                           w.data && w.data->shape.points ? "points" : "images", w.samples->seconds);
             w.say(line);
+          } else if constexpr (std::is_same_v<T, cmd::Evaluate>) {
+            if (!w.trainer) throw std::runtime_error("no model to evaluate: train or load one first");
+            if (w.data->shape.points)
+              throw std::runtime_error("the evaluator scores images; 2-D points have none to score");
+            const JobStatus before = w.status;
+            w.status = JobStatus::Sampling;
+            try {
+              if (!w.evaluator || w.evaluator->info().dataset_key != dataset_key(*w.data)) {
+                const std::string cache = evaluator_cache_path(w.config.train.out_dir);
+                w.say("evaluator classifier: " + cache + " (trained on the first use, about 30 s)");
+                publish(make_snapshot());
+                w.evaluator = std::make_unique<Evaluator>(load_or_train_evaluator(
+                    cache, *w.data, EvaluatorOptions{}, w.device, [&](const std::string& line) {
+                      w.say(line);
+                      publish(make_snapshot());
+                    }));
+              }
+              w.sample_step = 0;
+              w.sample_total = c.config.steps;
+              w.say("evaluating " + std::to_string(c.config.n) + " samples of " +
+                    std::string(to_string(c.config.sampler)) + ", " + std::to_string(c.config.steps) + " steps");
+              publish(make_snapshot());
+              auto last_publish = Clock::now();
+              const auto start = Clock::now();
+              SampleResult result = w.trainer->sample(c.config, false, [&](const StepInfo& s) {
+                w.sample_step = s.index + 1;
+                if (seconds_since(last_publish) > w.options.publish_interval_s) {
+                  publish(make_snapshot());
+                  last_publish = Clock::now();
+                }
+                return !m_cancel.load() && !m_shutdown.load();
+              });
+              if (result.cancelled) {
+                w.status = before == JobStatus::Sampling ? JobStatus::Idle : before;
+                w.say("evaluation cancelled at step " + std::to_string(w.sample_step));
+                return;
+              }
+              const EvalResult r = evaluate_samples(*w.evaluator, result.images, result.labels, *w.data, c.config.seed);
+              EvalRecord record{w.trainer->step(), c.config, r.n, r.accuracy, r.fd, r.fd_floor, seconds_since(start)};
+              w.evaluations.push_back(record);
+              char line[200];
+              std::snprintf(line, sizeof line, "evaluated %lld samples: accuracy %.1f %%, FD %.2f (floor %.2f)",
+                            static_cast<long long>(r.n), 100.0 * r.accuracy, r.fd, r.fd_floor);
+              w.say(line);
+            } catch (...) {
+              w.status = before == JobStatus::Sampling ? JobStatus::Idle : before;
+              throw;
+            }
+            w.status = before == JobStatus::Sampling ? JobStatus::Idle : before;
           } else if constexpr (std::is_same_v<T, cmd::Cancel>) {
             m_cancel = false;  // nothing is sampling now: the flag has done its work
           }
@@ -418,7 +471,7 @@ void Engine::run() {
         m_queue.pop_front();
         m_busy = have = true;
         // A Cancel sent from now on is for this run: clear older ones under the lock.
-        if (std::holds_alternative<cmd::Sample>(command)) m_cancel = false;
+        if (std::holds_alternative<cmd::Sample>(command) || std::holds_alternative<cmd::Evaluate>(command)) m_cancel = false;
       }
     }
     if (m_shutdown) break;

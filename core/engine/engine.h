@@ -63,6 +63,17 @@ struct LossPoint {
   float value;
 };
 
+// One evaluation of the model's samples (cmd::Evaluate).
+struct EvalRecord {
+  int64_t step = 0;        // training step of the model evaluated
+  SampleConfig config;     // how the samples were drawn
+  int64_t n = 0;
+  double accuracy = 0;     // against the requested classes (NaN when unconditional)
+  double fd = 0;           // Fréchet distance of the evaluator's features to the test split
+  double fd_floor = 0;     // the same for n real training images: the best to hope for
+  double seconds = 0;
+};
+
 struct Snapshot {
   uint64_t version = 0;
   JobStatus status = JobStatus::Idle;
@@ -95,6 +106,7 @@ struct Snapshot {
   // Sampling.
   int sample_step = 0, sample_total = 0;
   std::shared_ptr<const TrajectoryFrames> samples;  // the last finished run
+  std::vector<EvalRecord> evaluations;               // oldest first
 
   std::vector<std::string> log;      // the last kMaxLogLines lines the worker reported
 };
@@ -116,6 +128,9 @@ struct Sample {               // run a sampler; records the trajectory for the s
   SampleConfig config;
   int max_frames = 200;       // frames kept (evenly spread) for long runs
 };
+struct Evaluate {             // sample config.n images and score them with the evaluator
+  SampleConfig config;        // classifier (accuracy, Fréchet distance; core/eval/evaluator.h)
+};
 struct Cancel {};             // cancel sampling within one denoising step
 struct SaveCheckpoint {
   std::string path;
@@ -129,7 +144,7 @@ struct SetPreviewEvery {      // preview samples during training; 0 = off
 }  // namespace cmd
 
 using Command = std::variant<cmd::SetConfig, cmd::LoadData, cmd::StartTraining, cmd::Pause,
-                             cmd::Resume, cmd::Stop, cmd::ResetModel, cmd::Sample, cmd::Cancel,
+                             cmd::Resume, cmd::Stop, cmd::ResetModel, cmd::Sample, cmd::Evaluate, cmd::Cancel,
                              cmd::SaveCheckpoint, cmd::LoadCheckpoint, cmd::SetPreviewEvery>;
 
 struct EngineOptions {

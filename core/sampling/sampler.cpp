@@ -4,20 +4,28 @@
 
 #include <stdexcept>
 
+#include "core/eval/noisy_classifier.h"
 #include "core/sampling/samplers.h"
 
 namespace difflab {
 
 Denoiser::Denoiser(DenoiserNet net, const GaussianDiffusion& diffusion, at::Tensor labels,
-                   double guidance, bool clip_denoised, const NoiseSchedule* model_schedule)
+                   double guidance, bool clip_denoised, const NoiseSchedule* model_schedule,
+                   ClassifierGuidance classifier)
     : m_net(std::move(net)),
       m_diffusion(diffusion),
       m_model_schedule(model_schedule),
       m_labels(std::move(labels)),
       m_guidance(guidance),
-      m_clip(clip_denoised) {}
+      m_clip(clip_denoised),
+      m_classifier(std::move(classifier)) {}
 
 bool Denoiser::learns_variance() const { return m_net->learns_variance(); }
+
+at::Tensor Denoiser::classifier_gradient(const at::Tensor& xt, const at::Tensor& t) const {
+  if (!classifier_enabled()) return {};
+  return m_classifier.scale * m_classifier.gradient(xt, m_diffusion.model_timesteps(t), m_labels);
+}
 
 ModelOutput Denoiser::forward(const at::Tensor& xt, const at::Tensor& model_t) const {
   const bool conditional = m_labels.defined() && m_net->num_classes() > 0;
@@ -43,12 +51,27 @@ std::pair<at::Tensor, at::Tensor> Denoiser::operator()(const at::Tensor& xt,
   return {out.eps, out.x0};
 }
 
-DenoiserOutput Denoiser::predict(const at::Tensor& xt, const at::Tensor& t) const {
+DenoiserOutput Denoiser::predict(const at::Tensor& xt, const at::Tensor& t, bool classifier_eps) const {
   const ModelOutput parts = forward(xt, m_diffusion.model_timesteps(t));
   DenoiserOutput result;
-  std::tie(result.eps, result.x0) = m_diffusion.interpret(parts.prediction, xt, t, m_clip);
   if (parts.variance.defined())
     result.log_variance = m_diffusion.learned_range_log_variance(parts.variance, t);
+  if (!classifier_eps || !classifier_enabled()) {
+    std::tie(result.eps, result.x0) = m_diffusion.interpret(parts.prediction, xt, t, m_clip);
+    return result;
+  }
+  // Classifier guidance, DDIM form (Dhariwal & Nichol 2021, Alg. 2): shift ε̂, then x̂₀
+  // follows from the shifted ε̂ (and is clipped as usual).
+  auto [eps, x0] = m_diffusion.interpret(parts.prediction, xt, t, false);
+  eps = eps - m_diffusion.extract(m_diffusion.sqrt_one_minus_alphas_cumprod(), t, xt.dim()) *
+                  classifier_gradient(xt, t);
+  x0 = m_diffusion.x0_from_eps(xt, t, eps);
+  if (m_clip) {
+    x0 = x0.clamp(-1.0, 1.0);
+    eps = m_diffusion.eps_from_x0(xt, t, x0);
+  }
+  result.eps = eps;
+  result.x0 = x0;
   return result;
 }
 
@@ -70,8 +93,16 @@ std::pair<at::Tensor, at::Tensor> Denoiser::at_timestep(const at::Tensor& xt, do
     case Prediction::V: x0 = a * xt - b * out; break;
     case Prediction::Count: break;
   }
-  if (m_clip) x0 = x0.clamp(-1.0, 1.0);
-  if (m_clip || m_diffusion.prediction() != Prediction::Eps) eps = (xt - a * x0) / b;
+  if (m_diffusion.prediction() != Prediction::Eps) eps = (xt - a * x0) / b;
+  if (classifier_enabled()) {
+    // Classifier guidance in its DDIM form, at this fractional timestep.
+    eps = eps - b * m_classifier.scale * m_classifier.gradient(xt, t, m_labels);
+    x0 = (xt - b * eps) / a;
+  }
+  if (m_clip) {
+    x0 = x0.clamp(-1.0, 1.0);
+    eps = (xt - a * x0) / b;
+  }
   return {eps, x0};
 }
 
@@ -101,8 +132,14 @@ SampleResult run_sampling(const DenoiserNet& net, const NoiseSchedule& schedule,
   if (c.steps < 1 || c.steps > schedule.size())
     throw std::invalid_argument("sample.steps must be in [1, " + std::to_string(schedule.size()) +
                                 "], got " + std::to_string(c.steps));
-  // Inference mode: no autograd bookkeeping at all (cheaper than no-grad); nothing made
-  // here is ever differentiated.
+  // Loaded before inference mode: the classifier's weights must be ordinary tensors for
+  // its gradient (see make_classifier_guidance).
+  ClassifierGuidance classifier = request.classifier;
+  if (!classifier.enabled())
+    classifier = load_classifier_guidance(c, schedule.size(), device);
+  const int num_classes = request.num_classes > 0 ? request.num_classes : classifier.num_classes;
+  // Inference mode: no autograd bookkeeping at all (cheaper than no-grad); only the
+  // classifier's gradient leaves it, in its own scope.
   c10::InferenceMode inference;
   // Eval mode for the run, the caller's mode restored on every exit (exceptions too).
   struct ModeGuard {
@@ -116,14 +153,14 @@ SampleResult run_sampling(const DenoiserNet& net, const NoiseSchedule& schedule,
                               prediction, device);
   SampleResult result;
   at::Tensor labels;
-  if (request.num_classes > 0) {
-    if (c.class_label >= request.num_classes)
+  if (num_classes > 0) {
+    if (c.class_label >= num_classes)
       throw std::invalid_argument("class " + std::to_string(c.class_label) +
                                   " is out of range: the model has " +
-                                  std::to_string(request.num_classes) + " classes");
+                                  std::to_string(num_classes) + " classes");
     result.labels = c.class_label >= 0
                         ? torch::full({c.n}, c.class_label, torch::kLong)
-                        : torch::arange(c.n, torch::kLong).remainder(request.num_classes);
+                        : torch::arange(c.n, torch::kLong).remainder(num_classes);
     labels = result.labels.to(device);
   } else {
     result.labels = torch::full({c.n}, -1, torch::kLong);
@@ -134,7 +171,7 @@ SampleResult run_sampling(const DenoiserNet& net, const NoiseSchedule& schedule,
   shape.insert(shape.end(), request.shape.begin(), request.shape.end());
   auto x = torch::randn(shape, gen, torch::TensorOptions().dtype(torch::kFloat32)).to(device);
 
-  Denoiser denoiser(net, diffusion, labels, c.guidance, c.clip_denoised, &schedule);
+  Denoiser denoiser(net, diffusion, labels, c.guidance, c.clip_denoised, &schedule, classifier);
   auto sampler = make_sampler(c);
   auto record = [&](const StepInfo& info) {
     if (request.record_trajectory) {

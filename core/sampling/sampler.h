@@ -21,8 +21,23 @@ struct DenoiserOutput {
   at::Tensor eps, x0, log_variance;
 };
 
+// ∇ₓ log p(y | x_t) of a noisy classifier, for x_t (B, ...), timesteps on the model's
+// scale (B, float) and labels y (B). core/eval/noisy_classifier.h makes one from a file.
+using ClassifierGradient = std::function<at::Tensor(
+    const at::Tensor& xt, const at::Tensor& model_t, const at::Tensor& y)>;
+
+// Classifier guidance (Dhariwal & Nichol 2021) with scale s.
+struct ClassifierGuidance {
+  ClassifierGradient gradient;  // empty = off
+  double scale = 0.0;           // s
+  int num_classes = 0;          // of the classifier (labels for an unconditional model)
+  bool enabled() const { return gradient && scale != 0.0; }
+};
+
 // Wraps the network: feeds it original-scale timesteps and applies classifier-free
-// guidance, ε = ε_u + w (ε_c − ε_u), as one batched forward over 2B inputs. A net with a
+// guidance, ε = ε_u + w (ε_c − ε_u), as one batched forward over 2B inputs, and
+// classifier guidance in its DDIM form (Dhariwal & Nichol 2021, Alg. 2),
+// ε̂' = ε̂ − √(1 − ᾱ_t) s ∇ₓ log p(y | x_t), so every sampler gets it. A net with a
 // learned variance (2·C channels) is guided on its prediction half only and keeps the
 // conditional variance half, as improved-diffusion does.
 class Denoiser {
@@ -30,17 +45,22 @@ class Denoiser {
   // `model_schedule` is the network's full schedule when `diffusion` is respaced (it must
   // outlive the Denoiser); null means diffusion's own schedule.
   Denoiser(DenoiserNet net, const GaussianDiffusion& diffusion, at::Tensor labels,
-           double guidance, bool clip_denoised, const NoiseSchedule* model_schedule = nullptr);
-  // ε̂ and x̂₀ for x_t at schedule rows t (int64, (B)).
+           double guidance, bool clip_denoised, const NoiseSchedule* model_schedule = nullptr,
+           ClassifierGuidance classifier = {});
+  // ε̂ and x̂₀ for x_t at schedule rows t (int64, (B)), with every guidance applied.
   std::pair<at::Tensor, at::Tensor> operator()(const at::Tensor& xt, const at::Tensor& t) const;
   // The same plus the learned log variance (Nichol & Dhariwal 2021, eq. 15) when the net
-  // has one; samplers that do not use a variance call operator() instead.
-  DenoiserOutput predict(const at::Tensor& xt, const at::Tensor& t) const;
+  // has one. `classifier_eps` = false leaves the classifier's ε shift out, for samplers
+  // that apply classifier guidance to their mean instead (DDPM, Alg. 1).
+  DenoiserOutput predict(const at::Tensor& xt, const at::Tensor& t, bool classifier_eps = true) const;
   // ε̂ and x̂₀ for x_t at one (possibly fractional) model timestep whose ᾱ is `alpha_bar`:
   // for samplers whose noise levels are not schedule rows (Karras spacing).
   std::pair<at::Tensor, at::Tensor> at_timestep(const at::Tensor& xt, double model_t,
                                                 double alpha_bar) const;
   bool learns_variance() const;
+  bool classifier_enabled() const { return m_classifier.enabled() && m_labels.defined(); }
+  // s ∇ₓ log p(y | x_t) at schedule rows t; undefined when classifier guidance is off.
+  at::Tensor classifier_gradient(const at::Tensor& xt, const at::Tensor& t) const;
   const GaussianDiffusion& diffusion() const { return m_diffusion; }
   const NoiseSchedule& model_schedule() const {
     return m_model_schedule ? *m_model_schedule : m_diffusion.schedule();
@@ -56,6 +76,7 @@ class Denoiser {
   at::Tensor m_labels;  // undefined = unconditional
   double m_guidance;
   bool m_clip;
+  ClassifierGuidance m_classifier;
 };
 
 struct StepInfo {
@@ -94,6 +115,8 @@ struct SampleRequest {
   int num_classes = 0;        // of the network; 0 = unconditional
   std::vector<int64_t> shape;  // per-image shape: {C, H, W} or {2}
   bool record_trajectory = false;
+  // Classifier guidance; when off, run_sampling loads config.classifier itself (if set).
+  ClassifierGuidance classifier;
 };
 
 // Compact CPU copies of every step: x_t, x̂₀ and ε̂ for all images.

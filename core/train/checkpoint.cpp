@@ -86,6 +86,22 @@ void load_module(torch::serialize::InputArchive& archive, const std::string& key
   for (size_t i = 0; i < names.size(); ++i) own[names[i]].copy_(tensors[i]);
 }
 
+void write_module_weights(torch::serialize::OutputArchive& archive, const std::string& key,
+                          const torch::nn::Module& module) {
+  std::string names;
+  c10::List<torch::Tensor> tensors;
+  for (const auto& p : module.named_parameters()) {
+    names += p.key() + "\n";
+    tensors.push_back(p.value().detach().to(torch::kCPU));
+  }
+  for (const auto& b : module.named_buffers()) {
+    names += b.key() + "\n";
+    tensors.push_back(b.value().detach().to(torch::kCPU));
+  }
+  archive.write(key + "_names", c10::IValue(names));
+  archive.write(key + "_tensors", c10::IValue(tensors));
+}
+
 DataShape read_shape(torch::serialize::InputArchive& archive, const std::string& path) {
   torch::Tensor s;
   try {

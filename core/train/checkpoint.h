@@ -27,6 +27,10 @@ int64_t read_int(torch::serialize::InputArchive& archive, const std::string& key
 // and buffer exists with the same shape. Throws CheckpointError on any mismatch.
 void load_module(torch::serialize::InputArchive& archive, const std::string& key,
                  torch::nn::Module& module, const std::string& path);
+// Writes every parameter and buffer of `module` under `key` (names + tensors), in the
+// layout load_module reads.
+void write_module_weights(torch::serialize::OutputArchive& archive, const std::string& key,
+                          const torch::nn::Module& module);
 DataShape read_shape(torch::serialize::InputArchive& archive, const std::string& path);
 void write_shape(torch::serialize::OutputArchive& archive, const DataShape& shape);
 // The config, data shape and step of an already opened checkpoint (no second read).

@@ -1,0 +1,62 @@
+#include "app/cli/sample_options.h"
+
+#include "core/train/trainer.h"
+
+namespace difflab::cli {
+namespace {
+
+template <typename E> E enum_option(const Args& args, const std::string& name, E fallback) {
+  if (!args.has(name)) return fallback;
+  auto v = parse_enum<E>(args.get(name));
+  if (!v)
+    throw UsageError("--" + name + " " + args.get(name) + ": choose one of " + enum_choices<E>());
+  return *v;
+}
+
+}  // namespace
+
+std::vector<OptionSpec> sampling_options() {
+  return {
+      {"sampler", true, enum_choices<SamplerKind>() + "  (default: the checkpoint's sample.sampler)"},
+      {"steps", true, "N  sampling steps (respaced from T)"},
+      {"eta", true, "X  DDIM noise: 0 deterministic, 1 like DDPM"},
+      {"variance", true, enum_choices<VarianceKind>() + "  DDPM variance"},
+      {"sigmas", true, "model|karras  noise levels of euler, euler_ancestral, heun, dpmpp_2m"},
+      {"rho", true, "X  Karras spacing rho (default 7, Karras et al. 2022)"},
+      {"guidance", true, "W  classifier-free guidance scale (0 uncond, 1 cond)"},
+      {"class", true, "K  class to draw (-1 cycles through all classes)"},
+      {"seed", true, "N  noise seed"},
+      {"classifier", true, "PATH  noisy classifier for classifier guidance (train-classifier)"},
+      {"classifier-scale", true, "S  classifier guidance scale (0 = off)"},
+  };
+}
+
+SampleConfig apply_sampling_options(const Args& args, SampleConfig sc, int timesteps) {
+  sc.sampler = enum_option(args, "sampler", sc.sampler);
+  sc.variance = enum_option(args, "variance", sc.variance);
+  if (args.has("sampler") && sc.sampler == SamplerKind::Ddpm && !args.has("steps"))
+    sc.steps = timesteps;
+  sc.steps = args.get_int("steps", sc.steps);
+  sc.eta = args.get_double("eta", sc.eta);
+  sc.sigmas = enum_option(args, "sigmas", sc.sigmas);
+  sc.karras_rho = args.get_double("rho", sc.karras_rho);
+  sc.guidance = args.get_double("guidance", sc.guidance);
+  sc.class_label = args.get_int("class", sc.class_label);
+  sc.seed = static_cast<uint64_t>(args.get_int64("seed", static_cast<int64_t>(sc.seed)));
+  sc.classifier = args.get("classifier", sc.classifier);
+  sc.classifier_scale = args.get_double("classifier-scale", sc.classifier_scale);
+  return sc;
+}
+
+std::string checkpoint_from_args(const Args& args) {
+  std::string path = args.get("checkpoint");
+  if (!path.empty()) return path;
+  const std::string run = args.get("run", "runs/mnist");
+  path = latest_checkpoint(run);
+  if (path.empty())
+    throw CheckpointError("no checkpoint in " + run +
+                          "/checkpoints: train first, or pass --checkpoint");
+  return path;
+}
+
+}  // namespace difflab::cli
