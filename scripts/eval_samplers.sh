@@ -5,7 +5,7 @@
 # and the floor: N real training images against the same split) and appends one CSV row
 # each. DDPM over all 1000 steps costs 20x a 50-step sampler, so it gets its own N.
 #
-#   RUN=runs/mnist N=200 N_DDPM=100 OUT=eval_samplers.csv scripts/eval_samplers.sh
+#   RUN=runs/mnist N=200 N_DDPM=40 OUT=eval_samplers.csv scripts/eval_samplers.sh
 # Does not build: needs $BUILD_DIR/difflab-cli (default build/).
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -13,7 +13,7 @@ cd "$ROOT"
 CLI="${BUILD_DIR:-$ROOT/build}/difflab-cli"
 RUN="${RUN:-runs/mnist}"
 N="${N:-200}"
-N_DDPM="${N_DDPM:-100}"
+N_DDPM="${N_DDPM:-40}"
 OUT="${OUT:-$RUN/eval_samplers.csv}"
 SEED="${SEED:-1}"
 

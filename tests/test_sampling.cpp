@@ -163,6 +163,16 @@ TEST(Sampling, ClassifierFreeGuidanceIsOneBatchedForward) {
   req.config.guidance = 1.0;
   run_sampling(net, schedule(), Prediction::Eps, req, torch::kCPU);
   EXPECT_EQ(net->last_batch, 4);
+  // Guidance 0 is the unconditional model alone: a single B-sized forward with the null class.
+  req.config.guidance = 0.0;
+  eps_seen.clear();
+  run_sampling(net, schedule(), Prediction::Eps, req, torch::kCPU, [&](const StepInfo& s) {
+    eps_seen.push_back(s.eps.mean().item<float>());
+    return true;
+  });
+  EXPECT_EQ(net->last_batch, 4);
+  for (float e : eps_seen) EXPECT_NEAR(e, 0.0f, 1e-5);  // ε_u = 0
+  req.config.guidance = 1.0;
   // Cycling labels when no class is asked for; out-of-range classes are refused.
   req.config.class_label = -1;
   auto cyc = run_sampling(net, schedule(), Prediction::Eps, req, torch::kCPU);

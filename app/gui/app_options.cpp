@@ -46,7 +46,7 @@ usage: difflab [options]
   --size WxH            window size (default 1280x800)
   --threads N           LibTorch threads for the worker (default: all cores)
   --worker-nice N       run the worker's threads N nicer than the window (0..19,
-                        default 10), so drawing never waits behind training
+                        default 5), so drawing never waits behind training
   --busy-redraw-ms N    while training or sampling with no input, redraw every N ms
                         (default 250)
   --device D            auto | cpu | cuda

@@ -30,7 +30,7 @@ struct AppOptions {
   std::string ini = "default";         // imgui.ini path, "none", or "default"
   int width = 1280, height = 800;
   int threads = 0;                     // 0 = all cores
-  int worker_nice = 10;                // the worker's threads run this much nicer
+  int worker_nice = 5;                 // the worker's threads run this much nicer
   // While the worker is busy and the user does nothing, redraw this often: progress
   // moves about once a training step (~1 s here), and each software-rendered frame
   // takes CPU from training.

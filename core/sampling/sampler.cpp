@@ -29,6 +29,9 @@ at::Tensor Denoiser::classifier_gradient(const at::Tensor& xt, const at::Tensor&
 
 ModelOutput Denoiser::forward(const at::Tensor& xt, const at::Tensor& model_t) const {
   const bool conditional = m_labels.defined() && m_net->num_classes() > 0;
+  if (conditional && m_guidance == 0.0)  // w = 0 is the unconditional model alone: one forward
+    return split_model_output(m_net->forward(xt, model_t, torch::full_like(m_labels, m_net->num_classes())),
+                              learns_variance());
   if (conditional && m_guidance != 1.0) {
     // Classifier-free guidance (Ho & Salimans 2022): one forward over [x; x] with
     // [y; null], then ε_u + w (ε_c − ε_u). w = 0 is unconditional, w = 1 conditional.

@@ -27,22 +27,6 @@ std::unique_ptr<torch::optim::AdamW> make_optimizer(const DenoiserNet& net, cons
                              .weight_decay(c.weight_decay));
 }
 
-void write_module(torch::serialize::OutputArchive& archive, const std::string& key,
-                  const torch::nn::Module& module) {
-  std::string names;
-  c10::List<torch::Tensor> tensors;
-  for (const auto& p : module.named_parameters()) {
-    names += p.key() + "\n";
-    tensors.push_back(p.value().detach().to(torch::kCPU));
-  }
-  for (const auto& b : module.named_buffers()) {
-    names += b.key() + "\n";
-    tensors.push_back(b.value().detach().to(torch::kCPU));
-  }
-  archive.write(key + "_names", c10::IValue(names));
-  archive.write(key + "_tensors", c10::IValue(tensors));
-}
-
 }  // namespace
 
 struct Trainer::Impl {
@@ -254,8 +238,8 @@ void Trainer::save_checkpoint(const std::string& path) const {
   archive.write("step", c10::IValue(s.step));
   archive.write("epoch", c10::IValue(s.batches.epoch()));
   archive.write("position", c10::IValue(s.batches.position()));
-  write_module(archive, "model", *s.model);
-  write_module(archive, "ema", *s.ema);
+  write_module_weights(archive, "model", *s.model);
+  write_module_weights(archive, "ema", *s.ema);
   torch::serialize::OutputArchive opt(archive.compilation_unit());
   s.optimizer->save(opt);
   archive.write("optimizer", opt);
