@@ -1,7 +1,8 @@
 // The scrubber over a recorded sampling run (snapshot.samples): a timeline over every
 // recorded frame plus the final result, play / pause and single steps; for the selected
 // image x_t, the predicted x₀ and the predicted ε side by side (ε through the diverging
-// colormap shader); the whole grid at that step; PNG export of a frame or the sequence, and the sequence as an animated GIF.
+// colormap shader); the whole grid at that step; PNG export of a frame or the sequence,
+// and the sequence as an animated GIF.
 #include <imgui.h>
 #include <imgui_stdlib.h>
 
