@@ -32,7 +32,7 @@ namespace difflab {
 namespace {
 
 // Redraw at most this often while the worker trains or samples and nothing else happens
-// (AppOptions::busy_redraw_s, default 0.25 s), and when idle.
+// (AppOptions::busy_redraw_s, default 0.5 s), and when idle.
 constexpr double kIdleRedrawS = 0.5;
 // While a script drives the app: about 50 frames a second, leaving the CPU to the worker.
 constexpr double kScriptFrameS = 0.02;

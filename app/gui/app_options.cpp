@@ -48,7 +48,7 @@ usage: difflab [options]
   --worker-nice N       run the worker's threads N nicer than the window (0..19,
                         default 5), so drawing never waits behind training
   --busy-redraw-ms N    while training or sampling with no input, redraw every N ms
-                        (default 250)
+                        (default 500)
   --device D            auto | cpu | cuda
   --no-autoload         do not load the dataset at start-up
 

@@ -34,7 +34,7 @@ struct AppOptions {
   // While the worker is busy and the user does nothing, redraw this often: progress
   // moves about once a training step (~1 s here), and each software-rendered frame
   // takes CPU from training.
-  double busy_redraw_s = 0.25;
+  double busy_redraw_s = 0.5;
   std::string device = "auto";
   bool autoload = true;                // load the config's dataset at start-up
   bool help = false;

@@ -7,7 +7,7 @@
 //                   move the scrubber to the middle frame, Export GIF (next to the
 //                   screenshot), settle, screenshot, exit 0.
 //   bench:          load data, Train, wait until training runs, then time N frames drawn
-//                   with the normal pacing (a redraw at least every 100 ms while training),
+//                   with the normal pacing (a redraw every --busy-redraw-ms while training),
 //                   then N frames drawn back to back at up to 50 a second (as while the user
 //                   drags a slider); for each phase report p50 / p99 / max frame time and
 //                   the training images/s.
