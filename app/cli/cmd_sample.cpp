@@ -8,6 +8,7 @@
 
 #include "app/cli/common.h"
 #include "app/cli/commands.h"
+#include "app/cli/sample_options.h"
 #include "core/sampling/sampler.h"
 #include "core/train/trainer.h"
 #include "core/vision/image_grid.h"
@@ -15,73 +16,36 @@
 namespace difflab::cli {
 namespace {
 
+// The options of `sample` alone; the sampler settings come from sampling_options().
 const std::vector<OptionSpec> kSampleOptions = {
     {"checkpoint", true, "PATH  checkpoint file"},
     {"run", true, "DIR  use the newest checkpoint of a run folder (default runs/mnist)"},
-    {"sampler", true,
-     "NAME  " + enum_choices<SamplerKind>() + " (default: the checkpoint config's sample.sampler)"},
-    {"steps", true, "N  sampling steps (respaced from T)"},
-    {"eta", true, "X  DDIM noise: 0 deterministic, 1 like DDPM"},
-    {"variance", true, "fixed_small|fixed_large|learned  DDPM variance (learned: learn_sigma models)"},
-    {"sigmas", true, "model|karras  noise levels of euler, euler_ancestral, heun, dpmpp_2m"},
-    {"rho", true, "X  Karras spacing rho (default 7, Karras et al. 2022)"},
-    {"guidance", true, "W  classifier-free guidance scale (0 uncond, 1 cond)"},
-    {"class", true, "K  class to draw (-1 cycles through all classes)"},
-    {"seed", true, "N  noise seed"},
     {"n", true, "N  number of images"},
     {"out", true, "PNG  grid file (default <run>/samples/sample.png)"},
     {"out-dir", true, "DIR  also write one PNG per image, named label<K>_<index>.png"},
     {"columns", true, "N  grid columns (default: one class per column when cycling)"},
-    {"classifier", true, "PATH  noisy classifier for classifier guidance (train-classifier)"},
-    {"classifier-scale", true, "S  classifier guidance scale (0 = off)"},
     {"raw", false, "   use the raw weights instead of the EMA"},
     {"help", false, "   show this help"},
 };
 
-template <typename E> E enum_option(const Args& args, const std::string& name, E fallback) {
-  if (!args.has(name)) return fallback;
-  auto v = parse_enum<E>(args.get(name));
-  if (!v)
-    throw UsageError("--" + name + " " + args.get(name) + ": choose one of " + enum_choices<E>());
-  return *v;
-}
-
 }  // namespace
 
 int cmd_sample(int argc, char** argv) {
-  const auto specs = join(runtime_options(), kSampleOptions);
+  const auto specs = join(join(runtime_options(), kSampleOptions), sampling_options());
   Args args(argc, argv, 2, specs);
   if (args.has("help")) {
     std::cout << "usage: difflab-cli sample [options]\n\n" << format_options(specs);
     return 0;
   }
-  std::string path = args.get("checkpoint");
+  const std::string path = checkpoint_from_args(args);
   const std::string run = args.get("run", "runs/mnist");
-  if (path.empty()) {
-    path = latest_checkpoint(run);
-    if (path.empty())
-      throw CheckpointError("no checkpoint in " + run + "/checkpoints: train first, or pass --checkpoint");
-  }
   const auto device = setup_runtime(args, 0);
   CheckpointInfo info;
   const bool use_ema = !args.has("raw");
   auto net = load_checkpoint_model(path, use_ema, device, &info);
 
-  SampleConfig sc = info.config.sample;
-  sc.sampler = enum_option(args, "sampler", sc.sampler);
-  sc.variance = enum_option(args, "variance", sc.variance);
-  sc.sigmas = enum_option(args, "sigmas", sc.sigmas);
-  sc.karras_rho = args.get_double("rho", sc.karras_rho);
-  if (args.has("sampler") && sc.sampler == SamplerKind::Ddpm && !args.has("steps"))
-    sc.steps = info.config.diffusion.timesteps;
-  sc.steps = args.get_int("steps", sc.steps);
-  sc.eta = args.get_double("eta", sc.eta);
-  sc.guidance = args.get_double("guidance", sc.guidance);
-  sc.class_label = args.get_int("class", sc.class_label);
-  sc.seed = static_cast<uint64_t>(args.get_int64("seed", static_cast<int64_t>(sc.seed)));
+  SampleConfig sc = apply_sampling_options(args, info.config.sample, info.config.diffusion.timesteps);
   sc.n = args.get_int("n", sc.n);
-  sc.classifier = args.get("classifier", sc.classifier);
-  sc.classifier_scale = args.get_double("classifier-scale", sc.classifier_scale);
   sc.use_ema = use_ema;
   Config check = info.config;
   check.sample = sc;

@@ -20,7 +20,7 @@ std::vector<OptionSpec> sampling_options() {
       {"sampler", true, enum_choices<SamplerKind>() + "  (default: the checkpoint's sample.sampler)"},
       {"steps", true, "N  sampling steps (respaced from T)"},
       {"eta", true, "X  DDIM noise: 0 deterministic, 1 like DDPM"},
-      {"variance", true, enum_choices<VarianceKind>() + "  DDPM variance"},
+      {"variance", true, enum_choices<VarianceKind>() + "  DDPM variance (learned: learn_sigma models)"},
       {"sigmas", true, "model|karras  noise levels of euler, euler_ancestral, heun, dpmpp_2m"},
       {"rho", true, "X  Karras spacing rho (default 7, Karras et al. 2022)"},
       {"guidance", true, "W  classifier-free guidance scale (0 uncond, 1 cond)"},

@@ -1,5 +1,5 @@
-// The sampling options shared by commands that sample from a checkpoint (eval; sample has
-// its own copy for now): sampler, steps, eta, variance, guidance, class, seed, classifier.
+// The sampling options shared by the commands that sample from a checkpoint (sample, eval):
+// sampler, steps, eta, variance, sigmas, rho, guidance, class, seed, classifier.
 #pragma once
 
 #include <string>
@@ -10,7 +10,8 @@
 
 namespace difflab::cli {
 
-// --sampler --steps --eta --variance --guidance --class --seed --classifier --classifier-scale
+// --sampler --steps --eta --variance --sigmas --rho --guidance --class --seed --classifier
+// --classifier-scale
 std::vector<OptionSpec> sampling_options();
 // `base` (a checkpoint's sample section) with the options given applied; choosing
 // --sampler ddpm without --steps takes all `timesteps` steps, as `sample` does.

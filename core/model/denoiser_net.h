@@ -39,6 +39,22 @@ class DenoiserNetImpl : public torch::nn::Module {
 
 using DenoiserNet = std::shared_ptr<DenoiserNetImpl>;
 
+// Puts `net` in eval mode for a scope and restores the caller's mode on every exit,
+// exceptions included (sampling, evaluation).
+class EvalModeGuard {
+ public:
+  explicit EvalModeGuard(const DenoiserNet& net) : m_net(net), m_was_training(net->is_training()) {
+    m_net->eval();
+  }
+  ~EvalModeGuard() { m_net->train(m_was_training); }
+  EvalModeGuard(const EvalModeGuard&) = delete;
+  EvalModeGuard& operator=(const EvalModeGuard&) = delete;
+
+ private:
+  const DenoiserNet& m_net;
+  bool m_was_training;
+};
+
 // Builds the network the config asks for (UNet for images, MLP for 2-D points), with
 // 2·C output channels when `learn_sigma`.
 DenoiserNet make_model(const ModelConfig& config, const DataShape& shape, bool learn_sigma = false);

@@ -144,13 +144,7 @@ SampleResult run_sampling(const DenoiserNet& net, const NoiseSchedule& schedule,
   // Inference mode: no autograd bookkeeping at all (cheaper than no-grad); only the
   // classifier's gradient leaves it, in its own scope.
   c10::InferenceMode inference;
-  // Eval mode for the run, the caller's mode restored on every exit (exceptions too).
-  struct ModeGuard {
-    const DenoiserNet& net;
-    bool was_training;
-    ~ModeGuard() { net->train(was_training); }
-  } mode_guard{net, net->is_training()};
-  net->eval();
+  EvalModeGuard eval_mode(net);  // the caller's mode comes back on every exit
 
   GaussianDiffusion diffusion(c.steps == schedule.size() ? schedule : schedule.respaced(c.steps),
                               prediction, device);

@@ -24,12 +24,7 @@ NllEvalResult evaluate_nll(const DenoiserNet& net, const GaussianDiffusion& diff
         "use fixed_small or fixed_large for this one");
 
   torch::NoGradGuard no_grad;
-  struct ModeGuard {
-    const DenoiserNet& net;
-    bool was_training;
-    ~ModeGuard() { net->train(was_training); }
-  } mode_guard{net, net->is_training()};
-  net->eval();
+  EvalModeGuard eval_mode(net);  // the caller's mode comes back on every exit
 
   const auto device = diffusion.device();
   auto gen = at::make_generator<at::CPUGeneratorImpl>(options.seed);
