@@ -132,6 +132,29 @@ void Actions::evaluate(int n) {
 
 void Actions::cancel_sampling() { m_engine.send(cmd::Cancel{}); }
 
+void Actions::load_controlnet(const std::string& path, const std::string& base_override) {
+  m_ui.controlnet.status.clear();
+  m_engine.send(cmd::LoadControlNet{resolve_path(path),
+                                    base_override.empty() ? "" : resolve_path(base_override)});
+}
+
+void Actions::generate_controlnet(std::vector<float> hint) {
+  const ControlNetView& v = m_ui.controlnet;
+  m_ui.sampling.playing = false;
+  cmd::Sample sample;
+  sample.config = m_ui.edit.sample;
+  sample.config.n = v.n;
+  sample.config.guidance = v.guidance;
+  sample.config.class_label = v.class_label;
+  sample.config.classifier.clear();
+  sample.config.classifier_scale = 0.0;
+  sample.max_frames = kMaxTrajectoryFrames;
+  sample.controlnet = true;
+  sample.hint = std::move(hint);
+  sample.control_scale = v.scale;
+  m_engine.send(sample);
+}
+
 void Actions::set_frame(const Snapshot& snap, int frame) {
   // Positions 0 .. F−1 are the recorded frames; F is the final result.
   const int frames = snap.samples ? static_cast<int>(snap.samples->x_t.size()) : 0;

@@ -40,6 +40,10 @@ class Actions {
   // Samples `n` images with the panel's settings and scores them (accuracy, Fréchet distance).
   void evaluate(int n);
   void cancel_sampling();
+  // ControlNet panel: load a train-controlnet checkpoint (and the base it names); generate
+  // with a hint of kHintChannels planes (canny, scribble) at the model's resolution.
+  void load_controlnet(const std::string& path, const std::string& base_override);
+  void generate_controlnet(std::vector<float> hint);
   // The scrubber (slider, buttons, play) and the script move it through here: positions
   // 0 .. F−1 are the recorded frames of snapshot.samples, F the final images.
   void set_frame(const Snapshot& snap, int frame);

@@ -58,6 +58,7 @@ void draw_ui(const Snapshot& snap, UiContext& ctx) {
   if (panel_visible(ui, Panel::Toy2d)) draw_toy2d_panel(snap, ctx);
   if (panel_visible(ui, Panel::Sampling)) draw_sampling_panel(snap, ctx);
   if (panel_visible(ui, Panel::Log)) draw_log_panel(snap, ctx);
+  if (panel_visible(ui, Panel::ControlNet)) draw_controlnet_panel(snap, ctx);
   draw_frame_overlay(snap, ctx);
   draw_confirm_dialog(ctx);
   ui.reset_layout = false;

@@ -9,6 +9,7 @@
 //   panel_forward.cpp   x_t = √ᾱ x₀ + √(1−ᾱ) ε for one image, t dragged by the user
 //   panel_toy2d.cpp     2-D data and samples as GPU point clouds, reverse trajectories
 //   panel_log.cpp       the worker's log
+//   panel_controlnet.cpp  scribble canvas / picture canny → hint, ControlNet generation
 //   main_menu.cpp       File / View menus, file dialogs, frame-time overlay, confirm dialog
 #pragma once
 
@@ -36,6 +37,7 @@ void draw_sampling_panel(const Snapshot& snap, UiContext& ctx);
 void draw_forward_panel(const Snapshot& snap, UiContext& ctx);
 void draw_toy2d_panel(const Snapshot& snap, UiContext& ctx);
 void draw_log_panel(const Snapshot& snap, UiContext& ctx);
+void draw_controlnet_panel(const Snapshot& snap, UiContext& ctx);
 
 // The grid of the latest preview samples taken during training (null when none).
 const CachedImage* training_preview_texture(const Snapshot& snap, UiContext& ctx);

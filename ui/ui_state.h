@@ -10,15 +10,16 @@
 #include <vector>
 
 #include "core/config/config.h"
+#include "core/vision/hint_preview.h"
 
 namespace difflab {
 
-enum class Panel { Dataset, Schedule, Model, Training, Sampling, Forward, Toy2d, Log, Count };
+enum class Panel { Dataset, Schedule, Model, Training, Sampling, Forward, Toy2d, Log, ControlNet, Count };
 constexpr size_t kPanelCount = static_cast<size_t>(Panel::Count);
 // Window titles (also the ImGui IDs, so they key the saved layout in imgui.ini).
 constexpr std::array<const char*, kPanelCount> kPanelTitles = {
     "Dataset", "Schedule", "Model", "Training", "Sampling", "Forward process", "2-D toy view",
-    "Log"};
+    "Log", "ControlNet"};
 inline const char* panel_title(Panel p) { return kPanelTitles[static_cast<size_t>(p)]; }
 
 // Which table the Schedule panel plots.
@@ -79,6 +80,44 @@ struct SamplingView {
   std::string status;
 };
 
+// Where the ControlNet panel's hint comes from.
+enum class HintSource { Scribble, Picture, Count };
+
+struct ControlNetView {
+  std::string path = "runs/mnist_controlnet/controlnet.pt";
+  std::string base_override;   // "" = the base named in the ControlNet checkpoint
+  bool load_requested = false; // --controlnet at start-up
+  HintSource source = HintSource::Scribble;
+  // The scribble canvas at the model's resolution, row-major, 0/1; undo keeps earlier canvases.
+  int height = 0, width = 0;
+  std::vector<float> canvas;
+  std::vector<std::vector<float>> undo;
+  int brush = 2;               // brush width in pixels (1-4)
+  bool eraser = false;
+  bool stroking = false;       // the mouse is down on the canvas
+  float last_x = -1, last_y = -1;  // previous brush position (canvas pixels), for continuous strokes
+  float canvas_zoom = 10.0f;
+  // The picture whose canny edges are the hint (a PNG/JPG or a dataset image).
+  std::string picture_path;
+  GrayPicture picture;
+  std::string picture_name;
+  int dataset_index = 0;
+  float canny_low = 100.0f, canny_high = 200.0f;
+  GrayPicture edges;           // canny of `picture` at (edges_low, edges_high)
+  float edges_low = -1.0f, edges_high = -1.0f;
+  const void* edges_of = nullptr;  // identity of the picture the edges belong to
+  uint64_t picture_serial = 0;
+  // Generation.
+  float scale = 1.0f;
+  float guidance = 0.0f;       // 0 = unconditional: the hint alone decides
+  int class_label = -1;
+  int n = 8;
+  bool overlay = true;
+  float zoom = 3.0f;
+  std::string status;
+  bool status_is_error = false;
+};
+
 struct ForwardView {
   int image_index = 0;
   int t = 250;
@@ -134,7 +173,7 @@ struct FrameStats {
 };
 
 struct UiState {
-  std::array<bool, kPanelCount> visible = {true, true, true, true, true, true, false, true};
+  std::array<bool, kPanelCount> visible = {true, true, true, true, true, true, false, true, false};
   bool show_frame_overlay = false;
   bool retile_on_resize = true;
   bool reset_layout = false;    // apply the default tiling this frame
@@ -151,6 +190,7 @@ struct UiState {
   TrainingView training;
   SamplingView sampling;
   ForwardView forward;
+  ControlNetView controlnet;
   ToyView toy;
   LogView log;
   PendingApply pending;

@@ -106,6 +106,7 @@ void default_panel_rect(Panel panel, ImVec2 display, float menu_height, ImVec2* 
     case Panel::Toy2d: rect(xb, cb, 0.56f, 1.0f); break;
     case Panel::Sampling: rect(xc, cc, 0.0f, 0.80f); break;
     case Panel::Log: rect(xc, cc, 0.80f, 1.0f); break;
+    case Panel::ControlNet: rect(xb, cb, 0.0f, 1.0f); break;  // over Training + Schedule when opened
     case Panel::Count: break;
   }
 }

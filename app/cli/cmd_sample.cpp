@@ -10,6 +10,7 @@
 #include "app/cli/commands.h"
 #include "app/cli/sample_options.h"
 #include "core/sampling/sampler.h"
+#include "core/train/controlnet_trainer.h"
 #include "core/train/trainer.h"
 #include "core/vision/image_grid.h"
 
@@ -25,6 +26,12 @@ const std::vector<OptionSpec> kSampleOptions = {
     {"out-dir", true, "DIR  also write one PNG per image, named label<K>_<index>.png"},
     {"columns", true, "N  grid columns (default: one class per column when cycling)"},
     {"raw", false, "   use the raw weights instead of the EMA"},
+    {"controlnet", true, "PATH  steer with a ControlNet (train-controlnet); its base is the model"},
+    {"hint", true, "PNG  the ControlNet's hint picture (any size; resized to the model's)"},
+    {"hint-kind", true, "canny|scribble  canny: use the picture's canny edges; scribble: the picture is white strokes on black (default canny)"},
+    {"low", true, "X  canny low threshold, 0-255 (default: controlnet.canny_low)"},
+    {"high", true, "X  canny high threshold, 0-255 (default: controlnet.canny_high)"},
+    {"control-scale", true, "S  ControlNet conditioning scale (default: controlnet.scale)"},
     {"help", false, "   show this help"},
 };
 
@@ -37,12 +44,36 @@ int cmd_sample(int argc, char** argv) {
     std::cout << "usage: difflab-cli sample [options]\n\n" << format_options(specs);
     return 0;
   }
-  const std::string path = checkpoint_from_args(args);
+  const std::string path = args.has("controlnet") ? args.get("checkpoint") : checkpoint_from_args(args);
   const std::string run = args.get("run", "runs/mnist");
   const auto device = setup_runtime(args, 0);
   CheckpointInfo info;
   const bool use_ema = !args.has("raw");
-  auto net = load_checkpoint_model(path, use_ema, device, &info);
+  DenoiserNet net;
+  ControlInput control;
+  at::Tensor hint_map;  // (1, 1, H, W), for the PNG written next to the grid
+  if (args.has("controlnet")) {
+    if (!args.has("hint")) throw UsageError("--controlnet needs --hint PNG");
+    if (args.has("raw")) throw UsageError("a ControlNet steers the base's EMA weights; drop --raw");
+    auto loaded = load_controlnet(args.get("controlnet"), device, args.get("checkpoint"));
+    net = loaded.base;
+    info = loaded.base_info;
+    info.config.controlnet = loaded.config.controlnet;
+    const std::string kind_name = args.get("hint-kind", "canny");
+    if (kind_name != "canny" && kind_name != "scribble")
+      throw UsageError("--hint-kind must be canny or scribble");
+    const auto kind = kind_name == "canny" ? HintKind::Canny : HintKind::Scribble;
+    const auto& cn = loaded.config.controlnet;
+    const auto picture = image_to_gray_tensor(read_image(args.get("hint")), info.shape.height,
+                                              info.shape.width);
+    control.net = loaded.net;
+    control.hint = hint_from_picture(picture, kind, args.get_double("low", cn.canny_low),
+                                     args.get_double("high", cn.canny_high));
+    control.scale = args.get_double("control-scale", cn.scale);
+    hint_map = control.hint.sum(1, /*keepdim=*/true);
+  } else {
+    net = load_checkpoint_model(path, use_ema, device, &info);
+  }
 
   SampleConfig sc = apply_sampling_options(args, info.config.sample, info.config.diffusion.timesteps);
   sc.n = args.get_int("n", sc.n);
@@ -57,6 +88,7 @@ int cmd_sample(int argc, char** argv) {
   const auto& shape = info.shape;
   request.shape = shape.points ? std::vector<int64_t>{2}
                                : std::vector<int64_t>{shape.channels, shape.height, shape.width};
+  request.control = control;
   const auto start = std::chrono::steady_clock::now();
   auto result = run_sampling(net, NoiseSchedule::named(info.config.diffusion.schedule,
                                                        info.config.diffusion.timesteps),
@@ -84,6 +116,12 @@ int cmd_sample(int argc, char** argv) {
     write_png(grid, make_grid(result.images, columns, 2, 2));
   }
   std::printf("grid: %s\n", grid.c_str());
+  if (hint_map.defined()) {
+    const auto stem = std::filesystem::path(grid).replace_extension("").string();
+    write_png(stem + "_hint.png", make_grid(hint_map * 2.0 - 1.0, 1, 0, 2));
+    std::printf("hint: %s_hint.png (%lld pixels, scale %.2f)\n", stem.c_str(),
+                static_cast<long long>(hint_map.sum().item<double>()), control.scale);
+  }
   if (args.has("out-dir") && !shape.points) {
     const std::string dir = args.get("out-dir");
     std::filesystem::create_directories(dir);

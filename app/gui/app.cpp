@@ -223,6 +223,11 @@ int App::run() {
   Automation automation(m_options, engine, ui, actions);
   if (m_options.autoload && !automation.driving()) actions.load_dataset(*engine.snapshot());
   actions.set_preview_every(ui.training.preview_every);
+  if (!m_options.controlnet.empty()) {
+    ui.controlnet.path = m_options.controlnet;
+    panel_visible(ui, Panel::ControlNet) = true;
+    actions.load_controlnet(ui.controlnet.path, "");
+  }
 
   // Scripted runs park the pointer on the menu bar's right end, where hovering shows
   // nothing, so screenshots carry no stray tooltips (Xvfb starts it mid-screen).

@@ -51,6 +51,8 @@ usage: difflab [options]
                         (default 500)
   --device D            auto | cpu | cuda
   --no-autoload         do not load the dataset at start-up
+  --controlnet PATH     load a ControlNet (difflab-cli train-controlnet) at start-up and
+                        open the ControlNet panel
 
 automation (tests):
   --script smoke        load data, train a few steps, stop, sample DDIM 10 steps n=16,
@@ -65,6 +67,7 @@ automation (tests):
   --print-layout        print "layout NAME x y w h enabled=0|1" for named buttons and
                         "status ..." lines when the worker's status changes
   --exit-when-step N    exit 0 once training has reached step N
+  --exit-when-sampled   exit 0 once a sampling run has finished (with --screenshot: after it)
   --timeout S           automation fails after S seconds (default 900)
 )";
 }
@@ -93,6 +96,8 @@ AppOptions parse_app_options(int argc, char** argv) {
     else if (arg == "--bench-frames") o.bench_frames = to_int(arg, value());
     else if (arg == "--print-layout") o.print_layout = true;
     else if (arg == "--exit-when-step") o.exit_when_step = to_int(arg, value());
+    else if (arg == "--exit-when-sampled") o.exit_when_sampled = true;
+    else if (arg == "--controlnet") o.controlnet = value();
     else if (arg == "--timeout") o.timeout_s = to_double(arg, value());
     else if (arg == "--ini") o.ini = value();
     else if (arg == "--size") {
@@ -109,7 +114,8 @@ AppOptions parse_app_options(int argc, char** argv) {
     else throw std::invalid_argument("unknown argument '" + arg + "' (see --help)");
   }
   // A screenshot alone: take it once the start-up (dataset load) has had time to show.
-  if (!o.screenshot.empty() && o.script.empty() && o.frames <= 0 && o.bench_frames <= 0)
+  if (!o.screenshot.empty() && o.script.empty() && o.frames <= 0 && o.bench_frames <= 0 &&
+      !o.exit_when_sampled && o.exit_when_step < 0)
     o.frames = kDefaultScreenshotFrames;
   if (o.width < 320 || o.height < 240) throw std::invalid_argument("--size: at least 320x240");
   return o;

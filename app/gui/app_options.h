@@ -26,6 +26,8 @@ struct AppOptions {
   int64_t bench_frames = 0;            // frame-time benchmark while training
   bool print_layout = false;           // print widget rectangles and status changes
   int64_t exit_when_step = -1;         // exit 0 once training reaches this step
+  bool exit_when_sampled = false;      // exit 0 (with --screenshot) after a sampling run ends
+  std::string controlnet;              // --controlnet: load it at start-up, open its panel
   double timeout_s = 900.0;            // automation gives up (exit 1) after this long
   std::string ini = "default";         // imgui.ini path, "none", or "default"
   int width = 1280, height = 800;
@@ -40,7 +42,8 @@ struct AppOptions {
   bool help = false;
 
   bool automated() const {
-    return !script.empty() || frames > 0 || bench_frames > 0 || exit_when_step >= 0;
+    return !script.empty() || frames > 0 || bench_frames > 0 || exit_when_step >= 0 ||
+           exit_when_sampled;
   }
 };
 

@@ -61,7 +61,7 @@ AutomationResult Automation::finish() {
 }
 
 void Automation::report_status(const Snapshot& snap) {
-  if (!m_options.print_layout && m_mode == Mode::None && m_options.exit_when_step < 0) return;
+  if (!m_options.print_layout && m_mode == Mode::None && !m_options.automated()) return;
   const int flags = (snap.data_ready ? 1 : 0) | (snap.model_ready ? 2 : 0);
   const bool status_changed = snap.status != m_last_status || flags != m_last_flags;
   const bool step_changed = snap.step != m_last_step_printed && snap.status == JobStatus::Training;
@@ -84,6 +84,19 @@ AutomationResult Automation::update(const Snapshot& snap, double now, const Fram
   if (m_options.exit_when_step >= 0 && snap.step >= m_options.exit_when_step) {
     say("[exit-when-step] reached step " + std::to_string(snap.step));
     return finish();
+  }
+  if (m_options.exit_when_sampled) {
+    // A run that finished after start-up: a new samples object, once idle again.
+    if (!m_seen_busy) m_previous_samples = snap.samples.get();
+    if (snap.status == JobStatus::Sampling) m_seen_busy = true;
+    if (m_seen_busy && snap.status != JobStatus::Sampling && snap.samples &&
+        snap.samples.get() != m_previous_samples) {
+      if (m_settle_frames++ >= 3) {  // let the panels show the result
+        say("[exit-when-sampled] sampled " + std::to_string(snap.samples->final_images.n) + " images" +
+            (snap.samples->hint.empty() ? "" : " with the ControlNet"));
+        return finish();
+      }
+    }
   }
   if (m_options.automated() && now > m_options.timeout_s)
     return fail("timed out after " + std::to_string(static_cast<int>(m_options.timeout_s)) +

@@ -130,6 +130,24 @@ IfSection<SampleConfig, S> visit_fields(S& s, V&& v) {
   v("classifier_scale", s.classifier_scale);
 }
 
+template <typename S, typename V>
+IfSection<ControlNetConfig, S> visit_fields(S& s, V&& v) {
+  v("base_checkpoint", s.base_checkpoint);
+  v("hint", s.hint);
+  v("canny_low", s.canny_low);
+  v("canny_high", s.canny_high);
+  v("batch_size", s.batch_size);
+  v("steps", s.steps);
+  v("lr", s.lr);
+  v("warmup_steps", s.warmup_steps);
+  v("grad_clip", s.grad_clip);
+  v("p_uncond", s.p_uncond);
+  v("scale", s.scale);
+  v("checkpoint_every", s.checkpoint_every);
+  v("seed", s.seed);
+  v("out_dir", s.out_dir);
+}
+
 // v(name, section) for every section, in file order.
 template <typename C, typename V>
 void visit_sections(C& config, V&& v) {
@@ -138,6 +156,7 @@ void visit_sections(C& config, V&& v) {
   v("model", config.model);
   v("train", config.train);
   v("sample", config.sample);
+  v("controlnet", config.controlnet);
 }
 
 template <typename S>
@@ -547,6 +566,23 @@ void check_train(const TrainConfig& t, Checker& c) {
             t.timestep_uniform_mix, "must be in [0, 1]");
 }
 
+void check_controlnet(const ControlNetConfig& n, Checker& c) {
+  c.require(in_closed(n.canny_low, 0.0, 1e6), "controlnet.canny_low", n.canny_low,
+            "must be a finite number >= 0");
+  c.require(n.canny_high >= n.canny_low && std::isfinite(n.canny_high), "controlnet.canny_high",
+            n.canny_high, "must be a finite number >= controlnet.canny_low");
+  c.require(n.batch_size >= 1, "controlnet.batch_size", n.batch_size, "must be >= 1");
+  c.require(n.steps >= 1, "controlnet.steps", n.steps, "must be >= 1");
+  c.require(n.lr > 0.0 && std::isfinite(n.lr), "controlnet.lr", n.lr, "must be a finite number > 0");
+  c.require(n.warmup_steps >= 0, "controlnet.warmup_steps", n.warmup_steps, "must be >= 0");
+  c.require(at_least(n.grad_clip, 0.0), "controlnet.grad_clip", n.grad_clip,
+            "must be a finite number >= 0 (0 = off)");
+  c.require(in_closed(n.p_uncond, 0.0, 1.0), "controlnet.p_uncond", n.p_uncond, "must be in [0, 1]");
+  c.require(std::isfinite(n.scale), "controlnet.scale", n.scale, "must be a finite number");
+  c.require(n.checkpoint_every >= 0, "controlnet.checkpoint_every", n.checkpoint_every,
+            "must be >= 0 (0 = only at the end)");
+}
+
 void check_sample(const SampleConfig& s, const Config& config, Checker& c) {
   const int timesteps = config.diffusion.timesteps;
   c.require(s.steps >= 1 && s.steps <= timesteps, "sample.steps", s.steps,
@@ -652,6 +688,7 @@ void validate(const Config& config, const std::string& source) {
   check_model(config.model, c);
   check_train(config.train, c);
   check_sample(config.sample, config, c);
+  check_controlnet(config.controlnet, c);
   const auto& problems = c.problems();
   if (problems.empty()) return;
   if (problems.size() == 1) throw ConfigError(source + ": invalid " + problems.front());

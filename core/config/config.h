@@ -111,12 +111,32 @@ struct SampleConfig {
   double classifier_scale = 0.0;
 };
 
+// ControlNet training and use (Zhang et al. 2023): a trainable copy of a trained base
+// model's encoder steered by a hint image; the base stays frozen.
+struct ControlNetConfig {
+  std::string base_checkpoint;  // the trained base model (a `difflab-cli train` checkpoint)
+  HintKind hint = HintKind::Mixed;  // what training hints are: canny, scribble or mixed
+  double canny_low = 100.0;     // hysteresis thresholds on the 0-255 scale, as OpenCV
+  double canny_high = 200.0;
+  int batch_size = 64;
+  int64_t steps = 2000;
+  double lr = 5e-4;             // AdamW, after a linear warm-up
+  int64_t warmup_steps = 50;
+  double grad_clip = 1.0;       // 0 = off
+  double p_uncond = 0.1;        // label dropout, so CFG still works with a hint
+  double scale = 1.0;           // conditioning scale at inference (0 = the base model alone)
+  int64_t checkpoint_every = 500;
+  uint64_t seed = 0;
+  std::string out_dir = "runs/mnist_controlnet";
+};
+
 struct Config {
   DataConfig data;
   DiffusionConfig diffusion;
   ModelConfig model;
   TrainConfig train;
   SampleConfig sample;
+  ControlNetConfig controlnet;
 };
 
 // Parse YAML text. `source` names the file in error messages.

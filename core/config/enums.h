@@ -31,6 +31,10 @@ enum class LossKind { Simple, Hybrid, Count };
 // How training draws t: uniformly, or by loss-aware importance sampling (Nichol & Dhariwal
 // 2021, §3.3: p_t ∝ √E[L_t²]).
 enum class TimestepSamplerKind { Uniform, LossAware, Count };
+// What a ControlNet is conditioned on (Zhang et al. 2023): canny edges of the image, or
+// synthetic scribbles (thin, jittered, partly dropped centre lines) like hand-drawn strokes,
+// or both (each training image gets one of the two, in its own hint channel).
+enum class HintKind { Canny, Scribble, Mixed, Count };
 
 // Name tables: index = enum value.
 template <typename E> struct EnumNames;
@@ -51,6 +55,7 @@ DIFFLAB_ENUM_NAMES(SigmaSpacing, "model", "karras")
 DIFFLAB_ENUM_NAMES(VarianceKind, "fixed_small", "fixed_large", "learned")
 DIFFLAB_ENUM_NAMES(LossKind, "simple", "hybrid")
 DIFFLAB_ENUM_NAMES(TimestepSamplerKind, "uniform", "loss_aware")
+DIFFLAB_ENUM_NAMES(HintKind, "canny", "scribble", "mixed")
 #undef DIFFLAB_ENUM_NAMES
 
 template <typename E> constexpr std::string_view to_string(E e) {

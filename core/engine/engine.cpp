@@ -8,6 +8,7 @@
 
 #include "core/data/dataset.h"
 #include "core/eval/evaluator.h"
+#include "core/train/controlnet_trainer.h"
 #include "core/train/trainer.h"
 #include "core/util/runtime.h"
 
@@ -67,6 +68,8 @@ struct Engine::Worker {
   std::shared_ptr<const TrajectoryFrames> samples;
   std::vector<EvalRecord> evaluations;
   std::unique_ptr<Evaluator> evaluator;  // loaded or trained on the first Evaluate
+  std::unique_ptr<LoadedControlNet> controlnet;  // cmd::LoadControlNet
+  ControlNetStatus controlnet_status;
 
   // Dataset summary (computed once per load).
   FloatImages data_preview;
@@ -181,6 +184,7 @@ void Engine::run() {
     s->sample_total = w.sample_total;
     s->samples = w.samples;
     s->evaluations = w.evaluations;
+    s->controlnet = w.controlnet_status;
     s->log = w.log;
     return s;
   };
@@ -350,8 +354,40 @@ void Engine::run() {
             w.status = JobStatus::Idle;
             w.error.clear();
             w.say("loaded " + c.path + " at step " + std::to_string(w.trainer->step()));
+          } else if constexpr (std::is_same_v<T, cmd::LoadControlNet>) {
+            // Loaded and checked completely before the one held is replaced.
+            auto loaded = std::make_unique<LoadedControlNet>(
+                load_controlnet(c.path, w.device, c.base_override));
+            ControlNetStatus status;
+            status.ready = true;
+            status.path = c.path;
+            status.base_path = loaded->base_path;
+            status.step = loaded->step;
+            status.base_step = loaded->base_info.step;
+            status.config = loaded->config.controlnet;
+            status.height = loaded->base_info.shape.height;
+            status.width = loaded->base_info.shape.width;
+            status.channels = loaded->base_info.shape.channels;
+            status.num_classes = loaded->base->num_classes();
+            w.controlnet = std::move(loaded);
+            w.controlnet_status = status;
+            w.say("ControlNet " + c.path + " (step " + std::to_string(status.step) +
+                  ", hints " + std::string(to_string(status.config.hint)) + ") on base " +
+                  status.base_path);
           } else if constexpr (std::is_same_v<T, cmd::Sample>) {
-            if (!w.trainer) throw std::runtime_error("no model to sample from: train or load one first");
+            if (c.controlnet && !w.controlnet)
+              throw std::runtime_error("no ControlNet loaded: load a train-controlnet checkpoint first");
+            if (!c.controlnet && !w.trainer)
+              throw std::runtime_error("no model to sample from: train or load one first");
+            at::Tensor hint;
+            if (c.controlnet) {
+              const auto& st = w.controlnet_status;
+              const size_t expected = static_cast<size_t>(kHintChannels) * st.height * st.width;
+              if (c.hint.size() != expected)
+                throw std::runtime_error("ControlNet hint has " + std::to_string(c.hint.size()) +
+                                         " values, the model needs " + std::to_string(expected));
+              hint = torch::tensor(c.hint).view({1, kHintChannels, st.height, st.width});
+            }
             const JobStatus before = w.status;  // training resumes after sampling
             w.status = JobStatus::Sampling;
             w.sample_step = 0;
@@ -363,15 +399,31 @@ void Engine::run() {
             auto last_publish = Clock::now();
             const auto start = Clock::now();
             SampleResult result;
+            auto progress = [&](const StepInfo& s) {
+              w.sample_step = s.index + 1;
+              if (seconds_since(last_publish) > w.options.publish_interval_s) {
+                publish(make_snapshot());
+                last_publish = Clock::now();
+              }
+              return !m_cancel.load() && !m_shutdown.load();
+            };
             try {
-              result = w.trainer->sample(c.config, true, [&](const StepInfo& s) {
-                w.sample_step = s.index + 1;
-                if (seconds_since(last_publish) > w.options.publish_interval_s) {
-                  publish(make_snapshot());
-                  last_publish = Clock::now();
-                }
-                return !m_cancel.load() && !m_shutdown.load();
-              });
+              if (c.controlnet) {
+                const auto& cn = *w.controlnet;
+                SampleRequest request;
+                request.config = c.config;
+                request.num_classes = cn.base->num_classes();
+                const auto& shape = cn.base_info.shape;
+                request.shape = {shape.channels, shape.height, shape.width};
+                request.record_trajectory = true;
+                request.control = {cn.net, hint.to(w.device), c.control_scale};
+                result = run_sampling(cn.base,
+                                      NoiseSchedule::named(cn.config.diffusion.schedule,
+                                                           cn.config.diffusion.timesteps),
+                                      cn.config.diffusion.prediction, request, w.device, progress);
+              } else {
+                result = w.trainer->sample(c.config, true, progress);
+              }
             } catch (...) {
               w.status = before;  // a failed request must not stop a training run
               throw;
@@ -386,6 +438,10 @@ void Engine::run() {
             frames->seconds = seconds_since(start);
             frames->final_images = to_float_images(result.images);
             frames->labels = to_vector(result.labels);
+            if (c.controlnet) {
+              frames->hint = to_float_images(hint);
+              frames->control_scale = c.control_scale;
+            }
             const auto& tr = result.trajectory;
             const int total = static_cast<int>(tr.x_t.size());
             const int keep = std::min(total, std::max(2, c.max_frames));
@@ -398,8 +454,9 @@ void Engine::run() {
             }
             w.samples = std::move(frames);
             char line[128];
-            std::snprintf(line, sizeof line, "sampled %d %s in %.1f s", c.config.n,
-                          w.data && w.data->shape.points ? "points" : "images", w.samples->seconds);
+            std::snprintf(line, sizeof line, "sampled %d %s%s in %.1f s", c.config.n,
+                          !c.controlnet && w.data && w.data->shape.points ? "points" : "images",
+                          c.controlnet ? " with the ControlNet" : "", w.samples->seconds);
             w.say(line);
           } else if constexpr (std::is_same_v<T, cmd::Evaluate>) {
             if (!w.trainer) throw std::runtime_error("no model to evaluate: train or load one first");

@@ -56,6 +56,20 @@ struct TrajectoryFrames {
   std::vector<int64_t> labels;      // requested class per image (−1 = unconditional)
   SampleConfig config;              // what produced it
   double seconds = 0.0;
+  // ControlNet runs: the hint every image followed (1 × kHintChannels planes × h × w, 0/1),
+  // and its conditioning scale; empty for plain runs.
+  FloatImages hint;
+  double control_scale = 0.0;
+};
+
+// The ControlNet the worker holds (cmd::LoadControlNet), if any.
+struct ControlNetStatus {
+  bool ready = false;
+  std::string path, base_path;
+  int64_t step = 0, base_step = 0;
+  ControlNetConfig config;  // hint kind it was trained on, canny thresholds, default scale
+  int height = 0, width = 0, channels = 0;
+  int num_classes = 0;      // of the base model (0 = unconditional)
 };
 
 struct LossPoint {
@@ -107,6 +121,7 @@ struct Snapshot {
   int sample_step = 0, sample_total = 0;
   std::shared_ptr<const TrajectoryFrames> samples;  // the last finished run
   std::vector<EvalRecord> evaluations;               // oldest first
+  ControlNetStatus controlnet;
 
   std::vector<std::string> log;      // the last kMaxLogLines lines the worker reported
 };
@@ -127,6 +142,15 @@ struct ResetModel {};         // drop the model (fresh weights on the next start
 struct Sample {               // run a sampler; records the trajectory for the scrubber
   SampleConfig config;
   int max_frames = 200;       // frames kept (evenly spread) for long runs
+  // Steer with the loaded ControlNet (its own base model, not the trained one): `hint`
+  // holds kHintChannels planes of height × width (0/1), shared by all images.
+  bool controlnet = false;
+  std::vector<float> hint;
+  double control_scale = 1.0;
+};
+struct LoadControlNet {       // a train-controlnet checkpoint and the base it names
+  std::string path;
+  std::string base_override;  // "" = the base path stored in the checkpoint
 };
 struct Evaluate {             // sample config.n images and score them with the evaluator
   SampleConfig config;        // classifier (accuracy, Fréchet distance; core/eval/evaluator.h)
@@ -145,7 +169,8 @@ struct SetPreviewEvery {      // preview samples during training; 0 = off
 
 using Command = std::variant<cmd::SetConfig, cmd::LoadData, cmd::StartTraining, cmd::Pause,
                              cmd::Resume, cmd::Stop, cmd::ResetModel, cmd::Sample, cmd::Evaluate, cmd::Cancel,
-                             cmd::SaveCheckpoint, cmd::LoadCheckpoint, cmd::SetPreviewEvery>;
+                             cmd::SaveCheckpoint, cmd::LoadCheckpoint, cmd::SetPreviewEvery,
+                             cmd::LoadControlNet>;
 
 struct EngineOptions {
   int threads = 0;              // LibTorch threads for the worker; 0 = cores − reserve

@@ -10,6 +10,8 @@
 
 #include <cstdint>
 #include <memory>
+#include <stdexcept>
+#include <vector>
 
 #include "core/config/config.h"
 
@@ -31,6 +33,15 @@ class DenoiserNetImpl : public torch::nn::Module {
   // undefined tensor for an unconditional model.
   virtual torch::Tensor forward(const torch::Tensor& x, const torch::Tensor& t,
                                 const torch::Tensor& y) = 0;
+  // The same with ControlNet residuals (Zhang et al. 2023) added to the net's skip
+  // connections and middle block: one per skip, then the middle (see core/model/controlnet.h).
+  // Only the UNet has them.
+  virtual torch::Tensor forward_controlled(const torch::Tensor& x, const torch::Tensor& t,
+                                           const torch::Tensor& y,
+                                           const std::vector<torch::Tensor>& control) {
+    if (control.empty()) return forward(x, t, y);
+    throw std::invalid_argument("this network has no skip connections for a ControlNet");
+  }
   // Number of real classes; labels equal to it mean "no class" (classifier-free guidance).
   virtual int num_classes() const = 0;
   // True when the output carries the learned-variance half (2·C channels).

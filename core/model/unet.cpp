@@ -3,9 +3,12 @@
 #include <torch/torch.h>
 
 #include <algorithm>
+#include <map>
 #include <numeric>
+#include <sstream>
 #include <stdexcept>
 
+#include "core/model/controlnet.h"
 #include "core/model/embedding.h"
 #include "core/model/attention_kernel.h"
 #include "core/model/flops.h"
@@ -188,7 +191,10 @@ class UNetBlockImpl : public nn::Module {
 
 class UNetImpl : public DenoiserNetImpl {
  public:
-  UNetImpl(const ModelConfig& c, const DataShape& shape, bool learn_sigma)
+  // `encoder_only` builds the embeddings, the input blocks and the middle block alone
+  // (a ControlNet's trainable copy); forward() then cannot run, encode() can.
+  UNetImpl(const ModelConfig& c, const DataShape& shape, bool learn_sigma,
+           bool encoder_only = false)
       : m_base(c.base_channels), m_act(c.activation), m_learn_sigma(learn_sigma) {
     if (shape.points) throw std::invalid_argument("the UNet needs image data, not 2-D points");
     const BlockSettings s{c.activation, c.norm_groups, c.dropout};
@@ -232,6 +238,12 @@ class UNetImpl : public DenoiserNetImpl {
     m_middle_res1 = register_module("middle_res1", ResBlock(ch, ch, emb_dim, s));
     m_middle_attn = register_module("middle_attn", Attention(ch, c.num_heads, c.norm_groups));
     m_middle_res2 = register_module("middle_res2", ResBlock(ch, ch, emb_dim, s));
+    m_skip_channels = skip_channels;
+    m_middle_channels = ch;
+    if (encoder_only) {
+      initialise(c);
+      return;
+    }
 
     for (int level = levels - 1; level >= 0; --level) {
       for (int i = 0; i <= c.num_res_blocks; ++i) {
@@ -254,6 +266,48 @@ class UNetImpl : public DenoiserNetImpl {
 
   torch::Tensor forward(const torch::Tensor& x, const torch::Tensor& t,
                         const torch::Tensor& y) override {
+    return forward_controlled(x, t, y, {});
+  }
+
+  // Zhang et al. 2023, eq. 4: the ControlNet's outputs are added to every skip
+  // connection and to the middle block's output before the decoder reads them.
+  torch::Tensor forward_controlled(const torch::Tensor& x, const torch::Tensor& t,
+                                   const torch::Tensor& y,
+                                   const std::vector<torch::Tensor>& control) override {
+    if (!m_out_conv) throw std::logic_error("UNet: an encoder-only copy has no decoder");
+    auto enc = encode(x, t, y, {});
+    if (!control.empty()) {
+      if (control.size() != enc.skips.size() + 1)
+        throw std::invalid_argument("UNet: " + std::to_string(control.size()) +
+                                    " control residuals for " +
+                                    std::to_string(enc.skips.size()) + " skips + the middle");
+      for (size_t i = 0; i < enc.skips.size(); ++i) enc.skips[i] = enc.skips[i] + control[i];
+      enc.middle = enc.middle + control.back();
+    }
+    auto h = enc.middle;
+    auto& skips = enc.skips;
+    for (auto& block : m_output_blocks) {
+      if (block->kind() == UNetBlockImpl::Kind::Up) {
+        h = block->forward(h, enc.emb_act, skips.back().sizes().slice(2));
+        continue;
+      }
+      h = torch::cat({h, skips.back()}, 1);
+      skips.pop_back();
+      h = block->forward(h, enc.emb_act);
+    }
+    return run(m_out_conv, activate_temporary(m_out_norm(h), m_act));
+  }
+
+  struct Encoded {
+    std::vector<torch::Tensor> skips;  // every input block's output, in order
+    torch::Tensor middle;              // the middle block's output
+    torch::Tensor emb_act;             // the activated timestep (+ class) embedding
+  };
+
+  // Embeddings, input blocks and middle block. `hint` (a feature map like the first
+  // block's output, or undefined) is added to the first block's output (ControlNet).
+  Encoded encode(const torch::Tensor& x, const torch::Tensor& t, const torch::Tensor& y,
+                 const torch::Tensor& hint) {
     auto emb = run(m_time_fc2, activate(run(m_time_fc1, timestep_embedding(t, m_base)), m_act));
     if (m_label_emb) {
       auto labels = y.defined() ? y
@@ -262,29 +316,23 @@ class UNetImpl : public DenoiserNetImpl {
                                                   x.device()));
       emb = emb + m_label_emb(labels);
     }
-    const auto emb_act = activate(emb, m_act);
-
-    std::vector<torch::Tensor> skips;
-    skips.reserve(m_input_blocks.size());
+    Encoded out;
+    out.emb_act = activate(emb, m_act);
+    out.skips.reserve(m_input_blocks.size());
     auto h = x;
     for (auto& block : m_input_blocks) {
-      h = block->forward(h, emb_act);
-      skips.push_back(h);
+      h = block->forward(h, out.emb_act);
+      if (out.skips.empty() && hint.defined()) h = h + hint;
+      out.skips.push_back(h);
     }
-    h = m_middle_res1(h, emb_act);
+    h = m_middle_res1(h, out.emb_act);
     h = m_middle_attn(h);
-    h = m_middle_res2(h, emb_act);
-    for (auto& block : m_output_blocks) {
-      if (block->kind() == UNetBlockImpl::Kind::Up) {
-        h = block->forward(h, emb_act, skips.back().sizes().slice(2));
-        continue;
-      }
-      h = torch::cat({h, skips.back()}, 1);
-      skips.pop_back();
-      h = block->forward(h, emb_act);
-    }
-    return run(m_out_conv, activate_temporary(m_out_norm(h), m_act));
+    out.middle = m_middle_res2(h, out.emb_act);
+    return out;
   }
+
+  const std::vector<int>& skip_channels() const { return m_skip_channels; }
+  int middle_channels() const { return m_middle_channels; }
 
   int num_classes() const override { return m_num_classes; }
   bool learns_variance() const override { return m_learn_sigma; }
@@ -323,7 +371,7 @@ class UNetImpl : public DenoiserNetImpl {
       zero_module(*m_middle_res1->last_layer());
       zero_module(*m_middle_attn->last_layer());
       zero_module(*m_middle_res2->last_layer());
-      zero_module(*m_out_conv);
+      if (m_out_conv) zero_module(*m_out_conv);
     }
   }
 
@@ -331,6 +379,8 @@ class UNetImpl : public DenoiserNetImpl {
   Activation m_act;
   bool m_learn_sigma;
   int m_num_classes = 0;
+  std::vector<int> m_skip_channels;
+  int m_middle_channels = 0;
   nn::Linear m_time_fc1{nullptr}, m_time_fc2{nullptr};
   nn::Embedding m_label_emb{nullptr};
   nn::ModuleList m_input{nullptr}, m_output{nullptr};
@@ -341,7 +391,95 @@ class UNetImpl : public DenoiserNetImpl {
   nn::Conv2d m_out_conv{nullptr};
 };
 
+// Zhang et al. 2023, §3.2 and §3.3: the trainable copy, a small hint encoder ("a tiny
+// network E(·) of four convolution layers") that maps the hint to the first feature map's
+// size and width, its last layer zero-initialised, and one zero 1×1 conv per skip plus one
+// for the middle block. The hint is at the data's resolution, as is the first feature map
+// (the UNet's first conv has stride 1), so the hint encoder keeps the size.
+class UNetControlNet : public ControlNetImpl {
+ public:
+  UNetControlNet(const ModelConfig& c, const DataShape& shape) {
+    m_copy = register_module("copy", std::make_shared<UNetImpl>(c, shape, /*learn_sigma=*/false,
+                                                                /*encoder_only=*/true));
+    const int mid = std::max(16, c.base_channels / 2);
+    m_hint = register_module("hint_encoder", nn::Sequential());
+    m_hint->push_back(conv3x3(kHintChannels, 16));
+    m_hint->push_back(nn::SiLU());
+    m_hint->push_back(conv3x3(16, mid));
+    m_hint->push_back(nn::SiLU());
+    m_hint->push_back(conv3x3(mid, c.base_channels));
+    m_hint->push_back(nn::SiLU());
+    m_hint_out = register_module("hint_out", conv3x3(c.base_channels, c.base_channels));
+    zero_module(*m_hint_out);
+    m_zero = register_module("zero_convs", nn::ModuleList());
+    auto add_zero = [&](int ch) {
+      auto conv = conv1x1(ch, ch);
+      zero_module(*conv);
+      m_zero->push_back(conv);
+      m_zero_convs.push_back(conv);
+    };
+    for (int ch : m_copy->skip_channels()) add_zero(ch);
+    add_zero(m_copy->middle_channels());
+  }
+
+  std::vector<torch::Tensor> forward(const torch::Tensor& x, const torch::Tensor& t,
+                                     const torch::Tensor& y, const torch::Tensor& hint) override {
+    if (hint.dim() != 4 || hint.size(1) != kHintChannels || hint.size(2) != x.size(2) ||
+        hint.size(3) != x.size(3) || hint.size(0) != x.size(0)) {
+      std::ostringstream msg;
+      msg << "ControlNet: hint of shape " << hint.sizes() << " for images " << x.sizes()
+          << " (needs (B, " << kHintChannels << ", H, W))";
+      throw std::invalid_argument(msg.str());
+    }
+    auto features = run(m_hint_out, m_hint->forward(hint.to(x.dtype())));
+    auto enc = m_copy->encode(x, t, y, features);
+    std::vector<torch::Tensor> out;
+    out.reserve(m_zero_convs.size());
+    for (size_t i = 0; i < enc.skips.size(); ++i) out.push_back(run(m_zero_convs[i], enc.skips[i]));
+    out.push_back(run(m_zero_convs.back(), enc.middle));
+    return out;
+  }
+
+  void copy_encoder_from(const DenoiserNetImpl& base) override {
+    if (!dynamic_cast<const UNetImpl*>(&base))
+      throw std::invalid_argument("ControlNet: the base model is not a UNet");
+    std::map<std::string, torch::Tensor> from;
+    for (const auto& p : base.named_parameters()) from[p.key()] = p.value();
+    for (const auto& b : base.named_buffers()) from[b.key()] = b.value();
+    torch::NoGradGuard no_grad;
+    auto copy = [&](const std::string& name, torch::Tensor& to) {
+      auto it = from.find(name);
+      if (it == from.end() || it->second.sizes() != to.sizes())
+        throw std::invalid_argument("ControlNet: the base model has no tensor '" + name +
+                                    "' of the copy's shape (another architecture)");
+      to.copy_(it->second);
+    };
+    for (auto& p : m_copy->named_parameters()) copy(p.key(), p.value());
+    for (auto& b : m_copy->named_buffers()) copy(b.key(), b.value());
+  }
+
+  std::vector<torch::Tensor> zero_conv_parameters() override {
+    auto params = m_hint_out->parameters();
+    for (auto& conv : m_zero_convs)
+      for (auto& p : conv->parameters()) params.push_back(p);
+    return params;
+  }
+
+ private:
+  std::shared_ptr<UNetImpl> m_copy;
+  nn::Sequential m_hint{nullptr};
+  nn::Conv2d m_hint_out{nullptr};
+  nn::ModuleList m_zero{nullptr};
+  std::vector<nn::Conv2d> m_zero_convs;
+};
+
 }  // namespace
+
+ControlNet make_controlnet(const ModelConfig& config, const DataShape& shape) {
+  if (config.kind != ModelKind::UNet || shape.points)
+    throw std::invalid_argument("a ControlNet needs a UNet on image data");
+  return std::make_shared<UNetControlNet>(config, shape);
+}
 
 DenoiserNet make_unet(const ModelConfig& config, const DataShape& shape, bool learn_sigma) {
   return std::make_shared<UNetImpl>(config, shape, learn_sigma);

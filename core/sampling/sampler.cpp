@@ -144,7 +144,18 @@ SampleResult run_sampling(const DenoiserNet& net, const NoiseSchedule& schedule,
   // Inference mode: no autograd bookkeeping at all (cheaper than no-grad); only the
   // classifier's gradient leaves it, in its own scope.
   c10::InferenceMode inference;
-  EvalModeGuard eval_mode(net);  // the caller's mode comes back on every exit
+  // A ControlNet wraps the base into one DenoiserNet, so every sampler runs it unchanged.
+  DenoiserNet model = net;
+  if (request.control.enabled()) {
+    const auto& hint = request.control.hint;
+    if (hint.size(0) != 1 && hint.size(0) != c.n)
+      throw std::invalid_argument("ControlNet: " + std::to_string(hint.size(0)) +
+                                  " hints for " + std::to_string(c.n) + " samples (give 1 or " +
+                                  std::to_string(c.n) + ")");
+    model = std::make_shared<ControlledNetImpl>(net, request.control.net, hint.to(device),
+                                                request.control.scale);
+  }
+  EvalModeGuard eval_mode(model);  // the caller's mode comes back on every exit
 
   GaussianDiffusion diffusion(c.steps == schedule.size() ? schedule : schedule.respaced(c.steps),
                               prediction, device);
@@ -155,9 +166,18 @@ SampleResult run_sampling(const DenoiserNet& net, const NoiseSchedule& schedule,
       throw std::invalid_argument("class " + std::to_string(c.class_label) +
                                   " is out of range: the model has " +
                                   std::to_string(num_classes) + " classes");
-    result.labels = c.class_label >= 0
-                        ? torch::full({c.n}, c.class_label, torch::kLong)
-                        : torch::arange(c.n, torch::kLong).remainder(num_classes);
+    if (request.labels.defined()) {
+      if (request.labels.dim() != 1 || request.labels.size(0) != c.n ||
+          request.labels.min().item<int64_t>() < 0 ||
+          request.labels.max().item<int64_t>() >= num_classes)
+        throw std::invalid_argument("sampling needs one label in [0, " +
+                                    std::to_string(num_classes) + ") per image");
+      result.labels = request.labels.to(torch::kCPU, torch::kLong);
+    } else {
+      result.labels = c.class_label >= 0
+                          ? torch::full({c.n}, c.class_label, torch::kLong)
+                          : torch::arange(c.n, torch::kLong).remainder(num_classes);
+    }
     labels = result.labels.to(device);
   } else {
     result.labels = torch::full({c.n}, -1, torch::kLong);
@@ -168,7 +188,7 @@ SampleResult run_sampling(const DenoiserNet& net, const NoiseSchedule& schedule,
   shape.insert(shape.end(), request.shape.begin(), request.shape.end());
   auto x = torch::randn(shape, gen, torch::TensorOptions().dtype(torch::kFloat32)).to(device);
 
-  Denoiser denoiser(net, diffusion, labels, c.guidance, c.clip_denoised, &schedule, classifier);
+  Denoiser denoiser(model, diffusion, labels, c.guidance, c.clip_denoised, &schedule, classifier);
   auto sampler = make_sampler(c);
   auto record = [&](const StepInfo& info) {
     if (request.record_trajectory) {

@@ -12,6 +12,7 @@
 
 #include "core/config/config.h"
 #include "core/diffusion/gaussian_diffusion.h"
+#include "core/model/controlnet.h"
 #include "core/model/denoiser_net.h"
 
 namespace difflab {
@@ -109,14 +110,25 @@ std::unique_ptr<Sampler> make_sampler(const SampleConfig& config);
 // converge (one more network call per iteration).
 at::Tensor ddim_encode(const Denoiser& denoiser, at::Tensor x0, int refine = 0);
 
+// A ControlNet steering the run (Zhang et al. 2023): hints (1 or N, kHintChannels, H, W)
+// and the conditioning scale (0 = the base model alone).
+struct ControlInput {
+  ControlNet net;
+  at::Tensor hint;
+  double scale = 1.0;
+  bool enabled() const { return net && hint.defined(); }
+};
+
 // Everything a caller needs to sample from a trained network.
 struct SampleRequest {
   SampleConfig config;
   int num_classes = 0;        // of the network; 0 = unconditional
+  at::Tensor labels;          // (n) int64 class of each image; undefined = config.class_label
   std::vector<int64_t> shape;  // per-image shape: {C, H, W} or {2}
   bool record_trajectory = false;
   // Classifier guidance; when off, run_sampling loads config.classifier itself (if set).
   ClassifierGuidance classifier;
+  ControlInput control;  // off unless set
 };
 
 // Compact CPU copies of every step: x_t, x̂₀ and ε̂ for all images.

@@ -36,6 +36,32 @@ Image8 make_grid(const at::Tensor& images, int columns, int padding, int scale) 
   return out;
 }
 
+at::Tensor image_to_gray_tensor(const Image8& image, int height, int width) {
+  if (image.width < 1 || image.height < 1 || image.channels < 1 ||
+      image.pixels.size() != static_cast<size_t>(image.width) * image.height * image.channels)
+    throw std::invalid_argument("image_to_gray_tensor: empty or inconsistent image");
+  auto hwc = torch::from_blob(const_cast<uint8_t*>(image.pixels.data()),
+                              {image.height, image.width, image.channels}, torch::kUInt8)
+                 .to(torch::kFloat32)
+                 .div(255.0);
+  torch::Tensor gray;
+  if (image.channels >= 3) {
+    gray = hwc.select(2, 0) * 0.299 + hwc.select(2, 1) * 0.587 + hwc.select(2, 2) * 0.114;
+  } else {
+    gray = hwc.select(2, 0);
+  }
+  gray = gray.view({1, 1, image.height, image.width});
+  if (image.height == height && image.width == width) return gray.clone();
+  namespace F = torch::nn::functional;
+  const bool shrink = image.height >= height && image.width >= width;
+  auto options = F::InterpolateFuncOptions().size(std::vector<int64_t>{height, width});
+  if (shrink)
+    options.mode(torch::kArea);
+  else
+    options.mode(torch::kBilinear).align_corners(false);
+  return F::interpolate(gray, options).clamp(0.0, 1.0);
+}
+
 Image8 plot_points(const at::Tensor& points, int size, double range) {
   auto p = points.detach().to(torch::kCPU, torch::kFloat32).contiguous();
   Image8 out;

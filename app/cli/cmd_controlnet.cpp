@@ -1,0 +1,231 @@
+// difflab-cli train-controlnet / eval-controlnet: a ControlNet (Zhang et al. 2023) for a
+// trained base checkpoint, and the edge-F1 measurement of how well samples follow hints.
+#include <torch/torch.h>
+
+#include <atomic>
+#include <chrono>
+#include <csignal>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <iostream>
+
+#include "app/cli/common.h"
+#include "app/cli/commands.h"
+#include "app/cli/sample_options.h"
+#include "core/eval/control_eval.h"
+#include "core/train/controlnet_trainer.h"
+#include "core/train/metrics_log.h"
+#include "core/util/runtime.h"
+#include "core/vision/image_grid.h"
+
+namespace difflab::cli {
+namespace {
+
+std::atomic<bool> g_stop{false};
+void on_signal(int) { g_stop = true; }
+
+const std::vector<OptionSpec> kTrainOptions = {
+    {"base", true, "PATH  base checkpoint or run folder (overrides controlnet.base_checkpoint; default: the newest of runs/mnist)"},
+    {"hint", true, enum_choices<HintKind>() + "  training hints (overrides controlnet.hint)"},
+    {"steps", true, "N  training steps (overrides controlnet.steps)"},
+    {"out", true, "DIR  output folder (overrides controlnet.out_dir); writes controlnet.pt, metrics.csv"},
+    {"time-limit", true, "MIN  stop and save after MIN minutes"},
+    {"eval-every", true, "N  test loss with and without the ControlNet every N steps (default 200; 0 = off)"},
+    {"help", false, "   show this help"},
+};
+
+}  // namespace
+
+int cmd_train_controlnet(int argc, char** argv) {
+  const auto specs = join(join(config_options(), runtime_options()), kTrainOptions);
+  Args args(argc, argv, 2, specs);
+  if (args.has("help")) {
+    std::cout << "usage: difflab-cli train-controlnet [options]\n\n"
+                 "Trains a ControlNet for a trained base model: a copy of its encoder that reads\n"
+                 "canny edges and/or synthetic scribbles computed from each batch; the base stays\n"
+                 "frozen. Ctrl-C stops after the current step and saves.\n\n"
+              << format_options(specs);
+    return 0;
+  }
+  Config config = load_cli_config(args);
+  auto& cn = config.controlnet;
+  if (args.has("base")) cn.base_checkpoint = args.get("base");
+  // A run folder stands for its newest checkpoint.
+  if (!cn.base_checkpoint.empty() && std::filesystem::is_directory(cn.base_checkpoint)) {
+    const std::string latest = latest_checkpoint(cn.base_checkpoint);
+    if (latest.empty()) throw UsageError("--base " + cn.base_checkpoint + ": a folder without checkpoints");
+    cn.base_checkpoint = latest;
+  }
+  if (cn.base_checkpoint.empty()) {
+    cn.base_checkpoint = latest_checkpoint("runs/mnist");
+    if (cn.base_checkpoint.empty())
+      throw UsageError("no base model: pass --base PATH (a difflab-cli train checkpoint)");
+  }
+  if (args.has("hint")) {
+    auto kind = parse_enum<HintKind>(args.get("hint"));
+    if (!kind) throw UsageError("--hint " + args.get("hint") + ": choose one of " + enum_choices<HintKind>());
+    cn.hint = *kind;
+  }
+  cn.steps = args.get_int64("steps", cn.steps);
+  cn.out_dir = args.get("out", cn.out_dir);
+  validate(config, args.get("config", "configs/mnist.yaml"));
+  const auto device = setup_runtime(args, config.train.threads);
+  auto data = std::make_shared<DatasetSplits>(load_dataset(config.data));
+  ControlNetTrainer trainer(config, data, device);
+  const auto& c = trainer.config().controlnet;
+  const std::string out = c.out_dir;
+  std::filesystem::create_directories(out);
+  save_config(trainer.config(), out + "/config.yaml");
+  const std::string path = out + "/controlnet.pt";
+  std::cout << "data:   " << data->description << "\n"
+            << "base:   " << c.base_checkpoint << " (frozen)\n"
+            << "model:  ControlNet, " << trainer.parameter_count() << " trainable parameters, hints "
+            << to_string(c.hint) << "\n"
+            << "run:    " << runtime_summary(device) << "\n"
+            << "output: " << path << "\n"
+            << std::flush;
+
+  MetricsLog log(out, {"loss", "test_loss", "test_loss_base", "lr", "grad_norm", "images_per_s"});
+  std::signal(SIGINT, on_signal);
+  std::signal(SIGTERM, on_signal);
+  using Clock = std::chrono::steady_clock;
+  const auto run_start = Clock::now();
+  auto window_start = run_start;
+  const double time_limit_s = args.get_double("time-limit", 0.0) * 60.0;
+  const int64_t eval_every = args.get_int64("eval-every", 200);
+  constexpr int kEvalBatches = 4;
+  constexpr int64_t kLogEvery = 25;
+  double window_loss = 0, window_grad = 0;
+  int window_steps = 0;
+  bool out_of_time = false;
+  try {
+    while (trainer.step() < c.steps && !g_stop) {
+      if (time_limit_s > 0 &&
+          std::chrono::duration<double>(Clock::now() - run_start).count() >= time_limit_s) {
+        out_of_time = true;
+        break;
+      }
+      const auto r = trainer.train_step();
+      window_loss += r.loss;
+      window_grad += r.grad_norm;
+      ++window_steps;
+      double test = std::nan(""), test_base = std::nan("");
+      if (eval_every > 0 && (r.step % eval_every == 0 || r.step == c.steps)) {
+        test = trainer.evaluate(kEvalBatches, 1.0);
+        test_base = trainer.evaluate(kEvalBatches, 0.0);
+      }
+      if (r.step % kLogEvery == 0 || !std::isnan(test) || r.step == c.steps) {
+        const double dt = std::chrono::duration<double>(Clock::now() - window_start).count();
+        const double rate = window_steps * c.batch_size / std::max(dt, 1e-9);
+        log.write(r.step, {window_loss / window_steps, test, test_base, r.lr,
+                           window_grad / window_steps, rate});
+        std::printf("step %lld/%lld  loss %.4f  %.1f img/s  lr %.2e", static_cast<long long>(r.step),
+                    static_cast<long long>(c.steps), window_loss / window_steps, rate, r.lr);
+        if (!std::isnan(test))
+          std::printf("  test %.4f (base alone %.4f)", test, test_base);
+        std::printf("\n");
+        std::fflush(stdout);
+        window_loss = window_grad = 0;
+        window_steps = 0;
+        window_start = Clock::now();
+      }
+      if (c.checkpoint_every > 0 && r.step % c.checkpoint_every == 0) trainer.save(path);
+    }
+  } catch (const TrainingError& e) {
+    std::fprintf(stderr, "training stopped: %s\n", e.what());
+    log.flush();
+    if (std::filesystem::exists(path))
+      std::fprintf(stderr, "the last good checkpoint is %s\n", path.c_str());
+    return 3;
+  }
+  log.flush();
+  trainer.save(path);
+  const double secs = std::chrono::duration<double>(Clock::now() - run_start).count();
+  std::printf("trained %lld steps in %.0f s%s\ncontrolnet: %s\n",
+              static_cast<long long>(trainer.step()), secs,
+              out_of_time ? " (time limit reached)" : g_stop ? " (stopped)" : "", path.c_str());
+  return g_stop ? 130 : 0;
+}
+
+namespace {
+
+const std::vector<OptionSpec> kEvalOptions = {
+    {"controlnet", true, "PATH  ControlNet checkpoint (default runs/mnist_controlnet/controlnet.pt)"},
+    {"base", true, "PATH  base checkpoint, if it moved since training"},
+    {"n", true, "N  hints from the first N test images (default 64)"},
+    {"labels", true, "none|true  sample unconditionally (default) or with each test image's class"},
+    {"control-scale", true, "S  ControlNet conditioning scale (default: controlnet.scale)"},
+    {"tolerance", true, "PX  edge F1 tolerance in pixels (default 1)"},
+    {"out", true, "DIR  writes hints/with/without grids and per-image F1 (default <controlnet dir>/eval)"},
+    {"help", false, "   show this help"},
+};
+
+}  // namespace
+
+int cmd_eval_controlnet(int argc, char** argv) {
+  const auto specs = join(join(runtime_options(), kEvalOptions), sampling_options());
+  Args args(argc, argv, 2, specs);
+  if (args.has("help")) {
+    std::cout << "usage: difflab-cli eval-controlnet [options]\n\n"
+                 "For the first N test images: canny edges as hints, samples with the ControlNet\n"
+                 "and with the base model alone (same seeds and labels), and the edge F1 between\n"
+                 "each hint and the canny edges of its sample.\n\n"
+              << format_options(specs);
+    return 0;
+  }
+  const std::string path = args.get("controlnet", "runs/mnist_controlnet/controlnet.pt");
+  const auto device = setup_runtime(args, 0);
+  const auto control = load_controlnet(path, device, args.get("base"));
+  ControlEvalOptions options;
+  options.n = args.get_int("n", options.n);
+  const std::string labels = args.get("labels", "none");
+  if (labels != "none" && labels != "true") throw UsageError("--labels must be none or true");
+  options.class_labels = labels == "true";
+  options.scale = args.get_double("control-scale", control.config.controlnet.scale);
+  options.tolerance = args.get_int("tolerance", 1);
+  options.sample = apply_sampling_options(args, control.config.sample,
+                                          control.config.diffusion.timesteps);
+  if (options.n < 1) throw UsageError("--n must be >= 1");
+  Config check = control.config;
+  check.sample = options.sample;
+  validate(check, "command line");
+  const auto data = load_dataset(control.config.data);
+  const auto r = evaluate_controlnet(control, data, options, device);
+
+  const std::string out =
+      args.get("out", (std::filesystem::path(path).parent_path() / "eval").string());
+  std::filesystem::create_directories(out);
+  const int64_t n = r.hints.size(0);
+  write_png(out + "/hints.png", make_grid(r.hints * 2.0 - 1.0, 8, 2, 2));
+  write_png(out + "/with_controlnet.png", make_grid(r.with_samples, 8, 2, 2));
+  write_png(out + "/without_controlnet.png", make_grid(r.without_samples, 8, 2, 2));
+  write_png(out + "/test_images.png", make_grid(r.images, 8, 2, 2));
+  {
+    std::ofstream csv(out + "/f1.csv");
+    csv << "index,f1_with,f1_without\n";
+    for (int64_t i = 0; i < n; ++i)
+      csv << i << "," << r.f1_with[i].item<double>() << "," << r.f1_without[i].item<double>() << "\n";
+  }
+  const auto& sc = options.sample;
+  std::printf("ControlNet %s (step %lld) on base %s; %lld canny hints (low %.0f, high %.0f) from "
+              "held-out test images, %s %d steps, %s, seed %llu, tolerance %d px, %.1f s\n",
+              path.c_str(), static_cast<long long>(control.step), control.base_path.c_str(),
+              static_cast<long long>(n), control.config.controlnet.canny_low,
+              control.config.controlnet.canny_high, std::string(to_string(sc.sampler)).c_str(),
+              sc.steps,
+              options.class_labels ? ("true labels, guidance " + std::to_string(sc.guidance)).c_str()
+                                   : "unconditional",
+              static_cast<unsigned long long>(sc.seed), options.tolerance, r.seconds);
+  std::printf("                      precision  recall   edge F1\n");
+  std::printf("with ControlNet  %.2f  %8.3f  %7.3f  %8.3f\n", options.scale,
+              r.with_control.precision, r.with_control.recall, r.with_control.f1);
+  std::printf("without (base)         %8.3f  %7.3f  %8.3f\n", r.without_control.precision,
+              r.without_control.recall, r.without_control.f1);
+  std::printf("ratio                                     %6.2fx\n",
+              r.with_control.f1 / std::max(r.without_control.f1, 1e-9));
+  std::printf("pictures: %s/{hints,with_controlnet,without_controlnet,test_images}.png\n", out.c_str());
+  return 0;
+}
+
+}  // namespace difflab::cli

@@ -1,0 +1,314 @@
+#include "core/train/controlnet_trainer.h"
+
+#include <torch/torch.h>
+
+#include <cmath>
+#include <filesystem>
+#include <limits>
+#include <sstream>
+
+#include "core/diffusion/gaussian_diffusion.h"
+#include "core/model/hashed_dropout.h"
+#include "core/train/checkpoint.h"
+#include "core/vision/canny.h"
+#include "core/vision/scribble.h"
+
+namespace difflab {
+namespace {
+
+// Written into every ControlNet checkpoint; a file without it is not one.
+constexpr const char* kControlNetFormat = "difflab-controlnet-v1";
+// Offset of the evaluation seed from the training seed (fixed t, noise and hints).
+constexpr uint64_t kEvalSeedOffset = 0x5eed;
+// Relative difference of weight fingerprints that still counts as the same base.
+constexpr double kFingerprintTolerance = 1e-9;
+
+}  // namespace
+
+at::Tensor make_hint(const at::Tensor& map, HintKind kind) {
+  auto zeros = torch::zeros_like(map);
+  const bool scribble = kind == HintKind::Scribble;
+  return scribble ? torch::cat({zeros, map}, 1) : torch::cat({map, zeros}, 1);
+}
+
+at::Tensor hint_from_picture(const at::Tensor& gray, HintKind kind, double canny_low,
+                             double canny_high) {
+  torch::NoGradGuard no_grad;
+  if (kind == HintKind::Scribble) return make_hint((gray > 0.5).to(torch::kFloat32), kind);
+  CannyOptions options;
+  options.low = canny_low;
+  options.high = canny_high;
+  return make_hint(canny(gray, options), HintKind::Canny);
+}
+
+at::Tensor make_training_hints(const at::Tensor& images, HintKind kind, double canny_low,
+                               double canny_high, at::Generator& gen) {
+  torch::NoGradGuard no_grad;
+  const auto unit = ((images + 1.0) * 0.5).clamp(0.0, 1.0);
+  CannyOptions canny_options;
+  canny_options.low = canny_low;
+  canny_options.high = canny_high;
+  switch (kind) {
+    case HintKind::Canny:
+      return make_hint(canny(unit, canny_options), HintKind::Canny);
+    case HintKind::Scribble:
+      return make_hint(synthesize_scribbles(unit, gen), HintKind::Scribble);
+    case HintKind::Mixed:
+    case HintKind::Count:
+      break;
+  }
+  const auto edges = canny(unit, canny_options);
+  const auto strokes = synthesize_scribbles(unit, gen);
+  const auto pick_canny =
+      (torch::rand({images.size(0)}, gen, torch::kFloat32) < 0.5).to(images.device())
+          .view({-1, 1, 1, 1});
+  const auto zeros = torch::zeros_like(edges);
+  return torch::cat({torch::where(pick_canny, edges, zeros), torch::where(pick_canny, zeros, strokes)},
+                    1);
+}
+
+double weights_fingerprint(const torch::nn::Module& module) {
+  torch::NoGradGuard no_grad;
+  double sum = 0.0;
+  int64_t k = 0;
+  for (const auto& p : module.parameters()) {
+    // Σ w_i (1 + i mod 13) (k + 1): any change of any weight moves it.
+    const auto w = p.detach().to(torch::kCPU, torch::kDouble).flatten();
+    const auto pattern = torch::arange(w.numel(), torch::kDouble).remainder(13.0).add(1.0);
+    sum += (w * pattern).sum().item<double>() * static_cast<double>(++k);
+  }
+  return sum;
+}
+
+struct ControlNetTrainer::Impl {
+  Config config;
+  std::shared_ptr<const DatasetSplits> data;
+  c10::Device device;
+  std::string base_path;
+  CheckpointInfo base_info;
+  double base_fingerprint = 0.0;
+  DenoiserNet base;
+  ControlNet control;
+  std::unique_ptr<GaussianDiffusion> diffusion;
+  std::unique_ptr<torch::optim::AdamW> optimizer;
+  at::Generator gen;
+  std::unique_ptr<BatchSampler> batches;
+  int64_t step = 0;
+
+  Impl(std::shared_ptr<const DatasetSplits> d, c10::Device dev)
+      : data(std::move(d)), device(dev) {}
+
+  double lr_at(int64_t s) const {
+    const auto& c = config.controlnet;
+    if (c.warmup_steps <= 0) return c.lr;
+    return c.lr * std::min(1.0, static_cast<double>(s + 1) / static_cast<double>(c.warmup_steps));
+  }
+
+  // x_t, model timesteps, labels (with dropout when `drop` is defined) and the target.
+  struct Batch {
+    at::Tensor xt, model_t, y, hint, target;
+  };
+  Batch make_batch(const TensorDataset& set, const at::Tensor& idx, at::Generator& g,
+                   bool label_dropout) {
+    auto x0 = gather_batch(set, idx);
+    const int64_t b = x0.size(0);
+    auto t = torch::randint(0, diffusion->num_steps(), {b}, g, torch::kLong);
+    auto noise = torch::randn(x0.sizes(), g, torch::kFloat32);
+    Batch out;
+    if (base->num_classes() > 0) {
+      out.y = set.labels.index_select(0, idx);
+      if (label_dropout) {
+        auto drop = torch::rand({b}, g, torch::kFloat32) < config.controlnet.p_uncond;
+        out.y = torch::where(drop, torch::full_like(out.y, base->num_classes()), out.y);
+      }
+      out.y = out.y.to(device);
+    }
+    x0 = x0.to(device);
+    noise = noise.to(device);
+    t = t.to(device);
+    const auto& c = config.controlnet;
+    out.hint = make_training_hints(x0, c.hint, c.canny_low, c.canny_high, g);
+    out.xt = diffusion->q_sample(x0, t, noise);
+    out.model_t = diffusion->model_timesteps(t);
+    out.target = diffusion->training_target(x0, t, noise);
+    return out;
+  }
+
+  at::Tensor predict(const Batch& b, double scale) {
+    std::vector<at::Tensor> residuals;
+    if (scale != 0.0) {
+      residuals = control->forward(b.xt, b.model_t, b.y, b.hint);
+      if (scale != 1.0)
+        for (auto& r : residuals) r = r * scale;
+    }
+    return split_model_output(base->forward_controlled(b.xt, b.model_t, b.y, residuals),
+                              config.diffusion.learn_sigma)
+        .prediction;
+  }
+};
+
+ControlNetTrainer::ControlNetTrainer(const Config& config,
+                                     std::shared_ptr<const DatasetSplits> data,
+                                     c10::Device device) {
+  if (!data || data->train.size() == 0)
+    throw TrainingError("ControlNet training needs a non-empty dataset");
+  const auto& cn = config.controlnet;
+  if (cn.base_checkpoint.empty())
+    throw TrainingError("controlnet.base_checkpoint is empty: name the trained base model "
+                        "(a difflab-cli train checkpoint, e.g. runs/mnist/checkpoints/latest)");
+  m = std::make_unique<Impl>(std::move(data), device);
+  m->base_path = cn.base_checkpoint;
+  m->base = load_checkpoint_model(m->base_path, /*use_ema=*/true, device, &m->base_info);
+  const auto& shape = m->data->shape;
+  const auto& bs = m->base_info.shape;
+  if (bs.channels != shape.channels || bs.height != shape.height || bs.width != shape.width ||
+      bs.points != shape.points)
+    throw TrainingError("base checkpoint " + m->base_path +
+                        " was trained on data of another shape than this dataset");
+  if (shape.points) throw TrainingError("a ControlNet needs image data, not 2-D points");
+  // The base defines the network and the diffusion; this run adds its controlnet section.
+  m->config = m->base_info.config;
+  m->config.controlnet = cn;
+  m->config.data = config.data;
+  validate(m->config, "ControlNet config");
+  m->base->eval();  // frozen: no dropout, no gradients for its weights
+  for (auto& p : m->base->parameters()) p.set_requires_grad(false);
+  m->base_fingerprint = weights_fingerprint(*m->base);
+
+  torch::manual_seed(cn.seed);
+  m->control = make_controlnet(m->config.model, m->base_info.shape);
+  m->control->copy_encoder_from(*m->base);
+  m->control->to(device);
+  m->diffusion = std::make_unique<GaussianDiffusion>(
+      NoiseSchedule::named(m->config.diffusion.schedule, m->config.diffusion.timesteps),
+      m->config.diffusion.prediction, device);
+  m->optimizer = std::make_unique<torch::optim::AdamW>(
+      m->control->parameters(), torch::optim::AdamWOptions(cn.lr).weight_decay(0.0));
+  m->gen = at::make_generator<at::CPUGeneratorImpl>(cn.seed);
+  m->batches = std::make_unique<BatchSampler>(m->data->train.size(), cn.batch_size, cn.seed);
+}
+
+ControlNetTrainer::~ControlNetTrainer() = default;
+
+ControlNetStepResult ControlNetTrainer::train_step() {
+  auto& s = *m;
+  s.control->train();
+  set_dropout_seed(static_cast<uint64_t>(
+      torch::randint(0, int64_t{1} << 62, {1}, s.gen, torch::kLong).item<int64_t>()));
+  const auto batch = s.make_batch(s.data->train, s.batches->next(), s.gen, /*label_dropout=*/true);
+  auto loss = s.diffusion->simple_loss(s.predict(batch, 1.0), batch.target).mean();
+  const double loss_value = loss.item<double>();
+  if (!std::isfinite(loss_value)) {
+    std::ostringstream msg;
+    msg << "ControlNet loss is " << loss_value << " at step " << s.step + 1
+        << "; the weights were left as they were (try a lower controlnet.lr)";
+    throw TrainingError(msg.str());
+  }
+  s.optimizer->zero_grad();
+  loss.backward();
+  const double clip = s.config.controlnet.grad_clip;
+  const double grad_norm = torch::nn::utils::clip_grad_norm_(
+      s.control->parameters(), clip > 0 ? clip : std::numeric_limits<double>::infinity());
+  if (!std::isfinite(grad_norm)) {
+    s.optimizer->zero_grad();
+    throw TrainingError("ControlNet gradient norm is not finite at step " +
+                        std::to_string(s.step + 1) + "; the weights were left unchanged");
+  }
+  const double lr = s.lr_at(s.step);
+  for (auto& group : s.optimizer->param_groups())
+    static_cast<torch::optim::AdamWOptions&>(group.options()).lr(lr);
+  s.optimizer->step();
+  ++s.step;
+  return {s.step, loss_value, lr, grad_norm};
+}
+
+double ControlNetTrainer::evaluate(int batches, double scale) {
+  auto& s = *m;
+  torch::NoGradGuard no_grad;
+  EvalModeGuard base_mode(s.base);
+  const bool was_training = s.control->is_training();
+  s.control->eval();
+  auto gen = at::make_generator<at::CPUGeneratorImpl>(s.config.controlnet.seed + kEvalSeedOffset);
+  const int64_t n = s.data->test.size();
+  double total = 0.0;
+  int64_t count = 0;
+  const int64_t bs = std::min<int64_t>(s.config.controlnet.batch_size, n);
+  for (int i = 0; i < batches && n > 0; ++i) {
+    const int64_t start = (i * bs) % n;
+    const int64_t len = std::min(bs, n - start);
+    const auto batch = s.make_batch(s.data->test, torch::arange(start, start + len, torch::kLong),
+                                    gen, /*label_dropout=*/false);
+    total += s.diffusion->simple_loss(s.predict(batch, scale), batch.target).sum().item<double>();
+    count += len;
+  }
+  s.control->train(was_training);
+  return count ? total / static_cast<double>(count) : std::nan("");
+}
+
+void ControlNetTrainer::save(const std::string& path) const {
+  const auto& s = *m;
+  torch::serialize::OutputArchive archive;
+  archive.write("format", c10::IValue(std::string(kControlNetFormat)));
+  archive.write("config", c10::IValue(config_to_yaml(s.config)));
+  write_shape(archive, s.base_info.shape);
+  archive.write("step", c10::IValue(s.step));
+  archive.write("base_checkpoint", c10::IValue(s.base_path));
+  archive.write("base_step", c10::IValue(s.base_info.step));
+  archive.write("base_fingerprint", torch::tensor({s.base_fingerprint}, torch::kDouble));
+  write_module_weights(archive, "controlnet", *s.control);
+  save_archive_atomic(archive, path);
+}
+
+int64_t ControlNetTrainer::step() const { return m->step; }
+const Config& ControlNetTrainer::config() const { return m->config; }
+DenoiserNet ControlNetTrainer::base() const { return m->base; }
+ControlNet ControlNetTrainer::controlnet() const { return m->control; }
+int64_t ControlNetTrainer::parameter_count() const { return count_parameters(*m->control); }
+
+LoadedControlNet load_controlnet(const std::string& path, c10::Device device,
+                                 const std::string& base_override) {
+  torch::serialize::InputArchive archive;
+  if (!std::filesystem::exists(path)) throw CheckpointError("ControlNet " + path + ": no such file");
+  try {
+    archive.load_from(path, torch::kCPU);
+  } catch (const c10::Error& e) {
+    std::string what = e.what_without_backtrace();
+    throw CheckpointError("ControlNet " + path + ": cannot be read (truncated or not a checkpoint): " +
+                          what.substr(0, what.find('\n')));
+  }
+  c10::IValue format;
+  if (!archive.try_read("format", format) || !format.isString() ||
+      format.toStringRef() != kControlNetFormat) {
+    const bool base_file = format.isString() && format.toStringRef() == kCheckpointFormat;
+    throw CheckpointError("ControlNet " + path + ": not a ControlNet checkpoint" +
+                          (base_file ? " (it is a base model checkpoint; pass it as the base)"
+                                     : " (no '" + std::string(kControlNetFormat) + "' tag)"));
+  }
+  LoadedControlNet out;
+  const CheckpointInfo info = read_checkpoint_info(archive, path);
+  out.config = info.config;
+  out.step = info.step;
+  const std::string stored_base = read_string(archive, "base_checkpoint", path);
+  out.base_path = base_override.empty() ? stored_base : base_override;
+  torch::Tensor fingerprint;
+  if (!archive.try_read("base_fingerprint", fingerprint) || fingerprint.numel() != 1)
+    throw CheckpointError("ControlNet " + path + ": missing entry 'base_fingerprint'");
+  if (!std::filesystem::exists(out.base_path))
+    throw CheckpointError("ControlNet " + path + " belongs to the base model " + out.base_path +
+                          ", which does not exist (pass the base's new path)");
+  out.base = load_checkpoint_model(out.base_path, /*use_ema=*/true, device, &out.base_info);
+  const double expected = fingerprint.item<double>();
+  const double actual = weights_fingerprint(*out.base);
+  if (std::abs(actual - expected) > kFingerprintTolerance * std::max(1.0, std::abs(expected)))
+    throw CheckpointError("ControlNet " + path + " was trained on other base weights than " +
+                          out.base_path + " holds (step " + std::to_string(out.base_info.step) +
+                          "; the ControlNet was trained on step " +
+                          std::to_string(read_int(archive, "base_step", path)) + ")");
+  out.net = make_controlnet(out.base_info.config.model, out.base_info.shape);
+  load_module(archive, "controlnet", *out.net, path);
+  out.net->to(device);
+  out.net->eval();
+  return out;
+}
+
+}  // namespace difflab

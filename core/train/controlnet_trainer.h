@@ -1,0 +1,92 @@
+// Training and loading ControlNets (Zhang et al. 2023) for a trained base model.
+//
+// The trainer freezes the base model (its EMA weights, the ones sampling uses), copies its
+// encoder into a fresh ControlNet and trains only the ControlNet on the base model's own
+// objective, with hints computed on the fly from every batch's clean images. A ControlNet
+// checkpoint holds only the ControlNet and names the base checkpoint it belongs to.
+#pragma once
+
+#include <ATen/core/Generator.h>
+#include <ATen/core/Tensor.h>
+#include <c10/core/Device.h>
+
+#include <memory>
+#include <string>
+
+#include "core/config/config.h"
+#include "core/data/dataset.h"
+#include "core/model/controlnet.h"
+#include "core/train/trainer.h"
+
+namespace difflab {
+
+// Hints for a batch of images in [−1, 1], (B, C, H, W) → (B, kHintChannels, H, W): canny
+// edges (controlnet.canny_low/high) in channel 0, synthetic scribbles in channel 1;
+// `kind` mixed gives each image one of the two at random (from `gen`).
+at::Tensor make_training_hints(const at::Tensor& images, HintKind kind, double canny_low,
+                               double canny_high, at::Generator& gen);
+// A hint of one kind from a (B, 1, H, W) 0/1 edge or stroke map.
+at::Tensor make_hint(const at::Tensor& map, HintKind kind);
+
+// A hint from a picture at the model's resolution, (B, 1, H, W) grey in [0, 1]: its canny
+// edges (kind canny, thresholds on the 0-255 scale) or the picture itself as strokes
+// (kind scribble: white strokes on black, pixels > 0.5).
+at::Tensor hint_from_picture(const at::Tensor& gray, HintKind kind, double canny_low,
+                             double canny_high);
+
+struct ControlNetStepResult {
+  int64_t step = 0;
+  double loss = 0.0;  // L_simple of the controlled prediction, this batch
+  double lr = 0.0;
+  double grad_norm = 0.0;
+};
+
+class ControlNetTrainer {
+ public:
+  // `config.controlnet` says what to train; the base model (and the config it was
+  // trained with: data shape, diffusion, model) comes from controlnet.base_checkpoint.
+  ControlNetTrainer(const Config& config, std::shared_ptr<const DatasetSplits> data,
+                    c10::Device device);
+  ~ControlNetTrainer();
+  ControlNetTrainer(const ControlNetTrainer&) = delete;
+  ControlNetTrainer& operator=(const ControlNetTrainer&) = delete;
+
+  // One AdamW step on the ControlNet. A non-finite loss or gradient throws TrainingError
+  // before the weights change.
+  ControlNetStepResult train_step();
+  // Mean L_simple on `batches` test batches with fixed t, noise and hints, with the
+  // ControlNet at `scale` (0 = the base model alone: the loss a hint has to beat).
+  double evaluate(int batches, double scale = 1.0);
+  // Atomic write of the ControlNet, its config, step and the base's path and fingerprint.
+  void save(const std::string& path) const;
+
+  int64_t step() const;
+  const Config& config() const;  // the base's config with this run's controlnet section
+  DenoiserNet base() const;
+  ControlNet controlnet() const;
+  int64_t parameter_count() const;
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> m;
+};
+
+// A ControlNet checkpoint with its base model, ready for sampling.
+struct LoadedControlNet {
+  ControlNet net;
+  DenoiserNet base;      // EMA weights of the base checkpoint
+  Config config;         // the base's config with the ControlNet's controlnet section
+  CheckpointInfo base_info;
+  std::string base_path;
+  int64_t step = 0;
+};
+// `base_override` replaces the base path stored in the checkpoint (a moved base file). The
+// base's weights must match the fingerprint recorded at training time. Throws
+// CheckpointError naming the file and the problem.
+LoadedControlNet load_controlnet(const std::string& path, c10::Device device,
+                                 const std::string& base_override = "");
+// A checksum of a network's weights (a fixed weighted sum of every parameter, in float64 on
+// the CPU): tells a base checkpoint apart from another one, even a few steps later.
+double weights_fingerprint(const torch::nn::Module& module);
+
+}  // namespace difflab

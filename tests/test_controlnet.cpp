@@ -1,0 +1,356 @@
+// ControlNet: a fresh one (zero convolutions still zero) leaves the base model's output
+// exactly unchanged, in the network and through a whole sampler run with CFG; the copy
+// starts as the base's encoder; gradients reach only the ControlNet; hints batch as CFG
+// needs; the trainer learns, saves, and its checkpoints load only with their own base.
+#include <gtest/gtest.h>
+#include <torch/torch.h>
+
+#include <filesystem>
+#include <fstream>
+
+#include "core/data/dataset.h"
+#include "core/model/controlnet.h"
+#include "core/model/unet.h"
+#include "core/sampling/sampler.h"
+#include "core/train/controlnet_trainer.h"
+#include "core/train/trainer.h"
+
+using namespace difflab;
+namespace fs = std::filesystem;
+
+namespace {
+
+std::string temp_dir(const std::string& name) {
+  const fs::path dir = fs::path(DIFFLAB_TEST_TMP) / ("controlnet_" + name);
+  fs::remove_all(dir);
+  fs::create_directories(dir);
+  return dir.string();
+}
+
+ModelConfig tiny_model() {
+  ModelConfig c;
+  c.base_channels = 8;
+  c.channel_mult = {1, 2};
+  c.num_res_blocks = 1;
+  c.attention_resolutions = {6};
+  c.num_heads = 2;
+  c.norm_groups = 4;
+  c.dropout = 0.0;
+  c.zero_init_last = false;  // a base whose output is not zero, so equality means something
+  c.class_conditional = true;
+  c.num_classes = 3;
+  return c;
+}
+
+const DataShape kShape{1, 12, 12, false, 3};
+
+torch::Tensor random_hint(int64_t b, uint64_t seed) {
+  auto gen = at::make_generator<at::CPUGeneratorImpl>(seed);
+  return (torch::rand({b, kHintChannels, 12, 12}, gen, torch::kFloat32) < 0.2).to(torch::kFloat32);
+}
+
+// Makes every zero convolution non-zero (as after training).
+void perturb_zero_convs(ControlNet& net) {
+  torch::NoGradGuard no_grad;
+  for (auto& p : net->zero_conv_parameters()) p.normal_(0.0, 0.1);
+}
+
+}  // namespace
+
+TEST(ControlNet, FreshControlNetGivesExactlyTheBaseOutput) {
+  torch::manual_seed(0);
+  auto base = make_unet(tiny_model(), kShape);
+  base->eval();
+  auto control = make_controlnet(tiny_model(), kShape);
+  control->copy_encoder_from(*base);
+  auto x = torch::randn({4, 1, 12, 12});
+  auto t = torch::tensor({1.0f, 10.0f, 100.0f, 999.0f});
+  auto y = torch::tensor({0, 1, 2, 3}, torch::kLong);  // 3 = the null label
+  torch::NoGradGuard no_grad;
+  const auto expected = base->forward(x, t, y);
+  ASSERT_GT(expected.abs().max().item<float>(), 1e-3f);
+  auto controlled = std::make_shared<ControlledNetImpl>(base, control, random_hint(4, 1), 1.0);
+  controlled->eval();
+  EXPECT_TRUE(torch::equal(controlled->forward(x, t, y), expected));
+  // Every residual is exactly zero, one per skip plus the middle block.
+  const auto residuals = control->forward(x, t, y, random_hint(4, 1));
+  EXPECT_EQ(residuals.size(), 1u + 2u + 1u + 1u);  // input conv, 1 res + 1 down, 1 res; middle
+  for (const auto& r : residuals) EXPECT_EQ(r.abs().max().item<float>(), 0.0f);
+}
+
+TEST(ControlNet, TrainedControlNetChangesTheOutputAndScaleZeroRestoresTheBase) {
+  torch::manual_seed(1);
+  auto base = make_unet(tiny_model(), kShape);
+  base->eval();
+  auto control = make_controlnet(tiny_model(), kShape);
+  control->copy_encoder_from(*base);
+  perturb_zero_convs(control);
+  auto x = torch::randn({2, 1, 12, 12});
+  auto t = torch::tensor({5.0f, 500.0f});
+  auto y = torch::tensor({0, 2}, torch::kLong);
+  torch::NoGradGuard no_grad;
+  const auto plain = base->forward(x, t, y);
+  auto on = std::make_shared<ControlledNetImpl>(base, control, random_hint(2, 2), 1.0);
+  auto off = std::make_shared<ControlledNetImpl>(base, control, random_hint(2, 2), 0.0);
+  auto other_hint = std::make_shared<ControlledNetImpl>(base, control, random_hint(2, 3), 1.0);
+  on->eval();
+  const auto steered = on->forward(x, t, y);
+  EXPECT_GT((steered - plain).abs().max().item<float>(), 1e-3f);
+  EXPECT_TRUE(torch::equal(off->forward(x, t, y), plain));
+  EXPECT_GT((other_hint->forward(x, t, y) - steered).abs().max().item<float>(), 1e-4f);
+  // Half the scale: the residuals enter the decoder scaled, so the result lies between.
+  auto half = std::make_shared<ControlledNetImpl>(base, control, random_hint(2, 2), 0.5);
+  const auto mid = half->forward(x, t, y);
+  EXPECT_FALSE(torch::equal(mid, plain));
+  EXPECT_FALSE(torch::equal(mid, steered));
+}
+
+TEST(ControlNet, CopyStartsAsTheBaseEncoder) {
+  torch::manual_seed(2);
+  auto base = make_unet(tiny_model(), kShape);
+  auto control = make_controlnet(tiny_model(), kShape);
+  control->copy_encoder_from(*base);
+  std::map<std::string, torch::Tensor> base_params;
+  for (const auto& p : base->named_parameters()) base_params[p.key()] = p.value();
+  int copied = 0;
+  for (const auto& p : control->named_parameters()) {
+    const std::string& name = p.key();
+    if (name.rfind("copy.", 0) != 0) continue;
+    const auto it = base_params.find(name.substr(5));
+    ASSERT_NE(it, base_params.end()) << name;
+    EXPECT_TRUE(torch::equal(it->second, p.value())) << name;
+    ++copied;
+  }
+  EXPECT_GT(copied, 20);
+  // Another architecture is refused, naming the problem.
+  auto other = tiny_model();
+  other.base_channels = 16;
+  auto wide = make_unet(other, kShape);
+  EXPECT_THROW(control->copy_encoder_from(*wide), std::invalid_argument);
+}
+
+TEST(ControlNet, GradientsReachOnlyTheControlNet) {
+  torch::manual_seed(3);
+  auto base = make_unet(tiny_model(), kShape);
+  for (auto& p : base->parameters()) p.set_requires_grad(false);
+  auto control = make_controlnet(tiny_model(), kShape);
+  control->copy_encoder_from(*base);
+  auto controlled = std::make_shared<ControlledNetImpl>(base, control, random_hint(2, 4), 1.0);
+  auto x = torch::randn({2, 1, 12, 12});
+  controlled->forward(x, torch::tensor({3.0f, 30.0f}), torch::tensor({1, 2}, torch::kLong))
+      .pow(2)
+      .mean()
+      .backward();
+  // At zero init only the zero convolutions get gradients (everything before them is
+  // multiplied by their zero weights), as Zhang et al. 2023, §3.1 describe.
+  double zero_grad = 0.0;
+  for (auto& p : control->zero_conv_parameters())
+    if (p.grad().defined()) zero_grad += p.grad().abs().sum().item<double>();
+  EXPECT_GT(zero_grad, 0.0);
+  for (const auto& p : base->parameters()) EXPECT_FALSE(p.grad().defined());
+}
+
+TEST(ControlNet, HintBatchFollowsTheImages) {
+  auto hint = torch::arange(2 * kHintChannels * 4, torch::kFloat32).view({2, kHintChannels, 2, 2});
+  EXPECT_TRUE(torch::equal(match_hint_batch(hint, 2), hint));
+  // CFG: [conditional; unconditional] → both halves see the same hints in the same order.
+  auto doubled = match_hint_batch(hint, 4);
+  EXPECT_TRUE(torch::equal(doubled.narrow(0, 0, 2), hint));
+  EXPECT_TRUE(torch::equal(doubled.narrow(0, 2, 2), hint));
+  auto shared = match_hint_batch(hint.narrow(0, 1, 1), 3);
+  for (int i = 0; i < 3; ++i) EXPECT_TRUE(torch::equal(shared[i], hint[1]));
+  EXPECT_THROW(match_hint_batch(hint, 3), std::invalid_argument);
+}
+
+TEST(ControlNet, FreshControlNetSamplesExactlyLikeTheBaseWithGuidance) {
+  torch::manual_seed(4);
+  auto base = make_unet(tiny_model(), kShape);
+  auto control = make_controlnet(tiny_model(), kShape);
+  control->copy_encoder_from(*base);
+  const auto schedule = NoiseSchedule::named(ScheduleKind::Linear, 100);
+  SampleRequest request;
+  request.config.steps = 5;
+  request.config.n = 3;
+  request.config.guidance = 3.0;
+  request.num_classes = 3;
+  request.shape = {1, 12, 12};
+  const auto plain = run_sampling(base, schedule, Prediction::Eps, request, torch::kCPU);
+  request.control = {control, random_hint(3, 5), 1.0};
+  for (auto sampler : {SamplerKind::Ddim, SamplerKind::Ddpm, SamplerKind::DpmppTwoM}) {
+    request.config.sampler = sampler;
+    request.control.net = nullptr;
+    const auto a = run_sampling(base, schedule, Prediction::Eps, request, torch::kCPU);
+    request.control.net = control;
+    const auto b = run_sampling(base, schedule, Prediction::Eps, request, torch::kCPU);
+    EXPECT_TRUE(torch::equal(a.images, b.images)) << to_string(sampler);
+  }
+  // Trained zero convs: the same request now gives other images, and a wrong hint count
+  // is refused with a message.
+  perturb_zero_convs(control);
+  request.config.sampler = SamplerKind::Ddim;
+  const auto steered = run_sampling(base, schedule, Prediction::Eps, request, torch::kCPU);
+  EXPECT_FALSE(torch::equal(steered.images, plain.images));
+  request.control.hint = random_hint(2, 6);
+  EXPECT_THROW(run_sampling(base, schedule, Prediction::Eps, request, torch::kCPU),
+               std::invalid_argument);
+}
+
+namespace {
+
+// 12×12 grey images of three classes: a bright bar at one of three places, so canny
+// edges exist and differ per image.
+std::shared_ptr<DatasetSplits> bar_images(int64_t n = 96) {
+  auto data = std::make_shared<DatasetSplits>();
+  auto make = [](int64_t count, uint64_t seed) {
+    auto gen = at::make_generator<at::CPUGeneratorImpl>(seed);
+    TensorDataset s;
+    s.labels = torch::randint(0, 3, {count}, gen, torch::kLong);
+    s.data = torch::zeros({count, 1, 12, 12}, torch::kUInt8);
+    for (int64_t i = 0; i < count; ++i) {
+      const int64_t k = s.labels[i].item<int64_t>();
+      s.data[i][0].narrow(1, 2 + 3 * k, 3).narrow(0, 2, 8).fill_(255);
+    }
+    return s;
+  };
+  data->train = make(n, 1);
+  data->test = make(32, 2);
+  data->shape = kShape;
+  data->class_names = {"a", "b", "c"};
+  return data;
+}
+
+// A base checkpoint trained for a few steps on bar_images, written by the real Trainer.
+std::string train_base(const std::string& dir, std::shared_ptr<DatasetSplits> data,
+                       int steps = 3) {
+  Config c;
+  c.data.image_size = 12;
+  c.diffusion.timesteps = 50;
+  c.model = tiny_model();
+  c.model.zero_init_last = true;
+  c.train.batch_size = 16;
+  c.train.lr = 1e-3;
+  c.train.warmup_steps = 1;
+  c.train.ema_start = 1;
+  c.sample.steps = 5;
+  Trainer trainer(c, data, torch::kCPU);
+  for (int i = 0; i < steps; ++i) trainer.train_step();
+  const std::string path = dir + "/base.pt";
+  trainer.save_checkpoint(path);
+  return path;
+}
+
+Config controlnet_config(const std::string& base) {
+  Config c;
+  c.data.image_size = 12;
+  c.controlnet.base_checkpoint = base;
+  c.controlnet.batch_size = 16;
+  c.controlnet.lr = 2e-3;
+  c.controlnet.warmup_steps = 1;
+  c.controlnet.hint = HintKind::Mixed;
+  return c;
+}
+
+}  // namespace
+
+TEST(ControlNetTrainer, LearnsSavesAndLoadsOnlyWithItsBase) {
+  const std::string dir = temp_dir("trainer");
+  auto data = bar_images();
+  const std::string base = train_base(dir, data);
+  ControlNetTrainer trainer(controlnet_config(base), data, torch::kCPU);
+  EXPECT_EQ(trainer.config().diffusion.timesteps, 50);  // the base's settings
+  // Before any step the ControlNet is a no-op: the same loss as the base alone.
+  EXPECT_DOUBLE_EQ(trainer.evaluate(2, 1.0), trainer.evaluate(2, 0.0));
+  double first = 0, last = 0;
+  for (int i = 0; i < 40; ++i) {
+    const auto r = trainer.train_step();
+    ASSERT_TRUE(std::isfinite(r.loss));
+    if (i < 5) first += r.loss / 5;
+    if (i >= 35) last += r.loss / 5;
+  }
+  EXPECT_EQ(trainer.step(), 40);
+  // The base is barely trained, so the ControlNet (a trainable copy of its encoder that
+  // also sees where the bar is) must beat it on held-out images.
+  const double with = trainer.evaluate(2, 1.0), without = trainer.evaluate(2, 0.0);
+  EXPECT_LT(with, without);
+  EXPECT_LT(last, first);
+  // The base's weights did not move.
+  CheckpointInfo info;
+  auto fresh_base = load_checkpoint_model(base, true, torch::kCPU, &info);
+  EXPECT_DOUBLE_EQ(weights_fingerprint(*fresh_base), weights_fingerprint(*trainer.base()));
+
+  const std::string path = dir + "/controlnet.pt";
+  trainer.save(path);
+  auto loaded = load_controlnet(path, torch::kCPU);
+  EXPECT_EQ(loaded.step, 40);
+  EXPECT_EQ(loaded.base_path, base);
+  EXPECT_EQ(loaded.config.controlnet.hint, HintKind::Mixed);
+  // Same residuals as the trainer's network.
+  {
+    torch::NoGradGuard no_grad;
+    trainer.controlnet()->eval();
+    auto x = torch::randn({2, 1, 12, 12});
+    auto t = torch::tensor({4.0f, 40.0f});
+    auto y = torch::tensor({0, 1}, torch::kLong);
+    const auto a = trainer.controlnet()->forward(x, t, y, random_hint(2, 7));
+    const auto b = loaded.net->forward(x, t, y, random_hint(2, 7));
+    ASSERT_EQ(a.size(), b.size());
+    for (size_t i = 0; i < a.size(); ++i) EXPECT_TRUE(torch::allclose(a[i], b[i])) << i;
+  }
+
+  // Another base (the same run one step further): refused, naming it.
+  const std::string other_dir = dir + "/other";
+  fs::create_directories(other_dir);
+  const std::string other = train_base(other_dir, data, 4);
+  try {
+    load_controlnet(path, torch::kCPU, other);
+    FAIL() << "loaded a ControlNet onto another base";
+  } catch (const CheckpointError& e) {
+    EXPECT_NE(std::string(e.what()).find("other base weights"), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find(other), std::string::npos) << e.what();
+  }
+  // A missing base, a base checkpoint passed as a ControlNet, a truncated file.
+  EXPECT_THROW(load_controlnet(path, torch::kCPU, dir + "/missing.pt"), CheckpointError);
+  try {
+    load_controlnet(base, torch::kCPU);
+    FAIL();
+  } catch (const CheckpointError& e) {
+    EXPECT_NE(std::string(e.what()).find("base model checkpoint"), std::string::npos) << e.what();
+  }
+  {
+    std::ifstream in(path, std::ios::binary);
+    std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    std::ofstream out(dir + "/truncated.pt", std::ios::binary);
+    out.write(bytes.data(), static_cast<std::streamsize>(bytes.size() / 2));
+  }
+  EXPECT_THROW(load_controlnet(dir + "/truncated.pt", torch::kCPU), CheckpointError);
+}
+
+TEST(ControlNetTrainer, RefusesAMissingBase) {
+  auto data = bar_images(32);
+  Config c = controlnet_config("");
+  EXPECT_THROW(ControlNetTrainer(c, data, torch::kCPU), TrainingError);
+  c.controlnet.base_checkpoint = temp_dir("missing") + "/nothing.pt";
+  EXPECT_THROW(ControlNetTrainer(c, data, torch::kCPU), CheckpointError);
+}
+
+TEST(ControlNetHints, TrainingHintsPutEachKindInItsChannel) {
+  auto data = bar_images(8);
+  auto images = gather_batch(data->train, torch::arange(8));
+  auto gen = at::make_generator<at::CPUGeneratorImpl>(3);
+  const auto canny_hint = make_training_hints(images, HintKind::Canny, 100, 200, gen);
+  ASSERT_EQ(canny_hint.sizes(), (std::vector<int64_t>{8, kHintChannels, 12, 12}));
+  EXPECT_GT(canny_hint.select(1, kCannyHintChannel).sum().item<double>(), 8 * 10);
+  EXPECT_EQ(canny_hint.select(1, kScribbleHintChannel).sum().item<double>(), 0.0);
+  const auto scribble_hint = make_training_hints(images, HintKind::Scribble, 100, 200, gen);
+  EXPECT_EQ(scribble_hint.select(1, kCannyHintChannel).sum().item<double>(), 0.0);
+  EXPECT_GT(scribble_hint.select(1, kScribbleHintChannel).sum().item<double>(), 0.0);
+  // Mixed: every image gets exactly one kind.
+  const auto mixed = make_training_hints(images, HintKind::Mixed, 100, 200, gen);
+  const auto has_canny = mixed.select(1, kCannyHintChannel).sum({1, 2}) > 0;
+  const auto has_scribble = mixed.select(1, kScribbleHintChannel).sum({1, 2}) > 0;
+  EXPECT_FALSE((has_canny & has_scribble).any().item<bool>());
+  // Scribbles of the bars lie on the bars (within the jitter).
+  const auto strokes = scribble_hint.select(1, kScribbleHintChannel);
+  const auto near_bar = torch::max_pool2d((images > 0).to(torch::kFloat32), 5, 1, 2).squeeze(1);
+  EXPECT_GT((strokes * near_bar).sum().item<double>(), 0.9 * strokes.sum().item<double>());
+}

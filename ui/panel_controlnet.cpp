@@ -1,0 +1,424 @@
+// ControlNet panel (Zhang et al. 2023): load a ControlNet, make a hint — strokes drawn on
+// a canvas at the model's resolution (brush, eraser, clear, undo), or the canny edges of a
+// picture (a PNG/JPG or a dataset image) with live low/high thresholds — then Generate:
+// the samples appear with the hint overlaid, and the Sampling panel's scrubber replays the
+// run. Canny runs on this thread through core/vision/hint_preview.h (a pure function on one
+// small picture, well under a millisecond); the models stay with the engine's worker.
+#include <imgui.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+#include <string>
+#include <vector>
+
+#include "ui/float_grid.h"
+#include "ui/image_view.h"
+#include "ui/panels.h"
+#include "ui/widgets.h"
+
+namespace difflab {
+namespace {
+
+// Hint planes, as core/model/controlnet.h orders them (this header keeps torch out of ui/).
+constexpr int kHintPlanes = 2;
+constexpr int kCannyPlane = 0;
+constexpr int kScribblePlane = 1;
+constexpr size_t kMaxUndo = 64;
+constexpr ImU32 kCanvasBackground = IM_COL32(12, 12, 16, 255);
+constexpr ImU32 kCanvasGrid = IM_COL32(255, 255, 255, 14);
+constexpr ImU32 kStrokeColor = IM_COL32(245, 245, 245, 255);
+constexpr ImU32 kEdgeColor = IM_COL32(255, 90, 60, 255);
+constexpr ImU32 kOverlayColor = IM_COL32(255, 80, 50, 150);
+
+// Sizes the canvas for the loaded ControlNet's resolution (clearing it on a change).
+void fit_canvas(ControlNetView& v, int height, int width) {
+  if (v.height == height && v.width == width &&
+      v.canvas.size() == static_cast<size_t>(height) * width)
+    return;
+  v.height = height;
+  v.width = width;
+  v.canvas.assign(static_cast<size_t>(height) * width, 0.0f);
+  v.undo.clear();
+  v.picture = GrayPicture{};
+  v.edges = GrayPicture{};
+}
+
+// Paints a square brush of v.brush pixels centred at canvas position (x, y).
+void stamp(ControlNetView& v, float x, float y) {
+  const float half = 0.5f * static_cast<float>(v.brush);
+  const int x0 = static_cast<int>(std::floor(x - half + 0.5f));
+  const int y0 = static_cast<int>(std::floor(y - half + 0.5f));
+  for (int dy = 0; dy < v.brush; ++dy)
+    for (int dx = 0; dx < v.brush; ++dx) {
+      const int px = x0 + dx, py = y0 + dy;
+      if (px < 0 || py < 0 || px >= v.width || py >= v.height) continue;
+      v.canvas[static_cast<size_t>(py) * v.width + px] = v.eraser ? 0.0f : 1.0f;
+    }
+}
+
+// Strokes from the last position to (x, y) in steps of a quarter pixel, so a fast mouse
+// (or xdotool's jumps) still leaves a connected line.
+void stroke_to(ControlNetView& v, float x, float y) {
+  if (v.last_x < 0) {
+    stamp(v, x, y);
+  } else {
+    const float dx = x - v.last_x, dy = y - v.last_y;
+    const int steps = std::max(1, static_cast<int>(std::ceil(4.0f * std::max(std::abs(dx), std::abs(dy)))));
+    for (int i = 1; i <= steps; ++i) {
+      const float f = static_cast<float>(i) / steps;
+      stamp(v, v.last_x + f * dx, v.last_y + f * dy);
+    }
+  }
+  v.last_x = x;
+  v.last_y = y;
+}
+
+// The drawing canvas: strokes (scribble mode) or the picture with its edges (picture
+// mode), enlarged; in scribble mode the left mouse button paints.
+void draw_canvas(ControlNetView& v, UiState& ui, bool picture_mode) {
+  const float cell = v.canvas_zoom;
+  const ImVec2 size(cell * v.width, cell * v.height);
+  const ImVec2 p0 = ImGui::GetCursorScreenPos();
+  ImGui::InvisibleButton("hint_canvas", size);
+  track_item(ui, "ControlNetCanvas", true);
+  const bool active = ImGui::IsItemActive() && !picture_mode;
+  if (active) {
+    const ImVec2 m = ImGui::GetIO().MousePos;
+    const float x = (m.x - p0.x) / cell, y = (m.y - p0.y) / cell;
+    if (!v.stroking) {
+      v.undo.push_back(v.canvas);
+      if (v.undo.size() > kMaxUndo) v.undo.erase(v.undo.begin());
+      v.stroking = true;
+      v.last_x = v.last_y = -1;
+    }
+    stroke_to(v, x, y);
+  } else if (v.stroking) {
+    v.stroking = false;
+    v.last_x = v.last_y = -1;
+  }
+  ImDrawList* draw = ImGui::GetWindowDrawList();
+  draw->AddRectFilled(p0, ImVec2(p0.x + size.x, p0.y + size.y), kCanvasBackground);
+  auto pixel = [&](int x, int y, ImU32 color) {
+    const ImVec2 a(p0.x + x * cell, p0.y + y * cell);
+    draw->AddRectFilled(a, ImVec2(a.x + cell, a.y + cell), color);
+  };
+  for (int y = 0; y < v.height; ++y)
+    for (int x = 0; x < v.width; ++x) {
+      const size_t i = static_cast<size_t>(y) * v.width + x;
+      if (picture_mode) {
+        if (!v.picture.empty()) {
+          const int g = static_cast<int>(std::lround(255.0f * std::clamp(v.picture.pixels[i], 0.0f, 1.0f)));
+          if (g > 0) pixel(x, y, IM_COL32(g, g, g, 255));
+        }
+      } else if (v.canvas[i] > 0.5f) {
+        pixel(x, y, kStrokeColor);
+      }
+    }
+  if (cell >= 6.0f) {  // pixel grid: shows the model's resolution
+    for (int x = 1; x < v.width; ++x)
+      draw->AddLine(ImVec2(p0.x + x * cell, p0.y), ImVec2(p0.x + x * cell, p0.y + size.y), kCanvasGrid);
+    for (int y = 1; y < v.height; ++y)
+      draw->AddLine(ImVec2(p0.x, p0.y + y * cell), ImVec2(p0.x + size.x, p0.y + y * cell), kCanvasGrid);
+  }
+  if (!picture_mode && ImGui::IsItemHovered()) {
+    const ImVec2 m = ImGui::GetIO().MousePos;
+    const float half = 0.5f * v.brush * cell;
+    draw->AddRect(ImVec2(m.x - half, m.y - half), ImVec2(m.x + half, m.y + half),
+                  v.eraser ? kEdgeColor : IM_COL32(120, 200, 255, 220));
+  }
+}
+
+// A small enlarged view of one 0/1 plane (the hint that will be sent).
+void draw_plane(const char* id, const std::vector<float>& plane, int h, int w, float cell, ImU32 color) {
+  const ImVec2 p0 = ImGui::GetCursorScreenPos();
+  const ImVec2 size(cell * w, cell * h);
+  ImGui::Dummy(size);
+  (void)id;
+  ImDrawList* draw = ImGui::GetWindowDrawList();
+  draw->AddRectFilled(p0, ImVec2(p0.x + size.x, p0.y + size.y), kCanvasBackground);
+  for (int y = 0; y < h; ++y)
+    for (int x = 0; x < w; ++x)
+      if (plane[static_cast<size_t>(y) * w + x] > 0.5f) {
+        const ImVec2 a(p0.x + x * cell, p0.y + y * cell);
+        draw->AddRectFilled(a, ImVec2(a.x + cell, a.y + cell), color);
+      }
+}
+
+// Recomputes the picture's canny edges when the picture or a threshold changed.
+void update_edges(ControlNetView& v) {
+  if (v.picture.empty()) {
+    v.edges = GrayPicture{};
+    return;
+  }
+  if (v.edges_low == v.canny_low && v.edges_high == v.canny_high && !v.edges.empty() &&
+      v.edges_of == reinterpret_cast<const void*>(v.picture_serial))
+    return;
+  v.edges = canny_edges(v.picture, v.canny_low, v.canny_high);
+  v.edges_low = v.canny_low;
+  v.edges_high = v.canny_high;
+  v.edges_of = reinterpret_cast<const void*>(v.picture_serial);
+}
+
+// The hint planes the Generate button sends.
+std::vector<float> make_hint(const ControlNetView& v) {
+  const size_t plane = static_cast<size_t>(v.height) * v.width;
+  std::vector<float> hint(kHintPlanes * plane, 0.0f);
+  if (v.source == HintSource::Picture) {
+    if (v.edges.pixels.size() == plane)
+      std::copy(v.edges.pixels.begin(), v.edges.pixels.end(), hint.begin() + kCannyPlane * plane);
+  } else {
+    std::copy(v.canvas.begin(), v.canvas.end(), hint.begin() + kScribblePlane * plane);
+  }
+  return hint;
+}
+
+void draw_load_row(const Snapshot& snap, UiContext& ctx) {
+  ControlNetView& v = ctx.ui.controlnet;
+  char path[512];
+  std::snprintf(path, sizeof path, "%s", v.path.c_str());
+  ImGui::SetNextItemWidth(ImGui::GetContentRegionAvail().x - ImGui::GetFontSize() * 4.5f);
+  if (ImGui::InputText("##controlnet_path", path, sizeof path)) v.path = path;
+  ImGui::SameLine();
+  const bool busy = snap.status == JobStatus::Sampling || snap.status == JobStatus::LoadingData;
+  ImGui::BeginDisabled(busy);
+  if (ImGui::Button("Load##controlnet")) ctx.actions.load_controlnet(v.path, v.base_override);
+  ImGui::EndDisabled();
+  track_item(ctx.ui, "ControlNetLoad", !busy);
+  help_marker("A ControlNet checkpoint written by `difflab-cli train-controlnet` (controlnet.pt). "
+              "It names the base model it steers; that base is loaded with it.");
+  const auto& c = snap.controlnet;
+  if (c.ready) {
+    ImGui::TextDisabled("step %lld, hints: %s, base %s (step %lld), %dx%d", static_cast<long long>(c.step),
+                        std::string(to_string(c.config.hint)).c_str(), c.base_path.c_str(),
+                        static_cast<long long>(c.base_step), c.width, c.height);
+  } else {
+    dim_text("No ControlNet loaded. Train one with\n  difflab-cli train-controlnet --base runs/mnist/checkpoints/<step>.pt\nthen Load it here.");
+  }
+}
+
+void draw_source(const Snapshot& snap, UiContext& ctx) {
+  ControlNetView& v = ctx.ui.controlnet;
+  int source = static_cast<int>(v.source);
+  ImGui::RadioButton("Draw a scribble", &source, static_cast<int>(HintSource::Scribble));
+  ImGui::SameLine();
+  ImGui::RadioButton("Edges of a picture", &source, static_cast<int>(HintSource::Picture));
+  v.source = static_cast<HintSource>(source);
+  const bool trained_on = snap.controlnet.config.hint == HintKind::Mixed ||
+                          (v.source == HintSource::Scribble) ==
+                              (snap.controlnet.config.hint == HintKind::Scribble);
+  if (snap.controlnet.ready && !trained_on)
+    error_text("This ControlNet was trained on " +
+               std::string(to_string(snap.controlnet.config.hint)) + " hints only.");
+
+  if (v.source == HintSource::Scribble) {
+    ImGui::SetNextItemWidth(ImGui::GetFontSize() * 6.0f);
+    ImGui::SliderInt("Brush", &v.brush, 1, 4, "%d px");
+    ImGui::SameLine();
+    ImGui::Checkbox("Eraser", &v.eraser);
+    ImGui::SameLine();
+    ImGui::BeginDisabled(v.undo.empty());
+    if (ImGui::Button("Undo")) {
+      v.canvas = v.undo.back();
+      v.undo.pop_back();
+    }
+    ImGui::EndDisabled();
+    ImGui::SameLine();
+    if (ImGui::Button("Clear")) {
+      v.undo.push_back(v.canvas);
+      std::fill(v.canvas.begin(), v.canvas.end(), 0.0f);
+    }
+    help_marker("Draw the strokes the samples should follow, at the model's resolution (one "
+                "square = one pixel). Thin centre lines work best: the ControlNet learned from "
+                "skeletons of the training images.");
+    return;
+  }
+  // Picture source: a file, or a dataset image.
+  char path[512];
+  std::snprintf(path, sizeof path, "%s", v.picture_path.c_str());
+  ImGui::SetNextItemWidth(ImGui::GetContentRegionAvail().x - ImGui::GetFontSize() * 4.5f);
+  if (ImGui::InputTextWithHint("##picture_path", "picture.png / .jpg", path, sizeof path)) v.picture_path = path;
+  ImGui::SameLine();
+  if (ImGui::Button("Open##picture")) {
+    try {
+      v.picture = load_gray_picture(v.picture_path, v.height, v.width);
+      v.picture_name = v.picture_path;
+      ++v.picture_serial;
+      v.status.clear();
+    } catch (const std::exception& e) {
+      v.status = e.what();
+      v.status_is_error = true;
+    }
+  }
+  const FloatImages& preview = snap.data_preview;
+  const bool same_size = !preview.empty() && preview.h == v.height && preview.w == v.width;
+  ImGui::BeginDisabled(!same_size);
+  ImGui::SetNextItemWidth(ImGui::GetFontSize() * 8.0f);
+  const int last = std::max(0, preview.n - 1);
+  v.dataset_index = std::clamp(v.dataset_index, 0, last);
+  const bool moved = ImGui::SliderInt("Dataset image", &v.dataset_index, 0, last);
+  ImGui::SameLine();
+  const bool take = ImGui::Button("Use");
+  ImGui::EndDisabled();
+  if (same_size && (take || (moved && v.picture_name.rfind("dataset", 0) == 0))) {
+    GrayPicture p{v.height, v.width, {}};
+    const float* src = preview.image(v.dataset_index);
+    const size_t plane = static_cast<size_t>(v.height) * v.width;
+    p.pixels.assign(plane, 0.0f);
+    for (int ch = 0; ch < preview.c; ++ch)  // mean of the channels, [−1, 1] → [0, 1]
+      for (size_t i = 0; i < plane; ++i) p.pixels[i] += (src[ch * plane + i] + 1.0f) * 0.5f / preview.c;
+    v.picture = std::move(p);
+    v.picture_name = "dataset image " + std::to_string(v.dataset_index);
+    ++v.picture_serial;
+  }
+  help_marker("The hint is the canny edge map of this picture (resized to the model's size). "
+              "Dataset images come from the Dataset panel's preview.");
+  ImGui::SetNextItemWidth(ImGui::GetFontSize() * 8.0f);
+  ImGui::SliderFloat("Low", &v.canny_low, 0.0f, 1000.0f, "%.0f");
+  ImGui::SameLine();
+  ImGui::SetNextItemWidth(ImGui::GetFontSize() * 8.0f);
+  ImGui::SliderFloat("High", &v.canny_high, 0.0f, 1000.0f, "%.0f");
+  v.canny_high = std::max(v.canny_high, v.canny_low);
+  help_marker("Canny hysteresis thresholds on the gradient magnitude (0-255 image scale, "
+              "|gx| + |gy| of 3×3 Sobel, as OpenCV): pixels above High start an edge, pixels "
+              "above Low continue one.");
+}
+
+// The last ControlNet run's samples with the hint drawn over each.
+void draw_results(const Snapshot& snap, UiContext& ctx) {
+  ControlNetView& v = ctx.ui.controlnet;
+  if (!snap.samples || snap.samples->hint.empty()) return;
+  const TrajectoryFrames& run = *snap.samples;
+  const FloatImages& images = run.final_images;
+  if (images.empty()) return;
+  ImGui::SeparatorText("Samples");
+  ImGui::Checkbox("Overlay hint", &v.overlay);
+  ImGui::SameLine();
+  ImGui::TextDisabled("scale %.2f, w %.1f, %s %d steps, %.1f s", run.control_scale, run.config.guidance,
+                      std::string(to_string(run.config.sampler)).c_str(), run.config.steps, run.seconds);
+  const int columns = best_columns(images.n, images.w, images.h, 2,
+                                   ImVec2(ImGui::GetContentRegionAvail().x / v.zoom, 0.0f));
+  const CachedImage& img = ctx.textures.get(
+      "controlnet.samples", mix_stamp(reinterpret_cast<uintptr_t>(&run), 11), Colormap::Image, 1.0f,
+      [&](GridLayout* layout) {
+        FloatPlane plane;
+        *layout = compose_grid(images, 0, images.n, columns, 2, false, &plane);
+        return plane;
+      });
+  v.zoom = fit_zoom(static_cast<float>(img.width()), ImGui::GetContentRegionAvail().x, 1.0f, 6.0f);
+  const auto labels = class_labels(snap, run.labels);
+  ImageViewOptions options;
+  options.labels = &labels;
+  image_view("controlnet_samples", img, &v.zoom, options);
+  if (!v.overlay) return;
+  // The hint (both planes) over every cell.
+  const ImVec2 p0 = ImGui::GetItemRectMin();
+  const float z = v.zoom;
+  const GridLayout& g = img.layout;
+  const int h = run.hint.h, w = run.hint.w;
+  const size_t plane = static_cast<size_t>(h) * w;
+  ImDrawList* draw = ImGui::GetWindowDrawList();
+  for (int i = 0; i < g.count; ++i) {
+    const float cx = p0.x + g.cell_x(i) * z, cy = p0.y + g.cell_y(i) * z;
+    for (int y = 0; y < h; ++y)
+      for (int x = 0; x < w; ++x) {
+        float value = 0.0f;
+        for (int c = 0; c < run.hint.c; ++c) value += run.hint.data[c * plane + static_cast<size_t>(y) * w + x];
+        if (value < 0.5f) continue;
+        const ImVec2 a(cx + x * z, cy + y * z);
+        draw->AddRectFilled(a, ImVec2(a.x + z, a.y + z), kOverlayColor);
+      }
+  }
+}
+
+}  // namespace
+
+void draw_controlnet_panel(const Snapshot& snap, UiContext& ctx) {
+  UiState& ui = ctx.ui;
+  place_panel(ui, Panel::ControlNet);
+  if (!ImGui::Begin(panel_title(Panel::ControlNet), &panel_visible(ui, Panel::ControlNet))) {
+    ImGui::End();
+    return;
+  }
+  ControlNetView& v = ui.controlnet;
+  draw_load_row(snap, ctx);
+  const auto& c = snap.controlnet;
+  const int height = c.ready ? c.height : (snap.data_preview.empty() ? 28 : snap.data_preview.h);
+  const int width = c.ready ? c.width : (snap.data_preview.empty() ? 28 : snap.data_preview.w);
+  fit_canvas(v, height, width);
+  if (c.ready && v.edges_low < 0) {  // first load: the thresholds it was trained with
+    v.canny_low = static_cast<float>(c.config.canny_low);
+    v.canny_high = static_cast<float>(c.config.canny_high);
+    v.scale = static_cast<float>(c.config.scale);
+  }
+  ImGui::Separator();
+  draw_source(snap, ctx);
+  const bool picture_mode = v.source == HintSource::Picture;
+  if (picture_mode) update_edges(v);
+
+  // Canvas (left) and the hint that will be sent (right).
+  const float avail = ImGui::GetContentRegionAvail().x;
+  v.canvas_zoom = std::clamp(std::floor(avail * 0.58f / std::max(v.width, 1)), 4.0f, 12.0f);
+  ImGui::BeginGroup();
+  const std::string caption =
+      picture_mode ? "picture: " + (v.picture_name.empty() ? std::string("none") : v.picture_name)
+                   : "canvas " + std::to_string(v.width) + "x" + std::to_string(v.height) + " (draw here)";
+  ImGui::TextDisabled("%s", caption.c_str());
+  draw_canvas(v, ui, picture_mode);
+  ImGui::EndGroup();
+  ImGui::SameLine();
+  ImGui::BeginGroup();
+  const std::vector<float> hint = make_hint(v);
+  const size_t plane = static_cast<size_t>(v.height) * v.width;
+  const std::vector<float> shown(hint.begin() + (picture_mode ? kCannyPlane : kScribblePlane) * plane,
+                                 hint.begin() + (picture_mode ? kCannyPlane + 1 : kScribblePlane + 1) * plane);
+  const int hint_pixels = static_cast<int>(std::count_if(shown.begin(), shown.end(), [](float x) { return x > 0.5f; }));
+  ImGui::TextDisabled("hint: %d px", hint_pixels);
+  draw_plane("hint_preview", shown, v.height, v.width, std::max(2.0f, std::floor(v.canvas_zoom * 0.5f)),
+             picture_mode ? kEdgeColor : kStrokeColor);
+  ImGui::Spacing();
+  ImGui::PushItemWidth(ImGui::GetFontSize() * 7.0f);
+  ImGui::SliderFloat("Control scale", &v.scale, 0.0f, 2.0f, "%.2f");
+  help_marker("How strongly the ControlNet's residuals steer the base model: 0 = the base model "
+              "alone, 1 = as trained.");
+  ImGui::BeginDisabled(c.num_classes == 0);
+  ImGui::SliderFloat("Guidance", &v.guidance, 0.0f, 6.0f, "%.1f");
+  help_marker("Classifier-free guidance toward the class below; 0 = unconditional (the hint "
+              "alone decides what is drawn).");
+  const std::string current = v.class_label < 0 ? "all (cycle)" : class_name(snap, v.class_label);
+  if (ImGui::BeginCombo("Class", current.c_str())) {
+    if (ImGui::Selectable("all (cycle)", v.class_label < 0)) v.class_label = -1;
+    for (int k = 0; k < c.num_classes; ++k) {
+      ImGui::PushID(k);
+      if (ImGui::Selectable(class_name(snap, k).c_str(), v.class_label == k)) v.class_label = k;
+      ImGui::PopID();
+    }
+    ImGui::EndCombo();
+  }
+  ImGui::EndDisabled();
+  ImGui::SliderInt("Count", &v.n, 1, 32);
+  ImGui::PopItemWidth();
+  const bool idle = snap.status == JobStatus::Idle || snap.status == JobStatus::Error;
+  const bool can_generate = c.ready && idle && hint_pixels > 0;
+  ImGui::BeginDisabled(!can_generate);
+  if (ImGui::Button("Generate##controlnet", ImVec2(ImGui::GetFontSize() * 7.0f, 0))) ctx.actions.generate_controlnet(hint);
+  ImGui::EndDisabled();
+  track_item(ui, "ControlNetGenerate", can_generate);
+  if (ImGui::IsItemHovered(ImGuiHoveredFlags_AllowWhenDisabled) && !can_generate)
+    ImGui::SetTooltip("%s", !c.ready ? "Load a ControlNet first."
+                            : hint_pixels == 0 ? "Draw a stroke or pick a picture first."
+                                               : "Wait for the current job (training can be paused).");
+  ImGui::TextDisabled("%s %d steps, seed %llu", std::string(to_string(ui.edit.sample.sampler)).c_str(),
+                      ui.edit.sample.steps, static_cast<unsigned long long>(ui.edit.sample.seed));
+  help_marker("Sampler, steps and seed come from the Sampling panel; its scrubber replays this run.");
+  ImGui::EndGroup();
+  if (!v.status.empty()) {
+    if (v.status_is_error) error_text(v.status);
+    else dim_text(v.status.c_str());
+  }
+  if (!snap.error.empty() && snap.message.find("ControlNet") != std::string::npos) error_text(snap.error);
+  draw_results(snap, ctx);
+  ImGui::End();
+}
+
+}  // namespace difflab
