@@ -10,5 +10,7 @@ int cmd_dataset(int argc, char** argv);
 int cmd_bench(int argc, char** argv);
 int cmd_eval(int argc, char** argv);
 int cmd_train_classifier(int argc, char** argv);
+int cmd_canny(int argc, char** argv);
+int cmd_scribble(int argc, char** argv);
 
 }  // namespace difflab::cli

@@ -24,7 +24,9 @@ void print_usage() {
       "  bench     training and sampling speed on this machine\n"
       "  eval      measure a checkpoint: samples' accuracy and Frechet distance (default),\n"
       "            or --nll: the test-set NLL bound in bits/dim\n"
-      "  train-classifier  train a noisy classifier for classifier guidance\n\n"
+      "  train-classifier  train a noisy classifier for classifier guidance\n"
+      "  canny     edges of a PNG/JPG (the ControlNet hint), white on black\n"
+      "  scribble  a synthesised scribble hint of a PNG/JPG\n\n"
       "difflab-cli <command> --help shows the options of a command.\n");
 }
 
@@ -46,6 +48,8 @@ int main(int argc, char** argv) {
     if (command == "bench") return cmd_bench(argc, argv);
     if (command == "eval") return cmd_eval(argc, argv);
     if (command == "train-classifier") return cmd_train_classifier(argc, argv);
+    if (command == "canny") return cmd_canny(argc, argv);
+    if (command == "scribble") return cmd_scribble(argc, argv);
     std::fprintf(stderr, "difflab-cli: unknown command '%s'\n\n", command.c_str());
     print_usage();
     return 2;
