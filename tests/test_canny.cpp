@@ -383,9 +383,30 @@ TEST(Scribble, WithoutRandomnessItIsTheSkeleton) {
   none.canny_share = 0;
   auto s = synthesize_scribbles(images, at::Generator(), none);
   EXPECT_TRUE(torch::equal(s, skeletonize((images > 0.5).to(torch::kFloat32))));
-  // canny_share = 1 gives the Canny edges instead.
+  // canny_share = 1 gives the Canny edges instead, never thickened.
   none.canny_share = 1;
+  none.max_dilate = 2;
   EXPECT_TRUE(torch::equal(synthesize_scribbles(images, at::Generator(), none), canny(images)));
+}
+
+TEST(Scribble, ThickeningIsZeroOrOne3x3Dilation) {
+  auto images = stroke_images().repeat({4, 1, 1, 1});  // 16 hints
+  ScribbleOptions o;
+  o.max_drop = 0;
+  o.jitter_px = 0;
+  o.canny_share = 0;
+  o.max_dilate = 1;
+  auto s = synthesize_scribbles(images, at::make_generator<at::CPUGeneratorImpl>(11), o);
+  auto skeleton = skeletonize((images > 0.5).to(torch::kFloat32));
+  auto dilated = torch::max_pool2d(skeleton, {3, 3}, {1, 1}, {1, 1});
+  int thin = 0, thick = 0;
+  for (int64_t i = 0; i < s.size(0); ++i) {
+    if (torch::equal(s[i], skeleton[i])) ++thin;
+    else if (torch::equal(s[i], dilated[i])) ++thick;
+  }
+  EXPECT_EQ(thin + thick, 16);
+  EXPECT_GT(thin, 0);
+  EXPECT_GT(thick, 0);
 }
 
 TEST(Scribble, SeededAndBinaryAndNearTheStrokes) {

@@ -91,8 +91,9 @@ at::Tensor synthesize_scribbles(const at::Tensor& images, at::Generator gen,
   const auto gray = to_gray(images).to(torch::kFloat32).clamp(0.0, 1.0);
   auto hint = skeletonize((gray > options.threshold).to(torch::kFloat32));
 
+  at::Tensor use_canny;  // (B, 1, 1, 1) bool, undefined when canny_share = 0
   if (options.canny_share > 0.0) {
-    const auto use_canny = uniform({batch, 1, 1, 1}, gen, device) < options.canny_share;
+    use_canny = uniform({batch, 1, 1, 1}, gen, device) < options.canny_share;
     hint = torch::where(use_canny, canny(gray), hint);
   }
 
@@ -118,12 +119,17 @@ at::Tensor synthesize_scribbles(const at::Tensor& images, at::Generator gen,
                               .mode(torch::kNearest)
                               .padding_mode(torch::kZeros)
                               .align_corners(false));
+    // Nearest sampling doubles a 1-px line where the field compresses: thin it again, so the
+    // thickening below alone sets the width (1 or 3 px).
+    hint = skeletonize(hint);
   }
 
   if (options.max_dilate > 0) {
-    const auto rounds = (uniform({batch, 1, 1, 1}, gen, device) * (options.max_dilate + 1))
-                            .floor()
-                            .clamp_max(options.max_dilate);
+    auto rounds = (uniform({batch, 1, 1, 1}, gen, device) * (options.max_dilate + 1))
+                      .floor()
+                      .clamp_max(options.max_dilate);
+    // Canny hints stay thin: dilated, a stroke's two outlines 2–3 px apart merge into a band.
+    if (use_canny.defined()) rounds = rounds.masked_fill(use_canny, 0.0);
     for (int k = 1; k <= options.max_dilate; ++k)
       hint = torch::where(rounds >= k, dilate(hint), hint);
   }

@@ -14,6 +14,7 @@ struct ScribbleOptions {
   double threshold = 0.5;     // binarise: pixel > threshold (images in [0, 1])
   double max_drop = 0.3;      // each hint loses a uniform random share in [0, max_drop] of 4x4 blocks
   int max_dilate = 1;         // each hint is thickened by a uniform random 0..max_dilate 3x3 dilations
+                              // (not the Canny ones)
   double jitter_px = 1.0;     // random translation in [−j, j] px plus a smooth elastic shift of ≤ j/2 px
   double canny_share = 0.1;   // share of hints made from Canny edges (default thresholds) instead
 };
