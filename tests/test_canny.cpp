@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 #include <torch/torch.h>
 
+#include <algorithm>
 #include <cmath>
 #include <string>
 #include <vector>
@@ -310,6 +311,108 @@ TEST(Canny, BatchGivesTheSameEdgesAsEachImageAlone) {
   }
   // Colour input: the grey of an RGB image where all channels agree.
   EXPECT_TRUE(torch::equal(canny(b.expand({1, 3, 16, 16})), canny(b)));
+}
+
+namespace {
+
+// cv::Canny (aperture 3) written out pixel by pixel as in OpenCV's scalar path: integer Sobel
+// with a replicated border, magnitude |gx| + |gy| (or gx² + gy² against squared thresholds),
+// direction bins in 2¹⁵ fixed point, and a stack-based 8-connected hysteresis. An independent
+// second implementation of the same rules, for random images.
+std::vector<uint8_t> reference_canny(const std::vector<int>& img, int h, int w, double low,
+                                     double high, bool l2) {
+  auto at = [&](int y, int x) {
+    return img[std::clamp(y, 0, h - 1) * w + std::clamp(x, 0, w - 1)];
+  };
+  std::vector<long> dx(h * w), dy(h * w), mag(h * w);
+  for (int y = 0; y < h; ++y)
+    for (int x = 0; x < w; ++x) {
+      dx[y * w + x] = (at(y - 1, x + 1) + 2 * at(y, x + 1) + at(y + 1, x + 1)) -
+                      (at(y - 1, x - 1) + 2 * at(y, x - 1) + at(y + 1, x - 1));
+      dy[y * w + x] = (at(y + 1, x - 1) + 2 * at(y + 1, x) + at(y + 1, x + 1)) -
+                      (at(y - 1, x - 1) + 2 * at(y - 1, x) + at(y - 1, x + 1));
+      const long gx = dx[y * w + x], gy = dy[y * w + x];
+      mag[y * w + x] = l2 ? gx * gx + gy * gy : std::labs(gx) + std::labs(gy);
+    }
+  if (l2) {
+    low *= low;
+    high *= high;
+  }
+  const long lo = static_cast<long>(std::floor(low)), hi = static_cast<long>(std::floor(high));
+  auto m_at = [&](int y, int x) { return (y < 0 || x < 0 || y >= h || x >= w) ? 0L : mag[y * w + x]; };
+  const long tg22 = static_cast<long>(0.4142135623730950488 * (1 << 15) + 0.5);
+  std::vector<uint8_t> candidate(h * w, 0), out(h * w, 0);
+  std::vector<int> stack;
+  for (int y = 0; y < h; ++y)
+    for (int x = 0; x < w; ++x) {
+      const long m = mag[y * w + x];
+      if (m <= lo) continue;
+      const long xs = dx[y * w + x], ys = dy[y * w + x];
+      const long ax = std::labs(xs), ay = std::labs(ys) << 15, t22 = ax * tg22;
+      bool keep;
+      if (ay < t22) {
+        keep = m > m_at(y, x - 1) && m >= m_at(y, x + 1);
+      } else if (ay > t22 + (ax << 16)) {
+        keep = m > m_at(y - 1, x) && m >= m_at(y + 1, x);
+      } else {
+        const int s = ((xs < 0) != (ys < 0)) ? -1 : 1;
+        keep = m > m_at(y - 1, x - s) && m > m_at(y + 1, x + s);
+      }
+      if (!keep) continue;
+      candidate[y * w + x] = 1;
+      if (m > hi) {
+        out[y * w + x] = 1;
+        stack.push_back(y * w + x);
+      }
+    }
+  while (!stack.empty()) {
+    const int p = stack.back();
+    stack.pop_back();
+    for (int ddy = -1; ddy <= 1; ++ddy)
+      for (int ddx = -1; ddx <= 1; ++ddx) {
+        const int y = p / w + ddy, x = p % w + ddx;
+        if (y < 0 || x < 0 || y >= h || x >= w || !candidate[y * w + x] || out[y * w + x]) continue;
+        out[y * w + x] = 1;
+        stack.push_back(y * w + x);
+      }
+  }
+  return out;
+}
+
+}  // namespace
+
+TEST(Canny, MatchesAPixelByPixelTranscriptionOfOpenCv) {
+  // Random 8-bit pictures: blocky shapes (bilinearly upsampled noise, so there are ties,
+  // plateaus and all gradient directions) plus fine noise.
+  auto gen = at::make_generator<at::CPUGeneratorImpl>(42);
+  const int n = 6, h = 19, w = 23;
+  auto coarse = torch::rand({n, 1, 5, 6}, gen);
+  auto images = torch::nn::functional::interpolate(
+      coarse, torch::nn::functional::InterpolateFuncOptions()
+                  .size(std::vector<int64_t>{h, w})
+                  .mode(torch::kBilinear)
+                  .align_corners(false));
+  images = ((images + 0.15 * torch::rand({n, 1, h, w}, gen)) * 220.0).round() / 255.0;  // <= 253
+  struct Case { double low, high; bool l2; };
+  for (const Case c : {Case{100, 200, false}, Case{30, 90, false}, Case{60.5, 120.5, false},
+                       Case{40, 110, true}}) {
+    CannyOptions o;
+    o.low = c.low;
+    o.high = c.high;
+    o.l2_gradient = c.l2;
+    auto edges = canny(images, o);
+    int64_t total = 0;
+    for (int i = 0; i < n; ++i) {
+      auto bytes = (images[i][0] * 255.0).round().to(torch::kInt).contiguous();
+      std::vector<int> img(bytes.data_ptr<int>(), bytes.data_ptr<int>() + h * w);
+      auto ref = reference_canny(img, h, w, c.low, c.high, c.l2);
+      auto expected = torch::from_blob(ref.data(), {h, w}, torch::kUInt8).to(torch::kFloat32);
+      total += static_cast<int64_t>(expected.sum().item<double>());
+      EXPECT_TRUE(torch::equal(edges[i][0], expected))
+          << "image " << i << " low " << c.low << " l2 " << c.l2 << to_art(edges[i]) << to_art(expected);
+    }
+    EXPECT_GT(total, 20) << "the case should have edges at all";
+  }
 }
 
 TEST(Canny, RejectsBadShapes) {

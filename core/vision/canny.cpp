@@ -14,8 +14,6 @@ namespace F = torch::nn::functional;
 // tan 22.5° in OpenCV's fixed point (round(0.41421356 · 2¹⁵) / 2¹⁵, exactly representable in
 // float), so integer gradients fall into the same direction bins as cv::Canny.
 constexpr double kTan22 = 13573.0 / 32768.0;
-// tan 67.5° = tan 22.5° + 2 (OpenCV: tg67x = tg22x + 2x).
-constexpr double kTan67 = kTan22 + 2.0;
 // Dilation rounds between convergence checks in hysteresis (each check is one device sync).
 constexpr int64_t kRoundsPerCheck = 4;
 
@@ -91,8 +89,11 @@ at::Tensor non_max_suppression(const at::Tensor& magnitude, const at::Tensor& gx
   const auto ax = gx.abs(), ay = gy.abs();
   // Direction bins as cv::Canny: |gy| < tan22.5·|gx| → across is horizontal; |gy| >
   // tan67.5·|gx| → vertical; otherwise the diagonal given by the signs of gx and gy.
-  const auto horizontal = ay < ax * kTan22;
-  const auto vertical = (ay > ax * kTan67).logical_and(horizontal.logical_not());
+  // tan 67.5° = tan 22.5° + 2 as OpenCV's tg67x = tg22x + 2x, written so that every product
+  // stays exact in float32 for integer gradients (|g| <= 1020 · 2¹⁴ < 2²⁴).
+  const auto tg22x = ax * kTan22;
+  const auto horizontal = ay < tg22x;
+  const auto vertical = (ay - 2.0 * ax > tg22x).logical_and(horizontal.logical_not());
   const auto diagonal = horizontal.logical_or(vertical).logical_not();
   const auto opposite_signs = (gx < 0).logical_xor(gy < 0);  // OpenCV: (gx ^ gy) < 0
   const auto keep_h = (m > shifted(mp, 0, -1)).logical_and(m >= shifted(mp, 0, 1));
