@@ -118,7 +118,8 @@ TEST(Canny, BlurOfAnImpulseIsTheSampledGaussian) {
   const int radius = static_cast<int>(std::ceil(3 * sigma));  // 4
   std::vector<double> g(2 * radius + 1);
   double total = 0;
-  for (int i = -radius; i <= radius; ++i) total += g[i + radius] = std::exp(-i * i / (2 * sigma * sigma));
+  for (int i = -radius; i <= radius; ++i)
+    total += g[i + radius] = std::exp(-i * i / (2 * sigma * sigma));
   for (double& v : g) v /= total;
   auto img = torch::zeros({1, 1, 17, 17});
   img[0][0][8][8] = 1.0;
@@ -206,31 +207,20 @@ TEST(Canny, NonMaxSuppressionAlongADiagonal) {
 TEST(Canny, DoubleThresholdIsStrictOnBothSides) {
   auto nms = torch::tensor({50.0f, 100.0f, 101.0f, 200.0f, 200.5f, 0.0f}).view({1, 1, 1, 6});
   auto [strong, weak] = double_threshold(nms, 100, 200);
-  EXPECT_TRUE(torch::equal(strong, torch::tensor({0.f, 0.f, 0.f, 0.f, 1.f, 0.f}).view({1, 1, 1, 6})));
+  EXPECT_TRUE(
+      torch::equal(strong, torch::tensor({0.f, 0.f, 0.f, 0.f, 1.f, 0.f}).view({1, 1, 1, 6})));
   EXPECT_TRUE(torch::equal(weak, torch::tensor({0.f, 0.f, 1.f, 1.f, 0.f, 0.f}).view({1, 1, 1, 6})));
 }
 
 TEST(Canny, HysteresisKeepsWeakChainsTouchingStrongPixels) {
   // S strong; a diagonal weak chain leading away from it (8-connected) stays; an isolated
   // weak pixel and an isolated weak pair are dropped.
-  auto strong = from_art({"..........",
-                          ".#........",
-                          "..........",
-                          "..........",
-                          "..........",
-                          ".........."});
-  auto weak = from_art({"..........",
-                        "..##......",
-                        "....#.....",
-                        ".....#....",
-                        "........#.",
-                        ".##......."});
-  auto expected = from_art({"..........",
-                            ".###......",
-                            "....#.....",
-                            ".....#....",
-                            "..........",
-                            ".........."});
+  auto strong = from_art(
+      {"..........", ".#........", "..........", "..........", "..........", ".........."});
+  auto weak = from_art(
+      {"..........", "..##......", "....#.....", ".....#....", "........#.", ".##......."});
+  auto expected = from_art(
+      {"..........", ".###......", "....#.....", ".....#....", "..........", ".........."});
   auto edges = hysteresis(strong, weak);
   EXPECT_TRUE(torch::equal(edges, expected)) << to_art(edges);
   // A long winding weak path (more rounds than the check interval) is followed to its end.
@@ -240,7 +230,8 @@ TEST(Canny, HysteresisKeepsWeakChainsTouchingStrongPixels) {
   auto snake_strong = torch::zeros({1, 1, 9, 9});
   snake_strong[0][0][0][0] = 1.0;
   auto snake = hysteresis(snake_strong, snake_weak);
-  EXPECT_TRUE(torch::equal(snake, snake_weak.clamp_max(1) + snake_strong - snake_strong * snake_weak))
+  EXPECT_TRUE(
+      torch::equal(snake, snake_weak.clamp_max(1) + snake_strong - snake_strong * snake_weak))
       << to_art(snake);
 }
 
@@ -253,18 +244,9 @@ TEST(Canny, FilledSquareGivesItsOutline) {
   // 255 + 765 above/beside it), so those corners are cut diagonally; the bottom-right corner
   // pixel lies on both inside sides. (Also checked against a scalar transcription of cv::Canny.)
   auto img = filled_rect(12, 12, 3, 7, 4, 8);
-  auto expected = from_art({"............",
-                            "............",
-                            ".....###....",
-                            "....#...#...",
-                            "...#....#...",
-                            "...#....#...",
-                            "...#....#...",
-                            "....#####...",
-                            "............",
-                            "............",
-                            "............",
-                            "............"});
+  auto expected = from_art({"............", "............", ".....###....", "....#...#...",
+                            "...#....#...", "...#....#...", "...#....#...", "....#####...",
+                            "............", "............", "............", "............"});
   auto edges = canny(img);
   ASSERT_EQ(edges.scalar_type(), torch::kFloat32);
   EXPECT_TRUE(torch::equal(edges, expected)) << to_art(edges);
@@ -339,7 +321,9 @@ std::vector<uint8_t> reference_canny(const std::vector<int>& img, int h, int w, 
     high *= high;
   }
   const long lo = static_cast<long>(std::floor(low)), hi = static_cast<long>(std::floor(high));
-  auto m_at = [&](int y, int x) { return (y < 0 || x < 0 || y >= h || x >= w) ? 0L : mag[y * w + x]; };
+  auto m_at = [&](int y, int x) {
+    return (y < 0 || x < 0 || y >= h || x >= w) ? 0L : mag[y * w + x];
+  };
   const long tg22 = static_cast<long>(0.4142135623730950488 * (1 << 15) + 0.5);
   std::vector<uint8_t> candidate(h * w, 0), out(h * w, 0);
   std::vector<int> stack;
@@ -387,13 +371,16 @@ TEST(Canny, MatchesAPixelByPixelTranscriptionOfOpenCv) {
   auto gen = at::make_generator<at::CPUGeneratorImpl>(42);
   const int n = 6, h = 19, w = 23;
   auto coarse = torch::rand({n, 1, 5, 6}, gen);
-  auto images = torch::nn::functional::interpolate(
-      coarse, torch::nn::functional::InterpolateFuncOptions()
-                  .size(std::vector<int64_t>{h, w})
-                  .mode(torch::kBilinear)
-                  .align_corners(false));
+  auto images =
+      torch::nn::functional::interpolate(coarse, torch::nn::functional::InterpolateFuncOptions()
+                                                     .size(std::vector<int64_t>{h, w})
+                                                     .mode(torch::kBilinear)
+                                                     .align_corners(false));
   images = ((images + 0.15 * torch::rand({n, 1, h, w}, gen)) * 220.0).round() / 255.0;  // <= 253
-  struct Case { double low, high; bool l2; };
+  struct Case {
+    double low, high;
+    bool l2;
+  };
   for (const Case c : {Case{100, 200, false}, Case{30, 90, false}, Case{60.5, 120.5, false},
                        Case{40, 110, true}}) {
     CannyOptions o;
@@ -409,7 +396,8 @@ TEST(Canny, MatchesAPixelByPixelTranscriptionOfOpenCv) {
       auto expected = torch::from_blob(ref.data(), {h, w}, torch::kUInt8).to(torch::kFloat32);
       total += static_cast<int64_t>(expected.sum().item<double>());
       EXPECT_TRUE(torch::equal(edges[i][0], expected))
-          << "image " << i << " low " << c.low << " l2 " << c.l2 << to_art(edges[i]) << to_art(expected);
+          << "image " << i << " low " << c.low << " l2 " << c.l2 << to_art(edges[i])
+          << to_art(expected);
     }
     EXPECT_GT(total, 20) << "the case should have edges at all";
   }
@@ -443,8 +431,10 @@ TEST(Scribble, SkeletonOfACross) {
   // A plus sign of 3-px-wide arms through (8, 8): a connected 1-px cross on rows/column 8.
   auto cross = (filled_rect(17, 17, 7, 9, 1, 15) + filled_rect(17, 17, 1, 15, 7, 9)).clamp_max(1);
   auto s = skeletonize(cross);
-  auto centre_lines = (filled_rect(17, 17, 8, 8, 0, 16) + filled_rect(17, 17, 0, 16, 8, 8)).clamp_max(1);
-  EXPECT_LE((s * (1 - centre_lines)).sum().item<double>(), 4.0) << to_art(s);  // a few at the centre
+  auto centre_lines =
+      (filled_rect(17, 17, 8, 8, 0, 16) + filled_rect(17, 17, 0, 16, 8, 8)).clamp_max(1);
+  EXPECT_LE((s * (1 - centre_lines)).sum().item<double>(), 4.0)
+      << to_art(s);  // a few at the centre
   EXPECT_EQ(components(s), 1) << to_art(s);
   EXPECT_GE(s.sum().item<double>(), 20.0) << to_art(s);
   // 1 px thick: no 2x2 block fully set.
@@ -467,10 +457,10 @@ torch::Tensor stroke_images() {
     for (int x = 0; x < 28; ++x) {
       const double r = std::sqrt((x - 14.0) * (x - 14.0) / 0.5 + (y - 14.0) * (y - 14.0));
       ring[0][0][y][x] = (r >= 7.5 && r <= 10.5) ? 1.0 : 0.0;
-      l[0][0][y][x] = ((x >= 8 && x <= 10 && y >= 4 && y <= 23) ||
-                       (y >= 21 && y <= 23 && x >= 8 && x <= 21))
-                          ? 0.95
-                          : 0.0;
+      l[0][0][y][x] =
+          ((x >= 8 && x <= 10 && y >= 4 && y <= 23) || (y >= 21 && y <= 23 && x >= 8 && x <= 21))
+              ? 0.95
+              : 0.0;
     }
   return torch::cat({ring, l, ring, l}, 0);
 }
@@ -504,8 +494,10 @@ TEST(Scribble, ThickeningIsZeroOrOne3x3Dilation) {
   auto dilated = torch::max_pool2d(skeleton, {3, 3}, {1, 1}, {1, 1});
   int thin = 0, thick = 0;
   for (int64_t i = 0; i < s.size(0); ++i) {
-    if (torch::equal(s[i], skeleton[i])) ++thin;
-    else if (torch::equal(s[i], dilated[i])) ++thick;
+    if (torch::equal(s[i], skeleton[i]))
+      ++thin;
+    else if (torch::equal(s[i], dilated[i]))
+      ++thick;
   }
   EXPECT_EQ(thin + thick, 16);
   EXPECT_GT(thin, 0);

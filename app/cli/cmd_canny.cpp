@@ -42,8 +42,8 @@ void write_mask(const std::string& path, const at::Tensor& mask, int scale) {
 std::pair<std::string, std::string> in_out(const Args& args) {
   const auto& words = args.positional();
   if (words.size() != 2)
-    throw UsageError("expected an input and an output path, got " +
-                     std::to_string(words.size()) + " path(s)");
+    throw UsageError("expected an input and an output path, got " + std::to_string(words.size()) +
+                     " path(s)");
   return {words[0], words[1]};
 }
 
@@ -79,7 +79,8 @@ int cmd_canny(int argc, char** argv) {
   options.blur_sigma = args.get_double("blur", options.blur_sigma);
   options.l2_gradient = args.has("l2");
   if (options.low < 0 || options.high < 0) throw UsageError("--low and --high must be >= 0");
-  if (options.blur_sigma < 0 || options.blur_sigma > 20) throw UsageError("--blur must be in [0, 20]");
+  if (options.blur_sigma < 0 || options.blur_sigma > 20)
+    throw UsageError("--blur must be in [0, 20]");
   const int scale = scale_option(args);
   const auto image = load_picture(in);
   const auto edges = canny(image, options);
@@ -116,9 +117,12 @@ int cmd_scribble(int argc, char** argv) {
   options.max_dilate = args.get_int("max-dilate", options.max_dilate);
   options.jitter_px = args.get_double("jitter", options.jitter_px);
   options.canny_share = args.get_double("canny-share", options.canny_share);
-  if (options.max_drop < 0 || options.max_drop > 1) throw UsageError("--max-drop must be in [0, 1]");
-  if (options.max_dilate < 0 || options.max_dilate > 8) throw UsageError("--max-dilate must be in [0, 8]");
-  if (options.jitter_px < 0 || options.jitter_px > 8) throw UsageError("--jitter must be in [0, 8]");
+  if (options.max_drop < 0 || options.max_drop > 1)
+    throw UsageError("--max-drop must be in [0, 1]");
+  if (options.max_dilate < 0 || options.max_dilate > 8)
+    throw UsageError("--max-dilate must be in [0, 8]");
+  if (options.jitter_px < 0 || options.jitter_px > 8)
+    throw UsageError("--jitter must be in [0, 8]");
   if (options.canny_share < 0 || options.canny_share > 1)
     throw UsageError("--canny-share must be in [0, 1]");
   const int64_t seed = args.get_int64("seed", 0);

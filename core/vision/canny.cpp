@@ -19,12 +19,12 @@ constexpr int64_t kRoundsPerCheck = 4;
 
 void check_single_channel(const at::Tensor& t, const char* what) {
   if (!t.defined() || t.dim() != 4 || t.size(1) != 1)
-    throw std::invalid_argument(std::string(what) + " needs a (B, 1, H, W) tensor, got " +
-                                (t.defined() ? std::to_string(t.dim()) + "-D " +
-                                                   (t.dim() == 4 ? std::to_string(t.size(1)) +
-                                                                       " channel(s)"
-                                                                 : std::string())
-                                             : std::string("undefined")));
+    throw std::invalid_argument(
+        std::string(what) + " needs a (B, 1, H, W) tensor, got " +
+        (t.defined()
+             ? std::to_string(t.dim()) + "-D " +
+                   (t.dim() == 4 ? std::to_string(t.size(1)) + " channel(s)" : std::string())
+             : std::string("undefined")));
 }
 
 at::Tensor as_float(const at::Tensor& t) {
@@ -74,8 +74,8 @@ std::pair<at::Tensor, at::Tensor> sobel(const at::Tensor& gray) {
                 .view({1, 1, 3, 3});
   auto ky = kx.transpose(2, 3);
   auto weight = torch::cat({kx, ky}, 0).contiguous();
-  auto g = torch::conv2d(F::pad(x, F::PadFuncOptions({1, 1, 1, 1}).mode(torch::kReplicate)),
-                         weight);
+  auto g =
+      torch::conv2d(F::pad(x, F::PadFuncOptions({1, 1, 1, 1}).mode(torch::kReplicate)), weight);
   return {g.narrow(1, 0, 1), g.narrow(1, 1, 1)};
 }
 
@@ -109,8 +109,7 @@ at::Tensor non_max_suppression(const at::Tensor& magnitude, const at::Tensor& gx
   return m * keep.to(m.scalar_type());
 }
 
-std::pair<at::Tensor, at::Tensor> double_threshold(const at::Tensor& nms, double low,
-                                                   double high) {
+std::pair<at::Tensor, at::Tensor> double_threshold(const at::Tensor& nms, double low, double high) {
   auto strong = (nms > high).to(torch::kFloat32);
   auto weak = (nms > low).logical_and(nms <= high).to(torch::kFloat32);
   return {strong, weak};
@@ -150,8 +149,7 @@ at::Tensor canny(const at::Tensor& images, const CannyOptions& options) {
   auto gray = to_gray(images).to(torch::kFloat32).clamp(0.0, 1.0).mul(255.0).round();
   if (options.blur_sigma > 0.0) gray = gaussian_blur(gray, options.blur_sigma);
   const auto [gx, gy] = sobel(gray);
-  const auto magnitude =
-      options.l2_gradient ? torch::sqrt(gx * gx + gy * gy) : gx.abs() + gy.abs();
+  const auto magnitude = options.l2_gradient ? torch::sqrt(gx * gx + gy * gy) : gx.abs() + gy.abs();
   const auto nms = non_max_suppression(magnitude, gx, gy);
   double low = options.low, high = options.high;
   if (low > high) std::swap(low, high);

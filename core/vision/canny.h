@@ -13,10 +13,10 @@
 namespace difflab {
 
 struct CannyOptions {
-  double low = 100.0;       // hysteresis thresholds on the gradient magnitude, 0–255 scale as OpenCV
-  double high = 200.0;      // (swapped when low > high, as OpenCV does)
-  double blur_sigma = 0.0;  // Gaussian blur before Sobel; 0 = none (OpenCV's Canny does not blur)
-  bool l2_gradient = false; // |gx| + |gy| (OpenCV's default) or sqrt(gx² + gy²)
+  double low = 100.0;        // hysteresis thresholds on the gradient magnitude, on the 0–255
+  double high = 200.0;       // scale as OpenCV (swapped when low > high, as OpenCV does)
+  double blur_sigma = 0.0;   // Gaussian blur before Sobel; 0 = none (OpenCV's Canny has none)
+  bool l2_gradient = false;  // |gx| + |gy| (OpenCV's default) or sqrt(gx² + gy²)
 };
 
 // (B, 1, H, W) → the same blurred by a normalised Gaussian of standard deviation `sigma`,

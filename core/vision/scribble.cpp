@@ -32,9 +32,7 @@ at::Tensor uniform(at::IntArrayRef sizes, const at::Generator& gen, const at::De
   return torch::rand(sizes, gen, torch::dtype(torch::kFloat32).device(gen.device())).to(device);
 }
 
-at::Tensor dilate(const at::Tensor& x) {
-  return torch::max_pool2d(x, {3, 3}, {1, 1}, {1, 1});
-}
+at::Tensor dilate(const at::Tensor& x) { return torch::max_pool2d(x, {3, 3}, {1, 1}, {1, 1}); }
 
 }  // namespace
 

@@ -11,12 +11,11 @@
 namespace difflab {
 
 struct ScribbleOptions {
-  double threshold = 0.5;     // binarise: pixel > threshold (images in [0, 1])
-  double max_drop = 0.3;      // each hint loses a uniform random share in [0, max_drop] of 4x4 blocks
-  int max_dilate = 1;         // each hint is thickened by a uniform random 0..max_dilate 3x3 dilations
-                              // (not the Canny ones)
-  double jitter_px = 1.0;     // random translation in [−j, j] px plus a smooth elastic shift of ≤ j/2 px
-  double canny_share = 0.1;   // share of hints made from Canny edges (default thresholds) instead
+  double threshold = 0.5;    // binarise: pixel > threshold (images in [0, 1])
+  double max_drop = 0.3;     // each hint loses a random share in [0, max_drop] of its 4x4 blocks
+  int max_dilate = 1;        // then 0..max_dilate random 3x3 dilations (not for Canny hints)
+  double jitter_px = 1.0;    // random shift in [−j, j] px plus a smooth elastic one of ≤ j/2 px
+  double canny_share = 0.1;  // share of hints made of Canny edges (default thresholds) instead
 };
 
 // (B, 1, H, W) 0/1 → thin centre lines: the parallel thinning of Zhang & Suen (1984, "A fast
