@@ -12,5 +12,7 @@ int cmd_eval(int argc, char** argv);
 int cmd_train_classifier(int argc, char** argv);
 int cmd_train_controlnet(int argc, char** argv);
 int cmd_eval_controlnet(int argc, char** argv);
+int cmd_canny(int argc, char** argv);
+int cmd_scribble(int argc, char** argv);
 
 }  // namespace difflab::cli

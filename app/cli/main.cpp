@@ -26,7 +26,9 @@ void print_usage() {
       "            or --nll: the test-set NLL bound in bits/dim\n"
       "  train-classifier  train a noisy classifier for classifier guidance\n"
       "  train-controlnet  train a ControlNet (canny / scribble hints) for a base checkpoint\n"
-      "  eval-controlnet   edge F1 of samples with and without a ControlNet\n\n"
+      "  eval-controlnet   edge F1 of samples with and without a ControlNet\n"
+      "  canny     edges of a PNG/JPG (the ControlNet hint), white on black\n"
+      "  scribble  a synthesised scribble hint of a PNG/JPG\n\n"
       "difflab-cli <command> --help shows the options of a command.\n");
 }
 
@@ -50,6 +52,8 @@ int main(int argc, char** argv) {
     if (command == "train-classifier") return cmd_train_classifier(argc, argv);
     if (command == "train-controlnet") return cmd_train_controlnet(argc, argv);
     if (command == "eval-controlnet") return cmd_eval_controlnet(argc, argv);
+    if (command == "canny") return cmd_canny(argc, argv);
+    if (command == "scribble") return cmd_scribble(argc, argv);
     std::fprintf(stderr, "difflab-cli: unknown command '%s'\n\n", command.c_str());
     print_usage();
     return 2;

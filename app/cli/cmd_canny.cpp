@@ -1,0 +1,140 @@
+// difflab-cli canny / scribble: the ControlNet hints of one picture, written as a PNG.
+#include <torch/torch.h>
+
+#include <cstring>
+#include <iostream>
+
+#include "app/cli/args.h"
+#include "app/cli/commands.h"
+#include "core/vision/canny.h"
+#include "core/vision/png.h"
+#include "core/vision/scribble.h"
+
+namespace difflab::cli {
+namespace {
+
+// A PNG/JPG as a (1, C, H, W) float tensor in [0, 1], C = 1 or 3 (an alpha channel is dropped).
+at::Tensor load_picture(const std::string& path) {
+  const Image8 image = read_image(path);  // throws naming the path
+  if (image.width < 3 || image.height < 3)
+    throw std::runtime_error("image '" + path + "' is " + std::to_string(image.width) + "x" +
+                             std::to_string(image.height) + "; at least 3x3 needed");
+  auto bytes = torch::from_blob(const_cast<uint8_t*>(image.pixels.data()),
+                                {image.height, image.width, image.channels}, torch::kUInt8);
+  const int64_t colour = image.channels >= 3 ? 3 : 1;
+  return bytes.narrow(2, 0, colour).permute({2, 0, 1}).unsqueeze(0).to(torch::kFloat32) / 255.0;
+}
+
+// (1, 1, H, W) 0/1 → a white-on-black grey PNG, each pixel scale×scale.
+void write_mask(const std::string& path, const at::Tensor& mask, int scale) {
+  auto bytes = (mask[0][0] > 0.5).to(torch::kUInt8).mul(255).cpu();
+  if (scale > 1) bytes = bytes.repeat_interleave(scale, 0).repeat_interleave(scale, 1);
+  bytes = bytes.contiguous();
+  Image8 out;
+  out.height = static_cast<int>(bytes.size(0));
+  out.width = static_cast<int>(bytes.size(1));
+  out.channels = 1;
+  out.pixels.assign(bytes.data_ptr<uint8_t>(), bytes.data_ptr<uint8_t>() + bytes.numel());
+  write_png(path, out);
+}
+
+// The two positional paths, or a UsageError.
+std::pair<std::string, std::string> in_out(const Args& args) {
+  const auto& words = args.positional();
+  if (words.size() != 2)
+    throw UsageError("expected an input and an output path, got " + std::to_string(words.size()) +
+                     " path(s)");
+  return {words[0], words[1]};
+}
+
+int scale_option(const Args& args) {
+  const int scale = args.get_int("scale", 1);
+  if (scale < 1 || scale > 64) throw UsageError("--scale must be in [1, 64]");
+  return scale;
+}
+
+}  // namespace
+
+int cmd_canny(int argc, char** argv) {
+  const std::vector<OptionSpec> specs = {
+      {"low", true, "T  weak-edge threshold on the gradient magnitude, 0-255 scale (default 100)"},
+      {"high", true, "T  strong-edge threshold (default 200)"},
+      {"blur", true, "SIGMA  Gaussian blur before the gradients (default 0 = none, as OpenCV)"},
+      {"l2", false, "   gradient magnitude sqrt(gx^2 + gy^2) instead of |gx| + |gy|"},
+      {"scale", true, "N  write each pixel N times larger (default 1)"},
+      {"help", false, "   show this help"},
+  };
+  Args args(argc, argv, 2, specs);
+  if (args.has("help")) {
+    std::cout << "usage: difflab-cli canny in.png out.png [options]\n\nCanny edges of a "
+                 "PNG/JPG (colour is turned to grey), written white on black.\nThe same "
+                 "detector makes the ControlNet's canny hints.\n\n"
+              << format_options(specs);
+    return 0;
+  }
+  const auto [in, out] = in_out(args);
+  CannyOptions options;
+  options.low = args.get_double("low", options.low);
+  options.high = args.get_double("high", options.high);
+  options.blur_sigma = args.get_double("blur", options.blur_sigma);
+  options.l2_gradient = args.has("l2");
+  if (options.low < 0 || options.high < 0) throw UsageError("--low and --high must be >= 0");
+  if (options.blur_sigma < 0 || options.blur_sigma > 20)
+    throw UsageError("--blur must be in [0, 20]");
+  const int scale = scale_option(args);
+  const auto image = load_picture(in);
+  const auto edges = canny(image, options);
+  write_mask(out, edges, scale);
+  std::cout << in << ": " << image.size(3) << "x" << image.size(2) << ", "
+            << edges.sum().item<double>() << " edge pixels (low " << options.low << ", high "
+            << options.high << ") -> " << out << "\n";
+  return 0;
+}
+
+int cmd_scribble(int argc, char** argv) {
+  const std::vector<OptionSpec> specs = {
+      {"seed", true, "N  seed of the random thickening, jitter and erasing (default 0)"},
+      {"threshold", true, "T  binarise at this brightness in [0, 1] (default 0.5)"},
+      {"max-drop", true, "F  erase up to this share of 4x4 blocks (default 0.3)"},
+      {"max-dilate", true, "N  thicken by up to N 3x3 dilations (default 1)"},
+      {"jitter", true, "PX  random shift of up to PX pixels (default 1)"},
+      {"canny-share", true, "F  chance of using Canny edges instead of the skeleton (default 0.1)"},
+      {"scale", true, "N  write each pixel N times larger (default 1)"},
+      {"help", false, "   show this help"},
+  };
+  Args args(argc, argv, 2, specs);
+  if (args.has("help")) {
+    std::cout << "usage: difflab-cli scribble in.png out.png [options]\n\nA synthesised "
+                 "scribble hint of a PNG/JPG, as the ControlNet trainer makes them:\nthe "
+                 "skeleton of the bright strokes, jittered, thickened and partly erased.\n\n"
+              << format_options(specs);
+    return 0;
+  }
+  const auto [in, out] = in_out(args);
+  ScribbleOptions options;
+  options.threshold = args.get_double("threshold", options.threshold);
+  options.max_drop = args.get_double("max-drop", options.max_drop);
+  options.max_dilate = args.get_int("max-dilate", options.max_dilate);
+  options.jitter_px = args.get_double("jitter", options.jitter_px);
+  options.canny_share = args.get_double("canny-share", options.canny_share);
+  if (options.max_drop < 0 || options.max_drop > 1)
+    throw UsageError("--max-drop must be in [0, 1]");
+  if (options.max_dilate < 0 || options.max_dilate > 8)
+    throw UsageError("--max-dilate must be in [0, 8]");
+  if (options.jitter_px < 0 || options.jitter_px > 8)
+    throw UsageError("--jitter must be in [0, 8]");
+  if (options.canny_share < 0 || options.canny_share > 1)
+    throw UsageError("--canny-share must be in [0, 1]");
+  const int64_t seed = args.get_int64("seed", 0);
+  const int scale = scale_option(args);
+  const auto image = load_picture(in);
+  auto gen = at::make_generator<at::CPUGeneratorImpl>(static_cast<uint64_t>(seed));
+  const auto hint = synthesize_scribbles(image, gen, options);
+  write_mask(out, hint, scale);
+  std::cout << in << ": " << image.size(3) << "x" << image.size(2) << ", "
+            << hint.sum().item<double>() << " scribble pixels (seed " << seed << ") -> " << out
+            << "\n";
+  return 0;
+}
+
+}  // namespace difflab::cli
