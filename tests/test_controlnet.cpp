@@ -9,6 +9,7 @@
 #include <fstream>
 
 #include "core/data/dataset.h"
+#include "core/engine/engine.h"
 #include "core/model/controlnet.h"
 #include "core/model/unet.h"
 #include "core/sampling/sampler.h"
@@ -353,4 +354,73 @@ TEST(ControlNetHints, TrainingHintsPutEachKindInItsChannel) {
   const auto strokes = scribble_hint.select(1, kScribbleHintChannel);
   const auto near_bar = torch::max_pool2d((images > 0).to(torch::kFloat32), 5, 1, 2).squeeze(1);
   EXPECT_GT((strokes * near_bar).sum().item<double>(), 0.9 * strokes.sum().item<double>());
+}
+
+TEST(ControlNetEngine, LoadsAndSamplesThroughCommandsAsThePanelDoes) {
+  const std::string dir = temp_dir("engine");
+  auto data = bar_images();
+  const std::string base = train_base(dir, data);
+  ControlNetTrainer trainer(controlnet_config(base), data, torch::kCPU);
+  for (int i = 0; i < 3; ++i) trainer.train_step();
+  const std::string path = dir + "/controlnet.pt";
+  trainer.save(path);
+
+  EngineOptions options;
+  options.threads = 1;
+  Engine engine(Config{}, options);
+  // Sampling with the ControlNet before one is loaded: an error, and the worker lives on.
+  cmd::Sample early;
+  early.config.steps = 3;
+  early.config.n = 2;
+  early.controlnet = true;
+  early.hint.assign(kHintChannels * 12 * 12, 0.0f);
+  engine.send(early);
+  ASSERT_TRUE(engine.wait_idle(30));
+  EXPECT_NE(engine.snapshot()->error.find("no ControlNet loaded"), std::string::npos);
+  // A missing file: the error names it, nothing is loaded.
+  engine.send(cmd::LoadControlNet{dir + "/nothing.pt", ""});
+  ASSERT_TRUE(engine.wait_idle(30));
+  EXPECT_NE(engine.snapshot()->error.find("nothing.pt"), std::string::npos);
+  EXPECT_FALSE(engine.snapshot()->controlnet.ready);
+
+  engine.send(cmd::LoadControlNet{path, ""});
+  ASSERT_TRUE(engine.wait_idle(30));
+  auto snap = engine.snapshot();
+  ASSERT_TRUE(snap->controlnet.ready) << snap->error;
+  EXPECT_EQ(snap->controlnet.step, 3);
+  EXPECT_EQ(snap->controlnet.height, 12);
+  EXPECT_EQ(snap->controlnet.num_classes, 3);
+  EXPECT_EQ(snap->controlnet.base_path, base);
+  // A hint of the wrong size is refused with the sizes in the message.
+  cmd::Sample bad = early;
+  bad.hint.assign(10, 1.0f);
+  engine.send(bad);
+  ASSERT_TRUE(engine.wait_idle(30));
+  EXPECT_NE(engine.snapshot()->error.find("hint has 10 values"), std::string::npos);
+
+  cmd::Sample sample = early;
+  sample.config.guidance = 2.0;
+  sample.config.n = 3;
+  for (int y = 2; y < 10; ++y) sample.hint[kScribbleHintChannel * 144 + y * 12 + 5] = 1.0f;
+  sample.control_scale = 0.7;
+  engine.send(sample);
+  ASSERT_TRUE(engine.wait_idle(60));
+  snap = engine.snapshot();
+  ASSERT_TRUE(snap->samples) << snap->error;
+  EXPECT_EQ(snap->samples->final_images.n, 3);
+  EXPECT_EQ(snap->samples->x_t.size(), 3u);  // the scrubber's frames
+  EXPECT_EQ(snap->samples->hint.c, kHintChannels);
+  EXPECT_EQ(snap->samples->hint.data, sample.hint);
+  EXPECT_DOUBLE_EQ(snap->samples->control_scale, 0.7);
+  // The same request through run_sampling gives the same images: the engine adds nothing.
+  auto loaded = load_controlnet(path, torch::kCPU);
+  SampleRequest request;
+  request.config = sample.config;
+  request.num_classes = 3;
+  request.shape = {1, 12, 12};
+  request.control = {loaded.net, torch::tensor(sample.hint).view({1, kHintChannels, 12, 12}), 0.7};
+  const auto direct = run_sampling(loaded.base, NoiseSchedule::named(ScheduleKind::Linear, 50),
+                                   Prediction::Eps, request, torch::kCPU);
+  const auto& f = snap->samples->final_images;
+  EXPECT_TRUE(torch::allclose(torch::tensor(f.data).view({3, 1, 12, 12}), direct.images, 1e-5, 1e-6));
 }

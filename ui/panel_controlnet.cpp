@@ -291,13 +291,15 @@ void draw_results(const Snapshot& snap, UiContext& ctx) {
   const TrajectoryFrames& run = *snap.samples;
   const FloatImages& images = run.final_images;
   if (images.empty()) return;
-  ImGui::SeparatorText("Samples");
+  ImGui::Separator();
+  ImGui::TextUnformatted("Samples");
   ImGui::Checkbox("Overlay hint", &v.overlay);
   ImGui::SameLine();
   ImGui::TextDisabled("scale %.2f, w %.1f, %s %d steps, %.1f s", run.control_scale, run.config.guidance,
                       std::string(to_string(run.config.sampler)).c_str(), run.config.steps, run.seconds);
-  const int columns = best_columns(images.n, images.w, images.h, 2,
-                                   ImVec2(ImGui::GetContentRegionAvail().x / v.zoom, 0.0f));
+  // As many columns as show the images largest in the space left.
+  const ImVec2 avail = ImGui::GetContentRegionAvail();
+  const int columns = best_columns(images.n, images.w, images.h, 2, ImVec2(avail.x, std::max(avail.y - 4.0f, 0.0f)));
   const CachedImage& img = ctx.textures.get(
       "controlnet.samples", mix_stamp(reinterpret_cast<uintptr_t>(&run), 11), Colormap::Image, 1.0f,
       [&](GridLayout* layout) {
@@ -305,7 +307,8 @@ void draw_results(const Snapshot& snap, UiContext& ctx) {
         *layout = compose_grid(images, 0, images.n, columns, 2, false, &plane);
         return plane;
       });
-  v.zoom = fit_zoom(static_cast<float>(img.width()), ImGui::GetContentRegionAvail().x, 1.0f, 6.0f);
+  v.zoom = std::min(fit_zoom(static_cast<float>(img.width()), avail.x, 1.0f, 8.0f),
+                    avail.y > 40.0f ? fit_zoom(static_cast<float>(img.height()), avail.y - 4.0f, 1.0f, 8.0f) : 8.0f);
   const auto labels = class_labels(snap, run.labels);
   ImageViewOptions options;
   options.labels = &labels;

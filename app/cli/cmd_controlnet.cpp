@@ -153,10 +153,11 @@ namespace {
 const std::vector<OptionSpec> kEvalOptions = {
     {"controlnet", true, "PATH  ControlNet checkpoint (default runs/mnist_controlnet/controlnet.pt)"},
     {"base", true, "PATH  base checkpoint, if it moved since training"},
-    {"n", true, "N  hints from the first N test images (default 64)"},
+    {"n", true, "N  hints from N test images spread over the test split (default 64)"},
     {"labels", true, "none|true  sample unconditionally (default) or with each test image's class"},
     {"control-scale", true, "S  ControlNet conditioning scale (default: controlnet.scale)"},
     {"tolerance", true, "PX  edge F1 tolerance in pixels (default 1)"},
+    {"edge-scale", true, "K  compare edges on K-times enlarged pictures (default 1: the model's size)"},
     {"out", true, "DIR  writes hints/with/without grids and per-image F1 (default <controlnet dir>/eval)"},
     {"help", false, "   show this help"},
 };
@@ -168,7 +169,7 @@ int cmd_eval_controlnet(int argc, char** argv) {
   Args args(argc, argv, 2, specs);
   if (args.has("help")) {
     std::cout << "usage: difflab-cli eval-controlnet [options]\n\n"
-                 "For the first N test images: canny edges as hints, samples with the ControlNet\n"
+                 "For N held-out test images (evenly spaced): canny edges as hints, samples with the ControlNet\n"
                  "and with the base model alone (same seeds and labels), and the edge F1 between\n"
                  "each hint and the canny edges of its sample.\n\n"
               << format_options(specs);
@@ -184,6 +185,9 @@ int cmd_eval_controlnet(int argc, char** argv) {
   options.class_labels = labels == "true";
   options.scale = args.get_double("control-scale", control.config.controlnet.scale);
   options.tolerance = args.get_int("tolerance", 1);
+  options.edge_scale = args.get_int("edge-scale", 1);
+  if (options.edge_scale < 1 || options.edge_scale > 8) throw UsageError("--edge-scale must be in [1, 8]");
+  if (options.tolerance < 0) throw UsageError("--tolerance must be >= 0");
   options.sample = apply_sampling_options(args, control.config.sample,
                                           control.config.diffusion.timesteps);
   if (options.n < 1) throw UsageError("--n must be >= 1");
@@ -209,14 +213,16 @@ int cmd_eval_controlnet(int argc, char** argv) {
   }
   const auto& sc = options.sample;
   std::printf("ControlNet %s (step %lld) on base %s; %lld canny hints (low %.0f, high %.0f) from "
-              "held-out test images, %s %d steps, %s, seed %llu, tolerance %d px, %.1f s\n",
+              "held-out test images, %s %d steps, %s, seed %llu, tolerance %d px at %dx%d, %.1f s\n",
               path.c_str(), static_cast<long long>(control.step), control.base_path.c_str(),
               static_cast<long long>(n), control.config.controlnet.canny_low,
               control.config.controlnet.canny_high, std::string(to_string(sc.sampler)).c_str(),
               sc.steps,
               options.class_labels ? ("true labels, guidance " + std::to_string(sc.guidance)).c_str()
                                    : "unconditional",
-              static_cast<unsigned long long>(sc.seed), options.tolerance, r.seconds);
+              static_cast<unsigned long long>(sc.seed), options.tolerance,
+              static_cast<int>(r.reference_edges.size(3)), static_cast<int>(r.reference_edges.size(2)),
+              r.seconds);
   std::printf("                      precision  recall   edge F1\n");
   std::printf("with ControlNet  %.2f  %8.3f  %7.3f  %8.3f\n", options.scale,
               r.with_control.precision, r.with_control.recall, r.with_control.f1);

@@ -32,14 +32,26 @@ ControlEvalResult evaluate_controlnet(const LoadedControlNet& control, const Dat
   CannyOptions canny_options;
   canny_options.low = cn.canny_low;
   canny_options.high = cn.canny_high;
-  auto edges_of = [&](const at::Tensor& images) {
-    return canny(((images + 1.0) * 0.5).clamp(0.0, 1.0), canny_options);
+  if (options.edge_scale < 1) throw std::invalid_argument("edge_scale must be >= 1");
+  auto edges_of = [&](const at::Tensor& images, int scale) {
+    auto unit = ((images + 1.0) * 0.5).clamp(0.0, 1.0);
+    if (scale > 1) {
+      namespace F = torch::nn::functional;
+      unit = F::interpolate(unit, F::InterpolateFuncOptions()
+                                      .scale_factor(std::vector<double>{double(scale), double(scale)})
+                                      .mode(torch::kBilinear)
+                                      .align_corners(false)
+                                      .recompute_scale_factor(false));
+    }
+    return canny(unit, canny_options);
   };
 
   ControlEvalResult r;
-  const auto index = torch::arange(n, torch::kLong);
+  // Spread over the whole test split (loaders may keep it ordered by class).
+  const auto index = torch::arange(n, torch::kLong).mul(data.test.size()).div(n, "floor");
   r.images = gather_batch(data.test, index);
-  r.hints = edges_of(r.images);
+  r.hints = edges_of(r.images, 1);
+  r.reference_edges = options.edge_scale > 1 ? edges_of(r.images, options.edge_scale) : r.hints;
   SampleRequest request;
   request.config = options.sample;
   request.config.n = static_cast<int>(n);
@@ -55,8 +67,10 @@ ControlEvalResult evaluate_controlnet(const LoadedControlNet& control, const Dat
   request.control = {control.net, make_hint(r.hints, HintKind::Canny), options.scale};
   r.with_samples = run_sampling(control.base, schedule, prediction, request, device).images;
 
-  const auto with_scores = edge_f1(edges_of(r.with_samples), r.hints, options.tolerance);
-  const auto without_scores = edge_f1(edges_of(r.without_samples), r.hints, options.tolerance);
+  const int k = options.edge_scale;
+  const auto with_scores = edge_f1(edges_of(r.with_samples, k), r.reference_edges, options.tolerance);
+  const auto without_scores =
+      edge_f1(edges_of(r.without_samples, k), r.reference_edges, options.tolerance);
   r.with_control = summarise(with_scores);
   r.without_control = summarise(without_scores);
   r.f1_with = with_scores.f1;
