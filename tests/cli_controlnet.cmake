@@ -1,0 +1,57 @@
+# CLI test of the ControlNet commands, run by CTest on MNIST with a tiny network (a few
+# steps: the plumbing, not the quality): train a base, train-controlnet on it (a run folder
+# as --base), eval-controlnet (edge F1 with and without, pictures), sample --controlnet with
+# a canny hint and with a drawn scribble PNG, and clear errors for a missing hint, a base
+# checkpoint given as a ControlNet and a ControlNet whose base has changed.
+file(REMOVE_RECURSE ${WORK})
+file(MAKE_DIRECTORY ${WORK})
+set(tiny --set model.base_channels=16 --set "model.channel_mult=[1,2]"
+         --set "model.attention_resolutions=[]" --set data.max_train=256 --threads 1)
+
+function(run)
+  execute_process(COMMAND ${ARGN} WORKING_DIRECTORY ${SRC} RESULT_VARIABLE rc OUTPUT_VARIABLE out
+                  ERROR_VARIABLE err)
+  if(NOT rc EQUAL 0)
+    message(FATAL_ERROR "failed (${rc}): ${ARGN}\n${out}\n${err}")
+  endif()
+  set(last_out "${out}" PARENT_SCOPE)
+  message(STATUS "${out}")
+endfunction()
+
+function(expect_error pattern)
+  execute_process(COMMAND ${ARGN} WORKING_DIRECTORY ${SRC} RESULT_VARIABLE rc OUTPUT_VARIABLE out
+                  ERROR_VARIABLE err)
+  if(rc EQUAL 0 OR NOT err MATCHES "${pattern}")
+    message(FATAL_ERROR "expected an error matching '${pattern}' from ${ARGN}, got ${rc}:\n${out}\n${err}")
+  endif()
+  message(STATUS "refused as expected: ${err}")
+endfunction()
+
+run(${CLI} train ${tiny} --steps 2 --set train.batch_size=8 --set train.sample_every=0
+    --out ${WORK}/base --quiet)
+run(${CLI} train-controlnet ${tiny} --base ${WORK}/base --steps 2 --set controlnet.batch_size=8
+    --eval-every 2 --out ${WORK}/cn)
+if(NOT last_out MATCHES "test [0-9.]+ \\(base alone [0-9.]+\\)")
+  message(FATAL_ERROR "train-controlnet printed no test losses")
+endif()
+run(${CLI} eval-controlnet --controlnet ${WORK}/cn/controlnet.pt --n 4 --steps 2 --threads 1
+    --out ${WORK}/eval)
+if(NOT last_out MATCHES "with ControlNet +1.00 +[0-9.]+ +[0-9.]+ +[0-9.]+" OR NOT EXISTS ${WORK}/eval/with_controlnet.png)
+  message(FATAL_ERROR "eval-controlnet gave no scores or pictures")
+endif()
+run(${CLI} canny ${SRC}/assets/readme/mnist_20min_ddim50_cfg3.png ${WORK}/picture_edges.png)
+run(${CLI} sample --controlnet ${WORK}/cn/controlnet.pt --hint ${SRC}/assets/readme/mnist_20min_ddim50_cfg3.png
+    --hint-kind canny --n 2 --steps 2 --threads 1 --out ${WORK}/canny_samples.png)
+if(NOT EXISTS ${WORK}/canny_samples_hint.png)
+  message(FATAL_ERROR "sample --controlnet wrote no hint picture")
+endif()
+run(${CLI} sample --controlnet ${WORK}/cn/controlnet.pt --hint ${WORK}/picture_edges.png
+    --hint-kind scribble --control-scale 0.5 --n 2 --steps 2 --threads 1 --out ${WORK}/scribble_samples.png)
+
+expect_error("needs --hint" ${CLI} sample --controlnet ${WORK}/cn/controlnet.pt --n 2 --steps 2)
+expect_error("base model checkpoint" ${CLI} eval-controlnet --controlnet ${WORK}/base/checkpoints/step_00000002.pt)
+# Train the base one more step: the ControlNet no longer belongs to it.
+run(${CLI} train ${tiny} --steps 3 --set train.batch_size=8 --set train.sample_every=0
+    --out ${WORK}/base --resume latest --quiet)
+expect_error("other base weights" ${CLI} eval-controlnet --controlnet ${WORK}/cn/controlnet.pt
+             --base ${WORK}/base/checkpoints/step_00000003.pt --n 2 --steps 2)
