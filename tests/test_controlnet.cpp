@@ -424,3 +424,25 @@ TEST(ControlNetEngine, LoadsAndSamplesThroughCommandsAsThePanelDoes) {
   const auto& f = snap->samples->final_images;
   EXPECT_TRUE(torch::allclose(torch::tensor(f.data).view({3, 1, 12, 12}), direct.images, 1e-5, 1e-6));
 }
+
+TEST(ControlNetTrainer, ResumesExactly) {
+  const std::string dir = temp_dir("resume");
+  auto data = bar_images();
+  const std::string base = train_base(dir, data);
+  ControlNetTrainer straight(controlnet_config(base), data, torch::kCPU);
+  std::vector<double> losses;
+  for (int i = 0; i < 4; ++i) losses.push_back(straight.train_step().loss);
+
+  ControlNetTrainer first(controlnet_config(base), data, torch::kCPU);
+  first.train_step();
+  first.train_step();
+  first.save(dir + "/half.pt");
+  ControlNetTrainer second(controlnet_config(base), data, torch::kCPU);
+  second.resume(dir + "/half.pt");
+  EXPECT_EQ(second.step(), 2);
+  EXPECT_DOUBLE_EQ(second.train_step().loss, losses[2]);
+  EXPECT_DOUBLE_EQ(second.train_step().loss, losses[3]);
+  // A file that is not a resumable ControlNet leaves the trainer as it was.
+  EXPECT_THROW(second.resume(base), CheckpointError);
+  EXPECT_EQ(second.step(), 4);
+}

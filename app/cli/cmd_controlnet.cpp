@@ -31,6 +31,7 @@ const std::vector<OptionSpec> kTrainOptions = {
     {"steps", true, "N  training steps (overrides controlnet.steps)"},
     {"out", true, "DIR  output folder (overrides controlnet.out_dir); writes controlnet.pt, metrics.csv"},
     {"time-limit", true, "MIN  stop and save after MIN minutes"},
+    {"resume", false, "   continue the run in --out (its controlnet.pt) up to --steps"},
     {"eval-every", true, "N  test loss with and without the ControlNet every N steps (default 200; 0 = off)"},
     {"help", false, "   show this help"},
 };
@@ -75,9 +76,16 @@ int cmd_train_controlnet(int argc, char** argv) {
   ControlNetTrainer trainer(config, data, device);
   const auto& c = trainer.config().controlnet;
   const std::string out = c.out_dir;
+  const std::string path = out + "/controlnet.pt";
+  if (args.has("resume")) {
+    const bool exact = trainer.resume(path);
+    std::cout << "resume: " << path << " at step " << trainer.step()
+              << (exact ? "" : " (weights only: fresh optimizer and RNG)") << "\n";
+  } else if (std::filesystem::exists(path)) {
+    throw UsageError(path + " exists: pass --resume to continue it, or another --out");
+  }
   std::filesystem::create_directories(out);
   save_config(trainer.config(), out + "/config.yaml");
-  const std::string path = out + "/controlnet.pt";
   std::cout << "data:   " << data->description << "\n"
             << "base:   " << c.base_checkpoint << " (frozen)\n"
             << "model:  ControlNet, " << trainer.parameter_count() << " trainable parameters, hints "

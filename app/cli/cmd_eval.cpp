@@ -40,7 +40,7 @@ const std::vector<OptionSpec> kCommonOptions = {
 
 const std::vector<OptionSpec> kNllOptions = {
     {"nll", false, "   mode: test-set NLL bound in bits/dim"},
-    {"batches", true, "N  test batches to evaluate (default 1; from the start of the test split)"},
+    {"batches", true, "N  test batches to evaluate (default 1; images spread over the test split)"},
     {"batch-size", true, "N  images per batch (default 64)"},
     {"variance", true,
      "fixed_small|fixed_large|learned  reverse variance (default: learned for a learn_sigma "

@@ -256,7 +256,52 @@ void ControlNetTrainer::save(const std::string& path) const {
   archive.write("base_step", c10::IValue(s.base_info.step));
   archive.write("base_fingerprint", torch::tensor({s.base_fingerprint}, torch::kDouble));
   write_module_weights(archive, "controlnet", *s.control);
+  torch::serialize::OutputArchive opt(archive.compilation_unit());
+  s.optimizer->save(opt);
+  archive.write("optimizer", opt);
+  archive.write("rng", s.gen.get_state());
+  archive.write("epoch", c10::IValue(s.batches->epoch()));
+  archive.write("position", c10::IValue(s.batches->position()));
   save_archive_atomic(archive, path);
+}
+
+bool ControlNetTrainer::resume(const std::string& path) {
+  auto& s = *m;
+  // Checks the file and its base (fingerprint) as any load does, on the CPU.
+  const LoadedControlNet loaded = load_controlnet(path, torch::kCPU, s.base_path);
+  if (std::abs(weights_fingerprint(*loaded.base) - s.base_fingerprint) >
+      kFingerprintTolerance * std::max(1.0, std::abs(s.base_fingerprint)))
+    throw CheckpointError("ControlNet " + path + " belongs to another base than " + s.base_path);
+  torch::serialize::InputArchive archive;
+  archive.load_from(path, torch::kCPU);
+  auto control = make_controlnet(s.config.model, s.base_info.shape);
+  copy_weights(*loaded.net, *control);
+  control->to(s.device);
+  auto optimizer = std::make_unique<torch::optim::AdamW>(
+      control->parameters(), torch::optim::AdamWOptions(s.config.controlnet.lr).weight_decay(0.0));
+  torch::Tensor rng;
+  const bool complete = archive.try_read("rng", rng);
+  int64_t epoch = 0, position = 0;
+  if (complete) {
+    try {
+      torch::serialize::InputArchive opt;
+      archive.read("optimizer", opt);
+      optimizer->load(opt);
+    } catch (const c10::Error& e) {
+      throw CheckpointError("ControlNet " + path + ": optimizer state unreadable: " +
+                            std::string(e.what_without_backtrace()).substr(0, 200));
+    }
+    epoch = read_int(archive, "epoch", path);
+    position = read_int(archive, "position", path);
+  }
+  s.control = control;
+  s.optimizer = std::move(optimizer);
+  if (complete) {
+    s.gen.set_state(rng);
+    s.batches->set_state(epoch, position);
+  }
+  s.step = loaded.step;
+  return complete;
 }
 
 int64_t ControlNetTrainer::step() const { return m->step; }

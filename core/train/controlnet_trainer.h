@@ -57,8 +57,14 @@ class ControlNetTrainer {
   // Mean L_simple on `batches` test batches with fixed t, noise and hints, with the
   // ControlNet at `scale` (0 = the base model alone: the loss a hint has to beat).
   double evaluate(int batches, double scale = 1.0);
-  // Atomic write of the ControlNet, its config, step and the base's path and fingerprint.
+  // Atomic write of the ControlNet, its config, step and the base's path and fingerprint,
+  // plus the optimizer, RNG and batch position so that a run can continue (resume).
   void save(const std::string& path) const;
+  // Continues a run from a ControlNet checkpoint of this base: exactly (weights, optimizer,
+  // RNG, batch position; returns true), or, from a file with the weights alone, with a
+  // fresh optimizer and this run's RNG (returns false). Throws CheckpointError naming the
+  // file and the problem; on failure the trainer keeps its state.
+  bool resume(const std::string& path);
 
   int64_t step() const;
   const Config& config() const;  // the base's config with this run's controlnet section

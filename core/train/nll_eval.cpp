@@ -35,14 +35,18 @@ NllEvalResult evaluate_nll(const DenoiserNet& net, const GaussianDiffusion& diff
   const bool conditional = net->num_classes() > 0;
   const bool learned = net->learns_variance();
 
+  // The images, spread evenly over the split (loaders may keep it ordered by class, so the
+  // first batches alone could be one digit).
+  const int64_t total = std::min<int64_t>(static_cast<int64_t>(batches) * bs, n);
+  const auto spread = torch::arange(total, torch::kLong).mul(n).div(total, "floor");
   NllEvalResult r;
   std::vector<at::Tensor> totals;
   at::Tensor terms_sum = torch::zeros({diffusion.num_steps()}, torch::kFloat64);
   double prior = 0, kl_sum = 0, decoder = 0;
   for (int i = 0; i < batches; ++i) {
     const int64_t start = i * bs;
-    const int64_t len = std::min(bs, n - start);
-    const auto idx = torch::arange(start, start + len, torch::kLong);
+    const int64_t len = std::min(bs, total - start);
+    const auto idx = spread.narrow(0, start, len);
     const auto x0 = gather_batch(test, idx).to(device);
     at::Tensor y;
     if (conditional)

@@ -17,7 +17,7 @@ namespace difflab {
 struct NllEvalOptions {
   VarianceKind variance = VarianceKind::Learned;  // learned needs a learn_sigma net
   bool clip_denoised = true;  // clip x̂₀ to [−1, 1] (improved-diffusion's image_nll default)
-  int batches = 1;            // test batches, from the start of the test split
+  int batches = 1;            // test batches of images spread evenly over the test split
   int batch_size = 64;
   // 0 = exact over all T timesteps (T network calls a batch). K > 0 = stratified estimate
   // from K log-spaced strata of t, K + 1 calls a batch (GaussianDiffusion::nll_bits_per_dim).
@@ -37,7 +37,7 @@ struct NllEvalResult {
   bool estimate = false;          // some stratum had more than one t
 };
 
-// Runs the bound over the first options.batches × batch_size images of `test` (fewer if
+// Runs the bound over options.batches × batch_size images of `test` spread evenly over it (fewer if
 // the split is smaller) under no-grad / eval. `test` must hold 8-bit images (uint8): the
 // decoder's bins are the 256 pixel values; anything else throws std::invalid_argument.
 // progress(batch, batches, step, steps) after every network call.
