@@ -3,12 +3,15 @@
 # ControlNet, a scribbled "7" drawn on the canvas with xdotool (as a user would with the
 # mouse), Generate, and the app's own screenshot once the samples are in.
 #
-# usage: scripts/controlnet_demo.sh [CONTROLNET] [OUT.png]
-#   defaults: runs/mnist_controlnet/controlnet.pt, assets/readme/gui_controlnet_scribble.png
+# usage: scripts/controlnet_demo.sh [CONTROLNET] [OUT.png] [scribble|picture]
+#   defaults: runs/mnist_controlnet/controlnet.pt, assets/readme/gui_controlnet_scribble.png,
+#   scribble. `picture` instead switches to "Edges of a picture" and uses the first image of
+#   the Dataset panel's preview (canny at the ControlNet's thresholds).
 set -eu
 cd "$(dirname "$0")/.."
 CONTROLNET=${1:-runs/mnist_controlnet/controlnet.pt}
 SHOT=${2:-assets/readme/gui_controlnet_scribble.png}
+MODE=${3:-scribble}
 APP=build/app/gui/difflab
 for tool in Xvfb xdotool; do command -v "$tool" > /dev/null || { echo "needs $tool"; exit 1; }; done
 [ -x "$APP" ] || { echo "build first (bash scripts/setup.sh)"; exit 1; }
@@ -35,8 +38,18 @@ stroke() {  # stroke X0 Y0 X1 Y1 in canvas pixels
   xdotool mouseup 1
   sleep 0.2
 }
-stroke 8 7 20 7    # the 7's bar
-stroke 20 7 12 23  # its stem
+click() {  # click NAME: the centre of a widget the app reported as enabled
+  read -r _ _ X1 Y1 W1 H1 _ <<< "$(line "^layout $1 .* enabled=1")"
+  xdotool mousemove --window "$WID" $((X1 + W1 / 2)) $((Y1 + H1 / 2)) click 1
+  sleep 0.3
+}
+if [ "$MODE" = picture ]; then
+  click ControlNetPictureMode
+  click ControlNetUseDatasetImage
+else
+  stroke 8 7 20 7    # the 7's bar
+  stroke 20 7 12 23  # its stem
+fi
 read -r _ _ X2 Y2 W2 H2 _ <<< "$(line '^layout ControlNetGenerate .* enabled=1')"
 xdotool mousemove --window "$WID" $((X2 + W2 / 2)) $((Y2 + H2 / 2)) click 1
 wait $APP_PID

@@ -29,7 +29,7 @@ constexpr ImU32 kCanvasBackground = IM_COL32(12, 12, 16, 255);
 constexpr ImU32 kCanvasGrid = IM_COL32(255, 255, 255, 14);
 constexpr ImU32 kStrokeColor = IM_COL32(245, 245, 245, 255);
 constexpr ImU32 kEdgeColor = IM_COL32(255, 90, 60, 255);
-constexpr ImU32 kOverlayColor = IM_COL32(255, 80, 50, 150);
+constexpr ImU32 kOverlayColor = IM_COL32(255, 80, 50, 110);
 
 // Sizes the canvas for the loaded ControlNet's resolution (clearing it on a change).
 void fit_canvas(ControlNetView& v, int height, int width) {
@@ -203,6 +203,7 @@ void draw_source(const Snapshot& snap, UiContext& ctx) {
   ImGui::RadioButton("Draw a scribble", &source, static_cast<int>(HintSource::Scribble));
   ImGui::SameLine();
   ImGui::RadioButton("Edges of a picture", &source, static_cast<int>(HintSource::Picture));
+  track_item(ctx.ui, "ControlNetPictureMode", true);
   v.source = static_cast<HintSource>(source);
   const bool trained_on = snap.controlnet.config.hint == HintKind::Mixed ||
                           (v.source == HintSource::Scribble) ==
@@ -260,6 +261,7 @@ void draw_source(const Snapshot& snap, UiContext& ctx) {
   ImGui::SameLine();
   const bool take = ImGui::Button("Use");
   ImGui::EndDisabled();
+  track_item(ctx.ui, "ControlNetUseDatasetImage", same_size);
   if (same_size && (take || (moved && v.picture_name.rfind("dataset", 0) == 0))) {
     GrayPicture p{v.height, v.width, {}};
     const float* src = preview.image(v.dataset_index);
