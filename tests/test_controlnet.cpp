@@ -185,6 +185,14 @@ TEST(ControlNet, FreshControlNetSamplesExactlyLikeTheBaseWithGuidance) {
     const auto b = run_sampling(base, schedule, Prediction::Eps, request, torch::kCPU);
     EXPECT_TRUE(torch::equal(a.images, b.images)) << to_string(sampler);
   }
+  // Sampling leaves the caller's train/eval modes as they were.
+  EXPECT_TRUE(base->is_training());
+  EXPECT_TRUE(control->is_training());
+  base->eval();
+  control->eval();
+  run_sampling(base, schedule, Prediction::Eps, request, torch::kCPU);
+  EXPECT_FALSE(base->is_training());
+  EXPECT_FALSE(control->is_training());
   // Trained zero convs: the same request now gives other images, and a wrong hint count
   // is refused with a message.
   perturb_zero_convs(control);

@@ -50,11 +50,12 @@ class DenoiserNetImpl : public torch::nn::Module {
 
 using DenoiserNet = std::shared_ptr<DenoiserNetImpl>;
 
-// Puts `net` in eval mode for a scope and restores the caller's mode on every exit,
+// Puts a network in eval mode for a scope and restores the caller's mode on every exit,
 // exceptions included (sampling, evaluation).
 class EvalModeGuard {
  public:
-  explicit EvalModeGuard(const DenoiserNet& net) : m_net(net), m_was_training(net->is_training()) {
+  explicit EvalModeGuard(std::shared_ptr<torch::nn::Module> net)
+      : m_net(std::move(net)), m_was_training(m_net->is_training()) {
     m_net->eval();
   }
   ~EvalModeGuard() { m_net->train(m_was_training); }
@@ -62,7 +63,7 @@ class EvalModeGuard {
   EvalModeGuard& operator=(const EvalModeGuard&) = delete;
 
  private:
-  const DenoiserNet& m_net;
+  std::shared_ptr<torch::nn::Module> m_net;
   bool m_was_training;
 };
 

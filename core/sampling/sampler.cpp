@@ -2,6 +2,8 @@
 
 #include <torch/torch.h>
 
+#include <optional>
+
 #include <stdexcept>
 
 #include "core/eval/noisy_classifier.h"
@@ -144,9 +146,14 @@ SampleResult run_sampling(const DenoiserNet& net, const NoiseSchedule& schedule,
   // Inference mode: no autograd bookkeeping at all (cheaper than no-grad); only the
   // classifier's gradient leaves it, in its own scope.
   c10::InferenceMode inference;
+  // The caller's modes come back on every exit (the wrapper below is built fresh, so it
+  // is not the one to guard: restoring its default mode would put both nets in training).
+  EvalModeGuard eval_mode(net);
+  std::optional<EvalModeGuard> control_mode;
   // A ControlNet wraps the base into one DenoiserNet, so every sampler runs it unchanged.
   DenoiserNet model = net;
   if (request.control.enabled()) {
+    control_mode.emplace(request.control.net);
     const auto& hint = request.control.hint;
     if (hint.size(0) != 1 && hint.size(0) != c.n)
       throw std::invalid_argument("ControlNet: " + std::to_string(hint.size(0)) +
@@ -155,7 +162,6 @@ SampleResult run_sampling(const DenoiserNet& net, const NoiseSchedule& schedule,
     model = std::make_shared<ControlledNetImpl>(net, request.control.net, hint.to(device),
                                                 request.control.scale);
   }
-  EvalModeGuard eval_mode(model);  // the caller's mode comes back on every exit
 
   GaussianDiffusion diffusion(c.steps == schedule.size() ? schedule : schedule.respaced(c.steps),
                               prediction, device);
