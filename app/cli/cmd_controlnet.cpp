@@ -220,14 +220,15 @@ int cmd_eval_controlnet(int argc, char** argv) {
       csv << i << "," << r.f1_with[i].item<double>() << "," << r.f1_without[i].item<double>() << "\n";
   }
   const auto& sc = options.sample;
+  char guidance_text[64];
+  std::snprintf(guidance_text, sizeof guidance_text, "true labels, guidance %.1f", sc.guidance);
   std::printf("ControlNet %s (step %lld) on base %s; %lld canny hints (low %.0f, high %.0f) from "
               "held-out test images, %s %d steps, %s, seed %llu, tolerance %d px at %dx%d, %.1f s\n",
               path.c_str(), static_cast<long long>(control.step), control.base_path.c_str(),
               static_cast<long long>(n), control.config.controlnet.canny_low,
               control.config.controlnet.canny_high, std::string(to_string(sc.sampler)).c_str(),
               sc.steps,
-              options.class_labels ? ("true labels, guidance " + std::to_string(sc.guidance)).c_str()
-                                   : "unconditional",
+              options.class_labels ? guidance_text : "unconditional",
               static_cast<unsigned long long>(sc.seed), options.tolerance,
               static_cast<int>(r.reference_edges.size(3)), static_cast<int>(r.reference_edges.size(2)),
               r.seconds);
