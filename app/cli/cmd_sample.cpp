@@ -26,7 +26,7 @@ const std::vector<OptionSpec> kSampleOptions = {
     {"out-dir", true, "DIR  also write one PNG per image, named label<K>_<index>.png"},
     {"columns", true, "N  grid columns (default: one class per column when cycling)"},
     {"raw", false, "   use the raw weights instead of the EMA"},
-    {"controlnet", true, "PATH  steer with a ControlNet (train-controlnet); its base is the model"},
+    {"controlnet", true, "PATH  steer with a ControlNet (train-controlnet); the base it names is the model (--checkpoint overrides that path)"},
     {"hint", true, "PNG  the ControlNet's hint picture (any size; resized to the model's)"},
     {"hint-kind", true, "canny|scribble  canny: use the picture's canny edges; scribble: the picture is white strokes on black (default canny)"},
     {"low", true, "X  canny low threshold, 0-255 (default: controlnet.canny_low)"},
