@@ -20,19 +20,8 @@ ERR=$WORK/stderr.txt
 : > "$OUT"
 : > "$ERR"
 
-for tool in Xvfb xdotool; do
-  if ! command -v "$tool" > /dev/null; then
-    echo "SKIPPED: $tool not found"
-    exit 0
-  fi
-done
-
-fail() {
-  echo "FAIL: $*"
-  echo "--- difflab stdout"; cat "$OUT"
-  echo "--- difflab stderr"; cat "$ERR"
-  exit 1
-}
+source "$(dirname "${BASH_SOURCE[0]}")/gui_common.sh"
+require_gui_tools
 
 cd "$SRC" || fail "no source dir $SRC"
 TINY=(--set model.base_channels=16 --set "model.channel_mult=[1,2]" --set "model.attention_resolutions=[]"
@@ -44,26 +33,7 @@ TINY=(--set model.base_channels=16 --set "model.channel_mult=[1,2]" --set "model
   || { cat "$WORK/train_controlnet.txt"; fail "ControlNet training failed"; }
 [ -f "$WORK/controlnet/controlnet.pt" ] || fail "no controlnet.pt written"
 
-DISPLAY_NUM=
-for d in $(seq 161 230); do
-  if [ ! -e "/tmp/.X11-unix/X$d" ] && [ ! -e "/tmp/.X$d-lock" ]; then DISPLAY_NUM=$d; break; fi
-done
-[ -n "$DISPLAY_NUM" ] || fail "no free X display number"
-Xvfb ":$DISPLAY_NUM" -screen 0 1280x800x24 -nolisten tcp > "$WORK/xvfb.log" 2>&1 &
-XVFB_PID=$!
-APP_PID=
-cleanup() {
-  [ -n "$APP_PID" ] && kill "$APP_PID" 2> /dev/null
-  kill "$XVFB_PID" 2> /dev/null
-  wait 2> /dev/null
-}
-trap cleanup EXIT
-export DISPLAY=":$DISPLAY_NUM"
-for _ in $(seq 1 50); do
-  xdotool getdisplaygeometry > /dev/null 2>&1 && break
-  sleep 0.1
-done
-xdotool getdisplaygeometry > /dev/null 2>&1 || fail "Xvfb did not start on $DISPLAY"
+start_xvfb 161 230 "$WORK"
 
 SHOT=$WORK/controlnet.png
 rm -f "$SHOT"

@@ -152,12 +152,12 @@ void update_edges(ControlNetView& v) {
     return;
   }
   if (v.edges_low == v.canny_low && v.edges_high == v.canny_high && !v.edges.empty() &&
-      v.edges_of == reinterpret_cast<const void*>(v.picture_serial))
+      v.edges_serial == v.picture_serial)
     return;
   v.edges = canny_edges(v.picture, v.canny_low, v.canny_high);
   v.edges_low = v.canny_low;
   v.edges_high = v.canny_high;
-  v.edges_of = reinterpret_cast<const void*>(v.picture_serial);
+  v.edges_serial = v.picture_serial;
 }
 
 // The hint planes the Generate button sends.
@@ -351,10 +351,14 @@ void draw_controlnet_panel(const Snapshot& snap, UiContext& ctx) {
   const int height = c.ready ? c.height : (snap.data_preview.empty() ? 28 : snap.data_preview.h);
   const int width = c.ready ? c.width : (snap.data_preview.empty() ? 28 : snap.data_preview.w);
   fit_canvas(v, height, width);
-  if (c.ready && v.edges_low < 0) {  // first load: the thresholds it was trained with
+  // A newly loaded ControlNet brings the thresholds it was trained with and its scale
+  // (once: afterwards the sliders are the user's).
+  const std::string key = c.path + "@" + std::to_string(c.step);
+  if (c.ready && v.adopted != key) {
     v.canny_low = static_cast<float>(c.config.canny_low);
     v.canny_high = static_cast<float>(c.config.canny_high);
     v.scale = static_cast<float>(c.config.scale);
+    v.adopted = key;
   }
   ImGui::Separator();
   draw_source(snap, ctx);

@@ -103,10 +103,11 @@ struct ControlNetView {
   std::string picture_name;
   int dataset_index = 0;
   float canny_low = 100.0f, canny_high = 200.0f;
-  GrayPicture edges;           // canny of `picture` at (edges_low, edges_high)
+  uint64_t picture_serial = 0; // counts pictures taken
+  GrayPicture edges;           // canny of picture `edges_serial` at (edges_low, edges_high)
   float edges_low = -1.0f, edges_high = -1.0f;
-  const void* edges_of = nullptr;  // identity of the picture the edges belong to
-  uint64_t picture_serial = 0;
+  uint64_t edges_serial = 0;
+  std::string adopted;         // the ControlNet (path, step) whose thresholds and scale were taken
   // Generation.
   float scale = 1.0f;
   float guidance = 0.0f;       // 0 = unconditional: the hint alone decides

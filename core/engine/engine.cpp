@@ -39,6 +39,22 @@ std::vector<int64_t> to_vector(const at::Tensor& t) {
   return std::vector<int64_t>(c.data_ptr<int64_t>(), c.data_ptr<int64_t>() + c.numel());
 }
 
+// What the snapshot says about a loaded ControlNet.
+ControlNetStatus controlnet_status(const LoadedControlNet& cn) {
+  ControlNetStatus status;
+  status.ready = true;
+  status.path = cn.path;
+  status.base_path = cn.base_path;
+  status.step = cn.step;
+  status.base_step = cn.base_info.step;
+  status.config = cn.config.controlnet;
+  status.height = cn.base_info.shape.height;
+  status.width = cn.base_info.shape.width;
+  status.channels = cn.base_info.shape.channels;
+  status.num_classes = cn.base->num_classes();
+  return status;
+}
+
 }  // namespace
 
 // Everything the worker thread owns. Only the worker touches it.
@@ -69,7 +85,6 @@ struct Engine::Worker {
   std::vector<EvalRecord> evaluations;
   std::unique_ptr<Evaluator> evaluator;  // loaded or trained on the first Evaluate
   std::unique_ptr<LoadedControlNet> controlnet;  // cmd::LoadControlNet
-  ControlNetStatus controlnet_status;
 
   // Dataset summary (computed once per load).
   FloatImages data_preview;
@@ -184,7 +199,7 @@ void Engine::run() {
     s->sample_total = w.sample_total;
     s->samples = w.samples;
     s->evaluations = w.evaluations;
-    s->controlnet = w.controlnet_status;
+    if (w.controlnet) s->controlnet = controlnet_status(*w.controlnet);
     s->log = w.log;
     return s;
   };
@@ -356,24 +371,11 @@ void Engine::run() {
             w.say("loaded " + c.path + " at step " + std::to_string(w.trainer->step()));
           } else if constexpr (std::is_same_v<T, cmd::LoadControlNet>) {
             // Loaded and checked completely before the one held is replaced.
-            auto loaded = std::make_unique<LoadedControlNet>(
+            w.controlnet = std::make_unique<LoadedControlNet>(
                 load_controlnet(c.path, w.device, c.base_override));
-            ControlNetStatus status;
-            status.ready = true;
-            status.path = c.path;
-            status.base_path = loaded->base_path;
-            status.step = loaded->step;
-            status.base_step = loaded->base_info.step;
-            status.config = loaded->config.controlnet;
-            status.height = loaded->base_info.shape.height;
-            status.width = loaded->base_info.shape.width;
-            status.channels = loaded->base_info.shape.channels;
-            status.num_classes = loaded->base->num_classes();
-            w.controlnet = std::move(loaded);
-            w.controlnet_status = status;
-            w.say("ControlNet " + c.path + " (step " + std::to_string(status.step) +
-                  ", hints " + std::string(to_string(status.config.hint)) + ") on base " +
-                  status.base_path);
+            const auto& cn = *w.controlnet;
+            w.say("ControlNet " + c.path + " (step " + std::to_string(cn.step) + ", hints " +
+                  std::string(to_string(cn.config.controlnet.hint)) + ") on base " + cn.base_path);
           } else if constexpr (std::is_same_v<T, cmd::Sample>) {
             if (c.controlnet && !w.controlnet)
               throw std::runtime_error("no ControlNet loaded: load a train-controlnet checkpoint first");
@@ -381,7 +383,7 @@ void Engine::run() {
               throw std::runtime_error("no model to sample from: train or load one first");
             at::Tensor hint;
             if (c.controlnet) {
-              const auto& st = w.controlnet_status;
+              const auto& st = w.controlnet->base_info.shape;
               const size_t expected = static_cast<size_t>(kHintChannels) * st.height * st.width;
               if (c.hint.size() != expected)
                 throw std::runtime_error("ControlNet hint has " + std::to_string(c.hint.size()) +

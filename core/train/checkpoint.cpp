@@ -14,7 +14,18 @@
 namespace difflab {
 namespace fs = std::filesystem;
 
-void open_checkpoint(const std::string& path, torch::serialize::InputArchive& archive) {
+namespace {
+
+const char* kind_of_format(const std::string& format) {
+  if (format == kCheckpointFormat) return "base model checkpoint";
+  if (format == kControlNetFormat) return "ControlNet checkpoint";
+  return nullptr;
+}
+
+}  // namespace
+
+void open_checkpoint(const std::string& path, torch::serialize::InputArchive& archive,
+                     const char* format) {
   if (!fs::exists(path)) throw CheckpointError("checkpoint " + path + ": no such file");
   if (fs::is_directory(path))
     throw CheckpointError("checkpoint " + path + ": is a folder, not a checkpoint file");
@@ -26,11 +37,15 @@ void open_checkpoint(const std::string& path, torch::serialize::InputArchive& ar
                           ": cannot be read (truncated or not a checkpoint): " +
                           what.substr(0, what.find('\n')));
   }
-  c10::IValue format;
-  if (!archive.try_read("format", format) || !format.isString() ||
-      format.toStringRef() != kCheckpointFormat)
-    throw CheckpointError("checkpoint " + path + ": not a Diffusion Lab checkpoint (no '" +
-                          kCheckpointFormat + "' tag)");
+  c10::IValue tag;
+  const bool tagged = archive.try_read("format", tag) && tag.isString();
+  if (tagged && tag.toStringRef() == format) return;
+  const char* found = tagged ? kind_of_format(tag.toStringRef()) : nullptr;
+  const char* wanted = kind_of_format(format);
+  if (found && wanted)
+    throw CheckpointError("checkpoint " + path + ": is a " + found + ", not a " + wanted);
+  throw CheckpointError("checkpoint " + path + ": not a Diffusion Lab " +
+                        (wanted ? wanted : "checkpoint") + " (no '" + format + "' tag)");
 }
 
 std::string read_string(torch::serialize::InputArchive& archive, const std::string& key,

@@ -15,9 +15,13 @@ namespace difflab {
 
 // Written into every checkpoint; a file without it is not ours.
 constexpr const char* kCheckpointFormat = "difflab-checkpoint-v1";
+// The tag of ControlNet checkpoints (core/train/controlnet_trainer.h).
+constexpr const char* kControlNetFormat = "difflab-controlnet-v1";
 
-// Opens a checkpoint and checks its format tag; throws CheckpointError naming the file.
-void open_checkpoint(const std::string& path, torch::serialize::InputArchive& archive);
+// Opens a checkpoint and checks that its format tag is `format`; throws CheckpointError
+// naming the file (and, for another of our kinds, which kind it is).
+void open_checkpoint(const std::string& path, torch::serialize::InputArchive& archive,
+                     const char* format = kCheckpointFormat);
 // Reads a string / integer entry, throwing CheckpointError naming the file and key.
 std::string read_string(torch::serialize::InputArchive& archive, const std::string& key,
                         const std::string& path);

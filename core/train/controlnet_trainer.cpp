@@ -16,12 +16,25 @@
 namespace difflab {
 namespace {
 
-// Written into every ControlNet checkpoint; a file without it is not one.
-constexpr const char* kControlNetFormat = "difflab-controlnet-v1";
 // Offset of the evaluation seed from the training seed (fixed t, noise and hints).
 constexpr uint64_t kEvalSeedOffset = 0x5eed;
 // Relative difference of weight fingerprints that still counts as the same base.
 constexpr double kFingerprintTolerance = 1e-9;
+
+// Throws unless `actual` (the fingerprint of the base at `base_path`) is the one the
+// ControlNet checkpoint at `path` recorded when it was trained.
+void check_base_fingerprint(torch::serialize::InputArchive& archive, const std::string& path,
+                            double actual, const std::string& base_path, int64_t base_step) {
+  torch::Tensor fingerprint;
+  if (!archive.try_read("base_fingerprint", fingerprint) || fingerprint.numel() != 1)
+    throw CheckpointError("ControlNet " + path + ": missing entry 'base_fingerprint'");
+  const double expected = fingerprint.item<double>();
+  if (std::abs(actual - expected) > kFingerprintTolerance * std::max(1.0, std::abs(expected)))
+    throw CheckpointError("ControlNet " + path + " was trained on other base weights than " +
+                          base_path + " holds (step " + std::to_string(base_step) +
+                          "; the ControlNet was trained on step " +
+                          std::to_string(read_int(archive, "base_step", path)) + ")");
+}
 
 }  // namespace
 
@@ -267,15 +280,12 @@ void ControlNetTrainer::save(const std::string& path) const {
 
 bool ControlNetTrainer::resume(const std::string& path) {
   auto& s = *m;
-  // Checks the file and its base (fingerprint) as any load does, on the CPU.
-  const LoadedControlNet loaded = load_controlnet(path, torch::kCPU, s.base_path);
-  if (std::abs(weights_fingerprint(*loaded.base) - s.base_fingerprint) >
-      kFingerprintTolerance * std::max(1.0, std::abs(s.base_fingerprint)))
-    throw CheckpointError("ControlNet " + path + " belongs to another base than " + s.base_path);
   torch::serialize::InputArchive archive;
-  archive.load_from(path, torch::kCPU);
+  open_checkpoint(path, archive, kControlNetFormat);
+  check_base_fingerprint(archive, path, s.base_fingerprint, s.base_path, s.base_info.step);
+  const int64_t step = read_checkpoint_info(archive, path).step;
   auto control = make_controlnet(s.config.model, s.base_info.shape);
-  copy_weights(*loaded.net, *control);
+  load_module(archive, "controlnet", *control, path);
   control->to(s.device);
   auto optimizer = std::make_unique<torch::optim::AdamW>(
       control->parameters(), torch::optim::AdamWOptions(s.config.controlnet.lr).weight_decay(0.0));
@@ -300,7 +310,7 @@ bool ControlNetTrainer::resume(const std::string& path) {
     s.gen.set_state(rng);
     s.batches->set_state(epoch, position);
   }
-  s.step = loaded.step;
+  s.step = step;
   return complete;
 }
 
@@ -313,42 +323,20 @@ int64_t ControlNetTrainer::parameter_count() const { return count_parameters(*m-
 LoadedControlNet load_controlnet(const std::string& path, c10::Device device,
                                  const std::string& base_override) {
   torch::serialize::InputArchive archive;
-  if (!std::filesystem::exists(path)) throw CheckpointError("ControlNet " + path + ": no such file");
-  try {
-    archive.load_from(path, torch::kCPU);
-  } catch (const c10::Error& e) {
-    std::string what = e.what_without_backtrace();
-    throw CheckpointError("ControlNet " + path + ": cannot be read (truncated or not a checkpoint): " +
-                          what.substr(0, what.find('\n')));
-  }
-  c10::IValue format;
-  if (!archive.try_read("format", format) || !format.isString() ||
-      format.toStringRef() != kControlNetFormat) {
-    const bool base_file = format.isString() && format.toStringRef() == kCheckpointFormat;
-    throw CheckpointError("ControlNet " + path + ": not a ControlNet checkpoint" +
-                          (base_file ? " (it is a base model checkpoint; pass it as the base)"
-                                     : " (no '" + std::string(kControlNetFormat) + "' tag)"));
-  }
+  open_checkpoint(path, archive, kControlNetFormat);
   LoadedControlNet out;
+  out.path = path;
   const CheckpointInfo info = read_checkpoint_info(archive, path);
   out.config = info.config;
   out.step = info.step;
   const std::string stored_base = read_string(archive, "base_checkpoint", path);
   out.base_path = base_override.empty() ? stored_base : base_override;
-  torch::Tensor fingerprint;
-  if (!archive.try_read("base_fingerprint", fingerprint) || fingerprint.numel() != 1)
-    throw CheckpointError("ControlNet " + path + ": missing entry 'base_fingerprint'");
   if (!std::filesystem::exists(out.base_path))
     throw CheckpointError("ControlNet " + path + " belongs to the base model " + out.base_path +
                           ", which does not exist (pass the base's new path)");
   out.base = load_checkpoint_model(out.base_path, /*use_ema=*/true, device, &out.base_info);
-  const double expected = fingerprint.item<double>();
-  const double actual = weights_fingerprint(*out.base);
-  if (std::abs(actual - expected) > kFingerprintTolerance * std::max(1.0, std::abs(expected)))
-    throw CheckpointError("ControlNet " + path + " was trained on other base weights than " +
-                          out.base_path + " holds (step " + std::to_string(out.base_info.step) +
-                          "; the ControlNet was trained on step " +
-                          std::to_string(read_int(archive, "base_step", path)) + ")");
+  check_base_fingerprint(archive, path, weights_fingerprint(*out.base), out.base_path,
+                         out.base_info.step);
   out.net = make_controlnet(out.base_info.config.model, out.base_info.shape);
   load_module(archive, "controlnet", *out.net, path);
   out.net->to(device);

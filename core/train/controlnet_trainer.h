@@ -79,6 +79,7 @@ class ControlNetTrainer {
 
 // A ControlNet checkpoint with its base model, ready for sampling.
 struct LoadedControlNet {
+  std::string path;      // the ControlNet checkpoint
   ControlNet net;
   DenoiserNet base;      // EMA weights of the base checkpoint
   Config config;         // the base's config with the ControlNet's controlnet section
