@@ -105,6 +105,7 @@ IfSection<TrainConfig, S> visit_fields(S& s, V&& v) {
   v("eval_batches", s.eval_batches);
   v("sample_every", s.sample_every);
   v("checkpoint_every", s.checkpoint_every);
+  v("autosave_minutes", s.autosave_minutes);
   v("seed", s.seed);
   v("timestep_sampler", s.timestep_sampler);
   v("timestep_uniform_mix", s.timestep_uniform_mix);
@@ -561,6 +562,8 @@ void check_train(const TrainConfig& t, Checker& c) {
   c.require(t.sample_every >= 0, "train.sample_every", t.sample_every, "must be >= 0 (0 = off)");
   c.require(t.checkpoint_every >= 0, "train.checkpoint_every", t.checkpoint_every,
             "must be >= 0");
+  c.require(in_closed(t.autosave_minutes, 0.0, 1e6), "train.autosave_minutes", t.autosave_minutes,
+            "must be a number of minutes >= 0 (0 = off)");
   c.require(t.threads >= 0, "train.threads", t.threads, "must be >= 0 (0 = all cores)");
   c.require(in_closed(t.timestep_uniform_mix, 0.0, 1.0), "train.timestep_uniform_mix",
             t.timestep_uniform_mix, "must be in [0, 1]");

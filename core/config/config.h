@@ -83,6 +83,9 @@ struct TrainConfig {
   int eval_batches = 8;
   int64_t sample_every = 2000;  // sample grid PNG; 0 = off
   int64_t checkpoint_every = 1000;
+  // Also checkpoint after this many minutes of training wall time (0 = off): a crash
+  // loses at most this much work.
+  double autosave_minutes = 5.0;
   uint64_t seed = 0;
   // uniform, or loss_aware: p_t ∝ √(mean of the last 10 losses² at t), after every t has
   // 10; each example's loss is weighted by 1/(T p_t) (Nichol & Dhariwal 2021, §3.3).

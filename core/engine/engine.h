@@ -8,6 +8,7 @@
 // This header includes no torch: the GUI compiles against plain C++ types.
 #pragma once
 
+#include <array>
 #include <atomic>
 #include <condition_variable>
 #include <cstdint>
@@ -88,6 +89,52 @@ struct EvalRecord {
   double seconds = 0;
 };
 
+// The jobs a panel starts. Each keeps its own last outcome in the snapshot, so a panel
+// shows the result of what it asked for (and every outcome also goes to the log).
+enum class JobKind { Data, Config, Train, Save, Load, Sample, Evaluate, ControlNet, Export, Count };
+constexpr size_t kJobKindCount = static_cast<size_t>(JobKind::Count);
+enum class JobOutcome {
+  None,               // never run
+  Running,
+  Done,
+  Failed,             // `message` says why, naming the file where there is one
+  Cancelled,
+  NeedsConfirmation,  // nothing was done: it would replace `path`; resend with overwrite
+  Count
+};
+constexpr const char* job_kind_name(JobKind k) {
+  switch (k) {
+    case JobKind::Data: return "dataset";
+    case JobKind::Config: return "config";
+    case JobKind::Train: return "training";
+    case JobKind::Save: return "save";
+    case JobKind::Load: return "load";
+    case JobKind::Sample: return "sampling";
+    case JobKind::Evaluate: return "evaluation";
+    case JobKind::ControlNet: return "ControlNet";
+    case JobKind::Export: return "export";
+    case JobKind::Count: break;
+  }
+  return "?";
+}
+struct JobResult {
+  JobKind kind = JobKind::Count;
+  JobOutcome outcome = JobOutcome::None;
+  uint64_t serial = 0;   // grows with every outcome of any job: "is this new?"
+  std::string message;   // one line for the panel (also in the log)
+  std::string path;      // the file or folder concerned, if any
+};
+
+// The run folder the model trains into and saves to (core/train/training_run.h). Every
+// new model gets its own folder; nothing in another run's folder is ever replaced.
+struct RunStatus {
+  std::string dir;              // "" = no run folder yet (no model, or one never trained/saved)
+  int64_t saved_step = -1;      // step of the newest checkpoint written for this model
+  std::string saved_path;
+  int64_t unsaved_steps = 0;    // trained steps not in any checkpoint (quitting loses them)
+  double autosave_in_s = -1.0;  // seconds of training until the next autosave (−1 = off / not training)
+};
+
 struct Snapshot {
   uint64_t version = 0;
   JobStatus status = JobStatus::Idle;
@@ -97,6 +144,12 @@ struct Snapshot {
   Config config;           // the config in force (the model's, once trained)
   bool model_ready = false;  // a model exists (trained, training or loaded)
   int64_t parameters = 0;
+  // Changes whenever the model is replaced (new, loaded, discarded); results carry the
+  // serial of the model that made them.
+  uint64_t model_serial = 0;
+  RunStatus run;
+  std::array<JobResult, kJobKindCount> jobs;
+  const JobResult& job(JobKind k) const { return jobs[static_cast<size_t>(k)]; }
 
   // Dataset.
   bool data_ready = false;
@@ -110,17 +163,19 @@ struct Snapshot {
   // Training progress.
   int64_t step = 0, total_steps = 0, epoch = 0;
   double images_per_s = 0.0, lr = 0.0, eta_s = 0.0, grad_norm = 0.0;
-  std::vector<LossPoint> loss;       // per step (thinned to at most kMaxLossPoints)
+  // Loss per step (thinned to at most kMaxLossPoints); for a loaded run, its metrics.csv
+  // rows first (means over train.log_every steps).
+  std::vector<LossPoint> loss;
   std::vector<LossPoint> test_loss;  // per evaluation
   std::vector<double> loss_by_t;     // mean recent loss in 10 buckets of t (NaN = no data)
-  FloatImages preview;               // samples refreshed every preview_every steps
+  FloatImages preview;               // the latest preview samples of this model
   std::vector<int64_t> preview_labels;
   int64_t preview_step = -1;
 
   // Sampling.
   int sample_step = 0, sample_total = 0;
   std::shared_ptr<const TrajectoryFrames> samples;  // the last finished run
-  std::vector<EvalRecord> evaluations;               // oldest first
+  std::vector<EvalRecord> evaluations;               // oldest first, of this model
   ControlNetStatus controlnet;
 
   std::vector<std::string> log;      // the last kMaxLogLines lines the worker reported
@@ -130,15 +185,19 @@ constexpr size_t kMaxLossPoints = 4000;
 constexpr size_t kMaxLogLines = 500;
 
 namespace cmd {
-struct SetConfig {            // apply a config; discards the model if its architecture changes
+// Applies a config. A change of architecture or data discards the model, but only after
+// the new data has loaded: a bad dataset path fails the job and keeps model and data.
+struct SetConfig {
   Config config;
 };
 struct LoadData {};           // (re)load config.data
-struct StartTraining {};      // from the current model if any, else a fresh one
+// From the current model if any, else a fresh one in a new run folder
+// (<runs root>/<dataset>-YYYY-MM-DD-N; see EngineOptions::runs_root).
+struct StartTraining {};
 struct Pause {};
 struct Resume {};
 struct Stop {};               // stop training after the current step; the model stays
-struct ResetModel {};         // drop the model (fresh weights on the next start)
+struct ResetModel {};         // drop the model (fresh weights and a new run folder next start)
 struct Sample {               // run a sampler; records the trajectory for the scrubber
   SampleConfig config;
   int max_frames = 200;       // frames kept (evenly spread) for long runs
@@ -148,7 +207,10 @@ struct Sample {               // run a sampler; records the trajectory for the s
   std::vector<float> hint;
   double control_scale = 1.0;
 };
-struct LoadControlNet {       // a train-controlnet checkpoint and the base it names
+// A train-controlnet checkpoint. With a model loaded, the ControlNet must have been
+// trained for exactly that model (weight fingerprint), else it is refused; with none,
+// the base it names is loaded with it.
+struct LoadControlNet {
   std::string path;
   std::string base_override;  // "" = the base path stored in the checkpoint
 };
@@ -156,21 +218,36 @@ struct Evaluate {             // sample config.n images and score them with the 
   SampleConfig config;        // classifier (accuracy, Fréchet distance; core/eval/evaluator.h)
 };
 struct Cancel {};             // cancel sampling within one denoising step
+// "" = the current run's folder (checkpoints/step_N.pt, marked latest). Another path that
+// exists is not replaced unless `overwrite`: the job ends NeedsConfirmation instead.
 struct SaveCheckpoint {
   std::string path;
+  bool overwrite = false;
 };
+// Loads a checkpoint; when it lies in a run folder (<dir>/checkpoints/), that folder
+// becomes the current run and its history (metrics.csv, newest preview) comes back.
 struct LoadCheckpoint {
   std::string path;
 };
+// Loads the newest checkpoint of a run folder and continues training it (`train`).
+struct ResumeRun {
+  std::string dir;
+  bool train = true;
+};
 struct SetPreviewEvery {      // preview samples during training; 0 = off
   int64_t steps;
+};
+// An outcome of work done outside the worker (e.g. the GUI's exports): recorded as that
+// job's result and written to the log.
+struct Report {
+  JobResult result;
 };
 }  // namespace cmd
 
 using Command = std::variant<cmd::SetConfig, cmd::LoadData, cmd::StartTraining, cmd::Pause,
                              cmd::Resume, cmd::Stop, cmd::ResetModel, cmd::Sample, cmd::Evaluate, cmd::Cancel,
-                             cmd::SaveCheckpoint, cmd::LoadCheckpoint, cmd::SetPreviewEvery,
-                             cmd::LoadControlNet>;
+                             cmd::SaveCheckpoint, cmd::LoadCheckpoint, cmd::ResumeRun,
+                             cmd::SetPreviewEvery, cmd::LoadControlNet, cmd::Report>;
 
 struct EngineOptions {
   int threads = 0;              // LibTorch threads for the worker; 0 = cores − reserve
@@ -180,6 +257,8 @@ struct EngineOptions {
   int nice = 0;
   std::string device = "auto";  // auto | cpu | cuda
   double publish_interval_s = 0.1;  // at most this often during training
+  // Where new run folders go; "" = beside config.train.out_dir (its parent folder).
+  std::string runs_root;
 };
 
 class Engine {

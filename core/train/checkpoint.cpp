@@ -189,47 +189,4 @@ DenoiserNet load_checkpoint_model(const std::string& path, bool use_ema, c10::De
   return net;
 }
 
-std::string checkpoint_path(const std::string& run_dir, int64_t step) {
-  char name[64];
-  std::snprintf(name, sizeof name, "step_%08lld.pt", static_cast<long long>(step));
-  return (fs::path(run_dir) / "checkpoints" / name).string();
-}
-
-std::string latest_checkpoint(const std::string& run_dir) {
-  std::ifstream in(fs::path(run_dir) / "checkpoints" / "latest");
-  std::string name;
-  if (in && std::getline(in, name) && !name.empty()) {
-    auto p = fs::path(run_dir) / "checkpoints" / name;
-    if (fs::exists(p)) return p.string();
-  }
-  // No (valid) pointer file: take the highest step file.
-  std::string best;
-  std::error_code ec;
-  const auto dir = fs::path(run_dir) / "checkpoints";
-  if (!fs::is_directory(dir, ec)) return "";
-  static const std::regex kStepFile(R"(step_\d+\.pt)");
-  for (const auto& entry : fs::directory_iterator(dir, ec)) {
-    const auto file = entry.path().filename().string();
-    if (std::regex_match(file, kStepFile) && file > fs::path(best).filename().string())
-      best = entry.path().string();
-  }
-  return best;
-}
-
-void mark_latest_checkpoint(const std::string& run_dir, const std::string& path, int keep) {
-  const auto dir = fs::path(run_dir) / "checkpoints";
-  write_file_atomic((dir / "latest").string(), fs::path(path).filename().string() + "\n");
-  static const std::regex kStepFile(R"(step_\d+\.pt)");
-  std::vector<std::string> files;
-  std::error_code ec;
-  for (const auto& entry : fs::directory_iterator(dir, ec)) {
-    const auto file = entry.path().filename().string();
-    if (std::regex_match(file, kStepFile)) files.push_back(file);
-  }
-  std::sort(files.begin(), files.end());
-  const auto latest_name = fs::path(path).filename().string();
-  for (size_t i = 0; i + keep < files.size(); ++i)
-    if (files[i] != latest_name) fs::remove(dir / files[i], ec);
-}
-
 }  // namespace difflab

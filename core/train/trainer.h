@@ -16,6 +16,7 @@
 #include "core/data/dataset.h"
 #include "core/model/denoiser_net.h"
 #include "core/sampling/sampler.h"
+#include "core/train/run_folder.h"
 
 namespace difflab {
 
@@ -101,12 +102,5 @@ CheckpointInfo read_checkpoint_info(const std::string& path);
 // The network of a checkpoint (EMA weights when `use_ema`), ready for sampling.
 DenoiserNet load_checkpoint_model(const std::string& path, bool use_ema, c10::Device device,
                                   CheckpointInfo* info = nullptr);
-
-// Checkpoint files of a run directory: <dir>/checkpoints/step_<N>.pt, and "latest".
-std::string checkpoint_path(const std::string& run_dir, int64_t step);
-// Path of the newest checkpoint in run_dir, or "" if there is none.
-std::string latest_checkpoint(const std::string& run_dir);
-// Records `path` as the newest and deletes all but the `keep` newest step files.
-void mark_latest_checkpoint(const std::string& run_dir, const std::string& path, int keep = 3);
 
 }  // namespace difflab
