@@ -168,15 +168,14 @@ RunHistory read_run_history(const std::string& dir, int64_t max_step) {
       if (cells.empty() || !parse_double(cells[0], &step)) continue;  // a torn row
       const auto s = static_cast<int64_t>(step);
       if (max_step >= 0 && s > max_step) continue;  // after the checkpoint: not this model's
-      // A resumed run may repeat steps after a crash: keep the newest row for a step.
-      auto put = [&](std::vector<std::pair<int64_t, double>>& into, double value) {
-        while (!into.empty() && into.back().first >= s) into.pop_back();
-        into.emplace_back(s, value);
-      };
+      // A run resumed after a crash repeats the steps after its checkpoint: a row for step
+      // s replaces whatever the earlier attempt wrote for steps ≥ s.
+      for (auto* series : {&h.loss, &h.test_loss})
+        while (!series->empty() && series->back().first >= s) series->pop_back();
       if (loss_col > 0 && loss_col < static_cast<int>(cells.size()) && parse_double(cells[loss_col], &v))
-        put(h.loss, v);
+        h.loss.emplace_back(s, v);
       if (test_col > 0 && test_col < static_cast<int>(cells.size()) && parse_double(cells[test_col], &v))
-        put(h.test_loss, v);
+        h.test_loss.emplace_back(s, v);
     }
   }
   std::error_code ec;
