@@ -22,6 +22,27 @@ foreach(f run/metrics.csv run/config.yaml run/checkpoints/latest run/checkpoints
     message(FATAL_ERROR "missing ${WORK}/${f}")
   endif()
 endforeach()
+# Training again into the same --out without --resume never touches that run: the new run
+# goes to the next free numbered folder.
+file(SHA256 ${WORK}/run/checkpoints/step_00000004.pt ckpt_before)
+file(READ ${WORK}/run/metrics.csv metrics_before)
+execute_process(COMMAND ${CLI} train ${common} --steps 2 RESULT_VARIABLE rc OUTPUT_VARIABLE out ERROR_VARIABLE err)
+if(NOT rc EQUAL 0 OR NOT out MATCHES "holds another run; this one goes to .*run-2")
+  message(FATAL_ERROR "a second run into the same folder: ${rc}\n${out}\n${err}")
+endif()
+file(SHA256 ${WORK}/run/checkpoints/step_00000004.pt ckpt_after)
+file(READ ${WORK}/run/metrics.csv metrics_after)
+if(NOT ckpt_before STREQUAL ckpt_after OR NOT metrics_before STREQUAL metrics_after
+   OR NOT EXISTS ${WORK}/run-2/checkpoints/step_00000002.pt)
+  message(FATAL_ERROR "the first run's files changed, or the second run is not in run-2")
+endif()
+# metrics.csv holds one row per log interval as training goes (here every step: eval_every=2
+# and log_every=50 → rows at 2 and 4, plus the resumed run's rows).
+file(STRINGS ${WORK}/run/metrics.csv rows)
+list(LENGTH rows nrows)
+if(nrows LESS 3)
+  message(FATAL_ERROR "metrics.csv has ${nrows} lines")
+endif()
 run(${CLI} sample --run ${WORK}/run --sampler ddim --steps 5 --n 16 --out ${WORK}/grid.png --threads 1)
 run(${CLI} sample --run ${WORK}/run --sampler heun --sigmas karras --rho 5 --steps 4 --n 8
     --out ${WORK}/grid_heun.png --threads 1)

@@ -37,6 +37,7 @@ EngineOptions options() {
   EngineOptions o;
   o.threads = 1;
   o.publish_interval_s = 0.02;
+  o.runs_root = (fs::path(DIFFLAB_TEST_TMP) / "engine_runs").string();
   return o;
 }
 
@@ -255,6 +256,194 @@ TEST(Engine, ABrokenCheckpointLeavesTheModelAlone) {
   EXPECT_TRUE(s->model_ready);
   EXPECT_EQ(s->step, 8);
   EXPECT_TRUE(s->data_ready);
+}
+
+std::string latest_checkpoint_for_test(const std::string& dir) {
+  std::ifstream in(fs::path(dir) / "checkpoints" / "latest");
+  std::string name;
+  std::getline(in, name);
+  return (fs::path(dir) / "checkpoints" / name).string();
+}
+
+std::string file_bytes(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  return std::string(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+}
+
+// Trains `c` (train.steps small) to its end in `engine` and returns the snapshot.
+std::shared_ptr<const Snapshot> train_to_end(Engine& engine, const Config& c) {
+  engine.send(cmd::SetConfig{c});
+  engine.send(cmd::StartTraining{});
+  return wait_until(engine, [&](const Snapshot& s) {
+    return s.step >= c.train.steps && s.status != JobStatus::Training;
+  }, 60);
+}
+
+EngineOptions options_in(const std::string& root) {
+  EngineOptions o = options();
+  o.runs_root = root;
+  return o;
+}
+
+// Issue 10: a new model gets its own run folder; Save writes there; after a dataset
+// switch the next model's Save never touches the first model's files.
+TEST(EngineRuns, EachModelSavesIntoItsOwnRunFolder) {
+  const auto root = temp_dir("own_folders");
+  Config c = toy_config();
+  c.train.steps = 6;
+  Engine engine(c, options_in(root));
+  auto s = train_to_end(engine, c);
+  ASSERT_EQ(s->step, 6) << s->error;
+  const std::string first_dir = s->run.dir;
+  ASSERT_FALSE(first_dir.empty());
+  EXPECT_EQ(fs::path(first_dir).parent_path(), fs::path(root));
+  EXPECT_NE(fs::path(first_dir).filename().string().find("toy2d-two_moons-"), std::string::npos) << first_dir;
+  // The end of training wrote a checkpoint: nothing unsaved.
+  EXPECT_EQ(s->run.unsaved_steps, 0);
+  for (const char* f : {"config.yaml", "metrics.csv", "checkpoints/latest", "checkpoints/step_00000006.pt"})
+    EXPECT_TRUE(fs::exists(fs::path(first_dir) / f)) << f;
+  const std::string first_ckpt = (fs::path(first_dir) / "checkpoints/step_00000006.pt").string();
+  const std::string first_bytes = file_bytes(first_ckpt);
+
+  Config other = c;
+  other.data.toy = Toy2dKind::EightGaussians;
+  s = train_to_end(engine, other);
+  ASSERT_EQ(s->step, 6) << s->error;
+  ASSERT_NE(s->run.dir, first_dir);
+  engine.send(cmd::SaveCheckpoint{""});
+  ASSERT_TRUE(engine.wait_idle(30));
+  s = engine.snapshot();
+  EXPECT_EQ(s->job(JobKind::Save).outcome, JobOutcome::Done) << s->job(JobKind::Save).message;
+  EXPECT_EQ(fs::path(s->job(JobKind::Save).path).parent_path().parent_path(), fs::path(s->run.dir));
+  EXPECT_EQ(file_bytes(first_ckpt), first_bytes);  // byte for byte
+}
+
+TEST(EngineRuns, SavingOverAnExistingFileAsksFirst) {
+  const auto root = temp_dir("overwrite");
+  Config c = toy_config();
+  c.train.steps = 4;
+  Engine engine(c, options_in(root));
+  train_to_end(engine, c);
+  const std::string other = root + "/someone_elses.pt";
+  std::ofstream(other) << "the user's file";
+  engine.send(cmd::SaveCheckpoint{other});
+  ASSERT_TRUE(engine.wait_idle(30));
+  auto s = engine.snapshot();
+  EXPECT_EQ(s->job(JobKind::Save).outcome, JobOutcome::NeedsConfirmation);
+  EXPECT_EQ(s->job(JobKind::Save).path, other);
+  EXPECT_EQ(file_bytes(other), "the user's file");
+  engine.send(cmd::SaveCheckpoint{other, /*overwrite=*/true});
+  ASSERT_TRUE(engine.wait_idle(30));
+  s = engine.snapshot();
+  EXPECT_EQ(s->job(JobKind::Save).outcome, JobOutcome::Done) << s->job(JobKind::Save).message;
+  EXPECT_NE(file_bytes(other), "the user's file");
+}
+
+TEST(EngineRuns, ABadDatasetPathKeepsTheModelAndTheData) {
+  const auto root = temp_dir("bad_path");
+  Config c = toy_config();
+  c.train.steps = 4;
+  Engine engine(c, options_in(root));
+  auto before = train_to_end(engine, c);
+  ASSERT_TRUE(before->model_ready) << before->error;
+  Config bad = c;
+  bad.data.kind = DatasetKind::Idx;
+  bad.data.path = root + "/no_such_images.idx";
+  engine.send(cmd::SetConfig{bad});
+  ASSERT_TRUE(engine.wait_idle(30));
+  auto s = engine.snapshot();
+  EXPECT_EQ(s->job(JobKind::Config).outcome, JobOutcome::Failed);
+  EXPECT_NE(s->job(JobKind::Config).message.find("no_such_images"), std::string::npos)
+      << s->job(JobKind::Config).message;
+  EXPECT_TRUE(s->model_ready);
+  EXPECT_TRUE(s->data_ready);
+  EXPECT_EQ(s->model_serial, before->model_serial);
+  EXPECT_EQ(s->config.data.kind, DatasetKind::Toy2d);
+  EXPECT_EQ(s->step, 4);
+}
+
+TEST(EngineRuns, LoadingARunsCheckpointBringsBackItsHistory) {
+  const auto root = temp_dir("history");
+  Config c = toy_config();
+  c.train.steps = 20;
+  c.train.log_every = 5;
+  c.train.eval_every = 10;
+  std::string dir;
+  {
+    Engine engine(c, options_in(root));
+    engine.send(cmd::SetPreviewEvery{10});
+    auto s = train_to_end(engine, c);
+    ASSERT_EQ(s->step, 20) << s->error;
+    dir = s->run.dir;
+  }
+  EXPECT_TRUE(fs::exists(fs::path(dir) / "samples/step_00000010.png"));
+  Engine engine(toy_config(), options_in(root));
+  engine.send(cmd::LoadCheckpoint{latest_checkpoint_for_test(dir)});
+  ASSERT_TRUE(engine.wait_idle(30));
+  auto s = engine.snapshot();
+  ASSERT_TRUE(s->model_ready) << s->error;
+  EXPECT_EQ(s->run.dir, dir);
+  ASSERT_EQ(s->loss.size(), 4u);  // metrics.csv rows at steps 5, 10, 15, 20
+  EXPECT_EQ(s->loss.back().step, 20);
+  EXPECT_EQ(s->test_loss.size(), 2u);
+  EXPECT_EQ(s->preview_step, 20);
+  EXPECT_FALSE(s->preview.empty());
+}
+
+TEST(EngineRuns, ResumeRunContinuesInItsFolderFromTheAutosave) {
+  const auto root = temp_dir("resume");
+  Config c = toy_config();
+  c.train.steps = 100000;
+  c.train.checkpoint_every = 0;
+  c.train.autosave_minutes = 0.002;  // 0.12 s of training
+  std::string dir;
+  int64_t saved = -1;
+  {
+    Engine engine(c, options_in(root));
+    engine.send(cmd::SetPreviewEvery{0});
+    engine.send(cmd::StartTraining{});
+    auto s = wait_until(engine, [](const Snapshot& s) { return s.run.saved_step > 0; });
+    ASSERT_GT(s->run.saved_step, 0) << s->error;
+    dir = s->run.dir;
+    saved = s->run.saved_step;
+    // Gone without a word, as a crash: the autosave is what remains.
+  }
+  std::ifstream last(fs::path(root) / "last-gui-run");
+  std::string remembered;
+  std::getline(last, remembered);
+  EXPECT_EQ(fs::path(remembered), fs::absolute(dir).lexically_normal());
+  Engine engine(toy_config(), options_in(root));
+  engine.send(cmd::ResumeRun{dir});
+  auto s = wait_until(engine, [&](const Snapshot& s) { return s.step > saved + 5; });
+  EXPECT_EQ(s->job(JobKind::Load).outcome, JobOutcome::Done) << s->job(JobKind::Load).message;
+  EXPECT_EQ(s->status, JobStatus::Training);
+  EXPECT_EQ(s->run.dir, dir);
+  EXPECT_GE(s->step, saved);
+}
+
+TEST(EngineRuns, ResultsOfAnOldModelAreCleared) {
+  const auto root = temp_dir("stale");
+  Config c = toy_config();
+  c.train.steps = 5;
+  Engine engine(c, options_in(root));
+  auto s = train_to_end(engine, c);
+  SampleConfig sc = c.sample;
+  sc.steps = 5;
+  engine.send(cmd::Sample{sc, 5});
+  ASSERT_TRUE(engine.wait_idle(30));
+  s = engine.snapshot();
+  ASSERT_TRUE(s->samples) << s->error;
+  EXPECT_EQ(s->samples->model_serial, s->model_serial);
+  EXPECT_FALSE(s->loss.empty());
+  const uint64_t serial = s->model_serial;
+  engine.send(cmd::ResetModel{});
+  ASSERT_TRUE(engine.wait_idle(30));
+  s = engine.snapshot();
+  EXPECT_NE(s->model_serial, serial);
+  EXPECT_FALSE(s->samples);
+  EXPECT_TRUE(s->loss.empty());
+  EXPECT_TRUE(s->preview.empty());
+  EXPECT_TRUE(s->run.dir.empty());
 }
 
 namespace difflab {

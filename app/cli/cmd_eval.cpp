@@ -228,7 +228,7 @@ int eval_classifier(const Args& args) {
                      std::to_string(data.train.size()) +
                      "] (the floor uses as many real training images)");
   const std::string cache =
-      args.get("evaluator", evaluator_cache_path(run_dir_of_checkpoint(path)));
+      args.get("evaluator", evaluator_cache_path(checkpoint_folder(path)));
   auto log = [](const std::string& line) { std::fprintf(stderr, "%s\n", line.c_str()); };
   auto evaluator = load_or_train_evaluator(cache, data, EvaluatorOptions{}, device, log);
 

@@ -25,6 +25,8 @@
 
 namespace difflab {
 
+class Worker;
+
 enum class JobStatus { Idle, LoadingData, Training, Paused, Sampling, Error, Count };
 constexpr const char* job_status_name(JobStatus s) {
   switch (s) {
@@ -61,6 +63,8 @@ struct TrajectoryFrames {
   // and its conditioning scale; empty for plain runs.
   FloatImages hint;
   double control_scale = 0.0;
+  // The model that made it (Snapshot::model_serial; 0 for a ControlNet's own base).
+  uint64_t model_serial = 0;
 };
 
 // The ControlNet the worker holds (cmd::LoadControlNet), if any.
@@ -87,6 +91,7 @@ struct EvalRecord {
   double fd = 0;           // Fréchet distance of the evaluator's features to the test split
   double fd_floor = 0;     // the same for n real training images: the best to hope for
   double seconds = 0;
+  uint64_t model_serial = 0;  // the model evaluated
 };
 
 // The jobs a panel starts. Each keeps its own last outcome in the snapshot, so a panel
@@ -282,7 +287,6 @@ class Engine {
   bool wait_idle(double timeout_s) const;
 
  private:
-  struct Worker;
   void run();
   void publish(std::shared_ptr<Snapshot> snapshot);
 

@@ -250,7 +250,7 @@ std::string evaluator_cache_path(const std::string& run_dir) {
   return (fs::path(run_dir) / "evaluator.pt").string();
 }
 
-std::string run_dir_of_checkpoint(const std::string& checkpoint_path) {
+std::string checkpoint_folder(const std::string& checkpoint_path) {
   auto dir = fs::path(checkpoint_path).parent_path();
   if (dir.filename() == "checkpoints") dir = dir.parent_path();
   return dir.empty() ? "." : dir.string();

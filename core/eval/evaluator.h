@@ -84,7 +84,7 @@ std::string dataset_key(const DatasetSplits& data);
 // <run_dir>/evaluator.pt
 std::string evaluator_cache_path(const std::string& run_dir);
 // The run folder of a checkpoint: <run> for <run>/checkpoints/step_N.pt, else the file's folder.
-std::string run_dir_of_checkpoint(const std::string& checkpoint_path);
+std::string checkpoint_folder(const std::string& checkpoint_path);
 
 // Loads the cache when it exists and matches `data`; otherwise trains and writes it. A
 // cache for another dataset or one that cannot be read is retrained, with a log message

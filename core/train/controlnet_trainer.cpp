@@ -344,4 +344,25 @@ LoadedControlNet load_controlnet(const std::string& path, c10::Device device,
   return out;
 }
 
+LoadedControlNet load_controlnet_onto(const std::string& path, DenoiserNet base,
+                                      const CheckpointInfo& base_info, const std::string& base_label,
+                                      c10::Device device) {
+  torch::serialize::InputArchive archive;
+  open_checkpoint(path, archive, kControlNetFormat);
+  LoadedControlNet out;
+  out.path = path;
+  const CheckpointInfo info = read_checkpoint_info(archive, path);
+  out.config = info.config;
+  out.step = info.step;
+  out.base_path = base_label;
+  check_base_fingerprint(archive, path, weights_fingerprint(*base), base_label, base_info.step);
+  out.base = std::move(base);
+  out.base_info = base_info;
+  out.net = make_controlnet(base_info.config.model, base_info.shape);
+  load_module(archive, "controlnet", *out.net, path);
+  out.net->to(device);
+  out.net->eval();
+  return out;
+}
+
 }  // namespace difflab

@@ -92,6 +92,13 @@ struct LoadedControlNet {
 // CheckpointError naming the file and the problem.
 LoadedControlNet load_controlnet(const std::string& path, c10::Device device,
                                  const std::string& base_override = "");
+// A ControlNet checkpoint onto a base already in memory (the GUI's current model: `base`
+// holds its EMA weights, `base_info` its config, data shape and step; `base_label` names
+// it in messages). Refused, with load_controlnet's message, when the ControlNet was
+// trained for other weights. Throws CheckpointError naming the file and the problem.
+LoadedControlNet load_controlnet_onto(const std::string& path, DenoiserNet base,
+                                      const CheckpointInfo& base_info, const std::string& base_label,
+                                      c10::Device device);
 // A checksum of a network's weights (a fixed weighted sum of every parameter, in float64 on
 // the CPU): tells a base checkpoint apart from another one, even a few steps later.
 double weights_fingerprint(const torch::nn::Module& module);

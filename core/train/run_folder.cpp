@@ -27,7 +27,7 @@ const std::regex& step_file_pattern() {
   return kStepFile;
 }
 
-bool exists(const fs::path& p) {
+bool path_exists(const fs::path& p) {
   std::error_code ec;
   return fs::exists(p, ec);
 }
@@ -64,7 +64,7 @@ bool parse_double(const std::string& text, double* out) {
 
 bool holds_run(const std::string& dir) {
   const fs::path d(dir);
-  return exists(d / "config.yaml") || exists(d / "metrics.csv") || exists(d / "checkpoints");
+  return path_exists(d / "config.yaml") || path_exists(d / "metrics.csv") || path_exists(d / "checkpoints");
 }
 
 std::string next_free_run_dir(const std::string& dir) {
@@ -110,7 +110,7 @@ std::string latest_checkpoint(const std::string& run_dir) {
   std::string name;
   if (in && std::getline(in, name) && !name.empty()) {
     auto p = fs::path(run_dir) / "checkpoints" / name;
-    if (exists(p)) return p.string();
+    if (path_exists(p)) return p.string();
   }
   // No (valid) pointer file: take the highest step file.
   std::string best;
@@ -168,15 +168,14 @@ RunHistory read_run_history(const std::string& dir, int64_t max_step) {
       if (cells.empty() || !parse_double(cells[0], &step)) continue;  // a torn row
       const auto s = static_cast<int64_t>(step);
       if (max_step >= 0 && s > max_step) continue;  // after the checkpoint: not this model's
-      // A resumed run may repeat steps after a crash: keep the newest row for a step.
-      auto put = [&](std::vector<std::pair<int64_t, double>>& into, double value) {
-        while (!into.empty() && into.back().first >= s) into.pop_back();
-        into.emplace_back(s, value);
-      };
+      // A run resumed after a crash repeats the steps after its checkpoint: a row for step
+      // s replaces whatever the earlier attempt wrote for steps ≥ s.
+      for (auto* series : {&h.loss, &h.test_loss})
+        while (!series->empty() && series->back().first >= s) series->pop_back();
       if (loss_col > 0 && loss_col < static_cast<int>(cells.size()) && parse_double(cells[loss_col], &v))
-        put(h.loss, v);
+        h.loss.emplace_back(s, v);
       if (test_col > 0 && test_col < static_cast<int>(cells.size()) && parse_double(cells[test_col], &v))
-        put(h.test_loss, v);
+        h.test_loss.emplace_back(s, v);
     }
   }
   std::error_code ec;

@@ -17,6 +17,9 @@ namespace {
 
 // How many recent (t, loss) pairs feed loss_by_timestep().
 constexpr size_t kLossHistory = 4096;
+// Steps whose per-example losses wait on the device before one read-back (the loss curve by
+// timestep needs them, nothing during the step does).
+constexpr size_t kReadbackEvery = 16;
 // Offset of the evaluation seed from the training seed (fixed t and noise for test loss).
 constexpr uint64_t kEvalSeedOffset = 0x5eed;
 
@@ -41,6 +44,24 @@ struct Trainer::Impl {
   TimestepSampler timesteps;
   int64_t step = 0;
   std::deque<std::pair<int, float>> recent;  // (t, per-example loss)
+  // (t on the CPU, per-example L_simple on the device) of steps not yet read back.
+  std::vector<std::pair<at::Tensor, at::Tensor>> pending;
+
+  void drain_pending() {
+    if (pending.empty()) return;
+    std::vector<at::Tensor> ts, ls;
+    for (auto& [t, l] : pending) {
+      ts.push_back(t);
+      ls.push_back(l);
+    }
+    pending.clear();
+    const auto tc = torch::cat(ts).contiguous();
+    const auto lc = torch::cat(ls).to(torch::kCPU, torch::kFloat32).contiguous();
+    const auto* tp = tc.data_ptr<int64_t>();
+    const auto* lp = lc.data_ptr<float>();
+    for (int64_t i = 0; i < tc.numel(); ++i) recent.emplace_back(static_cast<int>(tp[i]), lp[i]);
+    while (recent.size() > kLossHistory) recent.pop_front();
+  }
 
   Impl(Config c, std::shared_ptr<const DatasetSplits> d, c10::Device dev)
       : config(std::move(c)),
@@ -142,19 +163,36 @@ StepResult Trainer::train_step() {
   }
   // Importance weights 1/(T p_t) (all 1 for uniform t).
   auto loss = (per_example * draw.weights.to(s.device)).mean();
-  const double loss_value = loss.item<double>();
+  s.optimizer->zero_grad();
+  loss.backward();
+  // The gradient norm stays on the device (clip_grad_norm_ would read it back) ...
+  std::vector<at::Tensor> norms;
+  auto params = s.model->parameters();
+  for (const auto& p : params)
+    if (p.grad().defined()) norms.push_back(p.grad().detach().norm(2));
+  const auto grad_norm_t = torch::stack(norms).norm(2);
+  if (s.config.train.grad_clip > 0) {
+    const auto coef = (s.config.train.grad_clip / (grad_norm_t + 1e-6)).clamp_max(1.0);
+    for (auto& p : params)
+      if (p.grad().defined()) p.grad().mul_(coef);
+  }
+  // ... and is read with the loss and its parts in one transfer, the step's only one: the
+  // NaN guard below needs it before the weights change.
+  const auto zero = torch::zeros({}, loss.options());
+  const auto values = torch::stack({loss.detach(), grad_norm_t.to(loss.scalar_type()),
+                                    per_example.detach().mean(), mse.detach().mean(),
+                                    vlb.defined() ? vlb.detach().mean() : zero})
+                          .to(torch::kCPU, torch::kDouble);
+  const double* v = values.data_ptr<double>();
+  const double loss_value = v[0], grad_norm = v[1];
   if (!std::isfinite(loss_value)) {
+    s.optimizer->zero_grad();
     std::ostringstream msg;
     msg << "loss is " << loss_value << " at step " << s.step + 1
         << "; the weights were left as they were after step " << s.step
         << " (try a lower train.lr or train.grad_clip)";
     throw TrainingError(msg.str());
   }
-  s.optimizer->zero_grad();
-  loss.backward();
-  const double max_norm = s.config.train.grad_clip > 0 ? s.config.train.grad_clip
-                                                       : std::numeric_limits<double>::infinity();
-  const double grad_norm = torch::nn::utils::clip_grad_norm_(s.model->parameters(), max_norm);
   if (!std::isfinite(grad_norm)) {
     s.optimizer->zero_grad();
     throw TrainingError("gradient norm is not finite at step " + std::to_string(s.step + 1) +
@@ -167,17 +205,16 @@ StepResult Trainer::train_step() {
   ++s.step;
   s.update_ema();
 
-  // The loss-aware sampler learns from the unweighted per-example loss (as improved-diffusion).
-  const auto totals = per_example.detach().to(torch::kCPU);
-  s.timesteps.update(t, totals);
-  const auto losses = mse.detach().to(torch::kCPU);
-  const auto* lp = losses.data_ptr<float>();
-  const auto* tp = t.data_ptr<int64_t>();
-  for (int64_t i = 0; i < b; ++i) s.recent.emplace_back(static_cast<int>(tp[i]), lp[i]);
-  while (s.recent.size() > kLossHistory) s.recent.pop_front();
-  StepResult r{s.step, totals.mean().item<double>(), lr, grad_norm};
-  r.loss_simple = losses.mean().item<double>();
-  if (vlb.defined()) r.loss_vlb = vlb.detach().mean().item<double>();
+  // The loss-aware sampler learns from the unweighted per-example loss (as
+  // improved-diffusion), each step; the uniform one needs nothing.
+  if (s.timesteps.kind() != TimestepSamplerKind::Uniform)
+    s.timesteps.update(t, per_example.detach().to(torch::kCPU));
+  // Per-example losses for loss_by_timestep() wait on the device and are read in batches.
+  s.pending.emplace_back(t, mse.detach());
+  if (s.pending.size() >= kReadbackEvery) s.drain_pending();
+  StepResult r{s.step, v[2], lr, grad_norm};
+  r.loss_simple = v[3];
+  if (vlb.defined()) r.loss_vlb = v[4];
   return r;
 }
 
@@ -324,6 +361,7 @@ void Trainer::load_checkpoint(const std::string& path) {
   s.batches.set_state(epoch, position);
   s.timesteps = std::move(timesteps);
   s.recent.clear();
+  s.pending.clear();
 }
 
 void Trainer::set_train_config(const TrainConfig& train) {
@@ -360,6 +398,7 @@ std::vector<double> Trainer::timestep_probabilities() const {
 }
 
 std::vector<double> Trainer::loss_by_timestep(int buckets) const {
+  m->drain_pending();
   std::vector<double> sum(buckets, 0.0);
   std::vector<int> count(buckets, 0);
   const int steps = m->diffusion.num_steps();

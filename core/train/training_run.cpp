@@ -1,0 +1,197 @@
+#include "core/train/training_run.h"
+
+#include <torch/torch.h>
+
+#include <cmath>
+#include <cstdio>
+#include <filesystem>
+
+#include "core/train/metrics_log.h"
+#include "core/util/paths.h"
+#include "core/vision/image_grid.h"
+
+namespace difflab {
+
+namespace fs = std::filesystem;
+
+namespace {
+
+// The images/s shown while training is measured over at least this much wall time.
+constexpr double kRateWindowS = 1.0;
+
+std::vector<std::string> metrics_columns(bool hybrid) {
+  std::vector<std::string> columns = {"loss", "test_loss", "lr", "grad_norm", "images_per_s", "epoch"};
+  // The hybrid loss also logs its parts: L_simple and the mean L_t in bits/dim.
+  if (hybrid) columns.insert(columns.end(), {"loss_simple", "loss_vlb"});
+  return columns;
+}
+
+}  // namespace
+
+std::string preview_path(const std::string& dir, int64_t step) {
+  char name[64];
+  std::snprintf(name, sizeof name, "step_%08lld.png", static_cast<long long>(step));
+  return (fs::path(dir) / "samples" / name).string();
+}
+
+void write_preview_png(const std::string& path, const SampleResult& result, int num_classes,
+                       bool points) {
+  if (points) {
+    write_png(path, plot_points(result.images));
+    return;
+  }
+  // Labels cycle 0..K−1, so K columns put one class in each column.
+  write_png(path, make_grid(result.images, num_classes > 0 ? num_classes : 0, 2, 2));
+}
+
+TrainingRun::TrainingRun(std::unique_ptr<Trainer> trainer, RunOptions options)
+    : m_trainer(std::move(trainer)), m_options(std::move(options)) {
+  if (!m_trainer) throw std::invalid_argument("TrainingRun needs a trainer");
+  if (m_options.dir.empty()) throw std::invalid_argument("TrainingRun needs a run folder");
+  if (!m_options.resume && holds_run(m_options.dir))
+    throw std::runtime_error("run folder '" + m_options.dir +
+                             "' already holds a run (config.yaml, metrics.csv or checkpoints/): "
+                             "resume it, or choose another folder; nothing in it was changed");
+  const Config& c = m_trainer->config();
+  make_dirs((fs::path(m_options.dir) / "samples").string());
+  save_config(c, (fs::path(m_options.dir) / "config.yaml").string());
+  m_hybrid = c.diffusion.loss == LossKind::Hybrid;
+  m_log = std::make_unique<MetricsLog>(m_options.dir, metrics_columns(m_hybrid));
+  if (m_options.resume) {
+    m_saved_path = latest_checkpoint(m_options.dir);
+    if (!m_saved_path.empty()) m_saved_step = m_trainer->step();
+  }
+}
+
+TrainingRun::~TrainingRun() {
+  try {
+    if (m_log) m_log->flush();
+  } catch (...) {  // a destructor reports nothing; flush() did after every row
+  }
+}
+
+int64_t TrainingRun::preview_every() const {
+  return m_options.preview_every >= 0 ? m_options.preview_every
+                                      : m_trainer->config().train.sample_every;
+}
+
+int64_t TrainingRun::unsaved_steps() const {
+  return m_trainer->step() - std::max<int64_t>(m_saved_step, 0);
+}
+
+double TrainingRun::seconds_to_autosave() const {
+  const double minutes = m_trainer->config().train.autosave_minutes;
+  if (minutes <= 0) return -1.0;
+  return std::max(0.0, minutes * 60.0 - m_trained_since_save_s);
+}
+
+double TrainingRun::eta_s() const {
+  const auto& t = m_trainer->config().train;
+  if (m_rate <= 0) return -1.0;
+  return static_cast<double>(t.steps - m_trainer->step()) * t.batch_size / m_rate;
+}
+
+void TrainingRun::restart_clock() { m_clock_running = false; }
+
+void TrainingRun::set_train_config(const TrainConfig& train) {
+  m_trainer->set_train_config(train);
+}
+
+void TrainingRun::flush() { m_log->flush(); }
+
+RunStepReport TrainingRun::step() {
+  const auto& t = m_trainer->config().train;
+  if (!m_clock_running) {
+    m_last_step_end = m_window_start = Clock::now();
+    m_window_loss = m_window_grad = m_window_simple = m_window_vlb = 0.0;
+    m_window_steps = 0;
+    m_clock_running = true;
+  }
+  RunStepReport report;
+  try {
+    report.step = m_trainer->train_step();
+  } catch (const TrainingError&) {
+    m_log->flush();
+    throw;
+  }
+  const StepResult& r = report.step;
+  const auto now = Clock::now();
+  m_trained_since_save_s += std::chrono::duration<double>(now - m_last_step_end).count();
+  m_last_step_end = now;
+  m_window_loss += r.loss;
+  m_window_grad += r.grad_norm;
+  m_window_simple += r.loss_simple;
+  if (m_hybrid) m_window_vlb += r.loss_vlb;
+  ++m_window_steps;
+
+  const int64_t s = r.step;
+  report.test_loss = std::nan("");
+  if (t.eval_every > 0 && s % t.eval_every == 0) report.test_loss = m_trainer->evaluate(t.eval_batches);
+  const double window_s = std::chrono::duration<double>(now - m_window_start).count();
+  const bool row = s % t.log_every == 0 || !std::isnan(report.test_loss) || s >= t.steps;
+  if (window_s >= kRateWindowS || row)
+    m_rate = window_s > 0 ? m_window_steps * t.batch_size / window_s : m_rate;
+  if (row) {
+    report.logged = true;
+    report.window_loss = m_window_loss / m_window_steps;
+    std::vector<double> values = {report.window_loss, report.test_loss, r.lr,
+                                  m_window_grad / m_window_steps, m_rate,
+                                  static_cast<double>(m_trainer->epoch())};
+    if (m_hybrid) values.insert(values.end(), {m_window_simple / m_window_steps, m_window_vlb / m_window_steps});
+    m_log->write(s, values);
+    m_log->flush();  // a crash keeps every row written so far
+  }
+  if (row || window_s >= kRateWindowS) {
+    m_window_start = now;
+    m_window_loss = m_window_grad = m_window_simple = m_window_vlb = 0.0;
+    m_window_steps = 0;
+  }
+  const int64_t every = preview_every();
+  if (every > 0 && s % every == 0) {
+    const auto result = preview(false, preview_path(m_options.dir, s));
+    if (!result.cancelled) {
+      report.previewed = true;
+      report.preview_images = result.images;
+      report.preview_labels = result.labels;
+    }
+  }
+  const bool periodic = t.checkpoint_every > 0 && s % t.checkpoint_every == 0;
+  const bool autosave = t.autosave_minutes > 0 && m_trained_since_save_s >= t.autosave_minutes * 60.0;
+  if (periodic || autosave) report.checkpoint = checkpoint();
+  report.finished = s >= t.steps;
+  // Previews and checkpoints are not training time: the rate and autosave clocks skip them.
+  m_last_step_end = Clock::now();
+  if (report.previewed || !report.checkpoint.empty()) m_window_start = m_last_step_end;
+  return report;
+}
+
+std::string TrainingRun::checkpoint() {
+  const std::string path = checkpoint_path(m_options.dir, m_trainer->step());
+  m_trainer->save_checkpoint(path);
+  mark_latest_checkpoint(m_options.dir, path, kKeepCheckpoints);
+  m_saved_step = m_trainer->step();
+  m_saved_path = path;
+  m_trained_since_save_s = 0.0;
+  return path;
+}
+
+SampleResult TrainingRun::preview(bool full, const std::string& png_path, const StepCallback& callback) {
+  SampleConfig sc = m_trainer->config().sample;
+  const int classes = m_trainer->model()->num_classes();
+  const bool points = m_trainer->data().shape.points;
+  if (!full) {
+    sc.sampler = SamplerKind::Ddim;
+    sc.steps = std::min(sc.steps, kPreviewSamplerSteps);
+    sc.eta = 0.0;
+    sc.n = classes > 0 ? classes * kPreviewImagesPerClass : kPreviewUnconditional;
+  } else if (classes > 0) {
+    sc.n = std::max(sc.n, classes) / classes * classes;
+  }
+  sc.class_label = -1;
+  if (points) sc.n = kPreviewPoints;
+  SampleResult result = m_trainer->sample(sc, false, callback);
+  if (!result.cancelled && !png_path.empty()) write_preview_png(png_path, result, classes, points);
+  return result;
+}
+
+}  // namespace difflab

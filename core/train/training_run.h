@@ -1,0 +1,114 @@
+// One training run: a Trainer plus everything a run does besides stepping, in one place
+// for the GUI's worker and `difflab-cli train` alike — the run folder (run_folder.h),
+// test loss, preview samples, checkpoints with `latest`, metrics.csv and TensorBoard
+// events (flushed as they are written, so a crash loses no row), the rate and ETA, and a
+// wall-clock autosave. Callers drive it step by step and may pause between any two steps.
+#pragma once
+
+#include <ATen/core/Tensor.h>
+
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "core/train/trainer.h"
+
+namespace difflab {
+
+class MetricsLog;
+
+// Preview grids during training: cheap samples (DDIM, few steps) of the EMA model.
+constexpr int kPreviewSamplerSteps = 20;     // at most this many DDIM steps
+constexpr int kPreviewImagesPerClass = 4;    // class-conditional models: one column a class
+constexpr int kPreviewUnconditional = 36;    // images of an unconditional model (6 × 6)
+constexpr int kPreviewPoints = 2000;         // particles of a 2-D toy model
+constexpr int kKeepCheckpoints = 3;          // step files kept in checkpoints/ (latest included)
+
+struct RunOptions {
+  std::string dir;             // the run folder
+  // Append to the run already in `dir` (its metrics continue). Without it, a folder that
+  // holds a run is refused: nothing of another run is ever replaced.
+  bool resume = false;
+  // Steps between preview grids (samples/step_N.png); −1 = config.train.sample_every.
+  int64_t preview_every = -1;
+};
+
+// What one step did besides training.
+struct RunStepReport {
+  StepResult step;
+  bool logged = false;          // a metrics row was written this step
+  double window_loss = 0.0;     // mean loss of the steps since the previous row (when logged)
+  double test_loss = 0.0;       // NaN unless evaluated this step
+  bool previewed = false;       // preview_images holds new samples
+  at::Tensor preview_images, preview_labels;  // CPU, (N, ...) and (N)
+  std::string checkpoint;       // written this step (periodic or autosave), "" if none
+  bool finished = false;        // train.steps reached
+};
+
+class TrainingRun {
+ public:
+  // Takes the trainer (fresh, or after load_checkpoint) and opens the run folder: writes
+  // config.yaml, opens metrics.csv / tb/. Throws std::runtime_error naming the folder when
+  // it holds another run and options.resume is off.
+  TrainingRun(std::unique_ptr<Trainer> trainer, RunOptions options);
+  ~TrainingRun();
+  TrainingRun(const TrainingRun&) = delete;
+  TrainingRun& operator=(const TrainingRun&) = delete;
+
+  // One training step and the periodic work due after it. TrainingError (NaN loss) passes
+  // through with the weights of the last good step; the logs are flushed first.
+  RunStepReport step();
+  // Writes checkpoints/step_N.pt (atomic), marks it latest, keeps kKeepCheckpoints files;
+  // returns its path. A second call at the same step rewrites the same file.
+  std::string checkpoint();
+  // Samples a preview grid of the EMA model: the cheap one (`full` = false) or with the
+  // config's own sampler (`full`); writes it to `png_path` when that is not empty.
+  SampleResult preview(bool full, const std::string& png_path = "", const StepCallback& callback = {});
+  // Flushes metrics.csv and the events (they are also flushed after every row).
+  void flush();
+  // Restarts the rate window (after a pause: waiting time is not training time).
+  void restart_clock();
+
+  Trainer& trainer() { return *m_trainer; }
+  const Trainer& trainer() const { return *m_trainer; }
+  const std::string& dir() const { return m_options.dir; }
+  int64_t saved_step() const { return m_saved_step; }
+  const std::string& saved_path() const { return m_saved_path; }
+  int64_t unsaved_steps() const;
+  // Seconds of training until the autosave (−1 when train.autosave_minutes is 0).
+  double seconds_to_autosave() const;
+  double images_per_s() const { return m_rate; }
+  double eta_s() const;
+  void set_preview_every(int64_t steps) { m_options.preview_every = steps; }
+  int64_t preview_every() const;
+  // Applies new train settings to the trainer and the run (log/eval/preview intervals).
+  void set_train_config(const TrainConfig& train);
+
+ private:
+  using Clock = std::chrono::steady_clock;
+  std::unique_ptr<Trainer> m_trainer;
+  RunOptions m_options;
+  std::unique_ptr<MetricsLog> m_log;
+  bool m_hybrid = false;
+  int64_t m_saved_step = -1;
+  std::string m_saved_path;
+  double m_trained_since_save_s = 0.0;  // training wall time since the last checkpoint
+  Clock::time_point m_last_step_end;
+  bool m_clock_running = false;
+  // The window of steps since the last metrics row.
+  Clock::time_point m_window_start;
+  double m_window_loss = 0, m_window_grad = 0, m_window_simple = 0, m_window_vlb = 0;
+  int m_window_steps = 0;
+  double m_rate = 0.0;
+};
+
+// Writes a preview grid: one class per column for a class-conditional model, a scatter
+// plot for 2-D points.
+void write_preview_png(const std::string& path, const SampleResult& result, int num_classes,
+                       bool points);
+// Preview file of a step: <dir>/samples/step_N.png.
+std::string preview_path(const std::string& dir, int64_t step);
+
+}  // namespace difflab
