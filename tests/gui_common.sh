@@ -46,3 +46,102 @@ cleanup_xvfb() {
   kill "$XVFB_PID" 2> /dev/null
   wait 2> /dev/null
 }
+
+# --- Driving a running app (APP_PID, stdout in OUT, printed with --print-layout) ---
+
+# wait_line REGEX [SECONDS]: prints the last stdout line matching REGEX once there is one
+# (default: wait up to 120 s); returns 1 when the app exits or time runs out first.
+wait_line() {
+  local line= tries=$(( ${2:-120} * 4 ))
+  for _ in $(seq 1 "$tries"); do
+    line=$(grep -E -- "$1" "$OUT" | tail -n 1)
+    [ -n "$line" ] && { echo "$line"; return 0; }
+    kill -0 "$APP_PID" 2> /dev/null || return 1
+    sleep 0.25
+  done
+  return 1
+}
+
+# count_lines REGEX: how many stdout lines match.
+count_lines() { grep -E -c -- "$1" "$OUT"; }
+
+# wait_count REGEX N [SECONDS]: waits until at least N stdout lines match, then prints the
+# last one; returns 1 on exit or timeout.
+wait_count() {
+  local tries=$(( ${3:-120} * 4 ))
+  for _ in $(seq 1 "$tries"); do
+    if [ "$(count_lines "$1")" -ge "$2" ]; then grep -E -- "$1" "$OUT" | tail -n 1; return 0; fi
+    kill -0 "$APP_PID" 2> /dev/null || return 1
+    sleep 0.25
+  done
+  return 1
+}
+
+# wait_step N [SECONDS]: waits for a "status training step K" line with K >= N.
+wait_step() {
+  local tries=$(( ${2:-120} * 4 )) k
+  for _ in $(seq 1 "$tries"); do
+    k=$(grep -E "^status training step [0-9]+" "$OUT" | tail -n 1 | awk '{print $4}')
+    [ -n "$k" ] && [ "$k" -ge "$1" ] && { echo "$k"; return 0; }
+    kill -0 "$APP_PID" 2> /dev/null || return 1
+    sleep 0.25
+  done
+  return 1
+}
+
+# app_window: the id of the Diffusion Lab window (WID).
+app_window() {
+  WID=$(xdotool search --name "Diffusion Lab" | head -n 1)
+  [ -n "$WID" ] || fail "no window named Diffusion Lab"
+}
+
+# click NAME [SECONDS]: waits until the newest "layout NAME ..." line says enabled=1, then
+# clicks the centre of that rectangle.
+click() {
+  local line= tries=$(( ${2:-60} * 4 ))
+  for _ in $(seq 1 "$tries"); do
+    line=$(grep -E "^layout $1 " "$OUT" | tail -n 1)
+    case "$line" in *enabled=1) break ;; esac
+    line=
+    kill -0 "$APP_PID" 2> /dev/null || fail "difflab exited while waiting for $1"
+    sleep 0.25
+  done
+  [ -n "$line" ] || fail "$1 was never shown enabled"
+  local x y w h
+  read -r _ _ x y w h _ <<< "$line"
+  [ -n "${WID:-}" ] || app_window
+  echo "click $1 at ($((x + w / 2)), $((y + h / 2)))"
+  xdotool mousemove --window "$WID" $((x + w / 2)) $((y + h / 2))
+  sleep 0.3
+  xdotool click 1
+  sleep 0.3
+}
+
+# type_into NAME TEXT: clicks the text field NAME, selects all and types TEXT over it.
+type_into() {
+  click "$1"
+  xdotool key ctrl+a
+  xdotool type --delay 15 "$2"
+  sleep 0.3
+}
+
+# press KEYS: a key chord to the window under the pointer (e.g. ctrl+q).
+press() {
+  xdotool key "$1"
+  sleep 0.3
+}
+
+# wait_exit SECONDS: waits for the app to exit; sets RC (124 when it is still running).
+wait_exit() {
+  RC=124
+  for _ in $(seq 1 $(( $1 * 4 ))); do
+    if ! kill -0 "$APP_PID" 2> /dev/null; then
+      wait "$APP_PID"
+      RC=$?
+      APP_PID=
+      return 0
+    fi
+    sleep 0.25
+  done
+  return 1
+}

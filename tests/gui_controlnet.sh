@@ -38,7 +38,7 @@ start_xvfb 161 230 "$WORK"
 SHOT=$WORK/controlnet.png
 rm -f "$SHOT"
 "$APP" --controlnet "$WORK/controlnet/controlnet.pt" --print-layout --exit-when-sampled \
-  --screenshot "$SHOT" --timeout 300 --threads 1 --no-autoload --set sample.steps=5 \
+  --screenshot "$SHOT" --timeout 300 --threads 1 --no-autoload --set sample.steps=5 --runs "$WORK/runs" \
   > "$OUT" 2> "$ERR" &
 APP_PID=$!
 

@@ -40,6 +40,10 @@ void sync_edit_config(UiState& ui, const Snapshot& snap) {
   }
 }
 
+bool has_unsaved_training(const Snapshot& snap) {
+  return snap.model_ready && snap.run.unsaved_steps > 0;
+}
+
 void Actions::send_apply(const Config& next, bool config_changed, bool load_data,
                          bool start_training) {
   if (config_changed) m_engine.send(cmd::SetConfig{next});
@@ -52,38 +56,104 @@ void Actions::send_apply(const Config& next, bool config_changed, bool load_data
 }
 
 void Actions::apply(const Snapshot& snap, const Config& next, bool load_data, bool start_training,
-                    const std::string& reason) {
+                    Panel sender) {
   const bool changed = config_to_yaml(next) != config_to_yaml(snap.config);
+  if (changed) m_ui.config_sender = sender;
   if (changed && discards_model(snap, next)) {
-    m_ui.pending.active = true;
-    m_ui.pending.open_popup = true;
-    m_ui.pending.config = next;
-    m_ui.pending.load_data = load_data;
-    m_ui.pending.start_training = start_training;
-    m_ui.pending.reason = reason;
+    UnsavedGuard action;
+    action.action = GuardedAction::ApplyConfig;
+    action.what = !same_data(snap.config.data, next.data)
+                      ? "switch the dataset (a new model for the new data)"
+                      : "apply the new settings (a new network or schedule: a new model)";
+    action.config = next;
+    action.load_data = load_data;
+    action.start_training = start_training;
+    guard(snap, std::move(action));
     return;
   }
   send_apply(next, changed, load_data, start_training);
 }
 
-void Actions::answer_pending(bool accept) {
-  if (m_ui.pending.active && accept)
-    send_apply(m_ui.pending.config, true, m_ui.pending.load_data, m_ui.pending.start_training);
-  if (!accept) {
-    // Back to what the engine has: the editors show the config in force again.
-    m_ui.engine_config_yaml.clear();
+void Actions::guard(const Snapshot& snap, UnsavedGuard action) {
+  if (m_ui.guard.action != GuardedAction::None) return;  // one question at a time
+  if (!has_unsaved_training(snap)) {
+    carry_out(action);
+    return;
   }
-  m_ui.pending = PendingApply{};
+  action.open_popup = true;
+  action.unsaved_steps = snap.run.unsaved_steps;
+  m_ui.guard = std::move(action);
+}
+
+void Actions::carry_out(const UnsavedGuard& action) {
+  switch (action.action) {
+    case GuardedAction::Quit:
+      m_ui.quit_requested = true;
+      break;
+    case GuardedAction::LoadCheckpoint:
+      m_engine.send(cmd::LoadCheckpoint{resolve_path(action.path)});
+      break;
+    case GuardedAction::ApplyConfig:
+      send_apply(action.config, true, action.load_data, action.start_training);
+      break;
+    case GuardedAction::NewRun:
+      m_engine.send(cmd::ResetModel{});
+      break;
+    case GuardedAction::None:
+      break;
+  }
+}
+
+void Actions::answer_unsaved(const Snapshot& snap, Answer answer) {
+  UnsavedGuard& g = m_ui.guard;
+  switch (answer) {
+    case Answer::Save:
+      g.saving = true;
+      g.error.clear();
+      g.save_serial = snap.job(JobKind::Save).serial;
+      m_engine.send(cmd::SaveCheckpoint{""});
+      return;
+    case Answer::Discard:
+      carry_out(g);
+      break;
+    case Answer::Cancel:
+      // The editors show the config in force again (a dataset switch is undone).
+      if (g.action == GuardedAction::ApplyConfig) m_ui.engine_config_yaml.clear();
+      break;
+  }
+  g = UnsavedGuard{};
+}
+
+bool Actions::poll_unsaved(const Snapshot& snap) {
+  UnsavedGuard& g = m_ui.guard;
+  if (!g.saving) return false;
+  const JobResult& save = snap.job(JobKind::Save);
+  if (save.serial <= g.save_serial || save.outcome == JobOutcome::Running) return false;
+  if (save.outcome == JobOutcome::Done) {
+    carry_out(g);
+    g = UnsavedGuard{};
+    return true;
+  }
+  g.saving = false;
+  g.error = save.message.empty() ? std::string("the save did not finish: nothing else was done")
+                                 : save.message;
+  return false;
+}
+
+void Actions::request_quit(const Snapshot& snap) {
+  UnsavedGuard action;
+  action.action = GuardedAction::Quit;
+  action.what = "quit";
+  guard(snap, std::move(action));
 }
 
 void Actions::load_dataset(const Snapshot& snap) {
   m_ui.dataset.status.clear();
-  apply(snap, m_ui.edit, true, false, "Loading this dataset changes the model's input shape.");
+  apply(snap, m_ui.edit, true, false, Panel::Dataset);
 }
 
 void Actions::apply_config(const Snapshot& snap) {
-  apply(snap, m_ui.edit, !same_data(snap.config.data, m_ui.edit.data), false,
-        "The new settings change the network or the noise schedule.");
+  apply(snap, m_ui.edit, !same_data(snap.config.data, m_ui.edit.data), false, Panel::Model);
 }
 
 void Actions::train(const Snapshot& snap) {
@@ -92,26 +162,58 @@ void Actions::train(const Snapshot& snap) {
     return;
   }
   apply(snap, m_ui.edit, !snap.data_ready || !same_data(snap.config.data, m_ui.edit.data), true,
-        "The edited settings change the network or the noise schedule.");
+        Panel::Model);
 }
 
 void Actions::pause() { m_engine.send(cmd::Pause{}); }
 void Actions::resume() { m_engine.send(cmd::Resume{}); }
 void Actions::stop() { m_engine.send(cmd::Stop{}); }
-void Actions::reset_model() { m_engine.send(cmd::ResetModel{}); }
 
-void Actions::save_checkpoint() {
-  m_engine.send(cmd::SaveCheckpoint{m_ui.training.checkpoint_path});
+void Actions::new_run(const Snapshot& snap) {
+  UnsavedGuard action;
+  action.action = GuardedAction::NewRun;
+  action.what = "start a new run (the current model is dropped)";
+  guard(snap, std::move(action));
 }
 
-void Actions::load_checkpoint() {
-  m_engine.send(cmd::LoadCheckpoint{resolve_path(m_ui.training.checkpoint_path)});
+void Actions::save_checkpoint() { m_engine.send(cmd::SaveCheckpoint{""}); }
+
+void Actions::save_checkpoint_as(const std::string& path, bool overwrite) {
+  cmd::SaveCheckpoint save;
+  save.path = path;
+  save.overwrite = overwrite;
+  m_engine.send(save);
+}
+
+void Actions::load_checkpoint(const Snapshot& snap) {
+  UnsavedGuard action;
+  action.action = GuardedAction::LoadCheckpoint;
+  action.what = "load " + m_ui.training.checkpoint_path;
+  action.path = m_ui.training.checkpoint_path;
+  guard(snap, std::move(action));
+}
+
+void Actions::resume_run(const std::string& dir) { m_engine.send(cmd::ResumeRun{dir, true}); }
+
+void Actions::report(JobKind kind, bool ok, const std::string& message, const std::string& path) {
+  JobResult result;
+  result.kind = kind;
+  result.outcome = ok ? JobOutcome::Done : JobOutcome::Failed;
+  result.message = message;
+  result.path = path;
+  m_engine.send(cmd::Report{result});
 }
 
 void Actions::set_preview_every(int64_t steps) {
   m_ui.training.preview_every = std::max<int64_t>(steps, 0);
   m_ui.training.preview_every_sent = m_ui.training.preview_every;
   m_engine.send(cmd::SetPreviewEvery{m_ui.training.preview_every});
+}
+
+void Actions::set_autosave_minutes(const Snapshot& snap, double minutes) {
+  Config config = snap.config;
+  config.train.autosave_minutes = minutes;
+  m_engine.send(cmd::SetConfig{config});
 }
 
 void Actions::generate() {
@@ -165,7 +267,7 @@ bool Actions::open_config(const Snapshot& snap, const std::string& path, std::st
   try {
     const Config config = load_config(resolve_path(path));
     m_ui.edit = config;
-    apply(snap, config, true, false, "The opened config changes the network or the schedule.");
+    apply(snap, config, true, false, Panel::Model);
     return true;
   } catch (const std::exception& e) {
     if (error) *error = e.what();

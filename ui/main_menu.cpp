@@ -1,5 +1,5 @@
 // The main menu bar (File, View, Help), its path dialogs (open / save config, save
-// screenshot), the frame-time overlay, and the "discard the trained model?" dialog.
+// screenshot), the panel shortcuts, and the frame-time overlay.
 #include <imgui.h>
 #include <imgui_stdlib.h>
 
@@ -86,11 +86,16 @@ void draw_main_menu(const Snapshot& snap, UiContext& ctx) {
       if (ImGui::MenuItem("Save screenshot...")) ui.menu.save_screenshot = true;
       if (ImGui::MenuItem("Quick screenshot", "Ctrl+P")) ui.screenshot_request = ui.menu.screenshot_path;
       ImGui::Separator();
-      if (ImGui::MenuItem("Quit", "Ctrl+Q")) ui.quit_requested = true;
+      if (ImGui::MenuItem("Quit", "Ctrl+Q")) ctx.actions.request_quit(snap);
       ImGui::EndMenu();
     }
     if (ImGui::BeginMenu("View")) {
-      for (size_t i = 0; i < kPanelCount; ++i) ImGui::MenuItem(kPanelTitles[i], nullptr, &ui.visible[i]);
+      for (const PanelInfo& panel : kPanels) {
+        const std::string shortcut =
+            panel.shortcut_key ? std::string("Ctrl+") + panel.shortcut_key : "";
+        ImGui::MenuItem(panel.title, shortcut.empty() ? nullptr : shortcut.c_str(),
+                        &panel_visible(ui, panel.id));
+      }
       ImGui::Separator();
       ImGui::MenuItem("Frame-time overlay", nullptr, &ui.show_frame_overlay);
       ImGui::MenuItem("Re-tile when the window resizes", nullptr, &ui.retile_on_resize);
@@ -119,8 +124,11 @@ void draw_main_menu(const Snapshot& snap, UiContext& ctx) {
   // Shortcuts (ImGui 1.86 indexes keys by the GLFW key code, which is ASCII for letters).
   const ImGuiIO& io = ImGui::GetIO();
   if (io.KeyCtrl && !io.WantTextInput) {
-    if (ImGui::IsKeyPressed('Q', false)) ui.quit_requested = true;
+    if (ImGui::IsKeyPressed('Q', false)) ctx.actions.request_quit(snap);
     if (ImGui::IsKeyPressed('P', false)) ui.screenshot_request = ui.menu.screenshot_path;
+    for (const PanelInfo& panel : kPanels)
+      if (panel.shortcut_key && ImGui::IsKeyPressed(panel.shortcut_key, false))
+        panel_visible(ui, panel.id) = !panel_visible(ui, panel.id);
   }
   draw_file_dialogs(snap, ctx);
 }
@@ -156,31 +164,6 @@ void draw_frame_overlay(const Snapshot& snap, UiContext& ctx) {
     ImGui::PlotLines("##frames", ordered.data(), static_cast<int>(ordered.size()), 0, "ms per frame",
                      0.0f, std::max(pct(0.99) * 1.5f, 1.0f), ImVec2(ImGui::GetFontSize() * 22.0f, 50.0f));
   ImGui::End();
-}
-
-void draw_confirm_dialog(UiContext& ctx) {
-  PendingApply& pending = ctx.ui.pending;
-  constexpr const char* kTitle = "Discard the trained model?";
-  if (pending.open_popup) {
-    ImGui::OpenPopup(kTitle);
-    pending.open_popup = false;
-  }
-  if (ImGui::BeginPopupModal(kTitle, nullptr, ImGuiWindowFlags_AlwaysAutoResize)) {
-    ImGui::TextUnformatted(pending.reason.c_str());
-    ImGui::TextUnformatted("The current model and its training progress will be discarded.");
-    ImGui::TextDisabled("Save a checkpoint first (Training panel) to keep it.");
-    if (ImGui::Button("Discard and apply")) {
-      ctx.actions.answer_pending(true);
-      ImGui::CloseCurrentPopup();
-    }
-    track_item(ctx.ui, "DiscardAndApply", true);
-    ImGui::SameLine();
-    if (ImGui::Button("Keep the model")) {
-      ctx.actions.answer_pending(false);
-      ImGui::CloseCurrentPopup();
-    }
-    ImGui::EndPopup();
-  }
 }
 
 }  // namespace difflab

@@ -179,6 +179,7 @@ void draw_load_row(const Snapshot& snap, UiContext& ctx) {
   std::snprintf(path, sizeof path, "%s", v.path.c_str());
   ImGui::SetNextItemWidth(ImGui::GetContentRegionAvail().x - ImGui::GetFontSize() * 4.5f);
   if (ImGui::InputText("##controlnet_path", path, sizeof path)) v.path = path;
+  track_item(ctx.ui, "ControlNetPath", true);
   ImGui::SameLine();
   const bool busy = snap.status == JobStatus::Sampling || snap.status == JobStatus::LoadingData;
   ImGui::BeginDisabled(busy);
@@ -289,7 +290,7 @@ void draw_source(const Snapshot& snap, UiContext& ctx) {
 // The last ControlNet run's samples with the hint drawn over each.
 void draw_results(const Snapshot& snap, UiContext& ctx) {
   ControlNetView& v = ctx.ui.controlnet;
-  if (!snap.samples || snap.samples->hint.empty()) return;
+  if (!snap.samples || snap.samples->hint.empty() || is_points(*snap.samples)) return;
   const TrajectoryFrames& run = *snap.samples;
   const FloatImages& images = run.final_images;
   if (images.empty()) return;
@@ -302,13 +303,13 @@ void draw_results(const Snapshot& snap, UiContext& ctx) {
   // As many columns as show the images largest in the space left.
   const ImVec2 avail = ImGui::GetContentRegionAvail();
   const int columns = best_columns(images.n, images.w, images.h, 2, ImVec2(avail.x, std::max(avail.y - 4.0f, 0.0f)));
-  const CachedImage& img = ctx.textures.get(
-      "controlnet.samples", mix_stamp(reinterpret_cast<uintptr_t>(&run), 11), Colormap::Image, 1.0f,
-      [&](GridLayout* layout) {
-        FloatPlane plane;
-        *layout = compose_grid(images, 0, images.n, columns, 2, false, &plane);
-        return plane;
-      });
+  const CachedImage& img =
+      ctx.textures.get("controlnet.samples", mix_stamp(ctx.ui.sampling.run_serial, 11),
+                       Colormap::Image, 1.0f, [&](GridLayout* layout) {
+                         FloatPlane plane;
+                         *layout = compose_grid(images, 0, images.n, columns, 2, false, &plane);
+                         return plane;
+                       });
   v.zoom = std::min(fit_zoom(static_cast<float>(img.width()), avail.x, 1.0f, 8.0f),
                     avail.y > 40.0f ? fit_zoom(static_cast<float>(img.height()), avail.y - 4.0f, 1.0f, 8.0f) : 8.0f);
   const auto labels = class_labels(snap, run.labels);
@@ -340,13 +341,9 @@ void draw_results(const Snapshot& snap, UiContext& ctx) {
 
 void draw_controlnet_panel(const Snapshot& snap, UiContext& ctx) {
   UiState& ui = ctx.ui;
-  place_panel(ui, Panel::ControlNet);
-  if (!ImGui::Begin(panel_title(Panel::ControlNet), &panel_visible(ui, Panel::ControlNet))) {
-    ImGui::End();
-    return;
-  }
   ControlNetView& v = ui.controlnet;
   draw_load_row(snap, ctx);
+  job_outcome(ui, snap, JobKind::ControlNet, Panel::ControlNet);
   const auto& c = snap.controlnet;
   const int height = c.ready ? c.height : (snap.data_preview.empty() ? 28 : snap.data_preview.h);
   const int width = c.ready ? c.width : (snap.data_preview.empty() ? 28 : snap.data_preview.w);
@@ -425,9 +422,7 @@ void draw_controlnet_panel(const Snapshot& snap, UiContext& ctx) {
     if (v.status_is_error) error_text(v.status);
     else dim_text(v.status.c_str());
   }
-  if (!snap.error.empty() && snap.message.find("ControlNet") != std::string::npos) error_text(snap.error);
   draw_results(snap, ctx);
-  ImGui::End();
 }
 
 }  // namespace difflab

@@ -1,6 +1,7 @@
 // Dataset panel: choose the source (MNIST, Fashion-MNIST, CIFAR-10, image folder, IDX
 // folder, 2-D toy set), its path, Load; then a preview grid with labels, class counts
-// and the image size. Load errors from the worker show inline.
+// and the image size. The outcome of the data job (and of the config the Load applied)
+// shows inline: a path that does not load fails there and keeps the model and data.
 #include <imgui.h>
 #include <imgui_stdlib.h>
 
@@ -74,7 +75,7 @@ void draw_source_editor(UiContext& ctx) {
   UiState& ui = ctx.ui;
   DataConfig& data = ui.edit.data;
   DatasetKind kind = data.kind;
-  if (enum_combo("Dataset", &kind) && kind != data.kind) switch_kind(ui, kind);
+  if (enum_combo("Dataset", &kind, &ui, "DatasetKind") && kind != data.kind) switch_kind(ui, kind);
   help_marker("Where the training images come from. Switching loads the matching preset "
               "from configs/ (model, schedule and training settings tuned for that data).");
   if (data.kind == DatasetKind::Toy2d) {
@@ -87,6 +88,7 @@ void draw_source_editor(UiContext& ctx) {
     help_marker("Standard deviation of the noise added to every generated point.");
   } else {
     ImGui::InputTextWithHint("Path", path_hint(data.kind), &data.path);
+    track_item(ui, "DatasetPath", true);
     help_marker("Folder of the dataset. Relative paths are tried against the working "
                 "directory, then the source tree.");
   }
@@ -102,11 +104,6 @@ void draw_source_editor(UiContext& ctx) {
 
 void draw_dataset_panel(const Snapshot& snap, UiContext& ctx) {
   UiState& ui = ctx.ui;
-  place_panel(ui, Panel::Dataset);
-  if (!ImGui::Begin(panel_title(Panel::Dataset), &panel_visible(ui, Panel::Dataset))) {
-    ImGui::End();
-    return;
-  }
   const bool busy = engine_busy(snap);
   ImGui::PushItemWidth(ImGui::GetFontSize() * 12.0f);
   ImGui::BeginDisabled(busy);
@@ -121,12 +118,12 @@ void draw_dataset_panel(const Snapshot& snap, UiContext& ctx) {
     ImGui::TextDisabled("loading...");
   else if (!ui.dataset.status.empty())
     ImGui::TextDisabled("%s", ui.dataset.status.c_str());
-  error_text(snap.error);
+  job_outcome(ui, snap, JobKind::Data, Panel::Dataset);
+  if (ui.config_sender == Panel::Dataset) job_outcome(ui, snap, JobKind::Config, Panel::Dataset);
 
   ImGui::Separator();
   if (!snap.data_ready) {
     dim_text("No data loaded yet.");
-    ImGui::End();
     return;
   }
   ImGui::TextWrapped("%s", snap.data_description.c_str());
@@ -193,8 +190,6 @@ void draw_dataset_panel(const Snapshot& snap, UiContext& ctx) {
     bar_chart("counts", counts, names, ImGui::GetFontSize() * 3.5f, IM_COL32(90, 170, 255, 200),
               "%.0f images");
   }
-
-  ImGui::End();
 }
 
 }  // namespace difflab

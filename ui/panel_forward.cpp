@@ -18,16 +18,10 @@ namespace difflab {
 
 void draw_forward_panel(const Snapshot& snap, UiContext& ctx) {
   UiState& ui = ctx.ui;
-  place_panel(ui, Panel::Forward);
-  if (!ImGui::Begin(panel_title(Panel::Forward), &panel_visible(ui, Panel::Forward))) {
-    ImGui::End();
-    return;
-  }
   const FloatImages& preview = snap.data_preview;
   if (snap.points || preview.empty()) {
     dim_text(snap.points ? "For 2-D points, drag 'noise to t' in the 2-D toy view."
                          : "Load a dataset to noise one of its images.");
-    ImGui::End();
     return;
   }
   ForwardView& v = ui.forward;
@@ -99,7 +93,6 @@ void draw_forward_panel(const Snapshot& snap, UiContext& ctx) {
     cell_text("log SNR", schedule.log_snr()[v.t], "%.3f");
     ImGui::EndTable();
   }
-  ImGui::End();
 }
 
 }  // namespace difflab

@@ -8,11 +8,6 @@ namespace difflab {
 
 void draw_log_panel(const Snapshot& snap, UiContext& ctx) {
   UiState& ui = ctx.ui;
-  place_panel(ui, Panel::Log);
-  if (!ImGui::Begin(panel_title(Panel::Log), &panel_visible(ui, Panel::Log))) {
-    ImGui::End();
-    return;
-  }
   ImGui::Checkbox("Follow", &ui.log.auto_scroll);
   ImGui::SameLine();
   if (ImGui::Button("Copy")) {
@@ -40,7 +35,6 @@ void draw_log_panel(const Snapshot& snap, UiContext& ctx) {
   if (ui.log.auto_scroll && ImGui::GetScrollY() >= ImGui::GetScrollMaxY() - 4.0f)
     ImGui::SetScrollHereY(1.0f);
   ImGui::EndChild();
-  ImGui::End();
 }
 
 }  // namespace difflab

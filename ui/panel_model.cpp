@@ -103,11 +103,6 @@ void draw_unet_fields(UiState& ui) {
 
 void draw_model_panel(const Snapshot& snap, UiContext& ctx) {
   UiState& ui = ctx.ui;
-  place_panel(ui, Panel::Model);
-  if (!ImGui::Begin(panel_title(Panel::Model), &panel_visible(ui, Panel::Model))) {
-    ImGui::End();
-    return;
-  }
   if (snap.parameters > 0)
     ImGui::Text("Parameters: %s%s", format_count(snap.parameters).c_str(),
                 snap.model_ready ? "" : " (not built yet)");
@@ -130,17 +125,24 @@ void draw_model_panel(const Snapshot& snap, UiContext& ctx) {
   ImGui::EndDisabled();
   ImGui::SameLine();
   ImGui::BeginDisabled(locked || !snap.model_ready);
-  const bool reset = ImGui::Button("Reset weights");
+  const bool reset = ImGui::Button("New run");
   ImGui::EndDisabled();
+  help_marker(
+      "Drops the model: the next Train starts from fresh weights in a new run folder "
+      "(as the Training panel's New run).");
   if (apply) ctx.actions.apply_config(snap);
   if (revert) ui.engine_config_yaml.clear();  // re-adopt the engine's config next frame
-  if (reset) ctx.actions.reset_model();
+  if (reset) ctx.actions.new_run(snap);
 
   if (locked) dim_text("Locked while the worker is busy.");
   error_text(invalid);
+  if (ui.config_sender != Panel::Dataset) job_outcome(ui, snap, JobKind::Config, Panel::Model);
   if (dirty && invalid.empty()) {
     if (discards_model(snap, ui.edit))
-      ImGui::TextColored(ImVec4(1.0f, 0.8f, 0.3f, 1.0f), "Applying discards the trained model.");
+      ImGui::TextColored(ImColor(kColorWarning).Value,
+                         has_unsaved_training(snap)
+                             ? "Applying starts a new model (you will be asked to save this one)."
+                             : "Applying starts a new model (this one stays in its run folder).");
     else
       dim_text("Edited: Apply (or Train) to use these settings.");
   }
@@ -206,7 +208,6 @@ void draw_model_panel(const Snapshot& snap, UiContext& ctx) {
   }
   ImGui::PopItemWidth();
   ImGui::EndDisabled();
-  ImGui::End();
 }
 
 }  // namespace difflab

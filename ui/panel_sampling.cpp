@@ -169,11 +169,6 @@ void draw_evaluation(const Snapshot& snap, UiContext& ctx, bool can_sample) {
 
 void draw_sampling_panel(const Snapshot& snap, UiContext& ctx) {
   UiState& ui = ctx.ui;
-  place_panel(ui, Panel::Sampling);
-  if (!ImGui::Begin(panel_title(Panel::Sampling), &panel_visible(ui, Panel::Sampling))) {
-    ImGui::End();
-    return;
-  }
   const bool sampling = snap.status == JobStatus::Sampling;
   const bool can_sample = snap.model_ready && (snap.status == JobStatus::Idle ||
                                                snap.status == JobStatus::Error);
@@ -204,10 +199,12 @@ void draw_sampling_panel(const Snapshot& snap, UiContext& ctx) {
   } else if (!snap.model_ready) {
     ImGui::TextDisabled("no model yet");
   }
+  job_outcome(ui, snap, JobKind::Sample, Panel::Sampling);
+  job_outcome(ui, snap, JobKind::Evaluate, Panel::Sampling);
+  job_outcome(ui, snap, JobKind::Export, Panel::Sampling);
   draw_evaluation(snap, ctx, can_sample);
   ImGui::Separator();
   draw_scrubber(snap, ctx);
-  ImGui::End();
 }
 
 }  // namespace difflab

@@ -110,11 +110,6 @@ void draw_strip(const Snapshot& snap, UiContext& ctx, const std::vector<NoiseSch
 
 void draw_schedule_panel(const Snapshot& snap, UiContext& ctx) {
   UiState& ui = ctx.ui;
-  place_panel(ui, Panel::Schedule);
-  if (!ImGui::Begin(panel_title(Panel::Schedule), &panel_visible(ui, Panel::Schedule))) {
-    ImGui::End();
-    return;
-  }
   ScheduleView& view = ui.schedule;
   if (!view.initialised) {
     view.timesteps = ui.edit.diffusion.timesteps;
@@ -172,7 +167,6 @@ void draw_schedule_panel(const Snapshot& snap, UiContext& ctx) {
   line_plot("curves", series, options);
 
   draw_strip(snap, ctx, schedules);
-  ImGui::End();
 }
 
 }  // namespace difflab

@@ -38,7 +38,7 @@ std::vector<PointLayer> build_layers(const Snapshot& snap, const UiState& ui) {
   axes.xy = {-v.range, 0.0f, v.range, 0.0f, 0.0f, -v.range, 0.0f, v.range};
   layers.push_back(axes);
 
-  if (v.show_data && !snap.data_preview.empty()) {
+  if (v.show_data && !snap.data_preview.empty() && is_points(snap.data_preview)) {
     PointLayer data;
     data.color = kDataColor;
     data.size = v.point_size;
@@ -51,7 +51,8 @@ std::vector<PointLayer> build_layers(const Snapshot& snap, const UiState& ui) {
     }
     layers.push_back(std::move(data));
   }
-  if (!snap.samples || snap.samples->x_t.empty()) return layers;
+  // A trajectory of images (an earlier model's) is never drawn as points.
+  if (!snap.samples || snap.samples->x_t.empty() || !is_points(*snap.samples)) return layers;
   const TrajectoryFrames& run = *snap.samples;
   const int frames = static_cast<int>(run.x_t.size());
   const int frame = std::clamp(ui.sampling.frame, 0, frames);
@@ -113,14 +114,8 @@ void draw_point_view(const Snapshot& snap, UiContext& ctx, const char* name, flo
 
 void draw_toy2d_panel(const Snapshot& snap, UiContext& ctx) {
   UiState& ui = ctx.ui;
-  place_panel(ui, Panel::Toy2d);
-  if (!ImGui::Begin(panel_title(Panel::Toy2d), &panel_visible(ui, Panel::Toy2d))) {
-    ImGui::End();
-    return;
-  }
   if (!snap.points) {
     dim_text("Load a 2-D toy set (Dataset panel, toy2d) to watch points diffuse.");
-    ImGui::End();
     return;
   }
   ToyView& v = ui.toy;
@@ -143,7 +138,8 @@ void draw_toy2d_panel(const Snapshot& snap, UiContext& ctx) {
   help_marker("How many particles draw the path they took from pure noise.");
   ImGui::PopItemWidth();
 
-  const int frames = snap.samples ? static_cast<int>(snap.samples->x_t.size()) : 0;
+  const bool point_run = snap.samples && is_points(*snap.samples);
+  const int frames = point_run ? static_cast<int>(snap.samples->x_t.size()) : 0;
   if (frames > 0) {
     int frame = ui.sampling.frame;
     char label[64];
@@ -162,7 +158,6 @@ void draw_toy2d_panel(const Snapshot& snap, UiContext& ctx) {
   legend_item(kSampleColor, "samples");
   legend_item(kX0Color, "predicted x₀");
   ImGui::NewLine();
-  ImGui::End();
 }
 
 }  // namespace difflab

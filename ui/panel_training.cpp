@@ -1,6 +1,8 @@
-// Training panel: Train / Pause / Resume / Stop, checkpoints, optimizer settings, live
-// progress (step, epoch, images/s, lr, ETA), the loss (raw, smoothed, test; log y), the
-// loss per timestep bucket, and preview samples refreshed every N steps.
+// Training panel: Train / Pause / Resume / Stop / New run; the run folder of this model,
+// its newest checkpoint, unsaved steps and autosave, Save / Save as / Load and the
+// outcomes of those jobs; optimizer settings, live progress (step, epoch, images/s, lr,
+// ETA), the loss (raw, smoothed, test; log y), the loss per timestep bucket, and preview
+// samples refreshed every N steps.
 #include <imgui.h>
 #include <imgui_stdlib.h>
 
@@ -45,20 +47,111 @@ void draw_controls(const Snapshot& snap, UiContext& ctx) {
   track_item(ui, "Stop", training_active(snap));
   help_marker("Stop keeps the model: you can sample from it, save it, or Train to continue.");
 
-  if (ui.training.checkpoint_path.empty())
-    ui.training.checkpoint_path = ui.edit.train.out_dir + "/gui_checkpoint.pt";
-  ImGui::SetNextItemWidth(ImGui::GetContentRegionAvail().x - ImGui::GetFontSize() * 7.5f);
-  ImGui::InputText("##checkpoint", &ui.training.checkpoint_path);
   ImGui::SameLine();
-  ImGui::BeginDisabled(!snap.model_ready || snap.status == JobStatus::Training);
+  const bool can_renew = snap.model_ready && snap.status != JobStatus::Sampling &&
+                         snap.status != JobStatus::LoadingData;
+  ImGui::BeginDisabled(!can_renew);
+  if (ImGui::Button("New run")) ctx.actions.new_run(snap);
+  ImGui::EndDisabled();
+  track_item(ui, "NewRun", can_renew);
+  help_marker(
+      "Drops this model: the next Train starts from fresh weights in a new run folder. "
+      "Asks first when there is unsaved training.");
+}
+
+// The run folder of this model, what is saved of it, and the checkpoint buttons.
+void draw_run(const Snapshot& snap, UiContext& ctx) {
+  UiState& ui = ctx.ui;
+  const RunStatus& run = snap.run;
+  ImGui::TextDisabled("run folder");
+  ImGui::SameLine();
+  if (!run.dir.empty()) {
+    ImGui::TextUnformatted(run.dir.c_str());
+    ImGui::SameLine();
+    ImGui::TextDisabled("(this model's)");
+  } else {
+    ImGui::TextDisabled(snap.model_ready ? "none yet: made when this model trains or saves"
+                                         : "none yet: each new model gets its own");
+  }
+
+  ImGui::TextDisabled("saved");
+  ImGui::SameLine();
+  if (run.saved_step >= 0) {
+    ImGui::Text("step %lld", static_cast<long long>(run.saved_step));
+    if (ImGui::IsItemHovered() && !run.saved_path.empty())
+      ImGui::SetTooltip("%s", run.saved_path.c_str());
+  } else {
+    ImGui::TextDisabled("no checkpoint");
+  }
+  ImGui::SameLine();
+  ImGui::TextDisabled("· unsaved");
+  ImGui::SameLine();
+  if (run.unsaved_steps > 0)
+    ImGui::TextColored(ImColor(kColorWarning).Value, "%lld steps",
+                       static_cast<long long>(run.unsaved_steps));
+  else
+    ImGui::TextDisabled("none");
+  ImGui::SameLine();
+  ImGui::TextDisabled("· autosave");
+  ImGui::SameLine();
+  const double minutes = ui.edit.train.autosave_minutes;
+  if (minutes <= 0.0)
+    ImGui::TextDisabled("off");
+  else if (run.autosave_in_s >= 0.0)
+    ImGui::Text("in %s", format_duration(run.autosave_in_s).c_str());
+  else
+    ImGui::TextDisabled("every %s", format_duration(minutes * 60.0).c_str());
+
+  ImGui::BeginDisabled(!snap.model_ready);
   if (ImGui::Button("Save")) ctx.actions.save_checkpoint();
   ImGui::EndDisabled();
+  track_item(ui, "Save", snap.model_ready);
+  help_marker(
+      "Writes checkpoints/step_N.pt into this model's run folder (and marks it latest). "
+      "Checkpoints hold the model, its EMA, the optimizer, the step and the config.");
+  ImGui::SameLine(0, ImGui::GetFontSize() * 1.5f);
+  ImGui::TextUnformatted("Autosave every");
   ImGui::SameLine();
-  ImGui::BeginDisabled(engine_busy(snap));
-  if (ImGui::Button("Load")) ctx.actions.load_checkpoint();
+  ImGui::SetNextItemWidth(ImGui::GetFontSize() * 4.0f);
+  double edited = minutes;
+  if (ImGui::InputDouble("min##autosave", &edited, 0.0, 0.0, "%.2f")) {
+    edited = std::clamp(edited, 0.0, 1e6);
+    ui.edit.train.autosave_minutes = edited;
+    if (training_active(snap)) ctx.actions.set_autosave_minutes(snap, edited);
+  }
+  help_marker(
+      "While training, write a checkpoint into the run folder after this many minutes of "
+      "training (0 = off): a crash or a kill loses at most this much. Reopening the app "
+      "offers to resume the last run from its newest checkpoint.");
+
+  TrainingView& t = ui.training;
+  const ImGuiStyle& style = ImGui::GetStyle();
+  const float buttons = ImGui::CalcTextSize("Save as").x + ImGui::CalcTextSize("Load").x +
+                        ImGui::CalcTextSize("(?)").x + style.FramePadding.x * 4.0f +
+                        style.ItemSpacing.x * 3.0f;
+  ImGui::SetNextItemWidth(
+      std::max(ImGui::GetContentRegionAvail().x - buttons, ImGui::GetFontSize() * 8.0f));
+  ImGui::InputTextWithHint("##checkpoint", "path/to/checkpoint.pt", &t.checkpoint_path);
+  track_item(ui, "CheckpointPath", true);
+  ImGui::SameLine();
+  const bool can_save_as = snap.model_ready && !t.checkpoint_path.empty();
+  ImGui::BeginDisabled(!can_save_as);
+  if (ImGui::Button("Save as")) ctx.actions.save_checkpoint_as(t.checkpoint_path, false);
   ImGui::EndDisabled();
-  help_marker("Checkpoints hold the model, its EMA, the optimizer, the step and the config "
-              "it was trained with. Loading one replaces the current model and settings.");
+  track_item(ui, "SaveAs", can_save_as);
+  ImGui::SameLine();
+  const bool can_load = !engine_busy(snap) && !t.checkpoint_path.empty();
+  ImGui::BeginDisabled(!can_load);
+  if (ImGui::Button("Load")) ctx.actions.load_checkpoint(snap);
+  ImGui::EndDisabled();
+  track_item(ui, "LoadCheckpoint", can_load);
+  help_marker(
+      "Save as writes the model to this path; a file that exists is replaced only after you "
+      "confirm. Load replaces the current model and settings with the checkpoint's; from a "
+      "run folder it brings back its loss curve and previews, and training continues there.");
+  job_outcome(ui, snap, JobKind::Train, Panel::Training);
+  job_outcome(ui, snap, JobKind::Save, Panel::Training);
+  job_outcome(ui, snap, JobKind::Load, Panel::Training);
 }
 
 void draw_settings(const Snapshot& snap, UiState& ui) {
@@ -189,7 +282,7 @@ void draw_preview(const Snapshot& snap, UiContext& ctx) {
   }
   ImGui::SameLine();
   ImGui::TextDisabled("from step %lld", static_cast<long long>(snap.preview_step));
-  if (snap.points) return;
+  if (is_points(snap.preview)) return;
   const CachedImage& grid = *training_preview_texture(snap, ctx);
   const std::vector<std::string> labels = class_labels(snap, snap.preview_labels);
   ui.training.zoom = fit_zoom(static_cast<float>(grid.width()), ImGui::GetContentRegionAvail().x, 0.5f, 3.0f);
@@ -203,10 +296,11 @@ void draw_preview(const Snapshot& snap, UiContext& ctx) {
 
 const CachedImage* training_preview_texture(const Snapshot& snap, UiContext& ctx) {
   const FloatImages& preview = snap.preview;
-  if (preview.empty() || snap.points) return nullptr;
+  if (preview.empty() || is_points(preview)) return nullptr;
   const int columns = std::max(1, std::min(preview.n, 10));
-  return &ctx.textures.get("training.preview", mix_stamp(static_cast<uint64_t>(snap.preview_step), 7),
-                           Colormap::Image, 1.0f, [&](GridLayout* layout) {
+  const uint64_t stamp = mix_stamp(static_cast<uint64_t>(snap.preview_step), snap.model_serial);
+  return &ctx.textures.get("training.preview", stamp, Colormap::Image, 1.0f,
+                           [&](GridLayout* layout) {
                              FloatPlane plane;
                              *layout = compose_grid(preview, 0, preview.n, columns, 2, false, &plane);
                              return plane;
@@ -215,20 +309,16 @@ const CachedImage* training_preview_texture(const Snapshot& snap, UiContext& ctx
 
 void draw_training_panel(const Snapshot& snap, UiContext& ctx) {
   UiState& ui = ctx.ui;
-  place_panel(ui, Panel::Training);
-  if (!ImGui::Begin(panel_title(Panel::Training), &panel_visible(ui, Panel::Training))) {
-    ImGui::End();
-    return;
-  }
   status_line(snap);
   draw_controls(snap, ctx);
+  if (ImGui::CollapsingHeader("Run and checkpoints", ImGuiTreeNodeFlags_DefaultOpen))
+    draw_run(snap, ctx);
   draw_settings(snap, ui);
   ImGui::Separator();
   draw_progress(snap);
   draw_loss(snap, ui);
   if (ImGui::CollapsingHeader("Preview samples", ImGuiTreeNodeFlags_DefaultOpen))
     draw_preview(snap, ctx);
-  ImGui::End();
 }
 
 }  // namespace difflab

@@ -40,9 +40,44 @@ void status_line(const Snapshot& snap) {
   }
 }
 
+bool is_points(const FloatImages& images) {
+  return images.c == 2 && images.h == 1 && images.w == 1;
+}
+
+bool is_points(const TrajectoryFrames& run) {
+  return is_points(run.final_images) && (run.x_t.empty() || is_points(run.x_t.front()));
+}
+
+namespace {
+
+// A new model (trained, loaded or discarded): the views drop what they kept of the old
+// one. The engine's own results are already the new model's.
+void forget_old_model(const Snapshot& snap, UiContext& ctx) {
+  UiState& ui = ctx.ui;
+  if (snap.model_serial == ui.model_serial) return;
+  ui.model_serial = snap.model_serial;
+  SamplingView& s = ui.sampling;
+  s.run.reset();
+  ++s.run_serial;
+  s.frame = 0;
+  s.selected = 0;
+  s.playing = false;
+  s.play_clock = 0.0;
+  s.status.clear();
+  s.export_path.clear();  // re-derived from the new model's run folder
+  s.export_dir.clear();
+  s.export_gif.clear();
+  ui.toy.forward_t = 0;
+  ctx.textures.clear();
+  ctx.points.clear();
+}
+
+}  // namespace
+
 void draw_ui(const Snapshot& snap, UiContext& ctx) {
   UiState& ui = ctx.ui;
   sync_edit_config(ui, snap);
+  forget_old_model(snap, ctx);
   if (snap.points && !ui.toy.auto_shown) {  // 2-D data: open the toy view once
     panel_visible(ui, Panel::Toy2d) = true;
     ui.toy.auto_shown = true;
@@ -50,17 +85,17 @@ void draw_ui(const Snapshot& snap, UiContext& ctx) {
   update_scrubber_playback(snap, ctx, ImGui::GetIO().DeltaTime);
 
   draw_main_menu(snap, ctx);
-  if (panel_visible(ui, Panel::Dataset)) draw_dataset_panel(snap, ctx);
-  if (panel_visible(ui, Panel::Model)) draw_model_panel(snap, ctx);
-  if (panel_visible(ui, Panel::Forward)) draw_forward_panel(snap, ctx);
-  if (panel_visible(ui, Panel::Training)) draw_training_panel(snap, ctx);
-  if (panel_visible(ui, Panel::Schedule)) draw_schedule_panel(snap, ctx);
-  if (panel_visible(ui, Panel::Toy2d)) draw_toy2d_panel(snap, ctx);
-  if (panel_visible(ui, Panel::Sampling)) draw_sampling_panel(snap, ctx);
-  if (panel_visible(ui, Panel::Log)) draw_log_panel(snap, ctx);
-  if (panel_visible(ui, Panel::ControlNet)) draw_controlnet_panel(snap, ctx);
+  for (const PanelInfo& panel : kPanels) {
+    bool& visible = panel_visible(ui, panel.id);
+    if (!visible) continue;
+    place_panel(ui, panel.id);
+    if (ImGui::Begin(panel.title, &visible)) panel.draw(snap, ctx);
+    ImGui::End();
+  }
   draw_frame_overlay(snap, ctx);
-  draw_confirm_dialog(ctx);
+  draw_unsaved_dialog(snap, ctx);
+  draw_replace_dialog(snap, ctx);
+  draw_resume_dialog(snap, ctx);
   ui.reset_layout = false;
 }
 

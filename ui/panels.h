@@ -1,5 +1,6 @@
-// The panels, one file each (ui/panel_*.cpp). Each draws one window from the latest
-// snapshot and its own slice of UiState; buttons call Actions.
+// The panels, one file each (ui/panel_*.cpp), registered in ui/panel_table.h. Each draws
+// the contents of one window from the latest snapshot and its own slice of UiState;
+// buttons call Actions.
 //
 //   panel_dataset.cpp   data source, Load, preview grid, class counts
 //   panel_schedule.cpp  β, α, ᾱ, log-SNR of the four schedules; noised strip per schedule
@@ -10,7 +11,8 @@
 //   panel_toy2d.cpp     2-D data and samples as GPU point clouds, reverse trajectories
 //   panel_log.cpp       the worker's log
 //   panel_controlnet.cpp  scribble canvas / picture canny → hint, ControlNet generation
-//   main_menu.cpp       File / View menus, file dialogs, frame-time overlay, confirm dialog
+//   main_menu.cpp       File / View menus, file dialogs, frame-time overlay
+//   dialogs.cpp         unsaved training (save / discard / cancel), replace a file, resume
 #pragma once
 
 #include "core/engine/engine.h"
@@ -29,16 +31,6 @@ struct UiContext {
   PointCanvasCache& points;
 };
 
-void draw_dataset_panel(const Snapshot& snap, UiContext& ctx);
-void draw_schedule_panel(const Snapshot& snap, UiContext& ctx);
-void draw_model_panel(const Snapshot& snap, UiContext& ctx);
-void draw_training_panel(const Snapshot& snap, UiContext& ctx);
-void draw_sampling_panel(const Snapshot& snap, UiContext& ctx);
-void draw_forward_panel(const Snapshot& snap, UiContext& ctx);
-void draw_toy2d_panel(const Snapshot& snap, UiContext& ctx);
-void draw_log_panel(const Snapshot& snap, UiContext& ctx);
-void draw_controlnet_panel(const Snapshot& snap, UiContext& ctx);
-
 // The grid of the latest preview samples taken during training (null when none).
 const CachedImage* training_preview_texture(const Snapshot& snap, UiContext& ctx);
 
@@ -53,7 +45,10 @@ void draw_point_view(const Snapshot& snap, UiContext& ctx, const char* name, flo
 
 void draw_main_menu(const Snapshot& snap, UiContext& ctx);
 void draw_frame_overlay(const Snapshot& snap, UiContext& ctx);
-void draw_confirm_dialog(UiContext& ctx);
+// The modal questions of dialogs.cpp (each draws nothing unless asked).
+void draw_unsaved_dialog(const Snapshot& snap, UiContext& ctx);
+void draw_replace_dialog(const Snapshot& snap, UiContext& ctx);
+void draw_resume_dialog(const Snapshot& snap, UiContext& ctx);
 
 // Draws every visible panel and the menus (the whole UI for one frame).
 void draw_ui(const Snapshot& snap, UiContext& ctx);
@@ -64,5 +59,10 @@ std::string class_name(const Snapshot& snap, int64_t label);
 std::vector<std::string> class_labels(const Snapshot& snap, const std::vector<int64_t>& labels);
 // One line: status, step, message; coloured by status.
 void status_line(const Snapshot& snap);
+
+// True when `images` holds 2-D points (c = 2, h = w = 1) rather than pictures: what a
+// trajectory is drawn as follows its own data, never the current dataset's kind.
+bool is_points(const FloatImages& images);
+bool is_points(const TrajectoryFrames& run);
 
 }  // namespace difflab

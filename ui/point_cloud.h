@@ -47,6 +47,8 @@ class PointCanvasCache {
   using MakeLayers = std::function<std::vector<PointLayer>()>;
   const RenderTarget& get(const std::string& name, uint64_t stamp, float range, int size,
                           const MakeLayers& make);
+  // Drops every picture (a new model: nothing shown belongs to it yet).
+  void clear() { m_entries.clear(); }
 
  private:
   struct Entry {

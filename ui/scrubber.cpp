@@ -111,12 +111,26 @@ void draw_detail(const TrajectoryFrames& run, UiContext& ctx) {
   }
 }
 
-void export_frame(const CachedImage& grid, SamplingView& v) {
+// Where exports go unless the user types another path: the model's run folder (exports/),
+// or beside the config's output folder before there is one.
+std::string export_folder(const Snapshot& snap, const UiState& ui) {
+  return snap.run.dir.empty() ? ui.edit.train.out_dir + "/gui" : snap.run.dir + "/exports";
+}
+
+// Keeps the message for the panel's script and reports the outcome to the engine (the
+// Export job, and a line in the log).
+void finish_export(UiContext& ctx, bool ok, const std::string& message, const std::string& path) {
+  ctx.ui.sampling.status = message;
+  ctx.actions.report(JobKind::Export, ok, message, path);
+}
+
+void export_frame(const CachedImage& grid, UiContext& ctx) {
+  SamplingView& v = ctx.ui.sampling;
   try {
     write_png(v.export_path, grid.target.read_pixels());
-    v.status = "wrote " + v.export_path;
+    finish_export(ctx, true, "wrote " + v.export_path, v.export_path);
   } catch (const std::exception& e) {
-    v.status = e.what();
+    finish_export(ctx, false, e.what(), v.export_path);
   }
 }
 
@@ -147,9 +161,10 @@ void export_sequence(const TrajectoryFrames& run, UiContext& ctx) {
       std::snprintf(name, sizeof name, "/frame_%04d.png", k);
       write_png(v.export_dir + name, image);
     });
-    v.status = "wrote " + std::to_string(written) + " PNGs to " + v.export_dir;
+    finish_export(ctx, true, "wrote " + std::to_string(written) + " PNGs to " + v.export_dir,
+                  v.export_dir);
   } catch (const std::exception& e) {
-    v.status = e.what();
+    finish_export(ctx, false, e.what(), v.export_dir);
   }
 }
 
@@ -161,9 +176,11 @@ void export_gif(const TrajectoryFrames& run, UiContext& ctx) {
     GifOptions options;
     options.delay_cs = std::max(2, static_cast<int>(100.0f / std::max(v.play_fps, 1.0f) + 0.5f));
     write_gif(v.export_gif, frames, options);
-    v.status = "wrote " + std::to_string(frames.size()) + " frames to " + v.export_gif;
+    finish_export(ctx, true,
+                  "wrote " + std::to_string(frames.size()) + " frames to " + v.export_gif,
+                  v.export_gif);
   } catch (const std::exception& e) {
-    v.status = e.what();
+    finish_export(ctx, false, e.what(), v.export_gif);
   }
 }
 
@@ -190,7 +207,7 @@ void draw_scrubber(const Snapshot& snap, UiContext& ctx) {
   const int frames = static_cast<int>(run.x_t.size());
   v.frame = std::clamp(v.frame, 0, frames);
   draw_transport(snap, ctx, frames);
-  if (snap.points) {  // particles instead of images (options in the 2-D toy view)
+  if (is_points(run)) {  // particles instead of images (options in the 2-D toy view)
     const ImVec2 avail = ImGui::GetContentRegionAvail();
     draw_point_view(snap, ctx, "sampling.points", std::min(avail.x, avail.y - ImGui::GetFontSize()));
     return;
@@ -235,19 +252,19 @@ void draw_scrubber(const Snapshot& snap, UiContext& ctx) {
     if (r.clicked >= 0) v.selected = r.clicked;
 
     if (ImGui::CollapsingHeader("Export")) {
-      if (v.export_path.empty()) v.export_path = ctx.ui.edit.train.out_dir + "/gui/frame.png";
-      if (v.export_dir.empty()) v.export_dir = ctx.ui.edit.train.out_dir + "/gui/trajectory";
+      if (v.export_path.empty()) v.export_path = export_folder(snap, ctx.ui) + "/frame.png";
+      if (v.export_dir.empty()) v.export_dir = export_folder(snap, ctx.ui) + "/trajectory";
       ImGui::SetNextItemWidth(-ImGui::GetFontSize() * 9.0f);
       ImGui::InputText("##frame_path", &v.export_path);
       ImGui::SameLine();
-      if (ImGui::Button("Export frame")) export_frame(grid, v);
+      if (ImGui::Button("Export frame")) export_frame(grid, ctx);
       ImGui::SetNextItemWidth(-ImGui::GetFontSize() * 9.0f);
       ImGui::InputText("##sequence_dir", &v.export_dir);
       ImGui::SameLine();
       if (ImGui::Button("Export sequence")) export_sequence(run, ctx);
       help_marker("Writes the grid of the selected field at every frame as frame_0000.png, "
                   "frame_0001.png, ... (turn into a video with e.g. ffmpeg -i frame_%04d.png).");
-      if (v.export_gif.empty()) v.export_gif = ctx.ui.edit.train.out_dir + "/gui/trajectory.gif";
+      if (v.export_gif.empty()) v.export_gif = export_folder(snap, ctx.ui) + "/trajectory.gif";
       ImGui::SetNextItemWidth(-ImGui::GetFontSize() * 9.0f);
       ImGui::InputText("##gif_path", &v.export_gif);
       ImGui::SameLine();
@@ -258,18 +275,17 @@ void draw_scrubber(const Snapshot& snap, UiContext& ctx) {
   }
   if (v.gif_requested) {
     v.gif_requested = false;
-    if (v.export_gif.empty()) v.export_gif = ctx.ui.edit.train.out_dir + "/gui/trajectory.gif";
+    if (v.export_gif.empty()) v.export_gif = export_folder(snap, ctx.ui) + "/trajectory.gif";
     export_gif(run, ctx);
   }
-  if (!v.status.empty()) ImGui::TextDisabled("%s", v.status.c_str());
 }
 
 void update_scrubber_playback(const Snapshot& snap, UiContext& ctx, double dt) {
   SamplingView& v = ctx.ui.sampling;
   if (!snap.samples) return;
   const int frames = static_cast<int>(snap.samples->x_t.size());
-  if (v.run != snap.samples.get()) {  // a new run: show its result
-    v.run = snap.samples.get();
+  if (v.run != snap.samples) {  // a new run: show its result
+    v.run = snap.samples;
     ++v.run_serial;
     v.frame = frames;
     v.playing = false;

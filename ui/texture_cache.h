@@ -46,6 +46,11 @@ class TextureCache {
 
   // Drops textures not used for a while; call once per frame.
   void end_frame();
+  // Drops every texture and memo (a new model: nothing shown belongs to it yet).
+  void clear() {
+    m_entries.clear();
+    m_hashes.clear();
+  }
   uint64_t uploads() const { return m_uploads; }
   ColormapRenderer& renderer() { return m_renderer; }
 

@@ -32,7 +32,7 @@ void read_line(ImGuiContext*, ImGuiSettingsHandler*, void* entry, const char* li
   int value = 0;
   if (std::sscanf(line, "%95[^=]=%d", key, &value) != 2) return;
   for (size_t i = 0; i < kPanelCount; ++i)
-    if (std::string("Panel ") + kPanelTitles[i] == key) ui.visible[i] = value != 0;
+    if (std::string("Panel ") + kPanels[i].title == key) ui.visible[i] = value != 0;
   if (std::strcmp(key, "FrameOverlay") == 0) ui.show_frame_overlay = value != 0;
   if (std::strcmp(key, "RetileOnResize") == 0) ui.retile_on_resize = value != 0;
 }
@@ -40,7 +40,8 @@ void read_line(ImGuiContext*, ImGuiSettingsHandler*, void* entry, const char* li
 void write_all(ImGuiContext*, ImGuiSettingsHandler* handler, ImGuiTextBuffer* out) {
   UiState& ui = *static_cast<UiState*>(handler->UserData);
   out->appendf("[%s][%s]\n", handler->TypeName, kSection);
-  for (size_t i = 0; i < kPanelCount; ++i) out->appendf("Panel %s=%d\n", kPanelTitles[i], ui.visible[i] ? 1 : 0);
+  for (size_t i = 0; i < kPanelCount; ++i)
+    out->appendf("Panel %s=%d\n", kPanels[i].title, ui.visible[i] ? 1 : 0);
   out->appendf("FrameOverlay=%d\n", ui.show_frame_overlay ? 1 : 0);
   out->appendf("RetileOnResize=%d\n\n", ui.retile_on_resize ? 1 : 0);
   ui.persisted_flags = view_flags(ui);

@@ -6,21 +6,17 @@
 #include <array>
 #include <cstdint>
 #include <map>
+#include <memory>
 #include <string>
 #include <vector>
 
 #include "core/config/config.h"
 #include "core/vision/hint_preview.h"
+#include "ui/panel_table.h"
 
 namespace difflab {
 
-enum class Panel { Dataset, Schedule, Model, Training, Sampling, Forward, Toy2d, Log, ControlNet, Count };
-constexpr size_t kPanelCount = static_cast<size_t>(Panel::Count);
-// Window titles (also the ImGui IDs, so they key the saved layout in imgui.ini).
-constexpr std::array<const char*, kPanelCount> kPanelTitles = {
-    "Dataset", "Schedule", "Model", "Training", "Sampling", "Forward process", "2-D toy view",
-    "Log", "ControlNet"};
-inline const char* panel_title(Panel p) { return kPanelTitles[static_cast<size_t>(p)]; }
+struct TrajectoryFrames;
 
 // Which table the Schedule panel plots.
 enum class ScheduleCurve { Beta, Alpha, AlphaBar, LogSnr, Count };
@@ -52,7 +48,7 @@ struct ModelView {
 };
 
 struct TrainingView {
-  std::string checkpoint_path;
+  std::string checkpoint_path;  // the "Save as" / "Load" path field
   int64_t preview_every = 200;  // steps between preview samples (cmd::SetPreviewEvery)
   int64_t preview_every_sent = -1;
   float smoothing = 0.95f;      // EMA factor of the smoothed loss curve
@@ -70,14 +66,16 @@ struct SamplingView {
   double play_clock = 0.0;      // time accumulated towards the next frame
   FrameField grid_field = FrameField::Xt;
   float eps_range = 3.0f;       // diverging colormap spans [−range, range]
-  const void* run = nullptr;    // identity of the trajectory the scrubber was set for
-  uint64_t run_serial = 0;      // counts runs seen; keys their textures
+  // The trajectory the scrubber was set for, held so its address cannot be reused by a
+  // later run while we compare against it; run_serial counts runs seen and keys textures.
+  std::shared_ptr<const TrajectoryFrames> run;
+  uint64_t run_serial = 0;
   std::string export_path;      // frame PNG
   std::string export_dir;       // trajectory PNG sequence
   std::string export_gif;       // trajectory as an animated GIF
   bool gif_requested = false;   // the Export GIF button (or a script) asked for one
   int eval_n = 200;             // samples the Evaluate button scores
-  std::string status;
+  std::string status;           // the last export's message (also reported to the engine)
 };
 
 // Where the ControlNet panel's hint comes from.
@@ -143,14 +141,35 @@ struct LogView {
   std::string filter;
 };
 
-// A config change that would discard the trained model waits here for the user's answer.
-struct PendingApply {
-  bool active = false;
+// Work that would lose unsaved training waits here for the answer to "Save / Discard /
+// Cancel". After Save it runs once the Save job newer than `save_serial` is Done.
+enum class GuardedAction { None, Quit, LoadCheckpoint, ApplyConfig, NewRun };
+struct UnsavedGuard {
+  GuardedAction action = GuardedAction::None;
   bool open_popup = false;
-  Config config;
-  bool load_data = false;
-  bool start_training = false;
-  std::string reason;
+  std::string what;           // "quit", "load …": what happens after the answer
+  int64_t unsaved_steps = 0;  // when asked
+  bool saving = false;
+  uint64_t save_serial = 0;
+  std::string error;  // the Save failed: the action was not carried out
+  // The action's arguments.
+  std::string path;  // LoadCheckpoint
+  Config config;     // ApplyConfig
+  bool load_data = false, start_training = false;
+};
+
+// A Save that came back NeedsConfirmation: "Replace <path>?".
+struct ReplaceQuestion {
+  uint64_t handled_serial = 0;  // Save job results up to this one were looked at
+  bool open_popup = false;
+  std::string path;
+};
+
+// At start-up: the last GUI run, offered for resuming.
+struct ResumeOffer {
+  bool open_popup = false;
+  std::string dir;
+  int64_t step = -1;
 };
 
 struct MenuState {
@@ -174,7 +193,7 @@ struct FrameStats {
 };
 
 struct UiState {
-  std::array<bool, kPanelCount> visible = {true, true, true, true, true, true, false, true, false};
+  std::array<bool, kPanelCount> visible = default_panel_visibility();
   bool show_frame_overlay = false;
   bool retile_on_resize = true;
   bool reset_layout = false;    // apply the default tiling this frame
@@ -184,6 +203,8 @@ struct UiState {
   Config edit;
   std::string engine_config_yaml;  // the engine's config last adopted into `edit`
   uint64_t adopted_version = 0;
+  Panel config_sender = Panel::Model;  // the panel whose SetConfig shows the Config job
+  uint64_t model_serial = 0;           // of the model the views were last set for
 
   ScheduleView schedule;
   DatasetView dataset;
@@ -194,7 +215,9 @@ struct UiState {
   ControlNetView controlnet;
   ToyView toy;
   LogView log;
-  PendingApply pending;
+  UnsavedGuard guard;
+  ReplaceQuestion replace;
+  ResumeOffer resume;
   MenuState menu;
   FrameStats frames;
 

@@ -91,24 +91,12 @@ void default_panel_rect(Panel panel, ImVec2 display, float menu_height, ImVec2* 
   const float w = std::max(display.x, 640.0f), top = menu_height;
   const float h = std::max(display.y - top, 400.0f);
   const float ca = std::floor(w * 0.26f), cb = std::floor(w * 0.37f), cc = w - ca - cb;
-  const float xa = 0.0f, xb = ca, xc = ca + cb;
-  // Column x, column width, and the band [f0, f1) of the height below the menu bar.
-  auto rect = [&](float x, float width, float f0, float f1) {
-    *pos = ImVec2(x, top + std::floor(h * f0));
-    *size = ImVec2(width, std::floor(h * f1) - std::floor(h * f0));
-  };
-  switch (panel) {
-    case Panel::Dataset: rect(xa, ca, 0.0f, 0.40f); break;
-    case Panel::Model: rect(xa, ca, 0.40f, 0.66f); break;
-    case Panel::Forward: rect(xa, ca, 0.66f, 1.0f); break;
-    case Panel::Training: rect(xb, cb, 0.0f, 0.56f); break;
-    case Panel::Schedule: rect(xb, cb, 0.56f, 1.0f); break;
-    case Panel::Toy2d: rect(xb, cb, 0.56f, 1.0f); break;
-    case Panel::Sampling: rect(xc, cc, 0.0f, 0.80f); break;
-    case Panel::Log: rect(xc, cc, 0.80f, 1.0f); break;
-    case Panel::ControlNet: rect(xb, cb, 0.0f, 1.0f); break;  // over Training + Schedule when opened
-    case Panel::Count: break;
-  }
+  const float x[] = {0.0f, ca, ca + cb};
+  const float width[] = {ca, cb, cc};
+  const PanelSlot& slot = panel_info(panel).slot;
+  const int c = std::clamp(slot.column, 0, 2);
+  *pos = ImVec2(x[c], top + std::floor(h * slot.top));
+  *size = ImVec2(width[c], std::floor(h * slot.bottom) - std::floor(h * slot.top));
 }
 
 void place_panel(const UiState& ui, Panel panel) {
@@ -117,6 +105,62 @@ void place_panel(const UiState& ui, Panel panel) {
   const ImGuiCond cond = ui.reset_layout ? ImGuiCond_Always : ImGuiCond_FirstUseEver;
   ImGui::SetNextWindowPos(pos, cond);
   ImGui::SetNextWindowSize(size, cond);
+}
+
+const char* job_outcome_name(JobOutcome outcome) {
+  switch (outcome) {
+    case JobOutcome::None:
+      return "none";
+    case JobOutcome::Running:
+      return "running";
+    case JobOutcome::Done:
+      return "done";
+    case JobOutcome::Failed:
+      return "failed";
+    case JobOutcome::Cancelled:
+      return "cancelled";
+    case JobOutcome::NeedsConfirmation:
+      return "needs-confirmation";
+    case JobOutcome::Count:
+      break;
+  }
+  return "?";
+}
+
+void job_outcome(UiState& ui, const Snapshot& snap, JobKind kind, Panel panel) {
+  const JobResult& job = snap.job(kind);
+  if (job.outcome == JobOutcome::None || job.message.empty()) return;
+  switch (job.outcome) {
+    case JobOutcome::Failed:
+      error_text(job.message);
+      break;
+    case JobOutcome::NeedsConfirmation:
+      ImGui::PushStyleColor(ImGuiCol_Text, kColorWarning);
+      ImGui::TextWrapped("%s", job.message.c_str());
+      ImGui::PopStyleColor();
+      break;
+    default:
+      dim_text(job.message.c_str());
+      break;
+  }
+  // --print-layout: which panel shows which job's outcome ("layout Job.failed.dataset@Dataset …").
+  if (ui.print_layout) {
+    const std::string name = std::string("Job.") + job_outcome_name(job.outcome) + "." +
+                             job_kind_name(kind) + "@" + panel_title(panel);
+    track_item(ui, name.c_str(), true);
+  }
+}
+
+void untrack_items(UiState& ui, const std::string& prefix) {
+  for (auto it = ui.layout.lower_bound(prefix);
+       it != ui.layout.end() && it->first.rfind(prefix, 0) == 0;)
+    it = ui.layout.erase(it);
+}
+
+void print_event(const UiState& ui, const std::string& line) {
+  if (!ui.print_layout) return;
+  std::printf("%s\n", line.c_str());
+  std::fflush(stdout);
 }
 
 ImU32 schedule_color(int index) {

@@ -2,7 +2,8 @@
 // and the ImGui context; loop (events, NewFrame, widgets, Render, swap); shut down in
 // reverse order. Differences: the loop waits for events when nothing changes (at most
 // 100 ms while the worker is busy), sleeps while iconified, and can be driven by
-// Automation for tests.
+// Automation for tests. Quitting (File > Quit, Ctrl+Q, the window's close button) asks
+// first when the model has unsaved training; scripted runs exit through Automation.
 #include "app/gui/app.h"
 
 #include <glad/gl.h>
@@ -18,6 +19,7 @@
 
 #include "app/gui/automation.h"
 #include "core/engine/engine.h"
+#include "core/train/run_folder.h"
 #include "ui/actions.h"
 #include "ui/colormap.h"
 #include "ui/gl_util.h"
@@ -65,6 +67,17 @@ void install_event_callbacks(GLFWwindow* window) {
   glfwSetCursorEnterCallback(window, [](GLFWwindow* w, int) { app_of(w)->note_event(); });
   glfwSetWindowRefreshCallback(window, [](GLFWwindow* w) { app_of(w)->note_event(); });
   glfwSetFramebufferSizeCallback(window, [](GLFWwindow* w, int, int) { app_of(w)->note_resize(); });
+  glfwSetWindowCloseCallback(window, [](GLFWwindow* w) {
+    glfwSetWindowShouldClose(w, GLFW_FALSE);  // the frame loop asks first (unsaved training)
+    app_of(w)->note_close();
+  });
+}
+
+// Where run folders go when --runs is not given: as the engine decides, beside the
+// config's output folder.
+std::string default_runs_root(const Config& config) {
+  const std::filesystem::path parent = std::filesystem::path(config.train.out_dir).parent_path();
+  return parent.empty() ? "." : parent.string();
 }
 
 void apply_style() {
@@ -215,6 +228,7 @@ int App::run() {
   engine_options.threads = m_options.threads;
   engine_options.nice = m_options.worker_nice;
   engine_options.device = m_options.device;
+  engine_options.runs_root = m_options.runs_root;
   Engine engine(m_config, engine_options);
   Actions actions(engine, ui);
   TextureCache textures(colormap);
@@ -227,6 +241,15 @@ int App::run() {
     ui.controlnet.path = m_options.controlnet;
     panel_visible(ui, Panel::ControlNet) = true;
     actions.load_controlnet(ui.controlnet.path, "");
+  } else if (!automation.driving()) {
+    // The last GUI run (remembered when its folder was made), if it holds a checkpoint.
+    const std::string runs_root =
+        m_options.runs_root.empty() ? default_runs_root(m_config) : m_options.runs_root;
+    ui.resume.dir = last_run(runs_root);
+    if (!ui.resume.dir.empty()) {
+      ui.resume.step = checkpoint_step_from_name(latest_checkpoint(ui.resume.dir));
+      ui.resume.open_popup = true;
+    }
   }
 
   // Scripted runs park the pointer on the menu bar's right end, where hovering shows
@@ -252,6 +275,10 @@ int App::run() {
     if (m_events) {
       active_frames = kFramesAfterInput;
       m_events = false;
+    }
+    if (m_close_requested) {
+      m_close_requested = false;
+      actions.request_quit(*snap);
     }
     if (m_resized) {
       m_resized = false;
@@ -289,6 +316,7 @@ int App::run() {
       const bool ok = write_screenshot(ui.screenshot_request, m_window, &message);
       std::printf("%s\n", message.c_str());
       std::fflush(stdout);
+      actions.report(JobKind::Export, ok, message, ui.screenshot_request);
       ui.menu.message = message;
       ui.menu.message_is_error = !ok;
       ui.screenshot_request.clear();

@@ -26,6 +26,11 @@ class App {
   // GLFW callbacks mark that input arrived, so the next frames are drawn at full rate.
   void note_event() { m_events = true; }
   void note_resize() { m_resized = true; m_events = true; }
+  // The window's close button: asks like File > Quit instead of closing at once.
+  void note_close() {
+    m_close_requested = true;
+    m_events = true;
+  }
 
  private:
   bool open_window();
@@ -40,6 +45,7 @@ class App {
   bool m_imgui_ready = false;
   bool m_events = false;
   bool m_resized = false;
+  bool m_close_requested = false;
 };
 
 }  // namespace difflab

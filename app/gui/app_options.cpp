@@ -41,6 +41,8 @@ std::string app_usage() {
 usage: difflab [options]
   --config PATH         YAML config to start from (default configs/mnist.yaml)
   --set S.KEY=VALUE     override one config value, e.g. --set train.steps=20 (repeatable)
+  --runs DIR            where each new model's run folder goes (DIR/<dataset>-YYYY-MM-DD-N)
+                        and the last run is remembered (default: the parent of train.out_dir)
   --ini PATH|none       where the panel layout is kept
                         (default ~/.config/difflab/imgui.ini; none when automated)
   --size WxH            window size (default 1280x800)
@@ -83,6 +85,7 @@ AppOptions parse_app_options(int argc, char** argv) {
     if (arg == "--help" || arg == "-h") o.help = true;
     else if (arg == "--config") o.config_path = value();
     else if (arg == "--set") o.overrides.push_back(value());
+    else if (arg == "--runs") o.runs_root = value();
     else if (arg == "--script") {
       o.script = value();
       if (o.script != "smoke" && o.script != "demo")

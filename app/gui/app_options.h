@@ -1,6 +1,6 @@
 // Command line of the `difflab` GUI, including the automation hooks used by the tests:
 //
-//   difflab [--config PATH] [--set section.key=value ...]
+//   difflab [--config PATH] [--set section.key=value ...] [--runs DIR]
 //           [--script smoke] [--frames N] [--screenshot PATH] [--bench-frames N]
 //           [--print-layout] [--exit-when-step N] [--timeout S]
 //           [--ini PATH|none] [--size WxH] [--threads N] [--device auto|cpu|cuda]
@@ -18,6 +18,7 @@ namespace difflab {
 struct AppOptions {
   std::string config_path = "configs/mnist.yaml";
   std::vector<std::string> overrides;  // "section.key=value"
+  std::string runs_root;               // --runs: where run folders go ("" = beside train.out_dir)
   std::string script;                  // "", "smoke" or "demo"
   std::string checkpoint;              // --checkpoint: for --script demo
   int64_t evaluate = 0;                // --evaluate N: the demo also scores N samples

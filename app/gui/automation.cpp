@@ -4,6 +4,8 @@
 #include <cstdio>
 #include <numeric>
 
+#include "ui/widgets.h"
+
 namespace difflab {
 
 namespace {
@@ -76,10 +78,29 @@ void Automation::report_status(const Snapshot& snap) {
   say(line);
 }
 
+void Automation::report_jobs(const Snapshot& snap) {
+  if (!m_options.print_layout) return;
+  for (size_t k = 0; k < kJobKindCount; ++k) {
+    const JobResult& job = snap.jobs[k];
+    if (job.serial == m_job_serials[k]) continue;
+    m_job_serials[k] = job.serial;
+    if (job.outcome == JobOutcome::None) continue;
+    say(std::string("job ") + job_kind_name(static_cast<JobKind>(k)) + " " +
+        job_outcome_name(job.outcome) + " path=" + job.path + " | " + job.message);
+  }
+  if (snap.run.dir != m_run_dir || snap.run.saved_step != m_run_saved_step) {
+    m_run_dir = snap.run.dir;
+    m_run_saved_step = snap.run.saved_step;
+    say("run " + (m_run_dir.empty() ? std::string("-") : m_run_dir) + " saved_step " +
+        std::to_string(m_run_saved_step) + " path=" + snap.run.saved_path);
+  }
+}
+
 AutomationResult Automation::update(const Snapshot& snap, double now, const FrameTimes& previous) {
   m_now = now;
   ++m_frames;
   report_status(snap);
+  report_jobs(snap);
   if (m_step == Step::Done) return {};
   if (m_options.exit_when_step >= 0 && snap.step >= m_options.exit_when_step) {
     say("[exit-when-step] reached step " + std::to_string(snap.step));
@@ -146,7 +167,8 @@ AutomationResult Automation::smoke(const Snapshot& snap) {
       m_ui.edit.train.steps = std::min<int64_t>(m_ui.edit.train.steps, kSmokeMaxSteps);
       say("[smoke] training (" + std::to_string(m_ui.edit.train.steps) + " steps)");
       m_actions.train(snap);
-      if (m_ui.pending.active) return fail("training would discard a model: " + m_ui.pending.reason);
+      if (m_ui.guard.action != GuardedAction::None)
+        return fail("training would discard a model with unsaved training: " + m_ui.guard.what);
       next(Step::WaitTraining);
       break;
     case Step::WaitTraining: {
@@ -230,7 +252,7 @@ AutomationResult Automation::demo(const Snapshot& snap) {
       if (m_options.checkpoint.empty()) return fail("--script demo needs --checkpoint PATH");
       m_ui.training.checkpoint_path = m_options.checkpoint;  // the Training panel's path field
       say("[demo] loading " + m_options.checkpoint);
-      m_actions.load_checkpoint();  // its Load button
+      m_actions.load_checkpoint(snap);  // its Load button
       m_step = Step::WaitCheckpoint;
       return {};
     case Step::WaitCheckpoint:

@@ -19,6 +19,7 @@
 //   frames:         exit after N frames.
 #pragma once
 
+#include <array>
 #include <cstdint>
 #include <string>
 #include <vector>
@@ -66,6 +67,9 @@ class Automation {
   AutomationResult finish();
   void say(const std::string& line) const;
   void report_status(const Snapshot& snap);
+  // --print-layout: "job KIND OUTCOME path=P | message" for every new job outcome, and
+  // "run DIR saved_step N path=P" when the model's run folder or newest checkpoint changes.
+  void report_jobs(const Snapshot& snap);
   AutomationResult smoke(const Snapshot& snap);
   AutomationResult demo(const Snapshot& snap);
   AutomationResult bench(const Snapshot& snap, const FrameTimes& previous);
@@ -87,6 +91,9 @@ class Automation {
   JobStatus m_last_status = JobStatus::Count;
   int m_last_flags = -1;
   int64_t m_last_step_printed = -1;
+  std::array<uint64_t, kJobKindCount> m_job_serials{};
+  std::string m_run_dir;
+  int64_t m_run_saved_step = -1;
   // Benchmark.
   std::vector<float> m_frame_ms, m_ui_ms, m_draw_ms;
   std::vector<double> m_images_per_s;
