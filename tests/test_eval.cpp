@@ -323,9 +323,9 @@ TEST(Evaluator, CorruptCacheNamesTheFileAndIsRetrained) {
   EXPECT_NO_THROW(Evaluator::load(path, torch::kCPU));
 }
 
-TEST(Evaluator, RunDirOfCheckpoint) {
-  EXPECT_EQ(run_dir_of_checkpoint("runs/mnist/checkpoints/step_00000400.pt"), "runs/mnist");
-  EXPECT_EQ(run_dir_of_checkpoint("elsewhere/model.pt"), "elsewhere");
+TEST(Evaluator, CheckpointFolder) {
+  EXPECT_EQ(checkpoint_folder("runs/mnist/checkpoints/step_00000400.pt"), "runs/mnist");
+  EXPECT_EQ(checkpoint_folder("elsewhere/model.pt"), "elsewhere");
   EXPECT_EQ(evaluator_cache_path("runs/mnist"), "runs/mnist/evaluator.pt");
 }
 
