@@ -10,6 +10,7 @@
 #include "app/cli/commands.h"
 #include "app/cli/sample_options.h"
 #include "core/sampling/sampler.h"
+#include "core/sampling/sampler_registry.h"
 #include "core/train/controlnet_trainer.h"
 #include "core/train/trainer.h"
 #include "core/vision/image_grid.h"
@@ -100,7 +101,7 @@ int cmd_sample(int argc, char** argv) {
                              });
   const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   std::fprintf(stderr, "\n");
-  const bool sigma_space = sc.sampler != SamplerKind::Ddpm && sc.sampler != SamplerKind::Ddim;
+  const bool sigma_space = is_sigma_space(sc.sampler);
   std::printf("%d images, %s%s %d steps, guidance %.2f, seed %llu, %.1f s (%.1f ms/step)\n", sc.n,
               std::string(to_string(sc.sampler)).c_str(),
               sigma_space ? (" " + std::string(to_string(sc.sigmas))).c_str() : "", sc.steps,

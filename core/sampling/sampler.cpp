@@ -116,20 +116,6 @@ at::Tensor noise_like(const at::Tensor& like, at::Generator& gen) {
   return z.to(like.device());
 }
 
-std::unique_ptr<Sampler> make_sampler(const SampleConfig& config) {
-  switch (config.sampler) {
-    case SamplerKind::Ddpm: return make_ddpm_sampler(config.variance);
-    case SamplerKind::Ddim: return make_ddim_sampler(config.eta);
-    case SamplerKind::Euler: return make_euler_sampler(config.sigmas, config.karras_rho);
-    case SamplerKind::EulerAncestral:
-      return make_euler_ancestral_sampler(config.sigmas, config.karras_rho);
-    case SamplerKind::Heun: return make_heun_sampler(config.sigmas, config.karras_rho);
-    case SamplerKind::DpmppTwoM: return make_dpmpp_2m_sampler(config.sigmas, config.karras_rho);
-    case SamplerKind::Count: break;
-  }
-  throw std::invalid_argument("bad sampler kind");
-}
-
 SampleResult run_sampling(const DenoiserNet& net, const NoiseSchedule& schedule,
                           Prediction prediction, const SampleRequest& request,
                           c10::Device device, const StepCallback& callback) {

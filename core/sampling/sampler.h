@@ -100,6 +100,7 @@ class Sampler {
                             const StepCallback& callback) const = 0;
 };
 
+// The sampler config.sampler names, with its settings (see sampler_registry.h).
 std::unique_ptr<Sampler> make_sampler(const SampleConfig& config);
 
 // DDIM inversion (Song et al. 2021, §4.3; improved-diffusion's ddim_reverse_sample): the
