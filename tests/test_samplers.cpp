@@ -94,8 +94,12 @@ SampleRequest request(const Case& c, int n, uint64_t seed = 7) {
   r.config.seed = seed;
   r.config.guidance = 1.0;
   r.config.clip_denoised = false;
-  r.shape = {static_cast<int64_t>(kMu.size())};
   return r;
+}
+
+// `net` (predicting `p` on schedule()) sampling points of kMu's dimension.
+SamplingModel model(DenoiserNet net, Prediction p = Prediction::Eps) {
+  return {net, schedule(), p, {static_cast<int64_t>(kMu.size())}, net->num_classes()};
 }
 
 // The σ-space samplers of the registry, in table order.
@@ -123,7 +127,7 @@ std::vector<Case> all_cases(int steps) {
 SampleResult run(const Case& c, int n, DenoiserNet net = nullptr, uint64_t seed = 7,
                  const StepCallback& callback = {}) {
   if (!net) net = std::make_shared<GaussianNet>(kMu, kStd);
-  return run_sampling(net, schedule(), Prediction::Eps, request(c, n, seed), torch::kCPU, callback);
+  return run_sampling(model(net), request(c, n, seed), torch::kCPU, callback);
 }
 
 }  // namespace
@@ -422,16 +426,14 @@ TEST(Samplers, SigmaSamplersUseOneBatchedGuidedForward) {
   for (auto kind : sigma_kinds()) {
     auto net = std::make_shared<LabelNet>();
     auto req = request({kind, 5, VarianceKind::FixedSmall, 0.0, SigmaSpacing::Karras}, 3);
-    req.num_classes = 10;
     req.config.class_label = 2;
     req.config.guidance = 3.0;
     req.record_trajectory = true;
-    auto out =
-        run_sampling(net, schedule(), Prediction::Eps, req, torch::kCPU, [&](const StepInfo& s) {
-          // ε_u = 0, ε_c = 1: guided ε = 0 + 3·(1 − 0) = 3.
-          EXPECT_NEAR(s.eps.mean().item<double>(), 3.0, 1e-5);
-          return true;
-        });
+    auto out = run_sampling(model(net), req, torch::kCPU, [&](const StepInfo& s) {
+      // ε_u = 0, ε_c = 1: guided ε = 0 + 3·(1 − 0) = 3.
+      EXPECT_NEAR(s.eps.mean().item<double>(), 3.0, 1e-5);
+      return true;
+    });
     EXPECT_EQ(net->last_batch, 6) << to_string(kind);
     EXPECT_EQ(out.trajectory.x_t.size(), 5u);
     EXPECT_EQ(out.trajectory.timesteps.front(), kTimesteps - 1);
@@ -458,7 +460,7 @@ TEST(Samplers, SigmaSamplersAgreeAcrossParameterisations) {
   auto eps = run(c, 64).images;
   for (auto p : {Prediction::X0, Prediction::V}) {
     auto net = std::make_shared<GaussianNet>(kMu, kStd, p);
-    auto out = run_sampling(net, schedule(), p, request(c, 64), torch::kCPU);
+    auto out = run_sampling(model(net, p), request(c, 64), torch::kCPU);
     EXPECT_TRUE(torch::allclose(out.images, eps, 1e-3, 1e-3))
         << to_string(p) << " " << (out.images - eps).abs().max();
   }

@@ -1,7 +1,7 @@
 #include "app/cli/sample_options.h"
 
 #include "core/sampling/sampler_registry.h"
-#include "core/train/trainer.h"
+#include "core/train/checkpoint.h"
 
 namespace difflab::cli {
 namespace {

@@ -8,6 +8,7 @@
 
 #include "core/data/dataset.h"
 #include "core/eval/evaluator.h"
+#include "core/eval/noisy_classifier.h"
 #include "core/train/controlnet_trainer.h"
 #include "core/train/trainer.h"
 #include "core/util/runtime.h"
@@ -411,18 +412,14 @@ void Engine::run() {
             };
             try {
               if (c.controlnet) {
+                const SamplingModel model = sampling_model(*w.controlnet);
                 const auto& cn = *w.controlnet;
                 SampleRequest request;
                 request.config = c.config;
-                request.num_classes = cn.base->num_classes();
-                const auto& shape = cn.base_info.shape;
-                request.shape = {shape.channels, shape.height, shape.width};
                 request.record_trajectory = true;
                 request.control = {cn.net, hint.to(w.device), c.control_scale};
-                result = run_sampling(cn.base,
-                                      NoiseSchedule::named(cn.config.diffusion.schedule,
-                                                           cn.config.diffusion.timesteps),
-                                      cn.config.diffusion.prediction, request, w.device, progress);
+                request.classifier = load_classifier_guidance(c.config, model, w.device);
+                result = run_sampling(model, request, w.device, progress);
               } else {
                 result = w.trainer->sample(c.config, true, progress);
               }

@@ -16,15 +16,11 @@
 #include "core/data/dataset.h"
 #include "core/model/denoiser_net.h"
 #include "core/sampling/sampler.h"
+#include "core/train/checkpoint.h"  // CheckpointError, CheckpointInfo, checkpoint paths
 
 namespace difflab {
 
 class TrainingError : public std::runtime_error {
- public:
-  using std::runtime_error::runtime_error;
-};
-
-class CheckpointError : public std::runtime_error {
  public:
   using std::runtime_error::runtime_error;
 };
@@ -91,22 +87,8 @@ class Trainer {
   std::unique_ptr<Impl> m;
 };
 
-// What a checkpoint says about itself, read without building a trainer.
-struct CheckpointInfo {
-  Config config;
-  DataShape shape;
-  int64_t step = 0;
-};
-CheckpointInfo read_checkpoint_info(const std::string& path);
-// The network of a checkpoint (EMA weights when `use_ema`), ready for sampling.
-DenoiserNet load_checkpoint_model(const std::string& path, bool use_ema, c10::Device device,
-                                  CheckpointInfo* info = nullptr);
-
-// Checkpoint files of a run directory: <dir>/checkpoints/step_<N>.pt, and "latest".
-std::string checkpoint_path(const std::string& run_dir, int64_t step);
-// Path of the newest checkpoint in run_dir, or "" if there is none.
-std::string latest_checkpoint(const std::string& run_dir);
-// Records `path` as the newest and deletes all but the `keep` newest step files.
-void mark_latest_checkpoint(const std::string& run_dir, const std::string& path, int keep = 3);
+// The EMA (or raw) network of `trainer` with its schedule, prediction, data shape and
+// classes: what run_sampling takes. It shares the trainer's weights.
+SamplingModel sampling_model(const Trainer& trainer, bool ema);
 
 }  // namespace difflab
