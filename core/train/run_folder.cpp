@@ -27,7 +27,7 @@ const std::regex& step_file_pattern() {
   return kStepFile;
 }
 
-bool exists(const fs::path& p) {
+bool path_exists(const fs::path& p) {
   std::error_code ec;
   return fs::exists(p, ec);
 }
@@ -64,7 +64,7 @@ bool parse_double(const std::string& text, double* out) {
 
 bool holds_run(const std::string& dir) {
   const fs::path d(dir);
-  return exists(d / "config.yaml") || exists(d / "metrics.csv") || exists(d / "checkpoints");
+  return path_exists(d / "config.yaml") || path_exists(d / "metrics.csv") || path_exists(d / "checkpoints");
 }
 
 std::string next_free_run_dir(const std::string& dir) {
@@ -110,7 +110,7 @@ std::string latest_checkpoint(const std::string& run_dir) {
   std::string name;
   if (in && std::getline(in, name) && !name.empty()) {
     auto p = fs::path(run_dir) / "checkpoints" / name;
-    if (exists(p)) return p.string();
+    if (path_exists(p)) return p.string();
   }
   // No (valid) pointer file: take the highest step file.
   std::string best;
