@@ -1,21 +1,27 @@
 # What the LibTorch that find_package(Torch) found needs from us, read from the LibTorch
 # itself so that one CMakeLists.txt builds against Debian's 1.13 and a CUDA LibTorch 2.x:
-#   DIFFLAB_TORCH_VERSION  "1.13.0", from torch/version.h (Debian ships no version file)
+#   DIFFLAB_TORCH_VERSION  "1.13.0", from the headers (Debian ships no version file)
 #   DIFFLAB_TORCH_CUDA     ON when the LibTorch was built with CUDA
 #   CMAKE_CXX_STANDARD     17, or 20 where the LibTorch's headers need it
 # and DIFFLAB_REQUIRE_CUDA stops here when there is no CUDA.
 
 # ---- Version ----
+# 1.13 defines it in torch/csrc/api/include/torch/version.h; 2.x moved the defines to
+# include/torch/headeronly/version.h and left an #include in the old file.
 set(DIFFLAB_TORCH_VERSION "")
 foreach(dir IN LISTS TORCH_INCLUDE_DIRS)
-  if(NOT DIFFLAB_TORCH_VERSION AND EXISTS "${dir}/torch/version.h")
-    file(STRINGS "${dir}/torch/version.h" _lines REGEX "#define TORCH_VERSION_(MAJOR|MINOR|PATCH) ")
-    foreach(part MAJOR MINOR PATCH)
-      string(REGEX MATCH "TORCH_VERSION_${part} ([0-9]+)" _m "${_lines}")
-      set(_torch_${part} "${CMAKE_MATCH_1}")
-    endforeach()
-    set(DIFFLAB_TORCH_VERSION "${_torch_MAJOR}.${_torch_MINOR}.${_torch_PATCH}")
-  endif()
+  foreach(file "${dir}/torch/headeronly/version.h" "${dir}/torch/version.h")
+    if(NOT DIFFLAB_TORCH_VERSION AND EXISTS "${file}")
+      file(STRINGS "${file}" _lines REGEX "#define TORCH_VERSION_(MAJOR|MINOR|PATCH) ")
+      if(_lines MATCHES "TORCH_VERSION_MAJOR ([0-9]+)")
+        foreach(part MAJOR MINOR PATCH)
+          string(REGEX MATCH "TORCH_VERSION_${part} ([0-9]+)" _m "${_lines}")
+          set(_torch_${part} "${CMAKE_MATCH_1}")
+        endforeach()
+        set(DIFFLAB_TORCH_VERSION "${_torch_MAJOR}.${_torch_MINOR}.${_torch_PATCH}")
+      endif()
+    endif()
+  endforeach()
 endforeach()
 if(NOT DIFFLAB_TORCH_VERSION AND Torch_VERSION)
   set(DIFFLAB_TORCH_VERSION "${Torch_VERSION}")
@@ -57,7 +63,9 @@ else()
 #if __has_include(<c10/util/C++17.h>)
 #include <c10/util/C++17.h>
 #endif
+#if __has_include(<c10/macros/Macros.h>)
 #include <c10/macros/Macros.h>
+#endif
 int main() { return 0; }" DIFFLAB_TORCH_ACCEPTS_CXX17)
   unset(CMAKE_REQUIRED_INCLUDES)
   unset(CMAKE_REQUIRED_QUIET)
