@@ -113,7 +113,8 @@ TEST_F(Cuda, DeviceChoiceFindsTheGpu) {
   EXPECT_TRUE(choose_device("auto").is_cuda());
   EXPECT_TRUE(choose_device("cuda").is_cuda());
   EXPECT_TRUE(choose_device("cpu").is_cpu());
-  std::printf("%s, %zu GPU(s)\n", runtime_summary(kCuda).c_str(), torch::cuda::device_count());
+  std::printf("%s, %d GPU(s)\n", runtime_summary(kCuda).c_str(),
+              static_cast<int>(torch::cuda::device_count()));
 }
 
 TEST_F(Cuda, MnistUNetForwardAndBackwardMatchTheCpu) {
@@ -258,7 +259,7 @@ TEST_F(Cuda, ASeedGivesTheSameSamplesOnCpuAndCuda) {
     EXPECT_LT(mean_diff, 5e-3) << k.name;
     // Another seed gives other images (the comparison above is not vacuous).
     sc.seed = 99;
-    EXPECT_GT(max_abs_diff(a, gpu.sample(sc).images), 0.1) << k.name;
+    EXPECT_GT(max_abs_diff(a, gpu.sample(sc).images), 1e-2) << k.name;
   }
 }
 
