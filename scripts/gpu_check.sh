@@ -200,7 +200,7 @@ LIB="$PREFIX/usr/lib/$ARCH_DIR"
 configure() {  # configure <CMAKE_PREFIX_PATH> [more cmake args]
   local prefix_path="$1"
   shift
-  rm -rf "$BUILD/CMakeCache.txt" "$BUILD/CMakeFiles"
+  rm -f "$BUILD/CMakeCache.txt"  # a clean cache (another Torch config); objects stay
   cmake -S "$ROOT" -B "$BUILD" "${GENERATOR[@]}" \
     -DCMAKE_BUILD_TYPE=Release -DDIFFLAB_BUILD_GUI=OFF -DDIFFLAB_BUILD_BENCH=OFF \
     -DDIFFLAB_BUILD_TESTS=ON -DDIFFLAB_PCH=ON -DDIFFLAB_REQUIRE_CUDA="$CUDA_MODE" \
@@ -209,23 +209,12 @@ configure() {  # configure <CMAKE_PREFIX_PATH> [more cmake args]
     -DZLIB_INCLUDE_DIR="$PREFIX/usr/include" -DZLIB_LIBRARY="$LIB/libz.so" \
     "${PKG_CONFIG_ARG[@]}" "$@" >> "$OUT/build.log" 2>&1
 }
-: > "$OUT/build.log"
-t0=$(elapsed)
-if [ "$CUDA_MODE" = 1 ]; then
-  configured=0
-  # Libraries that libtorch_cuda needs come from the nvidia-* wheels (LD_LIBRARY_PATH above);
-  # where ld still misses one, the dynamic loader finds it through the wheel's RUNPATH.
-  export LDFLAGS="${LDFLAGS:+$LDFLAGS }-Wl,--allow-shlib-undefined"
-  if configure "$TORCH_PREFIX;$PREFIX/usr"; then
-    configured=1
-  else
-    echo "configure with the wheel's TorchConfig.cmake failed:"
-    grep -A8 -m3 "CMake Error" "$OUT/build.log" | head -30
-    # Fallback: a minimal TorchConfig.cmake naming the wheel's libraries directly, with
-    # none of Caffe2's CUDA toolkit look-ups (our code includes no CUDA header).
-    echo "retrying with a minimal Torch config (.gpu-prefix/torch-shim)"
-    mkdir -p "$PREFIX/torch-shim"
-    cat > "$PREFIX/torch-shim/TorchConfig.cmake" <<EOF
+# Fallback for a CUDA torch whose own TorchConfig.cmake fails here (Caffe2's CUDA toolkit
+# look-ups: cuDNN, cuFFT, CUB ... from a partial toolkit): a minimal TorchConfig.cmake that
+# names the wheel's libraries directly (our code includes no CUDA header).
+write_torch_shim() {
+  mkdir -p "$PREFIX/torch-shim"
+  cat > "$PREFIX/torch-shim/TorchConfig.cmake" <<EOF
 # Written by scripts/gpu_check.sh: the wheel at $TORCH_DIR without Caffe2's CUDA set-up.
 set(TORCH_INSTALL_PREFIX "$TORCH_DIR")
 set(TORCH_INCLUDE_DIRS "\${TORCH_INSTALL_PREFIX}/include" "\${TORCH_INSTALL_PREFIX}/include/torch/csrc/api/include")
@@ -242,8 +231,28 @@ set(TORCH_LIBRARIES torch "\${TORCH_INSTALL_PREFIX}/lib/libtorch_cpu.so" "\${TOR
     "\${TORCH_INSTALL_PREFIX}/lib/libc10_cuda.so")
 set(Torch_FOUND TRUE)
 EOF
-    echo "---- retry with $PREFIX/torch-shim" >> "$OUT/build.log"
-    configure "$PREFIX/usr" -DTorch_DIR="$PREFIX/torch-shim" && configured=1
+  echo "---- with the minimal Torch config $PREFIX/torch-shim" >> "$OUT/build.log"
+  SHIM=1
+}
+configure_shim() {
+  echo "retrying with a minimal Torch config (.gpu-prefix/torch-shim)"
+  write_torch_shim
+  configure "$PREFIX/usr" -DTorch_DIR="$PREFIX/torch-shim"
+}
+: > "$OUT/build.log"
+SHIM=0
+t0=$(elapsed)
+if [ "$CUDA_MODE" = 1 ]; then
+  configured=0
+  # Libraries that libtorch_cuda needs come from the nvidia-* wheels (LD_LIBRARY_PATH above);
+  # where ld still misses one, the dynamic loader finds it through the wheel's RUNPATH.
+  export LDFLAGS="${LDFLAGS:+$LDFLAGS }-Wl,--allow-shlib-undefined"
+  if configure "$TORCH_PREFIX;$PREFIX/usr"; then
+    configured=1
+  else
+    echo "configure with the wheel's TorchConfig.cmake failed:"
+    grep -A8 -m3 "CMake Error" "$OUT/build.log" | head -30
+    configure_shim && configured=1
   fi
 else
   configure "$PREFIX/usr" && configured=1 || configured=0
@@ -253,27 +262,52 @@ if [ "$configured" = 0 ]; then
   fail configure "see build.log"
   finish
 fi
-grep -E "LibTorch .* CUDA|C\+\+ standard|No BLAS" "$OUT/build.log" | sed 's/^-- //'
-for var in Torch_DIR yaml-cpp_DIR GTest_DIR STB_INCLUDE_DIRS ZLIB_INCLUDE_DIR; do
-  grep -E "^$var(:[A-Z]+)?=" "$BUILD/CMakeCache.txt" | head -1
-done
+report_configuration() {
+  grep -E "LibTorch .* CUDA|C\+\+ standard|No BLAS" "$OUT/build.log" | tail -3 | sed 's/^-- //'
+  for var in Torch_DIR yaml-cpp_DIR GTest_DIR STB_INCLUDE_DIRS ZLIB_INCLUDE_DIR; do
+    grep -E "^$var(:[A-Z]+)?=" "$BUILD/CMakeCache.txt" | head -1
+  done
+}
+report_configuration
 result configure OK "$(($(elapsed) - t0)) s"
 
 # ---------------------------------------------------------------------------------------
 section "Build (-j$JOBS)"
-t0=$(elapsed)
-cmake --build "$BUILD" --parallel "$JOBS" -- "${KEEP_GOING[@]}" >> "$OUT/build.log" 2>&1
-build_rc=$?
-build_s=$(($(elapsed) - t0))
 CLI="$BUILD/difflab-cli"
+build() {
+  t0=$(elapsed)
+  cmake --build "$BUILD" --parallel "$JOBS" -- "${KEEP_GOING[@]}" >> "$OUT/build.log" 2>&1
+  build_rc=$?
+  build_s=$(($(elapsed) - t0))
+  echo "build: ${build_s} s, exit $build_rc"
+}
+build
+if [ "$CUDA_MODE" = 1 ] && [ "$SHIM" = 0 ]; then
+  # The wheel's config configured, but linking failed (no compiler error in our sources),
+  # or the programs linked without loading libtorch_cuda: try once with the minimal config.
+  retry=""
+  if [ ! -x "$CLI" ] && ! grep -qE "\.(cpp|h):[0-9]+:[0-9]+: error" "$OUT/build.log"; then
+    retry="linking failed"
+  elif [ "$EXPECT_CUDA" = 1 ] && [ -x "$BUILD/tests/test_cuda" ] &&
+    ! DIFFLAB_EXPECT_CUDA=1 "$BUILD/tests/test_cuda" --gtest_filter='Cuda.DeviceChoice*' >/dev/null 2>&1; then
+    retry="the programs built do not see the GPU"
+  fi
+  if [ -n "$retry" ]; then
+    echo "$retry with the wheel's TorchConfig.cmake:"
+    grep -E "error|undefined reference|cannot find" "$OUT/build.log" | head -10
+    if configure_shim; then
+      report_configuration
+      build
+    fi
+  fi
+fi
 if [ "$build_rc" = 0 ]; then
-  result build OK "$build_s s"
+  result build OK "$build_s s$([ "$SHIM" = 1 ] && echo ', minimal Torch config')"
 else
   # -k 0 built everything that could be built: the errors are all in the log at once.
   grep -E "error|FAILED" "$OUT/build.log" | head -30
   fail build "$build_s s, see build.log"
 fi
-echo "build: ${build_s} s"
 if [ ! -x "$CLI" ]; then
   echo "difflab-cli was not built; nothing to run"
   finish
