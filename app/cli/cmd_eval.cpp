@@ -17,6 +17,7 @@
 #include <fstream>
 #include <iostream>
 
+#include "core/train/run_folder.h"
 #include "app/cli/commands.h"
 #include "app/cli/common.h"
 #include "app/cli/sample_options.h"

@@ -1,3 +1,4 @@
+#include "core/train/run_folder.h"
 #include "app/cli/sample_options.h"
 
 #include "core/sampling/sampler_registry.h"

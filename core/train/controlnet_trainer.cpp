@@ -363,6 +363,8 @@ LoadedControlNet load_controlnet_onto(const std::string& path, DenoiserNet base,
   out.net->to(device);
   out.net->eval();
   return out;
+}
+
 SamplingModel sampling_model(const LoadedControlNet& control) {
   return sampling_model(control.base, control.base_info.config.diffusion, control.base_info.shape);
 }
