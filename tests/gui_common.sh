@@ -77,11 +77,28 @@ wait_count() {
   return 1
 }
 
-# wait_step N [SECONDS]: waits for a "status training step K" line with K >= N.
+# lines: how many stdout lines there are now (a mark before an action, for wait_new).
+lines() { wc -l < "$OUT"; }
+
+# wait_new SINCE REGEX [SECONDS]: prints the first stdout line after line SINCE that matches
+# REGEX once there is one (default: wait up to 120 s); returns 1 on exit or timeout.
+wait_new() {
+  local line= tries=$(( ${3:-120} * 4 ))
+  for _ in $(seq 1 "$tries"); do
+    line=$(tail -n +$(( $1 + 1 )) "$OUT" | grep -E -m 1 -- "$2")
+    [ -n "$line" ] && { echo "$line"; return 0; }
+    kill -0 "$APP_PID" 2> /dev/null || return 1
+    sleep 0.25
+  done
+  return 1
+}
+
+# wait_step N [SECONDS] [SINCE]: waits for a "status training step K" line (after line
+# SINCE, default 0) with K >= N and prints K.
 wait_step() {
   local tries=$(( ${2:-120} * 4 )) k
   for _ in $(seq 1 "$tries"); do
-    k=$(grep -E "^status training step [0-9]+" "$OUT" | tail -n 1 | awk '{print $4}')
+    k=$(tail -n +$(( ${3:-0} + 1 )) "$OUT" | grep -E "^status training step [0-9]+" | tail -n 1 | awk '{print $4}')
     [ -n "$k" ] && [ "$k" -ge "$1" ] && { echo "$k"; return 0; }
     kill -0 "$APP_PID" 2> /dev/null || return 1
     sleep 0.25
@@ -95,8 +112,9 @@ app_window() {
   [ -n "$WID" ] || fail "no window named Diffusion Lab"
 }
 
-# click NAME [SECONDS]: waits until the newest "layout NAME ..." line says enabled=1, then
-# clicks the centre of that rectangle.
+# click NAME [SECONDS] [left]: waits until the newest "layout NAME ..." line says enabled=1,
+# then clicks the centre of that rectangle (with "left": 12 px from its left edge, inside
+# the text of a field whose rectangle also holds +/- buttons and a label).
 click() {
   local line= tries=$(( ${2:-60} * 4 ))
   for _ in $(seq 1 "$tries"); do
@@ -107,11 +125,15 @@ click() {
     sleep 0.25
   done
   [ -n "$line" ] || fail "$1 was never shown enabled"
+  sleep 0.3  # a widget that just appeared may still move (a window settling): the newest place
+  line=$(grep -E "^layout $1 " "$OUT" | tail -n 1)
   local x y w h
   read -r _ _ x y w h _ <<< "$line"
   [ -n "${WID:-}" ] || app_window
-  echo "click $1 at ($((x + w / 2)), $((y + h / 2)))"
-  xdotool mousemove --window "$WID" $((x + w / 2)) $((y + h / 2))
+  local cx=$((x + w / 2))
+  [ "${3:-}" = left ] && cx=$((x + 12))
+  echo "click $1 at ($cx, $((y + h / 2)))"
+  xdotool mousemove --window "$WID" "$cx" $((y + h / 2))
   sleep 0.3
   xdotool click 1
   sleep 0.3
@@ -119,15 +141,33 @@ click() {
 
 # type_into NAME TEXT: clicks the text field NAME, selects all and types TEXT over it.
 type_into() {
-  click "$1"
-  xdotool key ctrl+a
+  click "$1" 60 left
+  press ctrl+a
   xdotool type --delay 15 "$2"
   sleep 0.3
 }
 
-# press KEYS: a key chord to the window under the pointer (e.g. ctrl+q).
+# scroll_over NAME CLICKS: turns the mouse wheel over widget NAME (its window scrolls),
+# CLICKS notches down (negative: up).
+scroll_over() {
+  local line x y w h button=5 n=$2
+  line=$(wait_line "^layout $1 " 60) || fail "no layout line for $1"
+  read -r _ _ x y w h _ <<< "$line"
+  [ -n "${WID:-}" ] || app_window
+  [ "$n" -lt 0 ] && { button=4; n=$((-n)); }
+  xdotool mousemove --window "$WID" $((x + w / 2)) $((y + h / 2))
+  sleep 0.2
+  for _ in $(seq 1 "$n"); do xdotool click "$button"; sleep 0.1; done
+  sleep 0.5
+}
+
+# press KEYS: a key chord to the window under the pointer (e.g. ctrl+q), held for 0.2 s as
+# a person would (ImGui 1.86 reads key state once a frame: a press and release that both
+# arrive between two frames are never seen).
 press() {
-  xdotool key "$1"
+  xdotool keydown "$1"
+  sleep 0.2
+  xdotool keyup "$1"
   sleep 0.3
 }
 

@@ -41,10 +41,12 @@ start_xvfb 371 440 "$WORK"
 APP_PID=$!
 
 # The GUI's own model (same architecture, other weights).
+M=$(lines)
 click Train 120
-wait_step 3 > /dev/null || fail "training did not reach step 3"
+wait_step 3 120 "$M" > /dev/null || fail "training did not reach step 3"
+M=$(lines)
 click Stop
-wait_line "^status idle" 60 > /dev/null || fail "training did not stop"
+wait_new "$M" "^status idle" 60 > /dev/null || fail "training did not stop"
 
 # The ControlNet panel (Ctrl+9), the path, Load: refused.
 press ctrl+9
@@ -60,10 +62,11 @@ tail -n 1 <(grep "^status" "$OUT") | grep -q "model_ready=1" || fail "the GUI's 
 # A dataset path that does not load: the unsaved dialog asks (Discard), the load fails
 # in the Dataset panel, and the model and data stay.
 type_into DatasetPath "$WORK/no-such-mnist"
+M=$(lines)
 click Load
-wait_line "^dialog unsaved: switch the dataset" 30 > /dev/null || fail "changing the dataset path with unsaved training did not ask"
+wait_new "$M" "^dialog unsaved: switch the dataset" 30 > /dev/null || fail "changing the dataset path with unsaved training did not ask"
 click UnsavedDiscard
-LINE=$(wait_line "^job (dataset|config) failed" 60) || fail "the bad dataset path did not fail"
+LINE=$(wait_new "$M" "^job (dataset|config) failed" 60) || fail "the bad dataset path did not fail"
 echo "$LINE"
 echo "$LINE" | grep -q "no-such-mnist" || fail "the failure does not name the path: $LINE"
 wait_line "^layout Job\.failed\.(dataset|config)@Dataset " 10 > /dev/null || fail "the Dataset panel does not show the failure"
@@ -73,8 +76,9 @@ awk '/^status .*model_ready=1/ { ready = 1 } ready && /^status .*model_ready=0/ 
 tail -n 1 <(grep "^status" "$OUT") | grep -q "data_ready=1 model_ready=1" || fail "model or data lost: $(grep '^status' "$OUT" | tail -n 1)"
 
 # Quit: still unsaved, so it asks; Discard quits.
+M=$(lines)
 press ctrl+q
-wait_line "^dialog unsaved: quit" 30 > /dev/null || fail "Ctrl+Q did not ask"
+wait_new "$M" "^dialog unsaved: quit" 30 > /dev/null || fail "Ctrl+Q did not ask"
 click UnsavedDiscard
 wait_exit 60 || fail "Discard did not quit"
 [ "$RC" -eq 0 ] || fail "difflab exited with $RC"

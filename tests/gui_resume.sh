@@ -31,19 +31,20 @@ TINY=(--set train.batch_size=16 --set data.max_train=2000 --set model.base_chann
   > "$OUT" 2> "$ERR" &
 APP_PID=$!
 
+M=$(lines)
 click Train 120
 # The first autosave ("run DIR saved_step N" with N ≥ 1), then a few more steps.
 LINE=$(wait_line "^run .* saved_step [1-9][0-9]*" 120) || fail "no autosave within 120 s"
 echo "autosave: $LINE"
 RUN=$(echo "$LINE" | awk '{print $2}')
 AUTOSAVED=$(echo "$LINE" | awk '{print $4}')
-wait_step $((AUTOSAVED + 2)) 60 > /dev/null || fail "training stopped after the autosave"
+wait_step $((AUTOSAVED + 2)) 60 "$M" > /dev/null || fail "training stopped after the autosave"
 kill -9 "$APP_PID"
 wait "$APP_PID" 2> /dev/null
 APP_PID=
 LATEST=$(cat "$RUN/checkpoints/latest" 2> /dev/null) || fail "no $RUN/checkpoints/latest after the autosave"
 STEP=${LATEST#step_}
-STEP=${STEP%.pt}
+STEP=$((10#${STEP%.pt}))
 echo "killed at step $(grep -E '^status training step' "$OUT" | tail -n 1 | awk '{print $4}'); newest checkpoint $LATEST"
 grep -q "$RUN" "$RUNS/last-gui-run" || fail "$RUNS/last-gui-run does not name $RUN"
 

@@ -39,74 +39,91 @@ TINY=(--set train.batch_size=16 --set data.max_train=2000 --set model.base_chann
   > "$OUT" 2> "$ERR" &
 APP_PID=$!
 
-# 1. MNIST: Train, Stop, Save.
+# 1. MNIST: a preview grid every 4 steps (samples/step_N.png, as a CLI run), Train, Stop, Save.
+# (the field is below the loss plot: scroll the Training panel down to it first).
+scroll_over Train 6
+type_into PreviewEvery 4
+scroll_over CheckpointPath -6
+M=$(lines)
 click Train 120
-wait_step 4 > /dev/null || fail "MNIST training did not reach step 4"
+wait_step 6 120 "$M" > /dev/null || fail "MNIST training did not reach step 6"
+M=$(lines)
 click Stop
-wait_line "^status idle" 60 > /dev/null || fail "training did not stop"
+wait_new "$M" "^status idle" 60 > /dev/null || fail "training did not stop"
+M=$(lines)
 click Save
-LINE=$(wait_count "^job save done" 1 60) || fail "Save did not finish"
+LINE=$(wait_new "$M" "^job save (done|failed)" 60) || fail "Save did not finish"
 MNIST_CKPT=${LINE#*path=}
 MNIST_CKPT=${MNIST_CKPT%% | *}
 echo "MNIST checkpoint: $MNIST_CKPT"
-case "$MNIST_CKPT" in "$RUNS"/mnist-*/checkpoints/step_*.pt) ;; *) fail "Save wrote $MNIST_CKPT, not into a new run folder under $RUNS" ;; esac
+case "$MNIST_CKPT" in "$RUNS"/mnist-*/checkpoints/step_*.pt) ;; *) fail "Save: $LINE (expected a new run folder under $RUNS)" ;; esac
 [ -f "$MNIST_CKPT" ] || fail "no file $MNIST_CKPT"
 MNIST_RUN=${MNIST_CKPT%/checkpoints/*}
 cp "$MNIST_CKPT" "$WORK/mnist_saved.pt"
 
 # 2. Train on, Stop (unsaved steps), switch the dataset: the dialog asks; Save, then the switch.
 SAVED_STEP=$(grep -E "^status idle step" "$OUT" | tail -n 1 | awk '{print $4}')
+M=$(lines)
 click Train
-wait_step $((SAVED_STEP + 3)) > /dev/null || fail "MNIST training did not continue"
+wait_step $((SAVED_STEP + 3)) 120 "$M" > /dev/null || fail "MNIST training did not continue"
+M=$(lines)
 click Stop
-wait_count "^status idle" 2 60 > /dev/null || fail "training did not stop the second time"
+wait_new "$M" "^status idle" 60 > /dev/null || fail "training did not stop the second time"
 click DatasetKind
 click DatasetKind.toy2d
+M=$(lines)
 click Load
-wait_line "^dialog unsaved: switch the dataset" 30 > /dev/null || fail "switching the dataset with unsaved training did not ask"
+wait_new "$M" "^dialog unsaved: switch the dataset" 30 > /dev/null || fail "switching the dataset with unsaved training did not ask"
 click UnsavedSave
-wait_count "^job save done" 2 60 > /dev/null || fail "the dialog's Save did not finish"
-wait_line "^dialog unsaved closed" 30 > /dev/null || fail "the dialog did not close after saving"
-wait_line "^job dataset done" 120 > /dev/null || fail "the toy set did not load after the save"
+LINE=$(wait_new "$M" "^job save (done|failed)" 60) || fail "the dialog's Save did not finish"
+case "$LINE" in *"$MNIST_RUN/checkpoints/"*) ;; *) fail "the dialog's Save: $LINE (expected $MNIST_RUN)" ;; esac
+wait_new "$M" "^dialog unsaved closed" 30 > /dev/null || fail "the dialog did not close after saving"
+wait_new "$M" "^job dataset done .*(toy|2-D|points)" 120 > /dev/null || fail "the toy set did not load after the save"
 cmp "$MNIST_CKPT" "$WORK/mnist_saved.pt" || fail "the first MNIST checkpoint changed"
 
 # 3. The toy model: Train, Stop, Save into its own run folder.
 sleep 1
+M=$(lines)
 click Train
-wait_line "^status training" 60 > /dev/null
-TOY_FROM=$(grep -c "^status training" "$OUT")
-wait_step 20 > /dev/null || fail "toy training did not reach step 20"
+wait_step 20 120 "$M" > /dev/null || fail "toy training did not reach step 20"
+M=$(lines)
 click Stop
-wait_count "^status idle" 3 60 > /dev/null || fail "toy training did not stop"
+wait_new "$M" "^status idle" 60 > /dev/null || fail "toy training did not stop"
+M=$(lines)
 click Save
-LINE=$(wait_count "^job save done" 3 60) || fail "Save of the toy model did not finish"
+LINE=$(wait_new "$M" "^job save (done|failed)" 60) || fail "Save of the toy model did not finish"
 TOY_CKPT=${LINE#*path=}
 TOY_CKPT=${TOY_CKPT%% | *}
 echo "toy checkpoint: $TOY_CKPT"
-case "$TOY_CKPT" in "$RUNS"/toy2d-*/checkpoints/step_*.pt) ;; *) fail "the toy model was saved to $TOY_CKPT, not its own run folder" ;; esac
+case "$TOY_CKPT" in "$RUNS"/toy2d-*/checkpoints/step_*.pt) ;; *) fail "the toy Save: $LINE (expected its own run folder)" ;; esac
 [ "${TOY_CKPT%/checkpoints/*}" != "$MNIST_RUN" ] || fail "the toy model went into the MNIST run folder"
 cmp "$MNIST_CKPT" "$WORK/mnist_saved.pt" || fail "saving the toy model changed the MNIST checkpoint"
 
 # 4. "Save as" over the MNIST checkpoint: asks; Cancel keeps it.
 type_into CheckpointPath "$MNIST_CKPT"
+M=$(lines)
 click SaveAs
-wait_line "^dialog replace: $MNIST_CKPT" 30 > /dev/null || fail "Save as over another run's checkpoint did not ask"
-grep -q "^job save needs-confirmation" "$OUT" || fail "no needs-confirmation outcome for the Save job"
+wait_new "$M" "^dialog replace: $MNIST_CKPT" 30 > /dev/null || fail "Save as over another run's checkpoint did not ask"
+wait_new "$M" "^job save needs-confirmation" 5 > /dev/null || fail "no needs-confirmation outcome for the Save job"
 click ReplaceCancel
 sleep 1
 cmp "$MNIST_CKPT" "$WORK/mnist_saved.pt" || fail "Save as replaced the MNIST checkpoint"
 
 # 5. Unsaved toy training, Ctrl+Q: Cancel keeps the app, Discard quits.
+M=$(lines)
 click Train
-wait_count "^status training" $((TOY_FROM + 1)) 60 > /dev/null || fail "toy training did not start again"
+wait_new "$M" "^status training" 60 > /dev/null || fail "toy training did not start again"
 sleep 2
+M=$(lines)
 press ctrl+q
-wait_count "^dialog unsaved: quit" 1 30 > /dev/null || fail "Ctrl+Q with unsaved training did not ask"
+wait_new "$M" "^dialog unsaved: quit" 30 > /dev/null || fail "Ctrl+Q with unsaved training did not ask"
 click UnsavedCancel
+wait_new "$M" "^dialog unsaved closed" 10 > /dev/null || fail "Cancel did not close the dialog"
 sleep 2
 kill -0 "$APP_PID" 2> /dev/null || fail "Cancel did not keep the app open"
+M=$(lines)
 press ctrl+q
-wait_count "^dialog unsaved: quit" 2 30 > /dev/null || fail "the second Ctrl+Q did not ask"
+wait_new "$M" "^dialog unsaved: quit" 30 > /dev/null || fail "the second Ctrl+Q did not ask"
 click UnsavedDiscard
 wait_exit 60 || fail "Discard did not quit"
 [ "$RC" -eq 0 ] || fail "difflab exited with $RC"

@@ -35,7 +35,8 @@ bool dialog_button(UiState& ui, const char* label, const char* track, bool enabl
   ImGui::BeginDisabled(!enabled);
   const bool pressed = ImGui::Button(label, ImVec2(ImGui::GetFontSize() * 7.0f, 0));
   ImGui::EndDisabled();
-  track_item(ui, track, enabled);
+  // Not on the first frame: an auto-resized window is placed once its size is known.
+  if (!ImGui::IsWindowAppearing()) track_item(ui, track, enabled);
   return pressed && enabled;
 }
 

@@ -113,12 +113,16 @@ void draw_dataset_panel(const Snapshot& snap, UiContext& ctx) {
   track_item(ui, "Load", !busy);
   if (clicked) ctx.actions.load_dataset(snap);
   ImGui::PopItemWidth();
-  ImGui::SameLine();
-  if (snap.status == JobStatus::LoadingData)
+  if (snap.status == JobStatus::LoadingData) {
+    ImGui::SameLine();
     ImGui::TextDisabled("loading...");
-  else if (!ui.dataset.status.empty())
+  } else if (!ui.dataset.status.empty()) {
+    ImGui::SameLine();
     ImGui::TextDisabled("%s", ui.dataset.status.c_str());
-  job_outcome(ui, snap, JobKind::Data, Panel::Dataset);
+  }
+  // A loaded set is described below; failures (the model and data kept) show here.
+  if (snap.job(JobKind::Data).outcome != JobOutcome::Done)
+    job_outcome(ui, snap, JobKind::Data, Panel::Dataset);
   if (ui.config_sender == Panel::Dataset) job_outcome(ui, snap, JobKind::Config, Panel::Dataset);
 
   ImGui::Separator();

@@ -272,8 +272,9 @@ void draw_preview(const Snapshot& snap, UiContext& ctx) {
   UiState& ui = ctx.ui;
   ImGui::SetNextItemWidth(ImGui::GetFontSize() * 6.0f);
   int64_t every = ui.training.preview_every;
-  if (input_int64("Preview every", &every, 50, 0) && every != ui.training.preview_every)
-    ctx.actions.set_preview_every(every);
+  const bool edited = input_int64("Preview every", &every, 50, 0);
+  track_item(ui, "PreviewEvery", true);
+  if (edited && every != ui.training.preview_every) ctx.actions.set_preview_every(every);
   help_marker("Sample a small grid from the EMA model every N steps while training (0 = off). "
               "Each preview costs a few training steps of time.");
   if (snap.preview.empty()) {

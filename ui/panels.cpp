@@ -67,7 +67,6 @@ void forget_old_model(const Snapshot& snap, UiContext& ctx) {
   s.export_path.clear();  // re-derived from the new model's run folder
   s.export_dir.clear();
   s.export_gif.clear();
-  ui.toy.forward_t = 0;
   ctx.textures.clear();
   ctx.points.clear();
 }

@@ -72,6 +72,7 @@ void dim_text(const char* text) {
 
 void track_item(UiState& ui, const char* name, bool enabled) {
   if (!ui.print_layout) return;
+  enabled = enabled && ImGui::IsItemVisible();  // scrolled out of its window: not clickable
   const ImVec2 a = ImGui::GetItemRectMin(), b = ImGui::GetItemRectMax();
   char line[160];
   std::snprintf(line, sizeof line, "layout %s %d %d %d %d enabled=%d", name, static_cast<int>(a.x),

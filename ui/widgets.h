@@ -18,7 +18,8 @@ namespace difflab {
 void help_marker(const char* text);
 
 // Records the last item's screen rectangle under `name` for --print-layout; prints
-// "layout NAME x y w h enabled=0|1" to stdout when it changes.
+// "layout NAME x y w h enabled=0|1" to stdout when it changes (enabled=0 also while the
+// item is scrolled or clipped out of its window).
 void track_item(UiState& ui, const char* name, bool enabled);
 
 // Combo over an enum's name table; returns true when the value changed. With `track`, the

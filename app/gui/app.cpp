@@ -77,7 +77,7 @@ void install_event_callbacks(GLFWwindow* window) {
 // config's output folder.
 std::string default_runs_root(const Config& config) {
   const std::filesystem::path parent = std::filesystem::path(config.train.out_dir).parent_path();
-  return parent.empty() ? "." : parent.string();
+  return parent.empty() ? "runs" : parent.string();
 }
 
 void apply_style() {
