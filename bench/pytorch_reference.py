@@ -73,8 +73,19 @@ def timestep_embedding(t, dim, max_period=10000.0):
     return emb
 
 
+class GroupNorm(nn.GroupNorm):
+    """As core/model/unet.cpp's norm(): under bf16 autocast a convolution hands back bf16,
+    which PyTorch 1.13's CPU group_norm refuses next to float32 affine weights; the
+    statistics are taken in float32 and the result goes back to the input's type."""
+
+    def forward(self, x):
+        if x.dtype in (torch.bfloat16, torch.float16):
+            return super().forward(x.float()).to(x.dtype)
+        return super().forward(x)
+
+
 def make_norm(groups, channels):
-    return nn.GroupNorm(math.gcd(groups, channels), channels)
+    return GroupNorm(math.gcd(groups, channels), channels)
 
 
 def conv3x3(cin, cout, stride=1):
@@ -375,8 +386,9 @@ class Trainer:
         y = torch.where(drop, torch.full_like(y, self.model.num_classes), y)
 
         xt = d.q_sample(x0, t, noise)
-        out = self.model(xt, d.model_timesteps(t), y)
-        per_example = d.simple_loss(out, noise)
+        with autocast():
+            out = self.model(xt, d.model_timesteps(t), y)
+        per_example = d.simple_loss(out.float(), noise)
         loss = per_example.mean()
         loss_value = loss.item()
         if not math.isfinite(loss_value):
@@ -437,8 +449,9 @@ def ddim_sample(net, schedule, c, n, steps, seed=0, callback=None):
     x = torch.randn((n, c["channels"], c["image_size"], c["image_size"]), generator=gen)
     for i in reversed(range(steps)):
         t = torch.full((n,), i, dtype=torch.long)
-        out = net(x, diffusion.model_timesteps(t), labels)
-        eps, x0 = diffusion.interpret_eps(out, x, t, clip=True)
+        with autocast():
+            out = net(x, diffusion.model_timesteps(t), labels)
+        eps, x0 = diffusion.interpret_eps(out.float(), x, t, clip=True)
         if callback:
             callback()
         ab, ab_prev = ac[i], ac_prev[i]
@@ -448,6 +461,15 @@ def ddim_sample(net, schedule, c, n, steps, seed=0, callback=None):
     if was_training:
         net.train()
     return x
+
+
+PRECISION = "fp32"
+
+
+def autocast():
+    """--precision bf16: CPU autocast (convolutions, linear layers and matrix products in
+    bfloat16, the rest in float32), as difflab's train/sample.precision bf16."""
+    return torch.autocast("cpu", dtype=torch.bfloat16, enabled=PRECISION == "bf16")
 
 
 def count_parameters(m):
@@ -463,8 +485,12 @@ def main():
     ap.add_argument("--warmup", type=int, default=3, help="untimed training steps first (default 3)")
     ap.add_argument("--sample-batch", type=int, default=16, help="DDIM batch (default 16)")
     ap.add_argument("--sample-steps", type=int, default=20, help="timed DDIM steps (default 20)")
+    ap.add_argument("--precision", choices=["fp32", "bf16"], default="fp32",
+                    help="fp32, or bf16 autocast for the network (default fp32)")
     ap.add_argument("--json", metavar="PATH", help="also write the figures as JSON")
     a = ap.parse_args()
+    global PRECISION
+    PRECISION = a.precision
 
     torch.set_num_threads(a.threads)
     torch.manual_seed(0)
@@ -488,7 +514,7 @@ def main():
     match = "matches" if params == CPP_DEFAULT_PARAMETERS else "DIFFERS FROM"
     print(f"PyTorch {torch.__version__} (Python {sys.version.split()[0]}), device cpu, "
           f"{torch.get_num_threads()} threads, OPENBLAS_CORETYPE={core}, "
-          f"OPENBLAS_NUM_THREADS={blas_threads}")
+          f"OPENBLAS_NUM_THREADS={blas_threads}, precision {PRECISION}")
     print(f"model: {params} parameters ({match} the C++ default model's {CPP_DEFAULT_PARAMETERS})")
     print(f"train  (batch {a.batch}): {images_per_s:.1f} images/s, {train_ms:.1f} ms/step")
     print(f"sample (DDIM, batch {a.sample_batch}): {ddim_ms:.1f} ms/step (no guidance)")

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # C++ (LibTorch) vs Python (PyTorch) on the same model, same machine, same run:
 # `difflab-cli bench` and then bench/pytorch_reference.py (the identical UNet in eager
-# PyTorch 1.13), then the C++/Python ratios of training images/s and DDIM ms/step.
+# PyTorch 1.13), then the C++/Python ratios of training images/s, DDIM ms/step and peak
+# memory, for each precision.
 #
 # Does not build: needs $BUILD_DIR/difflab-cli (default build/). Extra options go to both
 # programs, so only the ones they share: --batch N, --train-steps N, --sample-batch N,
@@ -9,6 +10,10 @@
 #   BUILD_DIR  build folder (default build; relative paths are from the repository root)
 #   PYTHON     interpreter with torch (default: python3 if it imports torch, else /usr/bin/python3)
 #   THREADS    intra-op threads for both (default: all cores)
+#   PRECISIONS the precisions compared like for like (default "fp32 bf16": bf16 is CPU
+#              autocast on both sides)
+# Last, one C++ run with precision auto prints what auto chose on this machine and
+# samples 1,000 images with guidance end to end.
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
@@ -45,35 +50,46 @@ fi
 TMP="$(mktemp -d)"
 trap 'rm -rf "$TMP"' EXIT
 
-echo "== C++: $CLI bench --threads $THREADS $* (load average: $(cut -d' ' -f1-3 /proc/loadavg))"
-"$CLI" bench --threads "$THREADS" "$@" | tee "$TMP/cpp.txt"
-echo
-echo "== Python: $PYTHON bench/pytorch_reference.py --threads $THREADS $* (load average: $(cut -d' ' -f1-3 /proc/loadavg))"
-"$PYTHON" "$ROOT/bench/pytorch_reference.py" --threads "$THREADS" "$@" | tee "$TMP/py.txt"
-echo
-
 # The number before "images/s" on the line starting with "train", the first number
 # before "ms/step" on the line starting with "sample", the number after "model:".
 train_ips() { awk '/^train/ { for (i = 2; i <= NF; i++) if ($i ~ /^images\/s/) { print $(i - 1); exit } }' "$1"; }
 ddim_ms() { awk '/^sample/ { for (i = 2; i <= NF; i++) if ($i ~ /^ms\/step/) { print $(i - 1); exit } }' "$1"; }
 params() { awk '/^model:/ { print $2; exit }' "$1"; }
+rss() { awk '/^peak memory/ { print $(NF - 1); exit }' "$1"; }
 
-cpp_ips="$(train_ips "$TMP/cpp.txt")"; py_ips="$(train_ips "$TMP/py.txt")"
-cpp_ms="$(ddim_ms "$TMP/cpp.txt")"; py_ms="$(ddim_ms "$TMP/py.txt")"
-cpp_params="$(params "$TMP/cpp.txt")"; py_params="$(params "$TMP/py.txt")"
-for v in cpp_ips py_ips cpp_ms py_ms; do
-  if [[ -z "${!v}" ]]; then echo "bench.sh: could not read $v from the output above" >&2; exit 1; fi
+# Each precision PyTorch also has on a CPU (fp32, bf16 autocast), like for like.
+PRECISIONS="${PRECISIONS:-fp32 bf16}"
+rows=""
+for p in $PRECISIONS; do
+  echo "== C++ ($p): $CLI bench --threads $THREADS --precision $p --large 0 $* (load average: $(cut -d' ' -f1-3 /proc/loadavg))"
+  "$CLI" bench --threads "$THREADS" --precision "$p" --large 0 --no-kernels "$@" | tee "$TMP/cpp_$p.txt"
+  echo
+  echo "== Python ($p): $PYTHON bench/pytorch_reference.py --threads $THREADS --precision $p $* (load average: $(cut -d' ' -f1-3 /proc/loadavg))"
+  "$PYTHON" "$ROOT/bench/pytorch_reference.py" --threads "$THREADS" --precision "$p" "$@" | tee "$TMP/py_$p.txt"
+  echo
+  cpp_ips="$(train_ips "$TMP/cpp_$p.txt")"; py_ips="$(train_ips "$TMP/py_$p.txt")"
+  cpp_ms="$(ddim_ms "$TMP/cpp_$p.txt")"; py_ms="$(ddim_ms "$TMP/py_$p.txt")"
+  cpp_params="$(params "$TMP/cpp_$p.txt")"; py_params="$(params "$TMP/py_$p.txt")"
+  cpp_rss="$(rss "$TMP/cpp_$p.txt")"; py_rss="$(rss "$TMP/py_$p.txt")"
+  for v in cpp_ips py_ips cpp_ms py_ms; do
+    if [[ -z "${!v}" ]]; then echo "bench.sh: could not read $v from the output above" >&2; exit 1; fi
+  done
+  if [[ "$cpp_params" != "$py_params" ]]; then
+    echo "bench.sh: the two models differ in size ($cpp_params, $py_params); not like for like" >&2
+    exit 1
+  fi
+  rows+="$p $cpp_ips $py_ips $cpp_ms $py_ms ${cpp_rss:-0} ${py_rss:-0}"$'\n'
 done
 
-awk -v th="$THREADS" -v ci="$cpp_ips" -v pi="$py_ips" -v cm="$cpp_ms" -v pm="$py_ms" \
-    -v cp="$cpp_params" -v pp="$py_params" 'BEGIN {
-  printf "== C++ / Python (%s threads)\n", th
-  printf "%-26s %12s %12s %14s\n", "", "C++", "Python", "C++/Python"
-  printf "%-26s %12.1f %12.1f %14.2f  (>1: C++ faster)\n", "train images/s", ci, pi, ci / pi
-  printf "%-26s %12.1f %12.1f %14.2f  (<1: C++ faster)\n", "DDIM ms/step (no guidance)", cm, pm, cm / pm
-  printf "%-26s %12s %12s %14s\n", "parameters", cp, pp, (cp == pp ? "equal" : "DIFFERENT")
-}' </dev/null
-if [[ "$cpp_params" != "$py_params" ]]; then
-  echo "bench.sh: the two models differ in size; the comparison is not like for like" >&2
-  exit 1
-fi
+echo "== C++ end to end: $CLI bench --threads $THREADS --precision auto --train-steps 3 --sample-steps 3 --no-kernels $*"
+"$CLI" bench --threads "$THREADS" --precision auto --train-steps 3 --sample-steps 3 --no-kernels "$@" |
+  tee "$TMP/cpp_auto.txt" | grep -E '^(train|sample) (precision|[0-9])' || true
+echo
+
+printf '%s' "$rows" | awk -v th="$THREADS" -v cpu="$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//')" '
+BEGIN {
+  printf "== C++ / Python on %s, %s threads, parameters equal\n", cpu, th
+  printf "%-6s %9s %9s %8s   %9s %9s %8s   %9s %9s\n", "", "C++", "Python", "ratio", "C++", "Python", "ratio", "C++", "Python"
+  printf "%-6s %28s   %28s   %19s\n", "", "train images/s (>1: C++ faster)", "DDIM ms/step (<1: C++ faster)", "peak RSS MiB"
+}
+{ printf "%-6s %9.1f %9.1f %8.2f   %9.1f %9.1f %8.2f   %9.0f %9.0f\n", $1, $2, $3, $2 / $3, $4, $5, $4 / $5, $6, $7 }'

@@ -100,6 +100,7 @@ void expect_same(const Config& a, const Config& b) {
   EXPECT_EQ(a.train.timestep_uniform_mix, b.train.timestep_uniform_mix);
   EXPECT_EQ(a.train.out_dir, b.train.out_dir);
   EXPECT_EQ(a.train.threads, b.train.threads);
+  EXPECT_EQ(a.train.precision, b.train.precision);
 
   EXPECT_EQ(a.sample.sampler, b.sample.sampler);
   EXPECT_EQ(a.sample.steps, b.sample.steps);
@@ -113,6 +114,8 @@ void expect_same(const Config& a, const Config& b) {
   EXPECT_EQ(a.sample.seed, b.sample.seed);
   EXPECT_EQ(a.sample.clip_denoised, b.sample.clip_denoised);
   EXPECT_EQ(a.sample.use_ema, b.sample.use_ema);
+  EXPECT_EQ(a.sample.chunk, b.sample.chunk);
+  EXPECT_EQ(a.sample.precision, b.sample.precision);
 }
 
 // Every field differs from its default (and the values need all digits to round-trip).
@@ -173,6 +176,7 @@ Config non_default_config() {
   c.train.timestep_uniform_mix = 0.05;
   c.train.out_dir = "runs/with space/ünïcode";
   c.train.threads = 3;
+  c.train.precision = Precision::Auto;
 
   c.sample.sampler = SamplerKind::Ddpm;
   c.sample.steps = 4000;
@@ -186,6 +190,8 @@ Config non_default_config() {
   c.sample.seed = 42;
   c.sample.clip_denoised = false;
   c.sample.use_ema = false;
+  c.sample.chunk = 250;
+  c.sample.precision = Precision::Bf16;
   return c;
 }
 
@@ -410,6 +416,7 @@ TEST(Config, ValidateNamesKeyValueAndSource) {
        "sample.karras_rho = .inf"},
       {[](Config& c) { c.sample.sigmas = static_cast<SigmaSpacing>(2); }, "sample.sigmas"},
       {[](Config& c) { c.sample.n = 0; }, "sample.n = 0"},
+      {[](Config& c) { c.sample.chunk = -1; }, "sample.chunk = -1"},
       {[](Config& c) { c.sample.class_label = 10; }, "sample.class_label = 10"},
       {[](Config& c) { c.sample.class_label = -2; }, "sample.class_label = -2"},
       {[](Config& c) { c.sample.guidance = -1.0; }, "sample.guidance = -1.0"},
@@ -483,6 +490,11 @@ TEST(Config, PresetsLoadAndValidate) {
   EXPECT_EQ(mnist.model.channel_mult, (std::vector<int>{1, 2, 4}));
   EXPECT_EQ(mnist.train.steps, 1200);  // tuned for a 20-minute CPU run
   EXPECT_EQ(mnist.train.out_dir, "runs/mnist");
+  // The presets measure bf16 against fp32 on the user's machine; a config without the key
+  // stays fp32.
+  EXPECT_EQ(mnist.train.precision, Precision::Auto);
+  EXPECT_EQ(mnist.sample.precision, Precision::Auto);
+  EXPECT_EQ(Config{}.train.precision, Precision::Fp32);
 
   const Config fashion = load_config((dir / "fashion_mnist.yaml").string());
   EXPECT_EQ(fashion.data.kind, DatasetKind::FashionMnist);

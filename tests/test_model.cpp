@@ -6,6 +6,15 @@
 #include "core/model/attention_kernel.h"
 #include "core/model/flops.h"
 #include "core/model/hashed_dropout.h"
+#include "core/model/norm_act.h"
+#include "core/model/precision.h"
+
+#include <unistd.h>
+
+#include <cmath>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
 
 using namespace difflab;
 
@@ -268,4 +277,162 @@ TEST(Models, LearnSigmaDoublesTheOutputChannels) {
   torch::NoGradGuard ng;
   auto points = mlp->forward(torch::randn({5, 2}), torch::randint(0, 100, {5}), torch::randint(0, 8, {5}));
   EXPECT_EQ(points.sizes(), (std::vector<int64_t>{5, 4}));
+}
+
+// ---- Mixed precision (core/model/precision.h) ----
+
+TEST(Precision, DecisionNeedsBothSpeedAndAccuracy) {
+  // 2x faster and close: bf16.
+  auto c = decide_precision(100.0, 50.0, 1e-4, kBf16GradientTolerance);
+  EXPECT_EQ(c.chosen, Precision::Bf16);
+  EXPECT_TRUE(c.measured);
+  EXPECT_NE(c.reason.find("bf16"), std::string::npos) << c.reason;
+  // Faster but beyond the tolerance, or within the timing margin, or slower: fp32.
+  EXPECT_EQ(decide_precision(100.0, 50.0, 0.5, kBf16GradientTolerance).chosen, Precision::Fp32);
+  EXPECT_EQ(decide_precision(100.0, 100.0 / (kBf16MinSpeedup - 0.05), 0.0, 1.0).chosen,
+            Precision::Fp32);
+  EXPECT_EQ(decide_precision(50.0, 100.0, 0.0, 1.0).chosen, Precision::Fp32);
+  EXPECT_EQ(decide_precision(100.0, 50.0, std::nan(""), 1.0).chosen, Precision::Fp32);
+  EXPECT_NE(decide_precision(50.0, 100.0, 0.0, 1.0).reason.find("not faster"), std::string::npos);
+}
+
+TEST(Precision, ScopeRunsConvolutionsInBf16AndRestores) {
+  auto conv = torch::nn::Conv2d(torch::nn::Conv2dOptions(4, 4, 3).padding(1));
+  auto x = torch::randn({2, 4, 8, 8});
+  torch::Tensor low, full;
+  {
+    PrecisionScope scope(true, torch::kCPU);
+    low = conv(x);
+    // Not under a bf16 scope: nothing changes.
+    PrecisionScope inner(false, torch::kCPU);
+  }
+  full = conv(x);
+  EXPECT_EQ(low.scalar_type(), torch::kBFloat16);
+  EXPECT_EQ(full.scalar_type(), torch::kFloat32);
+  // bf16 keeps 8 bits of mantissa: about 2-3 significant digits.
+  EXPECT_LT((low.to(torch::kFloat32) - full).abs().max().item<double>(),
+            0.05 * full.abs().max().item<double>());
+}
+
+TEST(Precision, UNetInBf16StaysCloseToFp32) {
+  auto net = make_model(small_unet(), DataShape{1, 28, 28, false, 10});
+  // Non-zero last layers, so the output is not trivially 0 in both.
+  {
+    torch::NoGradGuard ng;
+    for (auto& p : net->parameters()) p.add_(0.02 * torch::randn(p.sizes()));
+  }
+  net->eval();
+  torch::NoGradGuard ng;
+  auto x = torch::randn({4, 1, 28, 28});
+  auto t = torch::randint(0, 1000, {4}, torch::kLong);
+  auto y = torch::randint(0, 10, {4}, torch::kLong);
+  const auto full = net->forward(x, t, y);
+  torch::Tensor low;
+  {
+    PrecisionScope scope(true, torch::kCPU);
+    low = net->forward(x, t, y).to(torch::kFloat32);
+  }
+  const double rel = ((low - full).norm() / full.norm()).item<double>();
+  std::printf("UNet bf16 relative error: %.2e\n", rel);
+  EXPECT_GT(rel, 0.0) << "bf16 must actually have run";
+  EXPECT_LT(rel, 0.05);
+}
+
+TEST(Precision, AutoMeasuresOnceAndCachesPerNetwork) {
+  const auto dir = std::filesystem::temp_directory_path() /
+                   ("difflab_precision_" + std::to_string(::getpid()));
+  std::filesystem::remove_all(dir);
+  setenv("DIFFLAB_CACHE_DIR", dir.c_str(), 1);
+  auto net = make_model(small_unet(), DataShape{1, 28, 28, false, 10});
+  PrecisionProbe probe;
+  probe.training = true;
+  probe.batch = 4;
+  probe.shape = DataShape{1, 28, 28, false, 10};
+  const auto explicit_fp32 = resolve_precision(Precision::Fp32, net, probe, torch::kCPU);
+  EXPECT_EQ(explicit_fp32.chosen, Precision::Fp32);
+  EXPECT_FALSE(explicit_fp32.measured);
+  const bool was_training = net->is_training();
+  const auto first = resolve_precision(Precision::Auto, net, probe, torch::kCPU);
+  EXPECT_TRUE(first.measured);
+  EXPECT_FALSE(first.cached);
+  EXPECT_GT(first.fp32_ms, 0.0);
+  EXPECT_GT(first.bf16_ms, 0.0);
+  EXPECT_LT(first.error, 0.05) << first.reason;
+  EXPECT_NE(first.chosen, Precision::Auto);
+  EXPECT_EQ(net->is_training(), was_training);
+  for (const auto& p : net->parameters()) EXPECT_FALSE(p.grad().defined()) << "the probe left a gradient";
+  const auto again = resolve_precision(Precision::Auto, net, probe, torch::kCPU);
+  EXPECT_TRUE(again.cached);
+  EXPECT_EQ(again.chosen, first.chosen);
+  EXPECT_NE(again.reason.find("measured earlier"), std::string::npos) << again.reason;
+  // Sampling is a separate entry.
+  probe.training = false;
+  const auto sampling = resolve_precision(Precision::Auto, net, probe, torch::kCPU);
+  EXPECT_FALSE(sampling.cached);
+  EXPECT_LT(sampling.error, kBf16SampleTolerance * 5) << sampling.reason;
+  std::ifstream in(dir / "precision.tsv");
+  std::string line;
+  int lines = 0;
+  while (std::getline(in, line)) ++lines;
+  EXPECT_EQ(lines, 2);
+  unsetenv("DIFFLAB_CACHE_DIR");
+  std::filesystem::remove_all(dir);
+}
+
+// ---- Fused GroupNorm + SiLU (core/model/norm_act.h) against LibTorch's ops ----
+
+TEST(Kernels, GroupNormSiluMatchesTheUnfusedOpsForwardAndBackward) {
+  struct Case {
+    int64_t n, c, h, w, groups;
+    bool silu;
+  };
+  // Odd spatial sizes leave a tail after the 16-lane loops; 1 group and C groups are the ends.
+  for (const Case k : {Case{2, 8, 5, 7, 4, true}, Case{3, 16, 28, 28, 8, true}, Case{1, 6, 3, 3, 1, true},
+                       Case{2, 4, 7, 7, 4, false}, Case{2, 32, 1, 1, 8, true}}) {
+    auto x = (torch::randn({k.n, k.c, k.h, k.w}) * 3 + 1).requires_grad_(true);
+    auto w = (torch::rand({k.c}) + 0.5).requires_grad_(true);
+    auto b = torch::randn({k.c}).requires_grad_(true);
+    auto x2 = x.detach().clone().requires_grad_(true);
+    auto w2 = w.detach().clone().requires_grad_(true);
+    auto b2 = b.detach().clone().requires_grad_(true);
+    const auto fused = group_norm_act(x, k.groups, w, b, 1e-5, Activation::SiLU, k.silu);
+    auto ref = torch::group_norm(x2, k.groups, w2, b2, 1e-5);
+    if (k.silu) ref = torch::silu(ref);
+    EXPECT_TRUE(torch::allclose(fused, ref, 1e-4, 1e-5))
+        << "forward " << k.c << "x" << k.h << "x" << k.w << ": " << (fused - ref).abs().max().item<double>();
+    const auto g = torch::randn_like(ref);
+    (fused * g).sum().backward();
+    (ref * g).sum().backward();
+    EXPECT_TRUE(torch::allclose(x.grad(), x2.grad(), 1e-3, 1e-4))
+        << "dx: " << (x.grad() - x2.grad()).abs().max().item<double>();
+    EXPECT_TRUE(torch::allclose(w.grad(), w2.grad(), 1e-3, 1e-3))
+        << "dweight: " << (w.grad() - w2.grad()).abs().max().item<double>();
+    EXPECT_TRUE(torch::allclose(b.grad(), b2.grad(), 1e-3, 1e-3))
+        << "dbias: " << (b.grad() - b2.grad()).abs().max().item<double>();
+  }
+}
+
+TEST(Kernels, GroupNormSiluInBf16KeepsTheTypeAndFloat32Statistics) {
+  // A large offset: statistics in bf16 would lose the variance entirely.
+  auto x = (torch::randn({2, 8, 9, 9}) + 100.0).to(torch::kBFloat16).requires_grad_(true);
+  auto w = torch::rand({8}) + 0.5, b = torch::randn({8});
+  const auto out = group_norm_act(x, 4, w, b, 1e-5, Activation::SiLU, true);
+  EXPECT_EQ(out.scalar_type(), torch::kBFloat16);
+  const auto ref = torch::silu(torch::group_norm(x.detach().to(torch::kFloat32), 4, w, b, 1e-5));
+  // bf16 output: 8 bits of mantissa, so ~0.4 % of the value.
+  EXPECT_TRUE(torch::allclose(out.to(torch::kFloat32), ref, 1e-2, 1e-2))
+      << (out.to(torch::kFloat32) - ref).abs().max().item<double>();
+  out.to(torch::kFloat32).sum().backward();
+  EXPECT_EQ(x.grad().scalar_type(), torch::kBFloat16);
+  EXPECT_TRUE(torch::isfinite(x.grad().to(torch::kFloat32)).all().item<bool>());
+  // The fallback (other activations, here ReLU) gives the same type.
+  const auto relu = group_norm_act(x.detach(), 4, w, b, 1e-5, Activation::ReLU, true);
+  EXPECT_EQ(relu.scalar_type(), torch::kBFloat16);
+  // A NaN stays a NaN (the training loop's guard must see it).
+  auto bad = torch::ones({1, 4, 2, 2});
+  bad[0][1][0][0] = std::nan("");
+  EXPECT_TRUE(torch::isnan(group_norm_act(bad, 2, torch::ones({4}), torch::zeros({4}), 1e-5,
+                                          Activation::SiLU, true)[0][0])
+                  .all()
+                  .item<bool>());
 }

@@ -287,8 +287,8 @@ TEST(Samplers, EveryDeterministicOneReproducesTheGaussian) {
 TEST(Samplers, OdeSamplersConvergeToTheExactFlowAtTheirOrder) {
   constexpr int kN = 1024;
   const double sigma_max = SigmaTable(schedule()).sigma_max();
-  auto gen = at::make_generator<at::CPUGeneratorImpl>(5);
-  auto x_T = torch::randn({kN, 4}, gen, torch::kFloat32).to(torch::kFloat64);
+  // The run's starting noise: one stream per image (NoiseStreams, core/sampling/sampler.h).
+  auto x_T = NoiseStreams(5, 0, kN).draw({4}).to(torch::kFloat64);
   auto mu = torch::tensor(kMu, torch::kFloat64), s = torch::tensor(kStd, torch::kFloat64);
   auto exact = mu + (x_T * std::sqrt(1 + sigma_max * sigma_max) - mu) * s /
                         torch::sqrt(s * s + sigma_max * sigma_max);
@@ -338,8 +338,8 @@ TEST(Samplers, DdimEtaZeroIsDeterministicAndInvertible) {
   auto x0 = torch::randn({512, 4}, gen) * torch::tensor(kStd).to(torch::kFloat32) +
             torch::tensor(kMu).to(torch::kFloat32);
   auto decode = [&](const at::Tensor& x_T) {
-    auto g = at::make_generator<at::CPUGeneratorImpl>(0);
-    return make_sampler(request(c, 1).config)->sample(denoiser, x_T, g, {});
+    NoiseStreams noise(0, 0, x_T.size(0));
+    return make_sampler(request(c, 1).config)->sample(denoiser, x_T, noise, {});
   };
   // Plain inversion takes ε̂ one row early, a first-order error per step; three
   // fixed-point iterations make each step the decoder's exact inverse.
@@ -383,8 +383,7 @@ TEST(Samplers, EveryOneCallsBackOncePerStepInTheVpScale) {
     EXPECT_EQ(timesteps.front(), kTimesteps - 1) << name(c);
     EXPECT_EQ(timesteps.back(), 0) << name(c);
     // The first frame is the starting noise x_T itself (VP scale, not σ-space).
-    auto gen = at::make_generator<at::CPUGeneratorImpl>(11);
-    auto x_T = torch::randn({8, 4}, gen, torch::kFloat32);
+    auto x_T = NoiseStreams(11, 0, 8).draw({4});
     EXPECT_TRUE(torch::allclose(first_x, x_T, 1e-5, 1e-5)) << name(c);
     // Heun: 2 evaluations a step but 1 for the last; the others 1 a step.
     EXPECT_EQ(net->calls, c.kind == SamplerKind::Heun ? 2 * kSteps - 1 : kSteps) << name(c);

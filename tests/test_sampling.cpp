@@ -65,9 +65,9 @@ TEST(Sampling, DdimStepsMatchHandComputation) {
   auto req = request(SamplerKind::Ddim, 4);
   auto out = run_sampling(model(net), req, torch::kCPU);
 
-  // By hand, in double, on the respaced schedule.
-  auto gen = at::make_generator<at::CPUGeneratorImpl>(42);
-  auto x = torch::randn({3, 1, 2, 2}, gen, torch::kFloat32).to(torch::kFloat64);
+  // By hand, in double, on the respaced schedule, from each image's own noise stream.
+  NoiseStreams noise(42, 0, 3);
+  auto x = noise.draw({1, 2, 2}).to(torch::kFloat64);
   const auto r = schedule().respaced(4);
   for (int i = 3; i >= 0; --i) {
     const double ab = r.alphas_cumprod()[i], abp = r.alphas_cumprod_prev()[i];
@@ -89,8 +89,8 @@ TEST(Sampling, DdpmStepsMatchHandComputation) {
     req.config.variance = variance;
     auto out = run_sampling(model(net), req, torch::kCPU);
 
-    auto gen = at::make_generator<at::CPUGeneratorImpl>(42);
-    auto x = torch::randn({3, 1, 2, 2}, gen, torch::kFloat32).to(torch::kFloat64);
+    NoiseStreams noise(42, 0, 3);
+    auto x = noise.draw({1, 2, 2}).to(torch::kFloat64);
     const auto r = schedule().respaced(5);
     for (int i = 4; i >= 0; --i) {
       const double ab = r.alphas_cumprod()[i], b = r.betas()[i];
@@ -99,7 +99,7 @@ TEST(Sampling, DdpmStepsMatchHandComputation) {
       auto mean = r.posterior_mean_coef1()[i] * x0 + r.posterior_mean_coef2()[i] * x;
       if (i > 0) {
         const double var = variance == VarianceKind::FixedSmall ? r.posterior_variance()[i] : b;
-        auto z = torch::randn({3, 1, 2, 2}, gen, torch::kFloat32).to(torch::kFloat64);
+        auto z = noise.draw({1, 2, 2}).to(torch::kFloat64);
         x = mean + std::sqrt(var) * z;
       } else {
         x = mean;
@@ -197,8 +197,7 @@ TEST(Sampling, TrajectoryRecordsEveryStepCompactly) {
   EXPECT_EQ(tr.x_t[0].sizes(), (std::vector<int64_t>{2, 1, 2, 2}));
   EXPECT_EQ(tr.x_t[0].scalar_type(), torch::kHalf);
   // The first recorded x_t is the starting noise.
-  auto gen = at::make_generator<at::CPUGeneratorImpl>(42);
-  auto x_T = torch::randn({2, 1, 2, 2}, gen, torch::kFloat32);
+  auto x_T = NoiseStreams(42, 0, 2).draw({1, 2, 2});
   EXPECT_TRUE(torch::allclose(tr.x_t[0].to(torch::kFloat32), x_T, 1e-2, 1e-3));
 }
 
@@ -245,8 +244,8 @@ TEST(Sampling, DdpmWithLearnedVarianceMatchesHandComputation) {
   req.config.variance = VarianceKind::Learned;
   auto out = run_sampling(model(net), req, torch::kCPU);
 
-  auto gen = at::make_generator<at::CPUGeneratorImpl>(42);
-  auto x = torch::randn({3, 1, 2, 2}, gen, torch::kFloat32).to(torch::kFloat64);
+  NoiseStreams noise(42, 0, 3);
+  auto x = noise.draw({1, 2, 2}).to(torch::kFloat64);
   const auto r = schedule().respaced(5);  // learned range uses the respaced β and β̃
   for (int i = 4; i >= 0; --i) {
     const double ab = r.alphas_cumprod()[i];
@@ -256,7 +255,7 @@ TEST(Sampling, DdpmWithLearnedVarianceMatchesHandComputation) {
     if (i > 0) {
       const double f = (-0.6 + 1) / 2;
       const double log_var = f * std::log(r.betas()[i]) + (1 - f) * r.posterior_log_variance_clipped()[i];
-      auto z = torch::randn({3, 1, 2, 2}, gen, torch::kFloat32).to(torch::kFloat64);
+      auto z = noise.draw({1, 2, 2}).to(torch::kFloat64);
       x = mean + std::exp(0.5 * log_var) * z;
     } else {
       x = mean;
@@ -303,4 +302,81 @@ TEST(Sampling, GuidanceAppliesToTheEpsHalfAndKeepsTheConditionalVariance) {
   // A fixed-variance net has no log variance.
   Denoiser plain(std::make_shared<FakeNet>(0.5, 0), diffusion, at::Tensor(), 1.0, false);
   EXPECT_FALSE(plain.predict(x, t).log_variance.defined());
+}
+
+// Image i of a run depends on (seed, i) alone: not on the chunk size nor on how many
+// images the run has, for deterministic and stochastic samplers alike.
+TEST(Sampling, ChunkingDoesNotChangeTheImages) {
+  for (auto kind : {SamplerKind::Ddim, SamplerKind::Ddpm, SamplerKind::EulerAncestral}) {
+    auto net = std::make_shared<FakeNet>(0.4, 0);
+    auto req = request(kind, 12, 7, 0.7);
+    req.config.chunk = 7;
+    const auto whole = run_sampling(model(net), req, torch::kCPU);
+    for (int chunk : {1, 2, 3, 5}) {
+      req.config.chunk = chunk;
+      const auto parts = run_sampling(model(net), req, torch::kCPU);
+      ASSERT_EQ(parts.images.sizes(), whole.images.sizes());
+      EXPECT_TRUE(torch::allclose(parts.images, whole.images, 1e-5, 1e-6))
+          << to_string(kind) << " chunk " << chunk << ": "
+          << (parts.images - whole.images).abs().max().item<double>();
+      EXPECT_EQ(net->last_batch, 7 % chunk == 0 ? chunk : 7 % chunk) << "the last chunk's size";
+    }
+    auto first3 = request(kind, 12, 3, 0.7);
+    const auto small = run_sampling(model(net), first3, torch::kCPU);
+    EXPECT_TRUE(torch::allclose(small.images, whole.images.narrow(0, 0, 3), 1e-5, 1e-6))
+        << to_string(kind) << ": the first 3 of 7 images are the 3 images of a 3-image run";
+  }
+}
+
+TEST(Sampling, ChunkedRunsReportStepsOverTheWholeRunAndJoinTrajectories) {
+  auto net = std::make_shared<FakeNet>(0.4, 3);
+  auto req = request(SamplerKind::Ddim, 5, 5);
+  req.config.chunk = 2;  // 3 chunks: 2 + 2 + 1
+  req.config.guidance = 3.0;
+  req.record_trajectory = true;
+  std::vector<int> indices;
+  int total = 0;
+  const auto out = run_sampling(model(net), req, torch::kCPU, [&](const StepInfo& s) {
+    indices.push_back(s.index);
+    total = s.total;
+    return true;
+  });
+  EXPECT_EQ(total, 15);
+  ASSERT_EQ(indices.size(), 15u);
+  for (int i = 0; i < 15; ++i) EXPECT_EQ(indices[static_cast<size_t>(i)], i);
+  ASSERT_EQ(out.trajectory.x_t.size(), 5u);
+  EXPECT_EQ(out.trajectory.x_t[0].size(0), 5);
+  EXPECT_EQ(out.trajectory.x0[4].size(0), 5);
+  // Each chunk's labels: images cycle through the 3 classes whatever the chunking.
+  EXPECT_TRUE(torch::equal(out.labels, torch::tensor({0, 1, 2, 0, 1}, torch::kLong)));
+  // The last forward saw the last chunk (1 image) twice: conditional and null label.
+  EXPECT_EQ(net->last_batch, 2);
+  // Cancelling in the second chunk stops the run.
+  int calls = 0;
+  const auto cancelled = run_sampling(model(net), req, torch::kCPU, [&](const StepInfo&) {
+    return ++calls < 7;
+  });
+  EXPECT_TRUE(cancelled.cancelled);
+  EXPECT_EQ(calls, 7);
+}
+
+TEST(Sampling, AutoChunkSizeFollowsGuidanceAndDevice) {
+  SampleConfig c;
+  c.chunk = 0;
+  c.guidance = 1.0;
+  EXPECT_EQ(sample_chunk_size(c, torch::kCPU), kCpuSampleForwardBatch);
+  c.guidance = 3.0;  // two network images per image
+  EXPECT_EQ(sample_chunk_size(c, torch::kCPU), kCpuSampleForwardBatch / 2);
+  c.chunk = 5;
+  EXPECT_EQ(sample_chunk_size(c, torch::kCPU), 5);
+}
+
+TEST(Sampling, NoiseStreamsAreIndependentOfTheirNeighbours) {
+  NoiseStreams a(7, 0, 4), b(7, 2, 2);
+  const auto da = a.draw({3}), db = b.draw({3});
+  EXPECT_TRUE(torch::equal(da.narrow(0, 2, 2), db));
+  EXPECT_FALSE(torch::equal(da[0], da[1]));
+  EXPECT_NE(NoiseStreams::image_seed(7, 0), NoiseStreams::image_seed(8, 0));
+  EXPECT_NE(NoiseStreams::image_seed(7, 0), NoiseStreams::image_seed(7, 1));
+  EXPECT_THROW(a.like(torch::zeros({3, 3})), std::logic_error);
 }

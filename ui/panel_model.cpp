@@ -205,6 +205,12 @@ void draw_model_panel(const Snapshot& snap, UiContext& ctx) {
     help_marker("uniform: every t equally often. loss_aware: p_t ∝ √E[L_t²] over the last 10 "
                 "losses at each t, mixed with a little uniform, each loss weighted by 1/(T p_t) "
                 "(Nichol & Dhariwal 2021, §3.3); uniform until every t has 10 losses.");
+    if (enum_combo("Precision", &ui.edit.train.precision)) ui.edit.sample.precision = ui.edit.train.precision;
+    help_marker("Arithmetic of the network, for training and sampling. fp32: float32. bf16: "
+                "convolutions, linear layers and attention products in bfloat16 (weights, "
+                "optimizer, EMA, normalisation and loss stay float32). auto: measures both once "
+                "on this machine and network and takes bf16 only when it is faster and close to "
+                "fp32; the log says what it measured.");
   }
   ImGui::PopItemWidth();
   ImGui::EndDisabled();

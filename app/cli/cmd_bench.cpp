@@ -1,5 +1,6 @@
 // difflab-cli bench: training and sampling speed against this machine's own ceilings.
 #include <iostream>
+#include <stdexcept>
 
 #include "app/cli/common.h"
 #include "app/cli/commands.h"
@@ -14,6 +15,9 @@ int cmd_bench(int argc, char** argv) {
       {"sample-batch", true, "N  DDIM batch (default 16)"},
       {"sample-steps", true, "N  timed DDIM steps (default 20)"},
       {"no-kernels", false, "   skip the sgemm / convolution ceiling"},
+      {"precision", true, "P  fp32, bf16 or auto for training and sampling (default fp32)"},
+      {"large", true, "N  then sample N images with guidance end to end (default 1000; 0 = skip)"},
+      {"large-steps", true, "N  DDIM steps of that run (default 20)"},
       {"help", false, "   show this help"},
   });
   Args args(argc, argv, 2, specs);
@@ -31,6 +35,13 @@ int cmd_bench(int argc, char** argv) {
   o.sample_batch = args.get_int("sample-batch", o.sample_batch);
   o.sample_steps = args.get_int("sample-steps", o.sample_steps);
   o.kernels = !args.has("no-kernels");
+  const auto precision = parse_enum<Precision>(args.get("precision", "fp32"));
+  if (!precision)
+    throw std::invalid_argument("--precision: '" + args.get("precision", "") +
+                                "' is not one of: fp32, bf16, auto");
+  o.precision = *precision;
+  o.large_n = args.get_int("large", o.large_n);
+  o.large_steps = args.get_int("large-steps", o.large_steps);
   std::cout << format_bench(run_bench(config, o), o);
   return 0;
 }

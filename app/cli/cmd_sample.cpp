@@ -95,6 +95,7 @@ int cmd_sample(int argc, char** argv) {
   });
   const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   std::fprintf(stderr, "\n");
+  std::printf("%s\n", result.precision.reason.c_str());
   const bool sigma_space = is_sigma_space(sc.sampler);
   std::printf("%d images, %s%s %d steps, guidance %.2f, seed %llu, %.1f s (%.1f ms/step)\n", sc.n,
               std::string(to_string(sc.sampler)).c_str(),

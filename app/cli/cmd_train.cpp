@@ -105,6 +105,8 @@ int cmd_train(int argc, char** argv) {
   if (!resume_path.empty())
     std::cout << "resume: " << resume_path << " at step " << t.step() << "\n";
   std::cout << std::flush;
+  // auto measures fp32 against bf16 here on first use (seconds), before the clock starts.
+  std::cout << "math:   " << t.precision().reason << "\n" << std::flush;
 
   std::signal(SIGINT, on_signal);
   std::signal(SIGTERM, on_signal);

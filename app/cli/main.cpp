@@ -35,6 +35,7 @@ void print_usage() {
 }  // namespace
 
 int main(int argc, char** argv) {
+  difflab::configure_allocator();
   difflab::ensure_blas_environment(argc, argv);
   if (argc < 2 || !std::strcmp(argv[1], "--help") || !std::strcmp(argv[1], "-h")) {
     print_usage();

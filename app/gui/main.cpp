@@ -6,9 +6,13 @@
 #include "app/gui/app.h"
 #include "app/gui/app_options.h"
 #include "core/util/paths.h"
+#include "core/util/runtime.h"
 
 int main(int argc, char** argv) {
   using namespace difflab;
+  configure_allocator();  // before anything allocates much (core/util/runtime.h)
+  // The BLAS and ATen kernels of this CPU, as difflab-cli (re-executes once if it sets any).
+  ensure_blas_environment(argc, argv);
   AppOptions options;
   try {
     options = parse_app_options(argc, argv);

@@ -111,6 +111,7 @@ IfSection<TrainConfig, S> visit_fields(S& s, V&& v) {
   v("timestep_uniform_mix", s.timestep_uniform_mix);
   v("out_dir", s.out_dir);
   v("threads", s.threads);
+  v("precision", s.precision);
 }
 
 template <typename S, typename V>
@@ -129,6 +130,8 @@ IfSection<SampleConfig, S> visit_fields(S& s, V&& v) {
   v("use_ema", s.use_ema);
   v("classifier", s.classifier);
   v("classifier_scale", s.classifier_scale);
+  v("chunk", s.chunk);
+  v("precision", s.precision);
 }
 
 template <typename S, typename V>
@@ -596,6 +599,7 @@ void check_sample(const SampleConfig& s, const Config& config, Checker& c) {
   c.require(at_least(s.guidance, 0.0), "sample.guidance", s.guidance,
             "must be a finite number >= 0");
   c.require(s.n >= 1, "sample.n", s.n, "must be >= 1");
+  c.require(s.chunk >= 0, "sample.chunk", s.chunk, "must be >= 0 (0 = auto)");
   if (s.variance == VarianceKind::Learned)
     c.require(config.diffusion.learn_sigma, "sample.variance", s.variance,
               "needs a model trained with diffusion.learn_sigma = true");

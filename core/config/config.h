@@ -93,6 +93,9 @@ struct TrainConfig {
   double timestep_uniform_mix = 0.001;  // loss_aware: share of p_t that stays uniform
   std::string out_dir = "runs/mnist";
   int threads = 0;            // 0 = all cores
+  // fp32, bf16 (autocast: matrix work in bf16, the rest fp32) or auto (core/model/precision.h).
+  // The presets in configs/ say auto; a config without the key trains in fp32.
+  Precision precision = Precision::Fp32;
 };
 
 struct SampleConfig {
@@ -112,6 +115,10 @@ struct SampleConfig {
   // train-classifier` and its scale s; "" or 0 = off.
   std::string classifier;
   double classifier_scale = 0.0;
+  // Images sampled at once (0 = auto: sample_chunk_size in core/sampling/sampler.h). A seed
+  // gives the same images whatever the chunk size.
+  int chunk = 0;
+  Precision precision = Precision::Fp32;  // as train.precision, for sampling
 };
 
 // ControlNet training and use (Zhang et al. 2023): a trainable copy of a trained base

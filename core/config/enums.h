@@ -37,6 +37,9 @@ enum class TimestepSamplerKind { Uniform, LossAware, Count };
 // synthetic scribbles (thin, jittered, partly dropped centre lines) like hand-drawn strokes,
 // or both (each training image gets one of the two, in its own hint channel).
 enum class HintKind { Canny, Scribble, Mixed, Count };
+// Arithmetic of the network (core/model/precision.h): float32, bfloat16 autocast, or
+// `auto`: measured once per CPU model and network, bf16 only when faster and close to fp32.
+enum class Precision { Fp32, Bf16, Auto, Count };
 
 // Name tables: index = enum value.
 template <typename E> struct EnumNames;
@@ -58,6 +61,7 @@ DIFFLAB_ENUM_NAMES(VarianceKind, "fixed_small", "fixed_large", "learned")
 DIFFLAB_ENUM_NAMES(LossKind, "simple", "hybrid")
 DIFFLAB_ENUM_NAMES(TimestepSamplerKind, "uniform", "loss_aware")
 DIFFLAB_ENUM_NAMES(HintKind, "canny", "scribble", "mixed")
+DIFFLAB_ENUM_NAMES(Precision, "fp32", "bf16", "auto")
 #undef DIFFLAB_ENUM_NAMES
 
 template <typename E> constexpr std::string_view to_string(E e) {

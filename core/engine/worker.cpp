@@ -350,6 +350,9 @@ void Worker::on(cmd::StartTraining&) {
     throw std::runtime_error("already at step " + std::to_string(run.trainer().step()) +
                              " of train.steps = " + std::to_string(m_config.train.steps) +
                              ": raise the step count to train further");
+  // train.precision: auto measures fp32 against bf16 here on first use (seconds, once per
+  // machine and network), before the clock starts.
+  say(run.trainer().precision().reason);
   m_status = JobStatus::Training;
   m_error.clear();
   run.restart_clock();
@@ -521,6 +524,7 @@ void Worker::long_job(JobStatus status, int total_steps, const std::function<voi
   auto last_publish = Clock::now();
   body([&](const StepInfo& s) {
     m_sample_step = s.index + 1;
+    m_sample_total = s.total;  // a chunked run reports its steps over every chunk
     if (seconds_since(last_publish) > m_options.publish_interval_s) {
       publish();
       last_publish = Clock::now();
@@ -566,6 +570,7 @@ void Worker::on(cmd::Sample& c) {
     finish(kind, JobOutcome::Cancelled, "sampling cancelled at step " + std::to_string(m_sample_step));
     return;
   }
+  if (result.precision.measured && !result.precision.cached) say(result.precision.reason);
   auto frames = to_frames(result, c.config, c.max_frames);
   frames->seconds = seconds_since(start);
   if (c.controlnet) {

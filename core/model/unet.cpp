@@ -13,6 +13,7 @@
 #include "core/model/attention_kernel.h"
 #include "core/model/flops.h"
 #include "core/model/hashed_dropout.h"
+#include "core/model/norm_act.h"
 
 namespace difflab {
 namespace {
@@ -27,6 +28,13 @@ struct BlockSettings {
 
 nn::GroupNorm make_norm(int groups, int channels) {
   return nn::GroupNorm(nn::GroupNormOptions(std::gcd(groups, channels), channels));
+}
+
+// act(GroupNorm(x)) as one kernel in float32 (core/model/norm_act.h); under bf16 autocast
+// the convolutions hand over bf16, normalised with float32 statistics and kept in bf16.
+torch::Tensor norm_act(nn::GroupNorm& gn, const torch::Tensor& x, Activation act, bool activate = true) {
+  const auto& o = gn->options;
+  return group_norm_act(x, o.num_groups(), gn->weight, gn->bias, o.eps(), act, activate);
 }
 
 nn::Conv2d conv3x3(int in, int out, int stride = 1) {
@@ -72,9 +80,9 @@ class ResBlockImpl : public nn::Module {
   }
 
   torch::Tensor forward(const torch::Tensor& x, const torch::Tensor& emb_act) {
-    auto h = run(m_conv1, activate_temporary(m_norm1(x), m_act));
+    auto h = run(m_conv1, norm_act(m_norm1, x, m_act));
     h = h + run(m_emb, emb_act).unsqueeze(-1).unsqueeze(-1);
-    h = activate_temporary(m_norm2(h), m_act);
+    h = norm_act(m_norm2, h, m_act);
     if (is_training()) h = hashed_dropout(h, m_dropout);
     h = run(m_conv2, h);
     return (m_skip ? run(m_skip, x) : x) + h;
@@ -107,7 +115,7 @@ class AttentionImpl : public nn::Module {
   torch::Tensor forward(const torch::Tensor& x) {
     const auto b = x.size(0), c = x.size(1), h = x.size(2), w = x.size(3);
     const int64_t d = c / m_heads;
-    auto qkv = run(m_qkv, m_norm(x)).reshape({b * m_heads, 3 * d, h * w});
+    auto qkv = run(m_qkv, norm_act(m_norm, x, Activation::SiLU, /*activate=*/false)).reshape({b * m_heads, 3 * d, h * w});
     auto parts = qkv.chunk(3, 1);
     auto a = multihead_attention(parts[0], parts[1], parts[2],
                                  1.0 / std::sqrt(static_cast<double>(d)))
@@ -295,7 +303,7 @@ class UNetImpl : public DenoiserNetImpl {
       skips.pop_back();
       h = block->forward(h, enc.emb_act);
     }
-    return run(m_out_conv, activate_temporary(m_out_norm(h), m_act));
+    return run(m_out_conv, norm_act(m_out_norm, h, m_act));
   }
 
   struct Encoded {

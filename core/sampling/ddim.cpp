@@ -18,7 +18,7 @@ class DdimSampler : public Sampler {
  public:
   explicit DdimSampler(double eta) : m_eta(eta) {}
 
-  at::Tensor sample(const Denoiser& denoiser, at::Tensor x, at::Generator& gen,
+  at::Tensor sample(const Denoiser& denoiser, at::Tensor x, NoiseStreams& noise,
                     const StepCallback& callback) const override {
     const auto& diffusion = denoiser.diffusion();
     const int steps = diffusion.num_steps();
@@ -35,7 +35,7 @@ class DdimSampler : public Sampler {
           m_eta * std::sqrt((1.0 - ab_prev) / (1.0 - ab)) * std::sqrt(1.0 - ab / ab_prev);
       const double dir = std::sqrt(std::max(1.0 - ab_prev - sigma * sigma, 0.0));
       x = std::sqrt(ab_prev) * x0 + dir * eps;
-      if (i > 0 && sigma > 0.0) x = x + sigma * noise_like(x, gen);
+      if (i > 0 && sigma > 0.0) x = x + sigma * noise.like(x);
     }
     return x;
   }

@@ -18,7 +18,7 @@ class DdpmSampler : public Sampler {
  public:
   explicit DdpmSampler(VarianceKind variance) : m_variance(variance) {}
 
-  at::Tensor sample(const Denoiser& denoiser, at::Tensor x, at::Generator& gen,
+  at::Tensor sample(const Denoiser& denoiser, at::Tensor x, NoiseStreams& noise,
                     const StepCallback& callback) const override {
     const auto& diffusion = denoiser.diffusion();
     const int steps = diffusion.num_steps();
@@ -39,7 +39,7 @@ class DdpmSampler : public Sampler {
       if (denoiser.classifier_enabled())
         mean = mean + torch::exp(log_var) * denoiser.classifier_gradient(x, t);
       if (i > 0) {
-        x = mean + torch::exp(0.5 * log_var) * noise_like(x, gen);
+        x = mean + torch::exp(0.5 * log_var) * noise.like(x);
       } else {
         x = mean;
       }

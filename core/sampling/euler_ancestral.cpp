@@ -16,7 +16,7 @@ class EulerAncestralSampler : public Sampler {
  public:
   EulerAncestralSampler(SigmaSpacing spacing, double rho) : m_spacing(spacing), m_rho(rho) {}
 
-  at::Tensor sample(const Denoiser& denoiser, at::Tensor x_T, at::Generator& gen,
+  at::Tensor sample(const Denoiser& denoiser, at::Tensor x_T, NoiseStreams& noise,
                     const StepCallback& callback) const override {
     const SigmaSpace space(denoiser, m_spacing, m_rho);
     auto x = space.from_vp(x_T);
@@ -25,7 +25,7 @@ class EulerAncestralSampler : public Sampler {
       if (!space.report(callback, i, x, d)) return {};
       const auto step = ancestral_step(space.sigma(i), space.sigma(i + 1));
       x = x + (step.sigma_down - space.sigma(i)) * to_d(x, space.sigma(i), d.x0);
-      if (step.sigma_up > 0.0) x = x + step.sigma_up * noise_like(x, gen);
+      if (step.sigma_up > 0.0) x = x + step.sigma_up * noise.like(x);
     }
     return x;
   }

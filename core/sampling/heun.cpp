@@ -14,7 +14,7 @@ class HeunSampler : public Sampler {
  public:
   HeunSampler(SigmaSpacing spacing, double rho) : m_spacing(spacing), m_rho(rho) {}
 
-  at::Tensor sample(const Denoiser& denoiser, at::Tensor x_T, at::Generator&,
+  at::Tensor sample(const Denoiser& denoiser, at::Tensor x_T, NoiseStreams&,
                     const StepCallback& callback) const override {
     const SigmaSpace space(denoiser, m_spacing, m_rho);
     auto x = space.from_vp(x_T);

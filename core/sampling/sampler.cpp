@@ -28,10 +28,20 @@ at::Tensor Denoiser::classifier_gradient(const at::Tensor& xt, const at::Tensor&
   return m_classifier.scale * m_classifier.gradient(xt, m_diffusion.model_timesteps(t), m_labels);
 }
 
+at::Tensor Denoiser::net_forward(const at::Tensor& x, const at::Tensor& t, const at::Tensor& y) const {
+  if (!m_bf16) return m_net->forward(x, t, y);
+  at::Tensor out;
+  {
+    PrecisionScope scope(true, x.device());
+    out = m_net->forward(x, t, y);
+  }
+  return out.to(torch::kFloat32);
+}
+
 ModelOutput Denoiser::forward(const at::Tensor& xt, const at::Tensor& model_t) const {
   const bool conditional = m_labels.defined() && m_net->num_classes() > 0;
   if (conditional && m_guidance == 0.0)  // w = 0 is the unconditional model alone: one forward
-    return split_model_output(m_net->forward(xt, model_t, torch::full_like(m_labels, m_net->num_classes())),
+    return split_model_output(net_forward(xt, model_t, torch::full_like(m_labels, m_net->num_classes())),
                               learns_variance());
   if (conditional && m_guidance != 1.0) {
     // Classifier-free guidance (Ho & Salimans 2022): one forward over [x; x] with
@@ -39,13 +49,13 @@ ModelOutput Denoiser::forward(const at::Tensor& xt, const at::Tensor& model_t) c
     // A learned variance half keeps the conditional branch's value.
     const auto b = xt.size(0);
     auto null = torch::full_like(m_labels, m_net->num_classes());
-    auto both = m_net->forward(torch::cat({xt, xt}), torch::cat({model_t, model_t}),
+    auto both = net_forward(torch::cat({xt, xt}), torch::cat({model_t, model_t}),
                                torch::cat({m_labels, null}));
     auto cond = split_model_output(both.narrow(0, 0, b), learns_variance());
     auto uncond = split_model_output(both.narrow(0, b, b), learns_variance());
     return {uncond.prediction + m_guidance * (cond.prediction - uncond.prediction), cond.variance};
   }
-  return split_model_output(m_net->forward(xt, model_t, conditional ? m_labels : at::Tensor()),
+  return split_model_output(net_forward(xt, model_t, conditional ? m_labels : at::Tensor()),
                             learns_variance());
 }
 
@@ -110,9 +120,46 @@ std::pair<at::Tensor, at::Tensor> Denoiser::at_timestep(const at::Tensor& xt, do
   return {eps, x0};
 }
 
-at::Tensor noise_like(const at::Tensor& like, at::Generator& gen) {
-  auto z = torch::randn(like.sizes(), gen, torch::TensorOptions().dtype(torch::kFloat32));
-  return z.to(like.device());
+uint64_t NoiseStreams::image_seed(uint64_t seed, int64_t index) {
+  // SplitMix64 (Steele et al. 2014) over seed and index: a cheap, well-mixed hash.
+  uint64_t z = seed + 0x9E3779B97F4A7C15ull * (static_cast<uint64_t>(index) + 1);
+  z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+  z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+  return z ^ (z >> 31);
+}
+
+NoiseStreams::NoiseStreams(uint64_t seed, int64_t first, int64_t count) {
+  m_gens.reserve(static_cast<size_t>(count));
+  for (int64_t i = 0; i < count; ++i)
+    m_gens.push_back(at::make_generator<at::CPUGeneratorImpl>(image_seed(seed, first + i)));
+}
+
+at::Tensor NoiseStreams::draw(at::IntArrayRef row_shape) {
+  std::vector<int64_t> shape = {size()};
+  shape.insert(shape.end(), row_shape.begin(), row_shape.end());
+  auto out = torch::empty(shape, torch::kFloat32);
+  for (int64_t i = 0; i < size(); ++i) {
+    auto row = out[i];
+    row.normal_(0.0, 1.0, m_gens[static_cast<size_t>(i)]);
+  }
+  return out;
+}
+
+at::Tensor NoiseStreams::like(const at::Tensor& like) {
+  if (like.size(0) != size())
+    throw std::logic_error("NoiseStreams: " + std::to_string(like.size(0)) + " rows for " +
+                           std::to_string(size()) + " streams");
+  return draw(like.sizes().slice(1)).to(like.device());
+}
+
+int sample_chunk_size(const SampleConfig& config, c10::Device device) {
+  if (config.chunk > 0) return config.chunk;
+  // Network images per forward that measured best (README, "Sampling in chunks"): on a
+  // CPU the activations of a larger batch fall out of cache and the step slows per image;
+  // a GPU wants all it can get.
+  const int per_forward = device.is_cuda() ? 2048 : kCpuSampleForwardBatch;
+  const bool doubled = config.guidance != 0.0 && config.guidance != 1.0;  // CFG: 2 per image
+  return std::max(1, doubled ? per_forward / 2 : per_forward);
 }
 
 SamplingModel sampling_model(DenoiserNet net, const DiffusionConfig& diffusion,
@@ -143,6 +190,19 @@ SampleResult run_sampling(const SamplingModel& model, const SampleRequest& reque
                                 " is not loaded: resolve it with load_classifier_guidance "
                                 "(core/eval/noisy_classifier.h) into SampleRequest::classifier");
   const int num_classes = model.num_classes > 0 ? model.num_classes : classifier.num_classes;
+  // bf16 or fp32 for this network and chunk (auto measures once per machine and network).
+  const int64_t chunk = std::min<int64_t>(c.n, sample_chunk_size(c, device));
+  const bool guided = c.guidance != 0.0 && c.guidance != 1.0 && model.num_classes > 0;
+  PrecisionProbe probe;
+  probe.training = false;
+  probe.batch = guided ? 2 * chunk : chunk;
+  probe.shape.points = model.shape.size() == 1;
+  if (!probe.shape.points) {
+    probe.shape.channels = static_cast<int>(model.shape[0]);
+    probe.shape.height = static_cast<int>(model.shape[1]);
+    probe.shape.width = static_cast<int>(model.shape[2]);
+  }
+  const PrecisionChoice precision = resolve_precision(c.precision, net, probe, device);
   // Inference mode: no autograd bookkeeping at all (cheaper than no-grad); only the
   // classifier's gradient leaves it, in its own scope.
   c10::InferenceMode inference;
@@ -166,6 +226,7 @@ SampleResult run_sampling(const SamplingModel& model, const SampleRequest& reque
   GaussianDiffusion diffusion(c.steps == schedule.size() ? schedule : schedule.respaced(c.steps),
                               model.prediction, device);
   SampleResult result;
+  result.precision = precision;
   at::Tensor labels;
   if (num_classes > 0) {
     if (c.class_label >= num_classes)
@@ -189,30 +250,70 @@ SampleResult run_sampling(const SamplingModel& model, const SampleRequest& reque
     result.labels = torch::full({c.n}, -1, torch::kLong);
   }
 
-  auto gen = at::make_generator<at::CPUGeneratorImpl>(c.seed);
-  std::vector<int64_t> shape = {c.n};
-  shape.insert(shape.end(), model.shape.begin(), model.shape.end());
-  auto x = torch::randn(shape, gen, torch::TensorOptions().dtype(torch::kFloat32)).to(device);
-
-  Denoiser denoiser(network, diffusion, labels, c.guidance, c.clip_denoised, &schedule, classifier);
+  // One sampler run per chunk of images, each with its images' own noise streams, so a
+  // seed gives the same images whatever the chunk size (up to float rounding of batched
+  // kernels). Steps are reported over the whole run: index runs 0 .. chunks·steps − 1.
+  const int64_t chunks = (c.n + chunk - 1) / chunk;
+  const auto& hint = request.control.hint;
   auto sampler = make_sampler(c);
-  auto record = [&](const StepInfo& info) {
-    if (request.record_trajectory) {
-      // Half precision keeps a 1000-step run of 64 MNIST images at ~300 MB.
-      auto compact = [](const at::Tensor& v) { return v.to(torch::kCPU, torch::kHalf); };
-      result.trajectory.timesteps.push_back(info.timestep);
-      result.trajectory.x_t.push_back(compact(info.x_t));
-      result.trajectory.x0.push_back(compact(info.x0));
-      result.trajectory.eps.push_back(compact(info.eps));
+  std::vector<at::Tensor> outputs;
+  std::vector<Trajectory> trajectories;
+  for (int64_t k = 0; k < chunks; ++k) {
+    const int64_t first = k * chunk, count = std::min(chunk, c.n - first);
+    NoiseStreams noise(c.seed, first, count);
+    auto x = noise.draw(model.shape).to(device);
+    at::Tensor chunk_labels = labels.defined() ? labels.narrow(0, first, count) : labels;
+    DenoiserNet chunk_net = network;
+    if (request.control.enabled() && hint.size(0) > 1 && chunks > 1)
+      chunk_net = std::make_shared<ControlledNetImpl>(net, request.control.net,
+                                                      hint.narrow(0, first, count).to(device),
+                                                      request.control.scale);
+    Denoiser denoiser(chunk_net, diffusion, chunk_labels, c.guidance, c.clip_denoised, &schedule,
+                      classifier);
+    denoiser.set_bf16(precision.chosen == Precision::Bf16);
+    Trajectory trajectory;
+    auto record = [&](const StepInfo& info) {
+      if (request.record_trajectory) {
+        // Half precision keeps a 1000-step run of 64 MNIST images at ~300 MB.
+        auto compact = [](const at::Tensor& v) { return v.to(torch::kCPU, torch::kHalf); };
+        trajectory.timesteps.push_back(info.timestep);
+        trajectory.x_t.push_back(compact(info.x_t));
+        trajectory.x0.push_back(compact(info.x0));
+        trajectory.eps.push_back(compact(info.eps));
+      }
+      if (!callback) return true;
+      const StepInfo whole{static_cast<int>(k) * info.total + info.index,
+                           static_cast<int>(chunks) * info.total, info.timestep, info.x_t, info.x0,
+                           info.eps};
+      return callback(whole);
+    };
+    auto out = sampler->sample(denoiser, x, noise, record);
+    if (!out.defined()) {
+      result.cancelled = true;
+      return result;
     }
-    return callback ? callback(info) : true;
-  };
-  auto out = sampler->sample(denoiser, x, gen, record);
-  if (!out.defined()) {
-    result.cancelled = true;
-    return result;
+    outputs.push_back(out.to(torch::kCPU, torch::kFloat32));
+    if (request.record_trajectory) trajectories.push_back(std::move(trajectory));
   }
-  result.images = out.to(torch::kCPU, torch::kFloat32);
+  result.images = outputs.size() == 1 ? outputs.front() : torch::cat(outputs, 0);
+  if (request.record_trajectory) {
+    if (trajectories.size() == 1) {
+      result.trajectory = std::move(trajectories.front());
+    } else {
+      Trajectory& all = result.trajectory;
+      all.timesteps = trajectories.front().timesteps;
+      auto gather = [&](std::vector<at::Tensor> Trajectory::*field, size_t step) {
+        std::vector<at::Tensor> parts;
+        for (auto& tr : trajectories) parts.push_back((tr.*field)[step]);
+        return torch::cat(parts, 0);
+      };
+      for (size_t i = 0; i < all.timesteps.size(); ++i) {
+        all.x_t.push_back(gather(&Trajectory::x_t, i));
+        all.x0.push_back(gather(&Trajectory::x0, i));
+        all.eps.push_back(gather(&Trajectory::eps, i));
+      }
+    }
+  }
   return result;
 }
 

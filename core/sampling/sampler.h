@@ -14,6 +14,7 @@
 #include "core/diffusion/gaussian_diffusion.h"
 #include "core/model/controlnet.h"
 #include "core/model/denoiser_net.h"
+#include "core/model/precision.h"
 #include "core/schedule/noise_schedule.h"
 
 namespace difflab {
@@ -67,8 +68,12 @@ class Denoiser {
   const NoiseSchedule& model_schedule() const {
     return m_model_schedule ? *m_model_schedule : m_diffusion.schedule();
   }
+  // Runs the network under bf16 autocast (core/model/precision.h); its output comes back
+  // as float32, so everything after it is fp32 as before.
+  void set_bf16(bool on) { m_bf16 = on; }
 
  private:
+  at::Tensor net_forward(const at::Tensor& x, const at::Tensor& t, const at::Tensor& y) const;
   // The network output for x_t at model timesteps (B), guided.
   ModelOutput forward(const at::Tensor& xt, const at::Tensor& model_t) const;
 
@@ -79,6 +84,7 @@ class Denoiser {
   double m_guidance;
   bool m_clip;
   ClassifierGuidance m_classifier;
+  bool m_bf16 = false;
 };
 
 struct StepInfo {
@@ -92,12 +98,35 @@ struct StepInfo {
 // Return false to cancel; the sampler then stops before the next network call.
 using StepCallback = std::function<bool(const StepInfo&)>;
 
+// The random numbers of a sampling run, one stream per image: image i of a run with seed s
+// draws its starting noise x_T and every later step's noise from its own generator, seeded
+// by image_seed(s, i). An image therefore depends on (seed, index, label, hint) only — not
+// on how many images the run has or how it is cut into chunks. Drawn on the CPU, so a seed
+// gives the same images on every device.
+class NoiseStreams {
+ public:
+  // Streams for images first .. first + count − 1 of a run seeded `seed`.
+  NoiseStreams(uint64_t seed, int64_t first, int64_t count);
+  // (count, row_shape...) float32 on the CPU: the next draw of each stream, in order.
+  at::Tensor draw(at::IntArrayRef row_shape);
+  // Standard normal noise shaped like `like` (one row per stream), on like's device.
+  at::Tensor like(const at::Tensor& like);
+  int64_t size() const { return static_cast<int64_t>(m_gens.size()); }
+  // The seed of image `index`'s stream: SplitMix64 of (seed, index), so neighbouring
+  // seeds and images get unrelated streams.
+  static uint64_t image_seed(uint64_t seed, int64_t index);
+
+ private:
+  std::vector<at::Generator> m_gens;
+};
+
 class Sampler {
  public:
   virtual ~Sampler() = default;
   // Runs the reverse process from x_T over every row of denoiser.diffusion()'s schedule.
-  // Returns x_0, or an undefined tensor if the callback cancelled.
-  virtual at::Tensor sample(const Denoiser& denoiser, at::Tensor x, at::Generator& gen,
+  // Returns x_0, or an undefined tensor if the callback cancelled. Stochastic samplers draw
+  // their per-step noise from `noise` (one stream per row of x).
+  virtual at::Tensor sample(const Denoiser& denoiser, at::Tensor x, NoiseStreams& noise,
                             const StepCallback& callback) const = 0;
 };
 
@@ -159,11 +188,21 @@ struct SampleResult {
   at::Tensor labels;   // (N) int64 CPU, the requested classes (−1 for unconditional)
   Trajectory trajectory;
   bool cancelled = false;
+  PrecisionChoice precision;  // what the run used, and why (auto: what it measured)
 };
+
+// Images per forward of the network when sampling on a CPU without sample.chunk: the batch
+// that measured fastest per image (README, "Sampling in chunks").
+inline constexpr int kCpuSampleForwardBatch = 64;
+// Images a run samples at once: sample.chunk, or with 0 (auto) as many as make
+// kCpuSampleForwardBatch network images per forward (half as many images with
+// classifier-free guidance, which runs two per image); on a GPU 2048 network images.
+int sample_chunk_size(const SampleConfig& config, c10::Device device);
 
 // Builds the respaced diffusion, the labels (class_label, or cycling 0..K−1 over the net's
 // classes, or the classifier's for an unconditional net), seeded noise, and runs the
-// configured sampler under inference mode / eval on `device`.
+// configured sampler under inference mode / eval on `device`, in chunks of
+// sample_chunk_size() images, each image with its own noise stream (NoiseStreams).
 SampleResult run_sampling(const SamplingModel& model, const SampleRequest& request,
                           c10::Device device, const StepCallback& callback = {});
 

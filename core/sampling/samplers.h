@@ -5,11 +5,3 @@
 #include <memory>
 
 #include "core/sampling/sampler.h"
-
-namespace difflab {
-
-// Standard normal noise shaped like `like`, drawn on the CPU from `gen` (so a seed gives
-// the same images on every device) and moved to like's device.
-at::Tensor noise_like(const at::Tensor& like, at::Generator& gen);
-
-}  // namespace difflab

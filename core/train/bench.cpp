@@ -85,10 +85,13 @@ BenchResult run_bench(const Config& base, const BenchOptions& o) {
   Config config = base;
   config.train.batch_size = o.train_batch;
   config.train.sample_every = 0;
+  config.train.precision = o.precision;
+  config.sample.precision = o.precision;
   auto data = synthetic_data(config, std::max<int64_t>(o.train_batch * 8, 512));
   Trainer trainer(config, data, device);
   r.parameters = trainer.parameter_count();
 
+  r.train_precision = trainer.precision().reason;
   for (int i = 0; i < o.warmup; ++i) trainer.train_step();
   {
     FlopCounter counter;
@@ -120,7 +123,7 @@ BenchResult run_bench(const Config& base, const BenchOptions& o) {
     sc.guidance = guidance;
     int seen = 0;
     Clock::time_point sample_start;
-    trainer.sample(sc, false, [&](const StepInfo&) {
+    const auto result = trainer.sample(sc, false, [&](const StepInfo&) {
       // Steps 1–2 are warm-up; the clock starts after step 2's forward, so the window
       // holds exactly sample_steps forwards.
       if (++seen == 2) {
@@ -130,10 +133,26 @@ BenchResult run_bench(const Config& base, const BenchOptions& o) {
       return true;
     });
     wait_for(device);
+    if (guidance != 1.0 || r.sample_precision.empty()) r.sample_precision = result.precision.reason;
     return seconds_since(sample_start) * 1e3 / o.sample_steps;
   };
   r.ddim_ms_per_step = time_ddim(1.0);
   if (trainer.model()->num_classes() > 0) r.ddim_cfg_ms_per_step = time_ddim(3.0);
+
+  if (o.large_n > 0) {
+    // What a user asking for a big batch waits: all of it, chunked as run_sampling chooses.
+    SampleConfig sc = config.sample;
+    sc.sampler = SamplerKind::Ddim;
+    sc.n = o.large_n;
+    sc.steps = o.large_steps;
+    sc.guidance = trainer.model()->num_classes() > 0 ? 3.0 : 1.0;
+    r.large_chunk = std::min<int64_t>(sc.n, sample_chunk_size(sc, device));
+    wait_for(device);
+    const auto start = Clock::now();
+    trainer.sample(sc, false);
+    wait_for(device);
+    r.large_seconds = seconds_since(start);
+  }
 
   if (o.kernels) {
     torch::NoGradGuard no_grad;
@@ -160,6 +179,8 @@ std::string format_bench(const BenchResult& r, const BenchOptions& o) {
   s.precision(1);
   s << r.runtime << "\n"
     << "model: " << r.parameters << " parameters\n"
+    << "train " << r.train_precision << "\n"
+    << "sample " << r.sample_precision << "\n"
     << "train  (batch " << o.train_batch << "): " << r.train_images_per_s << " images/s, "
     << r.train_step_ms << " ms/step, " << r.train_gflop_per_step << " GFLOP/step, "
     << r.train_gflops << " GFLOP/s achieved\n"
@@ -167,6 +188,10 @@ std::string format_bench(const BenchResult& r, const BenchOptions& o) {
   if (r.ddim_cfg_ms_per_step > 0)
     s << "; with guidance (2x" << o.sample_batch << " per step) " << r.ddim_cfg_ms_per_step << " ms/step";
   s << "\n";
+  if (r.large_seconds > 0)
+    s << "sample " << o.large_n << " images (DDIM " << o.large_steps << " steps, guidance 3, chunks of "
+      << r.large_chunk << "): " << r.large_seconds << " s end to end, "
+      << 1e3 * r.large_seconds / (static_cast<double>(o.large_n) * o.large_steps) << " ms per image-step\n";
   if (r.sgemm_gflops > 0)
     s << "ceiling: sgemm 1024^3 " << r.sgemm_gflops << " GFLOP/s, conv3x3 128->128 @28x28x32 "
       << r.conv_gflops << " GFLOP/s; train step reaches " << 100.0 * r.train_gflops / r.conv_gflops

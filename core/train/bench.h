@@ -18,6 +18,11 @@ struct BenchOptions {
   int sample_batch = 16;
   int sample_steps = 20;  // timed DDIM steps
   bool kernels = true;    // also measure sgemm and conv ceilings
+  // train.precision and sample.precision of the timed runs (fp32, bf16 or auto).
+  Precision precision = Precision::Fp32;
+  // Then sample this many images with guidance 3 end to end (0 = skip), in DDIM steps.
+  int large_n = 1000;
+  int large_steps = 20;
   c10::Device device = c10::kCPU;  // where everything runs, the ceilings included
 };
 
@@ -32,6 +37,10 @@ struct BenchResult {
   double ddim_cfg_ms_per_step = 0;  // with classifier-free guidance (2B per step); 0 if unconditional
   double sgemm_gflops = 0;          // 1024² × 1024 float32 matmul, on the device
   double conv_gflops = 0;           // 3×3 conv, 128 → 128 channels, 32 × 28 × 28, forward
+  double large_seconds = 0;         // large_n images, end to end
+  int64_t large_chunk = 0;          // images per chunk it used
+  std::string train_precision;      // what training ran in, and why
+  std::string sample_precision;
   double peak_rss_mb = 0;
   std::string runtime;              // LibTorch, device, threads, BLAS
 };

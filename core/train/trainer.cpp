@@ -5,12 +5,14 @@
 #include <cmath>
 #include <deque>
 #include <limits>
+#include <optional>
 #include <sstream>
 
 #include "core/diffusion/gaussian_diffusion.h"
 #include "core/diffusion/timestep_sampler.h"
 #include "core/eval/noisy_classifier.h"
 #include "core/model/hashed_dropout.h"
+#include "core/model/precision.h"
 #include "core/train/checkpoint_io.h"
 
 namespace difflab {
@@ -44,6 +46,8 @@ struct Trainer::Impl {
   BatchSampler batches;
   TimestepSampler timesteps;
   int64_t step = 0;
+  // train.precision resolved on the first step (auto measures then), reset by a new config.
+  std::optional<PrecisionChoice> precision;
   std::deque<std::pair<int, float>> recent;  // (t, per-example loss)
   // (t on the CPU, per-example L_simple on the device) of steps not yet read back.
   std::vector<std::pair<at::Tensor, at::Tensor>> pending;
@@ -147,8 +151,15 @@ StepResult Trainer::train_step() {
   const auto t_dev = t.to(s.device);
 
   auto xt = s.diffusion.q_sample(x0, t_dev, noise);
-  const auto out =
-      split_model_output(s.model->forward(xt, s.diffusion.model_timesteps(t_dev), y), s.learn_sigma());
+  // bf16: the network's matrix work under autocast; its output, the loss and everything
+  // after it in float32 (the weights, gradients, AdamW state and EMA stay float32).
+  const bool bf16 = precision().chosen == Precision::Bf16;
+  at::Tensor raw;
+  {
+    PrecisionScope scope(bf16, s.device);
+    raw = s.model->forward(xt, s.diffusion.model_timesteps(t_dev), y);
+  }
+  const auto out = split_model_output(bf16 ? raw.to(torch::kFloat32) : raw, s.learn_sigma());
   const auto mse =
       s.diffusion.simple_loss(out.prediction, s.diffusion.training_target(x0, t_dev, noise));
   auto per_example = mse;
@@ -366,8 +377,22 @@ void Trainer::load_checkpoint(const std::string& path) {
   s.pending.clear();
 }
 
+const PrecisionChoice& Trainer::precision() {
+  auto& s = *m;
+  if (!s.precision) {
+    PrecisionProbe probe;
+    probe.training = true;
+    probe.batch = s.config.train.batch_size;
+    probe.shape = s.data->shape;
+    s.precision = resolve_precision(s.config.train.precision, s.model, probe, s.device);
+  }
+  return *s.precision;
+}
+
 void Trainer::set_train_config(const TrainConfig& train) {
   auto& s = *m;
+  if (train.precision != s.config.train.precision || train.batch_size != s.config.train.batch_size)
+    s.precision.reset();
   const bool new_batches = train.batch_size != s.config.train.batch_size;
   s.config.train = train;
   for (auto& group : s.optimizer->param_groups()) {

@@ -48,6 +48,9 @@ class Trainer {
   // One optimisation step. A non-finite loss or gradient throws TrainingError before
   // the weights change, so the model, EMA and optimizer keep their last good state.
   StepResult train_step();
+  // train.precision as the steps run it: fp32 or bf16, and for auto what was measured
+  // (on the first call: a few timed steps, or the answer cached for this CPU and net).
+  const PrecisionChoice& precision();
   // Mean L_simple (the prediction half of a learned-variance net) on `batches` test
   // batches with the EMA weights, using fixed t and
   // noise (seeded), so values are comparable from one evaluation to the next.

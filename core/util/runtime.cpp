@@ -1,6 +1,9 @@
 #include "core/util/runtime.h"
 
 #include <torch/torch.h>
+#if defined(__GLIBC__)
+#include <malloc.h>
+#endif
 #include <sys/resource.h>
 #include <sys/syscall.h>
 #include <unistd.h>
@@ -9,6 +12,7 @@
 #include <cerrno>
 #include <cstdlib>
 #include <fstream>
+#include <limits>
 #include <sstream>
 #include <stdexcept>
 #include <thread>
@@ -61,6 +65,22 @@ void ensure_blas_environment(int argc, char** argv) {
   setenv("DIFFLAB_BLAS_ENV_SET", "1", 1);
   execv("/proc/self/exe", argv);
   // execv only returns on failure: carry on with the settings we have.
+}
+
+bool configure_allocator() {
+#if defined(__GLIBC__)
+  // A setting the user made through the environment wins (MALLOC_*_ or GLIBC_TUNABLES).
+  if (std::getenv("MALLOC_MMAP_THRESHOLD_") || std::getenv("MALLOC_TRIM_THRESHOLD_") ||
+      std::getenv("GLIBC_TUNABLES"))
+    return true;
+  // 32 MiB is the most glibc accepts for M_MMAP_THRESHOLD on 64-bit (HEAP_MAX_SIZE / 2).
+  const bool mmap_ok = mallopt(M_MMAP_THRESHOLD, 32 * 1024 * 1024) == 1;
+  // Never give the top of the heap back (the process keeps its high-water mark).
+  const bool trim_ok = mallopt(M_TRIM_THRESHOLD, std::numeric_limits<int>::max()) == 1;
+  return mmap_ok && trim_ok;
+#else
+  return false;
+#endif
 }
 
 int configure_threads(int threads, int reserve) {

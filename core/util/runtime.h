@@ -17,6 +17,14 @@ namespace difflab {
 // OpenMP for passive waiting (OMP_WAIT_POLICY=PASSIVE) unless the caller set a policy.
 void ensure_blas_environment(int argc, char** argv);
 
+// glibc's malloc serves blocks over 128 KiB-32 MiB (its threshold moves) with mmap and
+// hands them back to the kernel on free, and trims the top of the heap past 128 KiB free:
+// a training step's tensors are then faulted in afresh every step (22 % of a training
+// run's CPU time in the kernel). Call first thing in main(): keeps freed memory for
+// reuse (mmap only above 32 MiB, glibc's largest threshold; no trimming). Measured, with
+// jemalloc and tcmalloc, in README ("Speed"). Returns false where it cannot (not glibc).
+bool configure_allocator();
+
 // Intra-op threads for LibTorch: `threads` > 0 as given, else all cores minus
 // `reserve` (at least 1). Returns the number set.
 int configure_threads(int threads, int reserve = 0);

@@ -1,0 +1,316 @@
+#include "core/model/norm_act.h"
+
+#include <ATen/Parallel.h>
+#include <torch/torch.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <cstring>
+#include <vector>
+
+#include "core/model/embedding.h"
+
+namespace difflab {
+namespace {
+
+// ---- element helpers (inlined into every clone below) ----
+
+inline float load(const float* p, int64_t i) { return p[i]; }
+inline void store(float* p, int64_t i, float v) { p[i] = v; }
+
+// exp(x) to ~2 ulp for the range a sigmoid needs, in operations a compiler can vectorise:
+// x = n·ln2 + r with |r| ≤ ln2/2, e^r by a degree-6 polynomial, 2^n built in the exponent.
+inline float fast_exp(float x) {
+  x = std::min(std::max(x, -87.0f), 88.0f);
+  // Round to nearest by the 1.5·2²³ trick (std::floor here stops GCC vectorising the loop).
+  const float nf = (x * 1.44269504088896341f + 12582912.0f) - 12582912.0f;
+  const int n = static_cast<int>(nf);
+  const float r = (x - nf * 0.693145751953125f) - nf * 1.428606765330187045e-06f;
+  float p = 1.0f / 720.0f;
+  p = p * r + 1.0f / 120.0f;
+  p = p * r + 1.0f / 24.0f;
+  p = p * r + 1.0f / 6.0f;
+  p = p * r + 0.5f;
+  p = p * r + 1.0f;
+  p = p * r + 1.0f;
+  return p * __builtin_bit_cast(float, static_cast<uint32_t>(n + 127) << 23);
+}
+
+inline float sigmoid(float y) { return 1.0f / (1.0f + fast_exp(-y)); }
+
+constexpr int kLanes = 16;  // independent partial sums, so the reduction vectorises exactly
+
+// ---- span kernels: one channel's H·W values (or a whole group's, for the statistics) ----
+
+template <typename T> inline float span_sum_body(const T* x, int64_t n) {
+  float acc[kLanes] = {};
+  int64_t i = 0;
+  for (; i + kLanes <= n; i += kLanes)
+    for (int j = 0; j < kLanes; ++j) acc[j] += load(x, i + j);
+  float s = 0.0f;
+  for (int j = 0; j < kLanes; ++j) s += acc[j];
+  for (; i < n; ++i) s += load(x, i);
+  return s;
+}
+
+template <typename T> inline float span_sqdev_body(const T* x, int64_t n, float mean) {
+  float acc[kLanes] = {};
+  int64_t i = 0;
+  for (; i + kLanes <= n; i += kLanes)
+    for (int j = 0; j < kLanes; ++j) {
+      const float d = load(x, i + j) - mean;
+      acc[j] += d * d;
+    }
+  float s = 0.0f;
+  for (int j = 0; j < kLanes; ++j) s += acc[j];
+  for (; i < n; ++i) {
+    const float d = load(x, i) - mean;
+    s += d * d;
+  }
+  return s;
+}
+
+// out = act(a·x + b)
+template <typename T> inline void span_forward_body(const T* x, T* out, int64_t n, float a, float b, bool silu) {
+  if (silu) {
+    for (int64_t i = 0; i < n; ++i) {
+      const float y = load(x, i) * a + b;
+      store(out, i, y * sigmoid(y));
+    }
+  } else {
+    for (int64_t i = 0; i < n; ++i) store(out, i, load(x, i) * a + b);
+  }
+}
+
+// dy = dz · act'(y) into `dy` (float), then the sums Σ dy and Σ dy·x̂ of the span (two
+// simple loops: each vectorises, one fused loop did not).
+template <typename T>
+inline void span_backward1_body(const T* x, const T* dz, float* dy, int64_t n, float a, float b,
+                                float mean, float rstd, bool silu, float* sum_dy, float* sum_dy_xhat) {
+  if (silu) {
+    for (int64_t i = 0; i < n; ++i) {
+      const float y = load(x, i) * a + b;
+      const float s = sigmoid(y);
+      dy[i] = load(dz, i) * (s * (1.0f + y * (1.0f - s)));
+    }
+  } else {
+    for (int64_t i = 0; i < n; ++i) dy[i] = load(dz, i);
+  }
+  float s1[kLanes] = {}, s2[kLanes] = {};
+  int64_t i = 0;
+  for (; i + kLanes <= n; i += kLanes)
+    for (int j = 0; j < kLanes; ++j) {
+      const float g = dy[i + j];
+      s1[j] += g;
+      s2[j] += g * ((load(x, i + j) - mean) * rstd);
+    }
+  float t1 = 0.0f, t2 = 0.0f;
+  for (int j = 0; j < kLanes; ++j) {
+    t1 += s1[j];
+    t2 += s2[j];
+  }
+  for (; i < n; ++i) {
+    t1 += dy[i];
+    t2 += dy[i] * ((load(x, i) - mean) * rstd);
+  }
+  *sum_dy = t1;
+  *sum_dy_xhat = t2;
+}
+
+// dx = rstd · (γ·dy − c1 − x̂·c2)
+template <typename T>
+inline void span_backward2_body(const T* x, const float* dy, T* dx, int64_t n, float gamma,
+                                float mean, float rstd, float c1, float c2) {
+  for (int64_t i = 0; i < n; ++i) {
+    const float xhat = (load(x, i) - mean) * rstd;
+    store(dx, i, rstd * (gamma * dy[i] - c1 - xhat * c2));
+  }
+}
+
+// The clones: GCC compiles each for AVX-512, AVX2 and baseline x86-64 and picks one when
+// the program loads (ifunc). Elsewhere they are ordinary functions.
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
+#define DIFFLAB_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
+#else
+#define DIFFLAB_CLONES
+#endif
+
+#define DIFFLAB_SPANS(T, suffix)                                                                  \
+  DIFFLAB_CLONES float span_sum_##suffix(const T* x, int64_t n) { return span_sum_body(x, n); }   \
+  DIFFLAB_CLONES float span_sqdev_##suffix(const T* x, int64_t n, float mean) {                  \
+    return span_sqdev_body(x, n, mean);                                                          \
+  }                                                                                              \
+  DIFFLAB_CLONES void span_forward_##suffix(const T* x, T* out, int64_t n, float a, float b,     \
+                                            bool silu) {                                         \
+    span_forward_body(x, out, n, a, b, silu);                                                    \
+  }                                                                                              \
+  DIFFLAB_CLONES void span_backward1_##suffix(const T* x, const T* dz, float* dy, int64_t n,     \
+                                              float a, float b, float mean, float rstd,          \
+                                              bool silu, float* s1, float* s2) {                 \
+    span_backward1_body(x, dz, dy, n, a, b, mean, rstd, silu, s1, s2);                           \
+  }                                                                                              \
+  DIFFLAB_CLONES void span_backward2_##suffix(const T* x, const float* dy, T* dx, int64_t n,     \
+                                              float gamma, float mean, float rstd, float c1,     \
+                                              float c2) {                                        \
+    span_backward2_body(x, dy, dx, n, gamma, mean, rstd, c1, c2);                                \
+  }
+
+DIFFLAB_SPANS(float, f32)
+#undef DIFFLAB_SPANS
+
+// Overloads so the drivers below are written once.
+inline float span_sum(const float* x, int64_t n) { return span_sum_f32(x, n); }
+inline float span_sqdev(const float* x, int64_t n, float m) { return span_sqdev_f32(x, n, m); }
+inline void span_forward(const float* x, float* o, int64_t n, float a, float b, bool s) {
+  span_forward_f32(x, o, n, a, b, s);
+}
+inline void span_backward1(const float* x, const float* dz, float* dy, int64_t n, float a, float b,
+                           float m, float r, bool s, float* s1, float* s2) {
+  span_backward1_f32(x, dz, dy, n, a, b, m, r, s, s1, s2);
+}
+inline void span_backward2(const float* x, const float* dy, float* dx, int64_t n, float g, float m,
+                           float r, float c1, float c2) {
+  span_backward2_f32(x, dy, dx, n, g, m, r, c1, c2);
+}
+
+// ---- drivers over (N, G) ----
+
+struct Shape {
+  int64_t n, c, hw, groups, cg;  // cg = channels per group
+};
+
+Shape shape_of(const at::Tensor& x, int64_t groups) {
+  Shape s;
+  s.n = x.size(0);
+  s.c = x.size(1);
+  s.hw = x.numel() / std::max<int64_t>(1, s.n * s.c);
+  s.groups = groups;
+  s.cg = s.c / groups;
+  return s;
+}
+
+template <typename T>
+void forward_kernel(const T* x, T* out, const float* gamma, const float* beta, float* mean_out,
+                    float* rstd_out, const Shape& s, float eps, bool silu) {
+  at::parallel_for(0, s.n * s.groups, 1, [&](int64_t begin, int64_t end) {
+    for (int64_t ng = begin; ng < end; ++ng) {
+      const int64_t g = ng % s.groups;
+      const int64_t m = s.cg * s.hw;
+      const T* xg = x + ng * m;
+      const float mean = span_sum(xg, m) / static_cast<float>(m);
+      const float var = span_sqdev(xg, m, mean) / static_cast<float>(m);
+      const float rstd = 1.0f / std::sqrt(var + eps);
+      mean_out[ng] = mean;
+      rstd_out[ng] = rstd;
+      for (int64_t k = 0; k < s.cg; ++k) {
+        const int64_t c = g * s.cg + k;
+        const float a = rstd * gamma[c];
+        const float b = beta[c] - mean * a;
+        span_forward(xg + k * s.hw, out + ng * m + k * s.hw, s.hw, a, b, silu);
+      }
+    }
+  });
+}
+
+template <typename T>
+void backward_kernel(const T* x, const T* dz, const float* gamma, const float* beta, const float* mean_in,
+                     const float* rstd_in, T* dx, float* part_dy, float* part_dy_xhat,
+                     const Shape& s, bool silu) {
+  at::parallel_for(0, s.n * s.groups, 1, [&](int64_t begin, int64_t end) {
+    std::vector<float> dy(static_cast<size_t>(s.cg * s.hw));
+    for (int64_t ng = begin; ng < end; ++ng) {
+      const int64_t n = ng / s.groups, g = ng % s.groups;
+      const int64_t m = s.cg * s.hw;
+      const float mean = mean_in[ng], rstd = rstd_in[ng];
+      const T* xg = x + ng * m;
+      const T* dzg = dz + ng * m;
+      float sum_dxhat = 0.0f, sum_dxhat_xhat = 0.0f;
+      for (int64_t k = 0; k < s.cg; ++k) {
+        const int64_t c = g * s.cg + k;
+        const float a = rstd * gamma[c];
+        const float b = beta[c] - mean * a;
+        float s1 = 0.0f, s2 = 0.0f;
+        span_backward1(xg + k * s.hw, dzg + k * s.hw, dy.data() + k * s.hw, s.hw, a, b, mean, rstd,
+                       silu, &s1, &s2);
+        part_dy[n * s.c + c] = s1;
+        part_dy_xhat[n * s.c + c] = s2;
+        sum_dxhat += gamma[c] * s1;
+        sum_dxhat_xhat += gamma[c] * s2;
+      }
+      const float c1 = sum_dxhat / static_cast<float>(m);
+      const float c2 = sum_dxhat_xhat / static_cast<float>(m);
+      for (int64_t k = 0; k < s.cg; ++k) {
+        const int64_t c = g * s.cg + k;
+        span_backward2(xg + k * s.hw, dy.data() + k * s.hw, dx + ng * m + k * s.hw, s.hw, gamma[c],
+                       mean, rstd, c1, c2);
+      }
+    }
+  });
+}
+
+template <typename T> T* ptr(const at::Tensor& t) { return static_cast<T*>(t.data_ptr()); }
+
+class GroupNormActFunction : public torch::autograd::Function<GroupNormActFunction> {
+ public:
+  static torch::Tensor forward(torch::autograd::AutogradContext* ctx, const torch::Tensor& x_in,
+                               const torch::Tensor& weight, const torch::Tensor& bias,
+                               int64_t groups, double eps, bool silu) {
+    const auto x = x_in.contiguous();
+    const auto w = weight.contiguous(), b = bias.contiguous();
+    const Shape s = shape_of(x, groups);
+    auto out = torch::empty_like(x, at::MemoryFormat::Contiguous);
+    auto mean = torch::empty({s.n * s.groups}, x.options().dtype(torch::kFloat32));
+    auto rstd = torch::empty_like(mean);
+    const float e = static_cast<float>(eps);
+    forward_kernel(ptr<float>(x), ptr<float>(out), ptr<float>(w), ptr<float>(b), ptr<float>(mean),
+                   ptr<float>(rstd), s, e, silu);
+    ctx->save_for_backward({x, w, b, mean, rstd});
+    ctx->saved_data["groups"] = groups;
+    ctx->saved_data["silu"] = silu;
+    return out;
+  }
+
+  static torch::autograd::tensor_list backward(torch::autograd::AutogradContext* ctx,
+                                               torch::autograd::tensor_list grads) {
+    const auto saved = ctx->get_saved_variables();
+    const auto &x = saved[0], &w = saved[1], &b = saved[2], &mean = saved[3], &rstd = saved[4];
+    const int64_t groups = ctx->saved_data["groups"].toInt();
+    const bool silu = ctx->saved_data["silu"].toBool();
+    const auto dz = grads[0].to(torch::kFloat32).contiguous();
+    const Shape s = shape_of(x, groups);
+    auto dx = torch::empty_like(x, at::MemoryFormat::Contiguous);
+    auto part_dy = torch::empty({s.n, s.c}, x.options().dtype(torch::kFloat32));
+    auto part_dy_xhat = torch::empty_like(part_dy);
+    backward_kernel(ptr<float>(x), ptr<float>(dz), ptr<float>(w), ptr<float>(b), ptr<float>(mean),
+                    ptr<float>(rstd), ptr<float>(dx), ptr<float>(part_dy), ptr<float>(part_dy_xhat), s,
+                    silu);
+    // dγ_c = Σ_n Σ_hw dy·x̂, dβ_c = Σ_n Σ_hw dy.
+    return {dx, part_dy_xhat.sum(0), part_dy.sum(0), torch::Tensor(), torch::Tensor(),
+            torch::Tensor()};
+  }
+};
+
+}  // namespace
+
+at::Tensor group_norm_act_reference(const at::Tensor& x, int64_t groups, const at::Tensor& weight,
+                                    const at::Tensor& bias, double eps, Activation act,
+                                    bool activate_out) {
+  at::Tensor y = x.scalar_type() == torch::kFloat32
+                     ? torch::group_norm(x, groups, weight, bias, eps)
+                     : torch::group_norm(x.to(torch::kFloat32), groups, weight, bias, eps).to(x.scalar_type());
+  return activate_out ? activate_temporary(y, act) : y;
+}
+
+at::Tensor group_norm_act(const at::Tensor& x, int64_t groups, const at::Tensor& weight,
+                          const at::Tensor& bias, double eps, Activation act, bool activate_out) {
+  const bool supported =
+      x.device().is_cpu() && x.scalar_type() == torch::kFloat32 &&
+      x.dim() >= 2 && groups > 0 && x.size(1) % groups == 0 && weight.defined() && bias.defined() &&
+      weight.scalar_type() == torch::kFloat32 && bias.scalar_type() == torch::kFloat32 &&
+      (!activate_out || act == Activation::SiLU) && x.numel() > 0;
+  if (!supported) return group_norm_act_reference(x, groups, weight, bias, eps, act, activate_out);
+  return GroupNormActFunction::apply(x, weight, bias, groups, eps, activate_out);
+}
+
+}  // namespace difflab
