@@ -223,8 +223,7 @@ TEST(Guidance, ClassifierThroughRunSamplingBothForms) {
   r.config.clip_denoised = false;
   r.config.class_label = -1;
   const SamplingModel model{net, schedule, Prediction::Eps, {1, 2, 2}, 0};
-  auto gen = at::make_generator<at::CPUGeneratorImpl>(11);
-  auto xT = torch::randn({4, 1, 2, 2}, gen, torch::kFloat32);
+  auto xT = NoiseStreams(11, 0, 4).draw({1, 2, 2});  // the run's starting noise
   auto y = torch::tensor({0, 1, 0, 1}, torch::kLong);  // labels cycle over the classifier's classes
   GaussianDiffusion d1(schedule.respaced(1), Prediction::Eps, torch::kCPU);
   auto t = torch::zeros({4}, torch::kLong);

@@ -365,11 +365,22 @@ TEST(Precision, AutoMeasuresOnceAndCachesPerNetwork) {
   EXPECT_TRUE(again.cached);
   EXPECT_EQ(again.chosen, first.chosen);
   EXPECT_NE(again.reason.find("measured earlier"), std::string::npos) << again.reason;
-  // Sampling is a separate entry.
+  // Sampling is a separate entry. A fresh net outputs zeros (its last layers start at 0):
+  // nothing to compare, so the answer is not cached...
   probe.training = false;
+  const auto fresh = resolve_precision(Precision::Auto, net, probe, torch::kCPU);
+  EXPECT_NE(fresh.reason.find("not checked"), std::string::npos) << fresh.reason;
+  EXPECT_FALSE(resolve_precision(Precision::Auto, net, probe, torch::kCPU).cached);
+  // ... until the net computes something; then bf16's images are compared with fp32's.
+  {
+    torch::NoGradGuard ng;
+    for (auto& p : net->parameters()) p.add_(0.02 * torch::randn(p.sizes()));
+  }
   const auto sampling = resolve_precision(Precision::Auto, net, probe, torch::kCPU);
   EXPECT_FALSE(sampling.cached);
-  EXPECT_LT(sampling.error, kBf16SampleTolerance * 5) << sampling.reason;
+  EXPECT_GT(sampling.error, 0.0) << sampling.reason;
+  EXPECT_LT(sampling.error, kBf16SampleTolerance) << sampling.reason;
+  EXPECT_TRUE(resolve_precision(Precision::Auto, net, probe, torch::kCPU).cached);
   std::ifstream in(dir / "precision.tsv");
   std::string line;
   int lines = 0;

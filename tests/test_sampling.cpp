@@ -360,15 +360,20 @@ TEST(Sampling, ChunkedRunsReportStepsOverTheWholeRunAndJoinTrajectories) {
   EXPECT_EQ(calls, 7);
 }
 
-TEST(Sampling, AutoChunkSizeFollowsGuidanceAndDevice) {
+TEST(Sampling, AutoChunkSizeFollowsGuidancePrecisionImageSizeAndDevice) {
   SampleConfig c;
   c.chunk = 0;
+  c.n = 5000;
   c.guidance = 1.0;
-  EXPECT_EQ(sample_chunk_size(c, torch::kCPU), kCpuSampleForwardBatch);
+  const std::vector<int64_t> mnist = {1, 28, 28}, big = {3, 56, 56}, points = {2};
+  EXPECT_EQ(sample_chunk_size(c, torch::kCPU, Precision::Fp32, mnist), kCpuSampleForwardBatchFp32);
+  EXPECT_EQ(sample_chunk_size(c, torch::kCPU, Precision::Bf16, mnist), kCpuSampleForwardBatchBf16);
+  EXPECT_EQ(sample_chunk_size(c, torch::kCPU, Precision::Bf16, big), kCpuSampleForwardBatchBf16 / 4);
+  EXPECT_EQ(sample_chunk_size(c, torch::kCPU, Precision::Fp32, points), 5000);
   c.guidance = 3.0;  // two network images per image
-  EXPECT_EQ(sample_chunk_size(c, torch::kCPU), kCpuSampleForwardBatch / 2);
+  EXPECT_EQ(sample_chunk_size(c, torch::kCPU, Precision::Fp32, mnist), kCpuSampleForwardBatchFp32 / 2);
   c.chunk = 5;
-  EXPECT_EQ(sample_chunk_size(c, torch::kCPU), 5);
+  EXPECT_EQ(sample_chunk_size(c, torch::kCPU, Precision::Bf16, mnist), 5);
 }
 
 TEST(Sampling, NoiseStreamsAreIndependentOfTheirNeighbours) {

@@ -152,14 +152,17 @@ at::Tensor NoiseStreams::like(const at::Tensor& like) {
   return draw(like.sizes().slice(1)).to(like.device());
 }
 
-int sample_chunk_size(const SampleConfig& config, c10::Device device) {
+int64_t sample_chunk_size(const SampleConfig& config, c10::Device device, Precision precision,
+                          const std::vector<int64_t>& shape) {
   if (config.chunk > 0) return config.chunk;
-  // Network images per forward that measured best (README, "Sampling in chunks"): on a
-  // CPU the activations of a larger batch fall out of cache and the step slows per image;
-  // a GPU wants all it can get.
-  const int per_forward = device.is_cuda() ? 2048 : kCpuSampleForwardBatch;
+  if (shape.size() < 3) return std::max<int64_t>(config.n, 1);  // points: one batch
+  const int64_t per_forward = device.is_cuda()                  ? 2048
+                              : precision == Precision::Bf16 ? kCpuSampleForwardBatchBf16
+                                                             : kCpuSampleForwardBatchFp32;
+  const int64_t pixels = std::max<int64_t>(1, shape[1] * shape[2]);
+  const int64_t images = std::max<int64_t>(1, per_forward * 28 * 28 / pixels);
   const bool doubled = config.guidance != 0.0 && config.guidance != 1.0;  // CFG: 2 per image
-  return std::max(1, doubled ? per_forward / 2 : per_forward);
+  return std::max<int64_t>(1, doubled ? images / 2 : images);
 }
 
 SamplingModel sampling_model(DenoiserNet net, const DiffusionConfig& diffusion,
@@ -190,12 +193,13 @@ SampleResult run_sampling(const SamplingModel& model, const SampleRequest& reque
                                 " is not loaded: resolve it with load_classifier_guidance "
                                 "(core/eval/noisy_classifier.h) into SampleRequest::classifier");
   const int num_classes = model.num_classes > 0 ? model.num_classes : classifier.num_classes;
-  // bf16 or fp32 for this network and chunk (auto measures once per machine and network).
-  const int64_t chunk = std::min<int64_t>(c.n, sample_chunk_size(c, device));
+  // bf16 or fp32 for this network (auto measures once per machine and network, at the
+  // fp32 chunk's batch), then the chunk that suits the precision.
   const bool guided = c.guidance != 0.0 && c.guidance != 1.0 && model.num_classes > 0;
   PrecisionProbe probe;
   probe.training = false;
-  probe.batch = guided ? 2 * chunk : chunk;
+  probe.batch = std::min<int64_t>(guided ? 2 * c.n : c.n,
+                                  device.is_cuda() ? 2048 : kCpuSampleForwardBatchFp32);
   probe.shape.points = model.shape.size() == 1;
   if (!probe.shape.points) {
     probe.shape.channels = static_cast<int>(model.shape[0]);
@@ -203,6 +207,8 @@ SampleResult run_sampling(const SamplingModel& model, const SampleRequest& reque
     probe.shape.width = static_cast<int>(model.shape[2]);
   }
   const PrecisionChoice precision = resolve_precision(c.precision, net, probe, device);
+  const int64_t chunk =
+      std::min<int64_t>(c.n, sample_chunk_size(c, device, precision.chosen, model.shape));
   // Inference mode: no autograd bookkeeping at all (cheaper than no-grad); only the
   // classifier's gradient leaves it, in its own scope.
   c10::InferenceMode inference;

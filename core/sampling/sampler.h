@@ -191,13 +191,18 @@ struct SampleResult {
   PrecisionChoice precision;  // what the run used, and why (auto: what it measured)
 };
 
-// Images per forward of the network when sampling on a CPU without sample.chunk: the batch
-// that measured fastest per image (README, "Sampling in chunks").
-inline constexpr int kCpuSampleForwardBatch = 64;
-// Images a run samples at once: sample.chunk, or with 0 (auto) as many as make
-// kCpuSampleForwardBatch network images per forward (half as many images with
+// Network images per forward when sampling 28x28 images on a CPU without sample.chunk: the
+// batch that measured fastest per image on an AMD EPYC, 2 threads (README, "Speed"):
+// float32 activations of a larger batch fall out of cache; bf16 ones are half the size.
+// Other image sizes scale by pixels; 2-D points are never chunked (they cost nothing).
+inline constexpr int kCpuSampleForwardBatchFp32 = 32;
+inline constexpr int kCpuSampleForwardBatchBf16 = 128;
+// Images a run samples at once: sample.chunk, or with 0 (auto) as many as make the batch
+// above per forward in the precision the run uses (half as many images with
 // classifier-free guidance, which runs two per image); on a GPU 2048 network images.
-int sample_chunk_size(const SampleConfig& config, c10::Device device);
+// `shape` is one image's: {C, H, W}, or {2} for points.
+int64_t sample_chunk_size(const SampleConfig& config, c10::Device device, Precision precision,
+                          const std::vector<int64_t>& shape);
 
 // Builds the respaced diffusion, the labels (class_label, or cycling 0..K−1 over the net's
 // classes, or the classifier's for an unconditional net), seeded noise, and runs the

@@ -146,10 +146,11 @@ BenchResult run_bench(const Config& base, const BenchOptions& o) {
     sc.n = o.large_n;
     sc.steps = o.large_steps;
     sc.guidance = trainer.model()->num_classes() > 0 ? 3.0 : 1.0;
-    r.large_chunk = std::min<int64_t>(sc.n, sample_chunk_size(sc, device));
     wait_for(device);
     const auto start = Clock::now();
-    trainer.sample(sc, false);
+    const auto result = trainer.sample(sc, false);
+    r.large_chunk = std::min<int64_t>(
+        sc.n, sample_chunk_size(sc, device, result.precision.chosen, sampling_model(trainer, true).shape));
     wait_for(device);
     r.large_seconds = seconds_since(start);
   }
