@@ -10,6 +10,7 @@
 #   BUILD_DIR  build folder (default build; relative paths are from the repository root)
 #   PYTHON     interpreter with torch (default: python3 if it imports torch, else /usr/bin/python3)
 #   THREADS    intra-op threads for both (default: all cores)
+#   OMP_WAIT_POLICY  for both (default PASSIVE, difflab's own default)
 #   PRECISIONS the precisions compared like for like (default "fp32 bf16": bf16 is CPU
 #              autocast on both sides)
 # Last, one C++ run with precision auto prints what auto chose on this machine and
@@ -46,6 +47,11 @@ if grep -qw avx512f /proc/cpuinfo; then
     export ATEN_CPU_CAPABILITY=avx512
   fi
 fi
+
+# The same OpenMP waiting for both: difflab's programs wait passively unless told (README,
+# "OpenMP waits passively"); PyTorch's default spins, which is faster for the many small
+# parallel regions of a batch-16 DDIM step when nothing else wants the cores.
+export OMP_WAIT_POLICY="${OMP_WAIT_POLICY:-PASSIVE}"
 
 TMP="$(mktemp -d)"
 trap 'rm -rf "$TMP"' EXIT
@@ -86,9 +92,9 @@ echo "== C++ end to end: $CLI bench --threads $THREADS --precision auto --train-
   tee "$TMP/cpp_auto.txt" | grep -E '^(train|sample) (precision|[0-9])' || true
 echo
 
-printf '%s' "$rows" | awk -v th="$THREADS" -v cpu="$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//')" '
+printf '%s' "$rows" | awk -v th="$THREADS threads, OMP_WAIT_POLICY=$OMP_WAIT_POLICY" -v cpu="$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//')" '
 BEGIN {
-  printf "== C++ / Python on %s, %s threads, parameters equal\n", cpu, th
+  printf "== C++ / Python on %s, %s, parameters equal\n", cpu, th
   printf "%-6s %9s %9s %8s   %9s %9s %8s   %9s %9s\n", "", "C++", "Python", "ratio", "C++", "Python", "ratio", "C++", "Python"
   printf "%-6s %28s   %28s   %19s\n", "", "train images/s (>1: C++ faster)", "DDIM ms/step (<1: C++ faster)", "peak RSS MiB"
 }
