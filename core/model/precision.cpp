@@ -9,11 +9,13 @@
 #include <cmath>
 #include <cstdlib>
 #include <fstream>
+#include <map>
 #include <mutex>
 #include <sstream>
 #include <stdexcept>
 
 #include "core/util/paths.h"
+#include "core/util/runtime.h"
 
 // LibTorch 2.4 replaced the per-device autocast switches with ones taking the device type.
 #if defined(TORCH_VERSION_MAJOR) && \
@@ -47,20 +49,6 @@ void set_autocast(c10::DeviceType type, bool on) {
 #endif
 }
 
-std::string read_cpuinfo_field(const std::string& field) {
-  std::ifstream in("/proc/cpuinfo");
-  std::string line;
-  while (std::getline(in, line)) {
-    if (line.rfind(field, 0) != 0) continue;
-    const auto colon = line.find(':');
-    if (colon == std::string::npos) continue;
-    auto value = line.substr(colon + 1);
-    const auto first = value.find_first_not_of(" \t");
-    return first == std::string::npos ? "" : value.substr(first);
-  }
-  return "";
-}
-
 // The network's architecture in one string: the names and shapes of its parameters,
 // hashed (FNV-1a), so two configs that build the same net share a cache entry.
 std::string fingerprint(const DenoiserNet& net) {
@@ -77,38 +65,56 @@ std::string fingerprint(const DenoiserNet& net) {
   return s.str();
 }
 
+// The cache file holds one line per key: key <TAB> fp32|bf16 <TAB> fp32_ms <TAB> bf16_ms
+// <TAB> error. It is read once per process (per path) into g_cache: sampling asks on every run.
 std::mutex g_cache_mutex;
+std::map<std::string, PrecisionChoice> g_cache;
+std::string g_cache_path;  // the file g_cache was read from ("" = none yet)
 
-// The cache holds one line per key: key <TAB> fp32|bf16 <TAB> fp32_ms <TAB> bf16_ms <TAB> error.
-bool cache_lookup(const std::string& key, PrecisionChoice& out) {
-  const auto path = precision_cache_path();
-  if (path.empty()) return false;
-  std::lock_guard<std::mutex> lock(g_cache_mutex);
+void load_cache_locked(const std::string& path) {
+  if (g_cache_path == path) return;
+  g_cache_path = path;
+  g_cache.clear();
   std::ifstream in(path);
   std::string line;
-  bool found = false;
   while (std::getline(in, line)) {  // the last line for a key wins
     std::istringstream fields(line);
     std::string k, choice;
     double f = 0, b = 0, e = 0;
-    if (!std::getline(fields, k, '\t') || k != key) continue;
+    if (!std::getline(fields, k, '\t')) continue;
     if (!(fields >> choice >> f >> b >> e) || (choice != "fp32" && choice != "bf16")) continue;
-    out = PrecisionChoice{};
-    out.chosen = choice == "bf16" ? Precision::Bf16 : Precision::Fp32;
-    out.fp32_ms = f;
-    out.bf16_ms = b;
-    out.error = e;
-    out.measured = true;
-    out.cached = true;
-    found = true;
+    PrecisionChoice c;
+    c.chosen = choice == "bf16" ? Precision::Bf16 : Precision::Fp32;
+    c.fp32_ms = f;
+    c.bf16_ms = b;
+    c.error = e;
+    c.measured = true;
+    c.cached = true;
+    g_cache[k] = c;
   }
-  return found;
+}
+
+bool cache_lookup(const std::string& key, PrecisionChoice& out) {
+  const auto path = precision_cache_path();
+  if (path.empty()) return false;
+  std::lock_guard<std::mutex> lock(g_cache_mutex);
+  load_cache_locked(path);
+  const auto it = g_cache.find(key);
+  if (it == g_cache.end()) return false;
+  out = it->second;
+  return true;
 }
 
 void cache_store(const std::string& key, const PrecisionChoice& c) {
   const auto path = precision_cache_path();
   if (path.empty()) return;
   std::lock_guard<std::mutex> lock(g_cache_mutex);
+  load_cache_locked(path);
+  PrecisionChoice stored = c;
+  stored.cached = true;
+  g_cache[key] = stored;
+  // Rewrite the file from what it holds now (another process may have added keys) plus
+  // this entry.
   std::string bytes;
   {
     std::ifstream in(path);
@@ -123,7 +129,7 @@ void cache_store(const std::string& key, const PrecisionChoice& c) {
   try {
     write_file_atomic(path, bytes);
   } catch (const std::exception&) {
-    // A cache that cannot be written only means measuring again next time.
+    // A cache that cannot be written only means measuring again in the next process.
   }
 }
 
@@ -224,7 +230,8 @@ at::Tensor probe_samples(const DenoiserNet& net, const ProbeBatch& b, bool bf16,
   return x;
 }
 
-// Restores a module's training mode and drops any gradients the probe left.
+// Restores a module's training mode (the probe's gradients come from autograd::grad, so
+// none are left in the parameters).
 class ProbeGuard {
  public:
   explicit ProbeGuard(const DenoiserNet& net) : m_net(net), m_training(net->is_training()) {}
@@ -265,19 +272,6 @@ PrecisionChoice decide_precision(double fp32_ms, double bf16_ms, double error, d
   if (!faster) c.reason += ": bf16 is not faster here";
   else if (!close) c.reason += ": bf16 is faster but strays too far from fp32";
   return c;
-}
-
-std::string cpu_model_name() {
-  const auto name = read_cpuinfo_field("model name");
-  return name.empty() ? "unknown CPU" : name;
-}
-
-bool cpu_has_native_bf16() {
-  std::istringstream flags(read_cpuinfo_field("flags"));
-  std::string f;
-  while (flags >> f)
-    if (f == "avx512_bf16" || f == "amx_bf16") return true;
-  return false;
 }
 
 std::string precision_cache_path() {

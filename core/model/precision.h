@@ -65,7 +65,8 @@ struct PrecisionProbe {
 
 // Resolves `requested` for `net` on `device`. Fp32 / Bf16 come back as they are (Bf16 on a
 // CPU without bf16 support in LibTorch's oneDNN becomes an error). Auto looks up the cache
-// (key: CPU model, LibTorch version, device, purpose, network fingerprint, batch) and
+// (key: CPU model, LibTorch version, device, purpose, network fingerprint, batch; read
+// from the file once per process) and
 // otherwise times a few calls of both, checks bf16's error against fp32 (see the
 // tolerances above) and stores the answer. `net` is used, never changed: its gradients and
 // training mode are restored.
@@ -75,9 +76,5 @@ PrecisionChoice resolve_precision(Precision requested, const DenoiserNet& net,
 // The cache file: $DIFFLAB_CACHE_DIR/precision.tsv, else $XDG_CACHE_HOME/difflab/...,
 // else ~/.cache/difflab/... ("" when none can be named).
 std::string precision_cache_path();
-// "AMD EPYC 9R14" from /proc/cpuinfo ("unknown CPU" elsewhere).
-std::string cpu_model_name();
-// True when this CPU has native bf16 dot products (avx512_bf16 or amx_bf16).
-bool cpu_has_native_bf16();
 
 }  // namespace difflab

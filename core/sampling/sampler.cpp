@@ -198,8 +198,9 @@ SampleResult run_sampling(const SamplingModel& model, const SampleRequest& reque
   const bool guided = c.guidance != 0.0 && c.guidance != 1.0 && model.num_classes > 0;
   PrecisionProbe probe;
   probe.training = false;
-  probe.batch = std::min<int64_t>(guided ? 2 * c.n : c.n,
-                                  device.is_cuda() ? 2048 : kCpuSampleForwardBatchFp32);
+  const int64_t fp32_chunk =
+      std::min<int64_t>(c.n, sample_chunk_size(c, device, Precision::Fp32, model.shape));
+  probe.batch = guided ? 2 * fp32_chunk : fp32_chunk;
   probe.shape.points = model.shape.size() == 1;
   if (!probe.shape.points) {
     probe.shape.channels = static_cast<int>(model.shape[0]);

@@ -36,6 +36,21 @@ bool cpu_has_flag(const std::string& flag) {
 
 }  // namespace
 
+std::string cpu_model_name() {
+  static const std::string name = [] {
+    std::ifstream in("/proc/cpuinfo");
+    std::string line;
+    while (std::getline(in, line)) {
+      if (line.rfind("model name", 0) != 0) continue;
+      const auto colon = line.find(':');
+      const auto first = colon == std::string::npos ? colon : line.find_first_not_of(" \t", colon + 1);
+      if (first != std::string::npos) return line.substr(first);
+    }
+    return std::string("unknown CPU");
+  }();
+  return name;
+}
+
 void ensure_blas_environment(int argc, char** argv) {
   (void)argc;
   if (std::getenv("DIFFLAB_BLAS_ENV_SET")) return;  // already re-executed once

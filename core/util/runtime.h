@@ -38,6 +38,9 @@ bool lower_thread_priority(int nice);
 // may be "auto", "cpu" or "cuda"; asking for cuda without one throws.
 c10::Device choose_device(const std::string& request = "auto");
 
+// "AMD EPYC 9R14" from /proc/cpuinfo (read once; "unknown CPU" elsewhere).
+std::string cpu_model_name();
+
 // One line: LibTorch version, device, threads, BLAS core type — for logs and bench.
 std::string runtime_summary(c10::Device device);
 
