@@ -20,6 +20,7 @@ DEBS="$ROOT/.debs"
 PACKAGES=(
   libyaml-cpp-dev libyaml-cpp0.7
   libgtest-dev
+  libcli11-dev
   libstb-dev libstb0
   zlib1g-dev zlib1g
   pkgconf pkgconf-bin libpkgconf3

@@ -25,7 +25,7 @@ ModelConfig small_unet() {
   c.base_channels = 16;
   c.channel_mult = {1, 2, 2};
   c.num_res_blocks = 1;
-  c.attention_resolutions = {7, 8};
+  c.attention_resolutions = {7};
   c.num_heads = 2;
   c.norm_groups = 8;
   c.num_classes = 10;
@@ -53,12 +53,27 @@ TEST_P(UNetSizes, OutputMatchesInputShape) {
   const auto p = GetParam();
   ModelConfig c = small_unet();
   c.channel_mult = p.mult;
+  c.attention_resolutions = {(p.size + 1) / 2};  // the second level, present in every case
   c.zero_init_last = false;
   auto net = make_model(c, DataShape{p.channels, p.size, p.size, false, 10});
   auto out = run(net, 2, p.channels, p.size, p.size);
   EXPECT_EQ(out.sizes(), (std::vector<int64_t>{2, p.channels, p.size, p.size}));
   EXPECT_TRUE(torch::isfinite(out).all().item<bool>());
   EXPECT_GT(count_parameters(*net), 10000);
+}
+
+TEST(UNet, AttentionResolutionMatchingNoLevelIsAnError) {
+  ModelConfig c = small_unet();
+  c.attention_resolutions = {7, 5};
+  try {
+    make_model(c, DataShape{1, 28, 28, false, 10});
+    FAIL() << "attention at 5x5 on a 28/14/7 UNet was accepted";
+  } catch (const std::invalid_argument& e) {
+    EXPECT_NE(std::string(e.what()).find("model.attention_resolutions: 5 matches no level of this "
+                                         "UNet (its levels are 28, 14, 7 pixels"),
+              std::string::npos)
+        << e.what();
+  }
 }
 
 INSTANTIATE_TEST_SUITE_P(AllSizes, UNetSizes,

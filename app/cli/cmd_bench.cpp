@@ -10,14 +10,14 @@ namespace difflab::cli {
 
 int cmd_bench(int argc, char** argv) {
   const auto specs = join(join(config_options(), runtime_options()), {
-      {"batch", true, "N  training batch (default 64)"},
-      {"train-steps", true, "N  timed training steps (default 20)"},
-      {"sample-batch", true, "N  DDIM batch (default 16)"},
-      {"sample-steps", true, "N  timed DDIM steps (default 20)"},
+      {"batch", true, "N  training batch (default 64)", integer(1, 4096)},
+      {"train-steps", true, "N  timed training steps (default 20)", integer(1, 1000000)},
+      {"sample-batch", true, "N  DDIM batch (default 16)", integer(1, 4096)},
+      {"sample-steps", true, "N  timed DDIM steps (default 20)", integer(1, 100000)},
       {"no-kernels", false, "   skip the sgemm / convolution ceiling"},
       {"precision", true, "P  fp32, bf16 or auto for training and sampling (default fp32)"},
-      {"large", true, "N  then sample N images with guidance end to end (default 1000; 0 = skip)"},
-      {"large-steps", true, "N  DDIM steps of that run (default 20)"},
+      {"large", true, "N  then sample N images with guidance end to end (default 1000; 0 = skip)", integer(0, 1000000)},
+      {"large-steps", true, "N  DDIM steps of that run (default 20)", integer(1, 100000)},
       {"help", false, "   show this help"},
   });
   Args args(argc, argv, 2, specs);

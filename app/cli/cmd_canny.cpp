@@ -6,6 +6,7 @@
 
 #include "app/cli/args.h"
 #include "app/cli/commands.h"
+#include "core/util/paths.h"
 #include "core/vision/canny.h"
 #include "core/vision/png.h"
 #include "core/vision/scribble.h"
@@ -57,14 +58,14 @@ int scale_option(const Args& args) {
 
 int cmd_canny(int argc, char** argv) {
   const std::vector<OptionSpec> specs = {
-      {"low", true, "T  weak-edge threshold on the gradient magnitude, 0-255 scale (default 100)"},
-      {"high", true, "T  strong-edge threshold (default 200)"},
-      {"blur", true, "SIGMA  Gaussian blur before the gradients (default 0 = none, as OpenCV)"},
+      {"low", true, "T  weak-edge threshold on the gradient magnitude, 0-255 scale (default 100)", real(0, 1e4)},
+      {"high", true, "T  strong-edge threshold (default 200)", real(0, 1e4)},
+      {"blur", true, "SIGMA  Gaussian blur before the gradients (default 0 = none, as OpenCV)", real(0, 100)},
       {"l2", false, "   gradient magnitude sqrt(gx^2 + gy^2) instead of |gx| + |gy|"},
-      {"scale", true, "N  write each pixel N times larger (default 1)"},
+      {"scale", true, "N  write each pixel N times larger (default 1)", integer(1, 64)},
       {"help", false, "   show this help"},
   };
-  Args args(argc, argv, 2, specs);
+  Args args(argc, argv, 2, specs, /*max_positional=*/2);
   if (args.has("help")) {
     std::cout << "usage: difflab-cli canny in.png out.png [options]\n\nCanny edges of a "
                  "PNG/JPG (colour is turned to grey), written white on black.\nThe same "
@@ -73,12 +74,15 @@ int cmd_canny(int argc, char** argv) {
     return 0;
   }
   const auto [in, out] = in_out(args);
+  check_can_write(out);  // before the work, without touching what is there
   CannyOptions options;
   options.low = args.get_double("low", options.low);
   options.high = args.get_double("high", options.high);
   options.blur_sigma = args.get_double("blur", options.blur_sigma);
   options.l2_gradient = args.has("l2");
-  if (options.low < 0 || options.high < 0) throw UsageError("--low and --high must be >= 0");
+  if (options.low > options.high)
+    throw UsageError("--low " + args.get("low", "100") + " is above --high " +
+                     args.get("high", "200") + ": the weak-edge threshold must not exceed the strong one");
   if (options.blur_sigma < 0 || options.blur_sigma > 20)
     throw UsageError("--blur must be in [0, 20]");
   const int scale = scale_option(args);
@@ -93,16 +97,16 @@ int cmd_canny(int argc, char** argv) {
 
 int cmd_scribble(int argc, char** argv) {
   const std::vector<OptionSpec> specs = {
-      {"seed", true, "N  seed of the random thickening, jitter and erasing (default 0)"},
-      {"threshold", true, "T  binarise at this brightness in [0, 1] (default 0.5)"},
-      {"max-drop", true, "F  erase up to this share of 4x4 blocks (default 0.3)"},
-      {"max-dilate", true, "N  thicken by up to N 3x3 dilations (default 1)"},
-      {"jitter", true, "PX  random shift of up to PX pixels (default 1)"},
-      {"canny-share", true, "F  chance of using Canny edges instead of the skeleton (default 0.1)"},
-      {"scale", true, "N  write each pixel N times larger (default 1)"},
+      {"seed", true, "N  seed of the random thickening, jitter and erasing (default 0)", integer(0, kInt64Max)},
+      {"threshold", true, "T  binarise at this brightness in [0, 1] (default 0.5)", real(0, 1)},
+      {"max-drop", true, "F  erase up to this share of 4x4 blocks (default 0.3)", real(0, 1)},
+      {"max-dilate", true, "N  thicken by up to N 3x3 dilations (default 1)", integer(0, 16)},
+      {"jitter", true, "PX  random shift of up to PX pixels (default 1)", real(0, 64)},
+      {"canny-share", true, "F  chance of using Canny edges instead of the skeleton (default 0.1)", real(0, 1)},
+      {"scale", true, "N  write each pixel N times larger (default 1)", integer(1, 64)},
       {"help", false, "   show this help"},
   };
-  Args args(argc, argv, 2, specs);
+  Args args(argc, argv, 2, specs, /*max_positional=*/2);
   if (args.has("help")) {
     std::cout << "usage: difflab-cli scribble in.png out.png [options]\n\nA synthesised "
                  "scribble hint of a PNG/JPG, as the ControlNet trainer makes them:\nthe "
@@ -111,6 +115,7 @@ int cmd_scribble(int argc, char** argv) {
     return 0;
   }
   const auto [in, out] = in_out(args);
+  check_can_write(out);
   ScribbleOptions options;
   options.threshold = args.get_double("threshold", options.threshold);
   options.max_drop = args.get_double("max-drop", options.max_drop);

@@ -9,6 +9,7 @@
 #include <filesystem>
 #include <fstream>
 #include <iostream>
+#include <sstream>
 
 #include "app/cli/common.h"
 #include "app/cli/commands.h"
@@ -16,6 +17,7 @@
 #include "core/eval/control_eval.h"
 #include "core/train/controlnet_trainer.h"
 #include "core/train/metrics_log.h"
+#include "core/util/paths.h"
 #include "core/util/runtime.h"
 #include "core/vision/image_grid.h"
 
@@ -28,11 +30,11 @@ void on_signal(int) { g_stop = true; }
 const std::vector<OptionSpec> kTrainOptions = {
     {"base", true, "PATH  base checkpoint or run folder (overrides controlnet.base_checkpoint; default: the newest of runs/mnist)"},
     {"hint", true, enum_choices<HintKind>() + "  training hints (overrides controlnet.hint)"},
-    {"steps", true, "N  training steps (overrides controlnet.steps)"},
+    {"steps", true, "N  training steps (overrides controlnet.steps)", integer(1, kInt64Max)},
     {"out", true, "DIR  output folder (overrides controlnet.out_dir); writes controlnet.pt, metrics.csv"},
-    {"time-limit", true, "MIN  stop and save after MIN minutes"},
+    {"time-limit", true, "MIN  stop and save after MIN minutes", real(0, 1e7)},
     {"resume", false, "   continue the run in --out (its controlnet.pt) up to --steps"},
-    {"eval-every", true, "N  test loss with and without the ControlNet every N steps (default 200; 0 = off)"},
+    {"eval-every", true, "N  test loss with and without the ControlNet every N steps (default 200; 0 = off)", integer(0, kInt64Max)},
     {"help", false, "   show this help"},
 };
 
@@ -161,11 +163,11 @@ namespace {
 const std::vector<OptionSpec> kEvalOptions = {
     {"controlnet", true, "PATH  ControlNet checkpoint (default runs/mnist_controlnet/controlnet.pt)"},
     {"base", true, "PATH  base checkpoint, if it moved since training"},
-    {"n", true, "N  hints from N test images spread over the test split (default 64)"},
+    {"n", true, "N  hints from N test images spread over the test split (default 64)", integer(1, 100000)},
     {"labels", true, "none|true  sample unconditionally (default) or with each test image's class"},
-    {"control-scale", true, "S  ControlNet conditioning scale (default: controlnet.scale)"},
-    {"tolerance", true, "PX  edge F1 tolerance in pixels (default 1)"},
-    {"edge-scale", true, "K  compare edges on K-times enlarged pictures (default 1: the model's size)"},
+    {"control-scale", true, "S  ControlNet conditioning scale (default: controlnet.scale)", real(0, 100)},
+    {"tolerance", true, "PX  edge F1 tolerance in pixels (default 1)", integer(0, 16)},
+    {"edge-scale", true, "K  compare edges on K-times enlarged pictures (default 1: the model's size)", integer(1, 16)},
     {"out", true, "DIR  writes hints/with/without grids and per-image F1 (default <controlnet dir>/eval)"},
     {"help", false, "   show this help"},
 };
@@ -207,17 +209,18 @@ int cmd_eval_controlnet(int argc, char** argv) {
 
   const std::string out =
       args.get("out", (std::filesystem::path(path).parent_path() / "eval").string());
-  std::filesystem::create_directories(out);
+  make_dirs(out);
   const int64_t n = r.hints.size(0);
   write_png(out + "/hints.png", make_grid(r.hints * 2.0 - 1.0, 8, 2, 2));
   write_png(out + "/with_controlnet.png", make_grid(r.with_samples, 8, 2, 2));
   write_png(out + "/without_controlnet.png", make_grid(r.without_samples, 8, 2, 2));
   write_png(out + "/test_images.png", make_grid(r.images, 8, 2, 2));
   {
-    std::ofstream csv(out + "/f1.csv");
+    std::ostringstream csv;
     csv << "index,f1_with,f1_without\n";
     for (int64_t i = 0; i < n; ++i)
       csv << i << "," << r.f1_with[i].item<double>() << "," << r.f1_without[i].item<double>() << "\n";
+    write_file_atomic(out + "/f1.csv", csv.str());
   }
   const auto& sc = options.sample;
   char guidance_text[64];

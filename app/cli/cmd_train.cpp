@@ -35,10 +35,10 @@ std::string format_duration(double seconds) {
 }
 
 const std::vector<OptionSpec> kTrainOptions = {
-    {"steps", true, "N  total training steps (overrides train.steps)"},
+    {"steps", true, "N  total training steps (overrides train.steps)", integer(0, kInt64Max)},
     {"out", true, "DIR  run folder (overrides train.out_dir)"},
     {"resume", true, "latest|PATH  continue from the run's newest checkpoint or a file"},
-    {"time-limit", true, "MIN  stop (checkpoint + final samples) after MIN minutes of training"},
+    {"time-limit", true, "MIN  stop (checkpoint + final samples) after MIN minutes of training", real(0, 1e7)},
     {"quiet", false, "   no progress bar, one line per log interval"},
     {"help", false, "   show this help"},
 };

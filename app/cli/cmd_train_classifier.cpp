@@ -18,12 +18,12 @@ namespace {
 
 const std::vector<OptionSpec> kClassifierOptions = {
     {"out", true, "DIR  output folder (default runs/<dataset>_classifier); writes classifier.pt"},
-    {"steps", true, "N  training steps (default 2000)"},
-    {"batch", true, "N  batch size (default 64)"},
-    {"lr", true, "X  AdamW learning rate (default 1e-3)"},
-    {"channels", true, "N  base width, a multiple of 8 (default 32)"},
-    {"seed", true, "N  seed of weights, batches, t and noise (default: train.seed)"},
-    {"checkpoint-every", true, "N  also save every N steps (default 500; 0 = only at the end)"},
+    {"steps", true, "N  training steps (default 2000)", integer(1, kInt64Max)},
+    {"batch", true, "N  batch size (default 64)", integer(1, 4096)},
+    {"lr", true, "X  AdamW learning rate (default 1e-3)", real(0, 10)},
+    {"channels", true, "N  base width, a multiple of 8 (default 32)", integer(8, 1024)},
+    {"seed", true, "N  seed of weights, batches, t and noise (default: train.seed)", integer(0, kInt64Max)},
+    {"checkpoint-every", true, "N  also save every N steps (default 500; 0 = only at the end)", integer(0, kInt64Max)},
     {"help", false, "   show this help"},
 };
 

@@ -11,7 +11,8 @@ std::vector<OptionSpec> config_options() {
 }
 
 std::vector<OptionSpec> runtime_options() {
-  return {{"threads", true, "N  LibTorch intra-op threads (default: all cores)"},
+  return {{"threads", true, "N  LibTorch intra-op threads, at most 4x the cores (default 0: all cores)",
+           integer(0, max_threads())},
           {"device", true, "auto|cpu|cuda  where to run (default auto)"}};
 }
 

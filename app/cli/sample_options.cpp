@@ -31,18 +31,18 @@ std::string sampler_option_help() {
 std::vector<OptionSpec> sampling_options() {
   return {
       {"sampler", true, sampler_option_help()},
-      {"steps", true, "N  sampling steps (respaced from T)"},
-      {"eta", true, "X  DDIM noise: 0 deterministic, 1 like DDPM"},
+      {"steps", true, "N  sampling steps (respaced from T)", integer(1, 100000)},
+      {"eta", true, "X  DDIM noise: 0 deterministic, 1 like DDPM", real(0, 1e3)},
       {"variance", true,
        enum_choices<VarianceKind>() + "  DDPM variance (learned: learn_sigma models)"},
       {"sigmas", true,
        enum_choices<SigmaSpacing>() + "  noise levels of " + sampler_names(SamplerFamily::Sigma)},
-      {"rho", true, "X  Karras spacing rho (default 7, Karras et al. 2022)"},
-      {"guidance", true, "W  classifier-free guidance scale (0 uncond, 1 cond)"},
-      {"class", true, "K  class to draw (-1 cycles through all classes)"},
-      {"seed", true, "N  noise seed"},
+      {"rho", true, "X  Karras spacing rho (default 7, Karras et al. 2022)", real(0, 1e3)},
+      {"guidance", true, "W  classifier-free guidance scale (0 uncond, 1 cond)", real(0, 1e4)},
+      {"class", true, "K  class to draw (-1 cycles through all classes)", integer(-1, 1000000)},
+      {"seed", true, "N  noise seed", integer(0, kInt64Max)},
       {"classifier", true, "PATH  noisy classifier for classifier guidance (train-classifier)"},
-      {"classifier-scale", true, "S  classifier guidance scale (0 = off)"},
+      {"classifier-scale", true, "S  classifier guidance scale (0 = off)", real(0, 1e4)},
   };
 }
 

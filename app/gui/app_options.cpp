@@ -1,10 +1,15 @@
 #include "app/gui/app_options.h"
 
+#include <CLI/CLI.hpp>
 
+#include <cmath>
 #include <cstdlib>
 #include <exception>
 #include <filesystem>
+#include <limits>
 #include <stdexcept>
+
+#include "core/util/runtime.h"
 
 namespace difflab {
 
@@ -13,24 +18,18 @@ namespace {
 // Frames drawn before a --screenshot given without --script or --frames (about 2 s).
 constexpr int64_t kDefaultScreenshotFrames = 100;
 
-int64_t to_int(const std::string& flag, const std::string& value) {
-  try {
-    size_t used = 0;
-    const long long v = std::stoll(value, &used);
-    if (used == value.size()) return v;
-  } catch (const std::exception&) {
-  }
-  throw std::invalid_argument(flag + ": expected an integer, got '" + value + "'");
-}
-
-double to_double(const std::string& flag, const std::string& value) {
-  try {
-    size_t used = 0;
-    const double v = std::stod(value, &used);
-    if (used == value.size()) return v;
-  } catch (const std::exception&) {
-  }
-  throw std::invalid_argument(flag + ": expected a number, got '" + value + "'");
+// A finite number within [lo, hi]; CLI11's Range lets NaN through.
+CLI::Validator finite_in(double lo, double hi) {
+  return CLI::Validator(
+      [lo, hi](std::string& text) -> std::string {
+        char* end = nullptr;
+        const double v = std::strtod(text.c_str(), &end);
+        if (text.empty() || *end != '\0' || !std::isfinite(v))
+          return "'" + text + "' is not a finite number";
+        if (v < lo || v > hi) return "'" + text + "' is out of range";
+        return {};
+      },
+      "NUMBER");
 }
 
 }  // namespace
@@ -76,45 +75,49 @@ automation (tests):
 
 AppOptions parse_app_options(int argc, char** argv) {
   AppOptions o;
-  for (int i = 1; i < argc; ++i) {
-    const std::string arg = argv[i];
-    auto value = [&]() -> std::string {
-      if (i + 1 >= argc) throw std::invalid_argument(arg + ": missing value");
-      return argv[++i];
-    };
-    if (arg == "--help" || arg == "-h") o.help = true;
-    else if (arg == "--config") o.config_path = value();
-    else if (arg == "--set") o.overrides.push_back(value());
-    else if (arg == "--runs") o.runs_root = value();
-    else if (arg == "--script") {
-      o.script = value();
-      if (o.script != "smoke" && o.script != "demo")
-        throw std::invalid_argument("--script: unknown script '" + o.script + "' (known: smoke, demo)");
-    } else if (arg == "--evaluate") {
-      o.evaluate = to_int(arg, value());
-    } else if (arg == "--checkpoint") {
-      o.checkpoint = value();
-    } else if (arg == "--frames") o.frames = to_int(arg, value());
-    else if (arg == "--screenshot") o.screenshot = value();
-    else if (arg == "--bench-frames") o.bench_frames = to_int(arg, value());
-    else if (arg == "--print-layout") o.print_layout = true;
-    else if (arg == "--exit-when-step") o.exit_when_step = to_int(arg, value());
-    else if (arg == "--exit-when-sampled") o.exit_when_sampled = true;
-    else if (arg == "--controlnet") o.controlnet = value();
-    else if (arg == "--timeout") o.timeout_s = to_double(arg, value());
-    else if (arg == "--ini") o.ini = value();
-    else if (arg == "--size") {
-      const std::string v = value();
-      const size_t x = v.find('x');
-      if (x == std::string::npos) throw std::invalid_argument("--size: expected WxH, got '" + v + "'");
-      o.width = static_cast<int>(to_int(arg, v.substr(0, x)));
-      o.height = static_cast<int>(to_int(arg, v.substr(x + 1)));
-    } else if (arg == "--threads") o.threads = static_cast<int>(to_int(arg, value()));
-    else if (arg == "--worker-nice") o.worker_nice = static_cast<int>(to_int(arg, value()));
-    else if (arg == "--busy-redraw-ms") o.busy_redraw_s = static_cast<double>(to_int(arg, value())) / 1000.0;
-    else if (arg == "--device") o.device = value();
-    else if (arg == "--no-autoload") o.autoload = false;
-    else throw std::invalid_argument("unknown argument '" + arg + "' (see --help)");
+  CLI::App app;
+  app.set_help_flag();  // app_usage() is the help
+  app.allow_extras(false);
+  int64_t busy_redraw_ms = 500;
+  std::string size;
+  app.add_flag("-h,--help", o.help);
+  app.add_option("--config", o.config_path);
+  app.add_option("--set", o.overrides)->type_size(1)->allow_extra_args(false);
+  app.add_option("--runs", o.runs_root);
+  app.add_option("--script", o.script)->check(CLI::IsMember({"smoke", "demo"}));
+  app.add_option("--evaluate", o.evaluate)->check(CLI::Range(int64_t{1}, int64_t{1000000}));
+  app.add_option("--checkpoint", o.checkpoint);
+  app.add_option("--frames", o.frames)->check(CLI::Range(int64_t{1}, int64_t{1} << 40));
+  app.add_option("--screenshot", o.screenshot);
+  app.add_option("--bench-frames", o.bench_frames)->check(CLI::Range(int64_t{1}, int64_t{1} << 40));
+  app.add_flag("--print-layout", o.print_layout);
+  app.add_option("--exit-when-step", o.exit_when_step)
+      ->check(CLI::Range(int64_t{0}, std::numeric_limits<int64_t>::max()));
+  app.add_flag("--exit-when-sampled", o.exit_when_sampled);
+  app.add_option("--controlnet", o.controlnet);
+  app.add_option("--timeout", o.timeout_s)->check(finite_in(0.0, 1e7));
+  app.add_option("--ini", o.ini);
+  app.add_option("--size", size);
+  app.add_option("--threads", o.threads)->check(CLI::Range(0, max_threads()));
+  app.add_option("--worker-nice", o.worker_nice)->check(CLI::Range(0, 19));
+  app.add_option("--busy-redraw-ms", busy_redraw_ms)->check(CLI::Range(int64_t{1}, int64_t{60000}));
+  app.add_option("--device", o.device)->check(CLI::IsMember({"auto", "cpu", "cuda"}));
+  app.add_flag("--no-autoload{false}", o.autoload);
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    throw std::invalid_argument(std::string(e.what()) + " (see --help)");
+  }
+  o.busy_redraw_s = static_cast<double>(busy_redraw_ms) / 1000.0;
+  if (!size.empty()) {
+    const size_t x = size.find('x');
+    int64_t w = 0;
+    int64_t h = 0;
+    if (x == std::string::npos || !CLI::detail::lexical_cast(size.substr(0, x), w) ||
+        !CLI::detail::lexical_cast(size.substr(x + 1), h) || w > 16384 || h > 16384)
+      throw std::invalid_argument("--size: expected WxH (up to 16384x16384), got '" + size + "'");
+    o.width = static_cast<int>(w);
+    o.height = static_cast<int>(h);
   }
   // A screenshot alone: take it once the start-up (dataset load) has had time to show.
   if (!o.screenshot.empty() && o.script.empty() && o.frames <= 0 && o.bench_frames <= 0 &&

@@ -24,6 +24,8 @@
 #include <system_error>
 #include <type_traits>
 
+#include "core/util/paths.h"
+
 namespace difflab {
 namespace {
 
@@ -567,7 +569,8 @@ void check_train(const TrainConfig& t, Checker& c) {
             "must be >= 0");
   c.require(in_closed(t.autosave_minutes, 0.0, 1e6), "train.autosave_minutes", t.autosave_minutes,
             "must be a number of minutes >= 0 (0 = off)");
-  c.require(t.threads >= 0, "train.threads", t.threads, "must be >= 0 (0 = all cores)");
+  c.require(t.threads >= 0 && t.threads <= 4096, "train.threads", t.threads,
+            "must be in [0, 4096] (0 = all cores; more than 4x the cores are not used)");
   c.require(in_closed(t.timestep_uniform_mix, 0.0, 1.0), "train.timestep_uniform_mix",
             t.timestep_uniform_mix, "must be in [0, 1]");
 }
@@ -667,24 +670,11 @@ std::string config_to_yaml(const Config& config) {
 
 void save_config(const Config& config, const std::string& path) {
   const std::string text = config_to_yaml(config);
-  const fs::path target(path);
-  const std::string tmp = path + ".tmp";
-  std::error_code ec;
-  if (target.has_parent_path()) fs::create_directories(target.parent_path(), ec);  // else fails below
-  auto fail = [&](const std::string& why) {
-    std::error_code ignored;
-    fs::remove(tmp, ignored);
-    throw ConfigError("cannot write config '" + path + "': " + why);
-  };
-  {
-    std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
-    if (!out) fail("cannot open '" + tmp + "': " + std::strerror(errno));
-    out << text;
-    out.flush();
-    if (!out) fail("write to '" + tmp + "' failed");
+  try {
+    write_file_atomic(path, text);
+  } catch (const std::runtime_error& e) {
+    throw ConfigError(std::string("config: ") + e.what());
   }
-  fs::rename(tmp, target, ec);
-  if (ec) fail("rename from '" + tmp + "' failed: " + ec.message());
 }
 
 void validate(const Config& config, const std::string& source) {

@@ -2,8 +2,11 @@
 
 #include <torch/torch.h>
 
+#include <algorithm>
 #include <filesystem>
+#include <map>
 #include <sstream>
+#include <vector>
 
 #include "core/data/image_set.h"
 #include "core/util/paths.h"
@@ -46,6 +49,36 @@ std::string require_dir(const std::string& path, const std::string& what, const 
   if (!std::filesystem::is_directory(path))
     throw DataError(what + " not found: no folder " + path + (hint.empty() ? "" : " (" + hint + ")"));
   return path;
+}
+
+// `keep` examples taken evenly across the classes (the k-th of every class before the
+// (k+1)-th of any), in file order: the packaged splits are sorted by class, and their
+// first N would all be zeros.
+ImageSet balanced_subset(const ImageSet& set, int64_t keep) {
+  std::map<int64_t, std::vector<int64_t>> by_class;
+  for (int64_t i = 0; i < set.n; ++i) by_class[set.labels[static_cast<size_t>(i)]].push_back(i);
+  std::vector<int64_t> chosen;
+  for (size_t round = 0; static_cast<int64_t>(chosen.size()) < keep; ++round) {
+    for (const auto& [label, members] : by_class) {
+      if (round < members.size() && static_cast<int64_t>(chosen.size()) < keep)
+        chosen.push_back(members[round]);
+    }
+  }
+  std::sort(chosen.begin(), chosen.end());
+  ImageSet out;
+  out.n = keep;
+  out.channels = set.channels;
+  out.height = set.height;
+  out.width = set.width;
+  out.class_names = set.class_names;
+  const size_t stride = static_cast<size_t>(set.channels) * set.height * set.width;
+  out.pixels.reserve(stride * static_cast<size_t>(keep));
+  for (const int64_t i : chosen) {
+    const auto from = set.pixels.begin() + static_cast<ptrdiff_t>(stride * static_cast<size_t>(i));
+    out.pixels.insert(out.pixels.end(), from, from + static_cast<ptrdiff_t>(stride));
+    out.labels.push_back(set.labels[static_cast<size_t>(i)]);
+  }
+  return out;
 }
 
 }  // namespace
@@ -113,11 +146,7 @@ DatasetSplits load_dataset(const DataConfig& c) {
       throw DataError("bad dataset kind");
   }
   if (c.kind != DatasetKind::ImageFolder) check_size(train, c, what, path);
-  if (c.max_train > 0 && train.n > c.max_train) {
-    train.n = c.max_train;
-    train.pixels.resize(static_cast<size_t>(train.n) * train.channels * train.height * train.width);
-    train.labels.resize(train.n);
-  }
+  if (c.max_train > 0 && train.n > c.max_train) train = balanced_subset(train, c.max_train);
   out.train = to_tensors(train);
   out.test = to_tensors(test);
   out.shape = DataShape{train.channels, train.height, train.width, false,

@@ -1,8 +1,8 @@
 // A folder of images laid out like torchvision's ImageFolder: one sub-folder per class
 // (classes sorted by name), image files inside (not searched recursively). Files are
-// decoded by stb_image (PNG, JPEG, BMP, TGA), converted to grey or RGB, resized so the
+// decoded by read_image (stb_image: PNG, JPEG, BMP, TGA; size limits and
+// truncation checks), converted to grey or RGB, resized so the
 // short side equals `size` and centre-cropped to size x size.
-#include <stb_image.h>
 #include <stb_image_resize.h>
 
 #include <algorithm>
@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "core/data/image_set.h"
+#include "core/vision/png.h"
 
 namespace difflab {
 
@@ -72,24 +73,17 @@ std::vector<fs::path> list_subfolders(const fs::path& dir) {
   return dirs;
 }
 
-struct StbiFree {
-  void operator()(unsigned char* p) const { stbi_image_free(p); }
-};
-
 // Decodes `path` with `channels` channels, resizes the short side to `size`, centre-crops,
 // and appends the result as CHW planes to `out`.
 void load_one(const fs::path& path, int size, int channels, std::vector<uint8_t>& out) {
-  int w = 0;
-  int h = 0;
-  int stored = 0;
-  std::unique_ptr<unsigned char, StbiFree> decoded(
-      stbi_load(path.string().c_str(), &w, &h, &stored, channels));
-  if (!decoded) {
-    const char* why = stbi_failure_reason();
-    throw DataError("cannot read image '" + path.string() + "': " +
-                    (why != nullptr ? why : "unknown error"));
+  Image8 decoded;
+  try {
+    decoded = read_image(path.string(), channels);  // size limits, truncation checks
+  } catch (const std::runtime_error& e) {
+    throw DataError(e.what());
   }
-  if (w <= 0 || h <= 0) throw DataError("image '" + path.string() + "' is empty");
+  const int w = decoded.width;
+  const int h = decoded.height;
 
   // Short side -> size, long side scaled to keep the aspect ratio (at least size).
   int rw = size;
@@ -100,10 +94,10 @@ void load_one(const fs::path& path, int size, int channels, std::vector<uint8_t>
     rw = std::max(size, static_cast<int>(std::lround(double(w) * size / h)));
   }
   std::vector<uint8_t> resized;
-  const uint8_t* src = decoded.get();
+  const uint8_t* src = decoded.pixels.data();
   if (rw != w || rh != h) {
     resized.resize(size_t(rw) * rh * channels);
-    if (!stbir_resize_uint8(decoded.get(), w, h, 0, resized.data(), rw, rh, 0, channels)) {
+    if (!stbir_resize_uint8(decoded.pixels.data(), w, h, 0, resized.data(), rw, rh, 0, channels)) {
       throw DataError("cannot resize image '" + path.string() + "' from " + std::to_string(w) +
                       "x" + std::to_string(h) + " to " + std::to_string(rw) + "x" +
                       std::to_string(rh));

@@ -243,6 +243,16 @@ class UNetImpl : public DenoiserNetImpl {
         res = (res + 1) / 2;  // stride-2 conv with padding 1: ceil(res / 2)
       }
     }
+    // A resolution that matches no level would silently add no attention at all.
+    for (const int want : c.attention_resolutions) {
+      if (std::find(level_res.begin(), level_res.end(), want) != level_res.end()) continue;
+      std::string levels_text;
+      for (const int r : level_res) levels_text += (levels_text.empty() ? "" : ", ") + std::to_string(r);
+      throw std::invalid_argument("model.attention_resolutions: " + std::to_string(want) +
+                                  " matches no level of this UNet (its levels are " + levels_text +
+                                  " pixels for " + std::to_string(shape.height) + "x" +
+                                  std::to_string(shape.width) + " images)");
+    }
     m_middle_res1 = register_module("middle_res1", ResBlock(ch, ch, emb_dim, s));
     m_middle_attn = register_module("middle_attn", Attention(ch, c.num_heads, c.norm_groups));
     m_middle_res2 = register_module("middle_res2", ResBlock(ch, ch, emb_dim, s));

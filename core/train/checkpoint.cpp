@@ -1,8 +1,12 @@
 #include "core/train/checkpoint_io.h"
 
 #include <torch/torch.h>
-#include <unistd.h>
+#include <zlib.h>
 
+#include <algorithm>
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <iterator>
@@ -53,6 +57,82 @@ const KindRow* row_of_format(const std::string& format) {
   return nullptr;
 }
 
+// A checkpoint is a zip archive (LibTorch's format). Its end-of-central-directory record
+// may carry a comment, which zip readers (LibTorch, PyTorch, unzip) skip; Diffusion Lab
+// puts a CRC-32 of everything before the comment there. LibTorch does not check the zip's
+// own per-entry CRCs, so without this a flipped byte in a weight loads silently.
+constexpr uint32_t kEndOfDirectorySignature = 0x06054b50;
+constexpr size_t kEndOfDirectorySize = 22;  // without the comment
+constexpr std::string_view kSealPrefix = "difflab-crc32:";
+
+uint32_t read_le32(const std::string& b, size_t at) {
+  uint32_t v = 0;
+  for (int i = 3; i >= 0; --i) v = v << 8 | static_cast<uint8_t>(b[at + i]);
+  return v;
+}
+uint16_t read_le16(const std::string& b, size_t at) {
+  return static_cast<uint16_t>(static_cast<uint8_t>(b[at]) | static_cast<uint8_t>(b[at + 1]) << 8);
+}
+
+// Where the end-of-central-directory record starts whose comment runs to the end of the
+// file; npos when there is none.
+size_t find_end_of_directory(const std::string& b) {
+  if (b.size() < kEndOfDirectorySize) return std::string::npos;
+  const size_t lowest = b.size() > kEndOfDirectorySize + 0xFFFF
+                            ? b.size() - kEndOfDirectorySize - 0xFFFF : 0;
+  for (size_t at = b.size() - kEndOfDirectorySize;; --at) {
+    if (read_le32(b, at) == kEndOfDirectorySignature &&
+        at + kEndOfDirectorySize + read_le16(b, at + 20) == b.size())
+      return at;
+    if (at == lowest) return std::string::npos;
+  }
+}
+
+// CRC-32 of the archive as written without a comment: bytes up to the comment-length
+// field, then that field as zero.
+uint32_t archive_crc(const std::string& b, size_t eocd) {
+  const size_t length_field = eocd + kEndOfDirectorySize - 2;
+  uLong crc = crc32(0L, Z_NULL, 0);
+  for (size_t done = 0; done < length_field;) {
+    const size_t n = std::min<size_t>(length_field - done, size_t{1} << 30);
+    crc = crc32(crc, reinterpret_cast<const Bytef*>(b.data() + done), static_cast<uInt>(n));
+    done += n;
+  }
+  const Bytef zeros[2] = {0, 0};
+  return static_cast<uint32_t>(crc32(crc, zeros, 2));
+}
+
+std::string hex32(uint32_t v) {
+  char buf[9];
+  std::snprintf(buf, sizeof buf, "%08x", v);
+  return buf;
+}
+
+// Adds the CRC comment to an archive LibTorch just wrote (which has no comment).
+void seal_archive(std::string& b, const std::string& path) {
+  const size_t eocd = find_end_of_directory(b);
+  if (eocd == std::string::npos || read_le16(b, eocd + 20) != 0)
+    throw CheckpointError("checkpoint " + path + ": LibTorch wrote an archive without a zip directory");
+  const std::string comment = std::string(kSealPrefix) + hex32(archive_crc(b, eocd));
+  b[eocd + 20] = static_cast<char>(comment.size() & 0xFF);
+  b[eocd + 21] = static_cast<char>(comment.size() >> 8);
+  b += comment;
+}
+
+// Checks the CRC comment. Archives without one (written before checksums) pass.
+void check_seal(const std::string& b, const std::string& what) {
+  const size_t eocd = find_end_of_directory(b);
+  if (eocd == std::string::npos) return;  // LibTorch's reader gives the error
+  const std::string comment = b.substr(eocd + kEndOfDirectorySize);
+  if (comment.rfind(kSealPrefix, 0) != 0) return;
+  const std::string stored = comment.substr(kSealPrefix.size());
+  const std::string actual = hex32(archive_crc(b, eocd));
+  if (stored != actual)
+    throw CheckpointError(what + "corrupt: its checksum is " + actual + ", the file says " +
+                          stored + " (the file changed after it was written; use an earlier "
+                          "checkpoint)");
+}
+
 }  // namespace
 
 std::string_view checkpoint_format(CheckpointKind kind) { return row(kind).format; }
@@ -68,8 +148,16 @@ void open_checkpoint(const std::string& path, torch::serialize::InputArchive& ar
   const std::string what = std::string(want.name) + " " + path + ": ";
   if (!fs::exists(path)) throw CheckpointError(what + "no such file");
   if (fs::is_directory(path)) throw CheckpointError(what + "is a folder, not a file");
+  std::string bytes;
+  {
+    std::ifstream in(path, std::ios::binary);
+    if (!in) throw CheckpointError(what + "cannot open: " + std::strerror(errno));
+    bytes.assign(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+    if (in.bad()) throw CheckpointError(what + "cannot read: " + std::strerror(errno));
+  }
+  check_seal(bytes, what);
   try {
-    archive.load_from(path, torch::kCPU);
+    archive.load_from(bytes.data(), bytes.size(), torch::kCPU);
   } catch (const c10::Error& e) {
     std::string msg = e.what_without_backtrace();
     throw CheckpointError(what + "cannot be read (truncated or not a " + std::string(want.name) +
@@ -181,21 +269,20 @@ void write_shape(torch::serialize::OutputArchive& archive, const DataShape& shap
 }
 
 void save_archive_atomic(torch::serialize::OutputArchive& archive, const std::string& path) {
-  const fs::path target(path);
-  if (target.has_parent_path()) make_dirs(target.parent_path().string());
-  const std::string tmp = path + ".tmp" + std::to_string(::getpid());
+  std::string bytes;
   try {
-    archive.save_to(tmp);
+    archive.save_to([&bytes](const void* data, size_t size) {
+      bytes.append(static_cast<const char*>(data), size);
+      return size;
+    });
   } catch (const c10::Error& e) {
-    std::error_code ec;
-    fs::remove(tmp, ec);
-    throw CheckpointError("checkpoint " + path + ": cannot write: " + e.what_without_backtrace());
+    throw CheckpointError("checkpoint " + path + ": cannot serialise: " + e.what_without_backtrace());
   }
-  std::error_code ec;
-  fs::rename(tmp, target, ec);
-  if (ec) {
-    fs::remove(tmp, ec);
-    throw CheckpointError("checkpoint " + path + ": cannot rename into place: " + ec.message());
+  seal_archive(bytes, path);
+  try {
+    write_file_atomic(path, bytes);
+  } catch (const std::runtime_error& e) {
+    throw CheckpointError(std::string("checkpoint: ") + e.what());
   }
 }
 

@@ -1,7 +1,9 @@
 #include "core/train/metrics_log.h"
 
+#include <cerrno>
 #include <cmath>
 #include <cstdio>
+#include <cstring>
 #include <filesystem>
 #include <stdexcept>
 #include <system_error>
@@ -80,7 +82,7 @@ MetricsLog::MetricsLog(const std::string& dir, std::vector<std::string> columns)
     m_csv.open(m_csv_path, std::ios::binary | std::ios::trunc);
     if (m_csv) m_csv << header << '\n';
   }
-  if (!m_csv) throw std::runtime_error("cannot open metrics log '" + m_csv_path + "'");
+  if (!m_csv) throw std::runtime_error("cannot open metrics log '" + m_csv_path + "': " + std::strerror(errno));
   m_csv.flush();
 
   m_tb = std::make_unique<TensorBoardWriter>((fs::path(dir) / "tb").string());
@@ -102,12 +104,12 @@ void MetricsLog::write(int64_t step, const std::vector<double>& values) {
     m_tb->add_scalar(m_columns[i], static_cast<float>(values[i]), step);
   }
   m_csv << row << '\n';
-  if (!m_csv) throw std::runtime_error("cannot write metrics log '" + m_csv_path + "'");
+  if (!m_csv) throw std::runtime_error("cannot write metrics log '" + m_csv_path + "': " + std::strerror(errno));
 }
 
 void MetricsLog::flush() {
   m_csv.flush();
-  if (!m_csv) throw std::runtime_error("cannot write metrics log '" + m_csv_path + "'");
+  if (!m_csv) throw std::runtime_error("cannot write metrics log '" + m_csv_path + "': " + std::strerror(errno));
   m_tb->flush();
 }
 

@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include <array>
+#include <cerrno>
 #include <chrono>
 #include <cstring>
 #include <ctime>
@@ -134,7 +135,7 @@ TensorBoardWriter::TensorBoardWriter(const std::string& log_dir) {
   for (int n = 1; std::filesystem::exists(m_path); ++n) m_path = base + "." + std::to_string(n);
 
   m_out.open(m_path, std::ios::binary | std::ios::trunc);
-  if (!m_out) throw std::runtime_error("cannot create TensorBoard event file '" + m_path + "'");
+  if (!m_out) throw std::runtime_error("cannot create TensorBoard event file '" + m_path + "': " + std::strerror(errno));
 
   std::string event = event_header(0);
   put_bytes_field(event, 3, kFileVersion);
@@ -156,7 +157,7 @@ void TensorBoardWriter::add_scalar(const std::string& tag, float value, int64_t 
 
 void TensorBoardWriter::flush() {
   m_out.flush();
-  if (!m_out) throw std::runtime_error("cannot write TensorBoard event file '" + m_path + "'");
+  if (!m_out) throw std::runtime_error("cannot write TensorBoard event file '" + m_path + "': " + std::strerror(errno));
 }
 
 void TensorBoardWriter::write_record(const std::string& payload) {
@@ -171,7 +172,7 @@ void TensorBoardWriter::write_record(const std::string& payload) {
   m_out.write(header.data(), static_cast<std::streamsize>(header.size()));
   m_out.write(payload.data(), static_cast<std::streamsize>(payload.size()));
   m_out.write(footer.data(), static_cast<std::streamsize>(footer.size()));
-  if (!m_out) throw std::runtime_error("cannot write TensorBoard event file '" + m_path + "'");
+  if (!m_out) throw std::runtime_error("cannot write TensorBoard event file '" + m_path + "': " + std::strerror(errno));
 }
 
 }  // namespace difflab

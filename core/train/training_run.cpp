@@ -53,6 +53,9 @@ TrainingRun::TrainingRun(std::unique_ptr<Trainer> trainer, RunOptions options)
                              "' already holds a run (config.yaml, metrics.csv or checkpoints/): "
                              "resume it, or choose another folder; nothing in it was changed");
   const Config& c = m_trainer->config();
+  // What a process killed mid-write left behind (never a file the run points at).
+  for (const char* sub : {"", "checkpoints", "samples"})
+    remove_stale_temp_files((fs::path(m_options.dir) / sub).string());
   make_dirs((fs::path(m_options.dir) / "samples").string());
   save_config(c, (fs::path(m_options.dir) / "config.yaml").string());
   m_hybrid = c.diffusion.loss == LossKind::Hybrid;

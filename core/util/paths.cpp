@@ -1,6 +1,14 @@
 #include "core/util/paths.h"
 
+#include <fcntl.h>
+#include <signal.h>
 #include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstdint>
+#include <limits>
+#include <regex>
 
 #include <atomic>
 #include <cstdlib>
@@ -61,32 +69,130 @@ void make_dirs(const std::string& dir) {
   }
 }
 
-void write_file_atomic(const std::string& path, const std::string& bytes) {
+namespace {
+
+// $DIFFLAB_FAULT_WRITE_LIMIT: bytes this process may write before writes fail (tests).
+constexpr const char* kFaultWriteLimitEnv = "DIFFLAB_FAULT_WRITE_LIMIT";
+
+std::atomic<int64_t>& fault_budget() {
+  static std::atomic<int64_t> budget{[] {
+    const char* env = std::getenv(kFaultWriteLimitEnv);
+    if (env == nullptr || env[0] == '\0') return int64_t{-1};
+    char* end = nullptr;
+    const long long v = std::strtoll(env, &end, 10);
+    return (end != env && *end == '\0' && v >= 0) ? static_cast<int64_t>(v) : int64_t{-1};
+  }()};
+  return budget;
+}
+
+// write(2) of everything, retrying after signals and short writes; false with errno set.
+bool write_all(int fd, const char* data, size_t size) {
+  auto& budget = fault_budget();
+  while (size > 0) {
+    size_t chunk = size;
+    if (budget.load() >= 0) {
+      const int64_t left = budget.load();
+      if (left <= 0) {
+        errno = ENOSPC;
+        return false;
+      }
+      chunk = std::min<size_t>(chunk, static_cast<size_t>(left));
+    }
+    const ssize_t n = ::write(fd, data, chunk);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      return false;
+    }
+    if (budget.load() >= 0) budget -= n;
+    data += n;
+    size -= static_cast<size_t>(n);
+  }
+  return true;
+}
+
+std::string errno_text(int err) { return std::error_code(err, std::generic_category()).message(); }
+
+// The folder `path` lies in ("." for a bare name).
+fs::path folder_of(const std::string& path) {
   const fs::path parent = fs::path(path).parent_path();
-  if (!parent.empty()) make_dirs(parent.string());
+  return parent.empty() ? fs::path(".") : parent;
+}
+
+}  // namespace
+
+void inject_write_failure_after(int64_t bytes) { fault_budget() = bytes < 0 ? -1 : bytes; }
+
+void write_file_atomic(const std::string& path, std::string_view bytes) {
+  const std::string what = "cannot write '" + path + "': ";
+  if (path.empty()) throw std::runtime_error("cannot write a file with an empty name");
+  std::error_code ec;
+  if (fs::is_directory(path, ec)) throw std::runtime_error(what + "it is a folder");
+  try {
+    make_dirs(folder_of(path).string());
+  } catch (const std::runtime_error& e) {
+    throw std::runtime_error(what + e.what());
+  }
 
   const std::string temp = temp_path_for(path);
-  bool ok = false;
-  {
-    std::ofstream out(temp, std::ios::binary | std::ios::trunc);
-    if (out) {
-      out.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
-      out.flush();
-      out.close();
-      ok = !out.fail();
-    }
+  const int fd = ::open(temp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0666);
+  if (fd < 0) throw std::runtime_error(what + errno_text(errno));
+  int err = 0;
+  if (!write_all(fd, bytes.data(), bytes.size())) err = errno;
+  // fsync before the rename: after a power cut the new name never points at a file
+  // whose blocks were not written yet.
+  if (err == 0 && ::fsync(fd) != 0) err = errno;
+  if (::close(fd) != 0 && err == 0) err = errno;
+  if (err == 0 && ::rename(temp.c_str(), path.c_str()) != 0) err = errno;
+  if (err != 0) {
+    ::unlink(temp.c_str());
+    throw std::runtime_error(what + errno_text(err));
   }
+  // Make the rename itself durable; a failure here loses nothing that was there before.
+  const int dir = ::open(folder_of(path).c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (dir >= 0) {
+    ::fsync(dir);
+    ::close(dir);
+  }
+}
+
+void check_can_write(const std::string& path) {
+  const std::string what = "cannot write '" + path + "': ";
+  if (path.empty()) throw std::runtime_error("cannot write a file with an empty name");
   std::error_code ec;
-  if (ok) {
-    fs::rename(temp, path, ec);
-    ok = !ec;
+  if (fs::is_directory(path, ec)) throw std::runtime_error(what + "it is a folder");
+  try {
+    make_dirs(folder_of(path).string());
+  } catch (const std::runtime_error& e) {
+    throw std::runtime_error(what + e.what());
   }
-  if (!ok) {
-    std::error_code ignored;
-    fs::remove(temp, ignored);
-    throw std::runtime_error("cannot write '" + path + "'" +
-                             (ec ? ": " + ec.message() : std::string()));
+  const std::string probe = temp_path_for(path);
+  const int fd = ::open(probe.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0666);
+  if (fd < 0) throw std::runtime_error(what + errno_text(errno));
+  ::close(fd);
+  ::unlink(probe.c_str());
+}
+
+int remove_stale_temp_files(const std::string& dir) {
+  // `<name>.tmp.<pid>.<n>[.ext]` (this helper, older PNG writer) and `<name>.tmp<pid>`
+  // (the checkpoint writer before it).
+  static const std::regex kTemp(R"(.+\.tmp\.?(\d+)(\.\d+)?(\.[A-Za-z]+)?)");
+  int removed = 0;
+  std::error_code ec;
+  for (fs::directory_iterator it(dir, ec), end; !ec && it != end; it.increment(ec)) {
+    std::smatch m;
+    const std::string name = it->path().filename().string();
+    if (!std::regex_match(name, m, kTemp)) continue;
+    std::error_code type_ec;
+    if (!it->is_regular_file(type_ec)) continue;
+    const long long pid = std::strtoll(m[1].str().c_str(), nullptr, 10);
+    if (pid == ::getpid()) continue;  // this process may be writing it right now
+    const bool alive = pid > 0 && pid <= std::numeric_limits<pid_t>::max() &&
+                       (::kill(static_cast<pid_t>(pid), 0) == 0 || errno == EPERM);
+    if (alive) continue;
+    std::error_code rm_ec;
+    if (fs::remove(it->path(), rm_ec)) ++removed;
   }
+  return removed;
 }
 
 }  // namespace difflab

@@ -2,7 +2,9 @@
 // atomic file replacement.
 #pragma once
 
+#include <cstdint>
 #include <string>
+#include <string_view>
 
 namespace difflab {
 
@@ -12,9 +14,26 @@ std::string data_dir();
 // Resolves a config path: absolute paths as they are; relative ones against the
 // working directory first, then against the source tree.
 std::string resolve_path(const std::string& path);
-// Writes `bytes` to `path` through a temporary file in the same folder and a rename,
-// so a crash never leaves a half-written file. Creates the parent folder.
-void write_file_atomic(const std::string& path, const std::string& bytes);
+// Writes `bytes` to `path` through a temporary file in the same folder
+// (`<path>.tmp.<pid>.<n>`), fsync and a rename, so a crash or a full disk never leaves a
+// half-written file and never replaces the previous one. Creates the parent folder.
+// Every app file (PNG, GIF, CSV, YAML, checkpoint) is written through here. Throws
+// std::runtime_error "cannot write '<path>': <errno text>"; the temporary is removed.
+//
+// Testing hook: $DIFFLAB_FAULT_WRITE_LIMIT=N makes writes through this function fail
+// with ENOSPC once the process has written N bytes in all (a full disk on demand).
+void write_file_atomic(const std::string& path, std::string_view bytes);
+// The same full disk from inside a test: writes through write_file_atomic fail with
+// ENOSPC once `bytes` more have been written (-1: never, the default).
+void inject_write_failure_after(int64_t bytes);
+// Checks, before long work, that a file can be created at `path` (its folder exists or
+// can be made, and is writable) without touching any existing file there. Throws
+// std::runtime_error "cannot write '<path>': <reason>".
+void check_can_write(const std::string& path);
+// Removes the temporary files that write_file_atomic (or an older checkpoint writer,
+// `<name>.tmp<pid>`) left in `dir` when its process died mid-write: only those whose
+// process is no longer running. Returns how many were removed. Never throws.
+int remove_stale_temp_files(const std::string& dir);
 // Makes `dir` and its parents; throws std::runtime_error naming it on failure.
 void make_dirs(const std::string& dir);
 

@@ -98,8 +98,13 @@ bool configure_allocator() {
 #endif
 }
 
+int max_threads() {
+  const int cores = static_cast<int>(std::thread::hardware_concurrency());
+  return std::max(8, 4 * std::max(cores, 1));
+}
+
 int configure_threads(int threads, int reserve) {
-  int n = threads;
+  int n = std::min(threads, max_threads());
   if (n <= 0) {
     const int cores = static_cast<int>(std::thread::hardware_concurrency());
     n = std::max(1, (cores > 0 ? cores : 1) - reserve);

@@ -25,8 +25,12 @@ void ensure_blas_environment(int argc, char** argv);
 // jemalloc and tcmalloc, in README ("Speed"). Returns false where it cannot (not glibc).
 bool configure_allocator();
 
-// Intra-op threads for LibTorch: `threads` > 0 as given, else all cores minus
-// `reserve` (at least 1). Returns the number set.
+// The most intra-op threads worth asking for: 4x the cores (at least 8). Beyond that
+// each parallel region's barrier waits on threads that never get a core (2000 threads
+// on 2 cores took minutes a step; 2^31 ran libgomp out of memory).
+int max_threads();
+// Intra-op threads for LibTorch: `threads` > 0 as given (at most max_threads()), else
+// all cores minus `reserve` (at least 1). Returns the number set.
 int configure_threads(int threads, int reserve = 0);
 
 // Lowers the scheduling priority of the calling thread only (Linux: nice is per thread)

@@ -15,9 +15,21 @@ struct Image8 {
   std::vector<uint8_t> pixels;
 };
 
-// Writes atomically (temp file + rename); throws std::runtime_error naming the path.
+// Images larger than this are refused before any pixel is decoded (a small file can
+// declare a huge picture). The app uses 28x28 to 64x64; photos for an image folder are
+// scaled down, and a 24-megapixel camera picture still loads.
+constexpr int kMaxImageSide = 16384;
+constexpr int64_t kMaxImagePixels = int64_t{64} << 20;  // 64 Mi pixels (8192x8192)
+
+// Encodes a PNG in memory.
+std::string encode_png(const Image8& image);
+// Writes atomically (write_file_atomic); throws std::runtime_error naming the path and
+// the reason (errno text).
 void write_png(const std::string& path, const Image8& image);
-// Reads PNG/JPG/BMP/TGA; `channels` 0 = as stored. Throws naming the path.
+// Reads PNG/JPG/BMP/GIF/TGA/PNM; `channels` 0 = as stored. Checks the declared size
+// against the limits above before decoding, and that a JPEG or BMP is complete (stb
+// would decode a truncated one as grey or black). Throws std::runtime_error naming the
+// path and the problem.
 Image8 read_image(const std::string& path, int channels = 0);
 
 }  // namespace difflab

@@ -1,0 +1,345 @@
+// Hostile input and faults, in-process: every case asserts the exact message (naming the
+// file and the problem) and that what was on disk before is byte for byte the same after.
+// The command-line cases, kill -9 and a real full disk are in cli_faults.sh.
+#include <gtest/gtest.h>
+#include <stb_image_write.h>
+#include <sys/wait.h>
+#include <torch/torch.h>
+#include <unistd.h>
+#include <zlib.h>
+
+#include <algorithm>
+#include <filesystem>
+#include <fstream>
+#include <functional>
+#include <iterator>
+#include <string>
+
+#include "core/data/dataset.h"
+#include "core/data/image_set.h"
+#include "core/train/checkpoint.h"
+#include "core/train/run_folder.h"
+#include "core/train/trainer.h"
+#include "core/train/training_run.h"
+#include "core/util/paths.h"
+#include "core/vision/png.h"
+
+#ifndef DIFFLAB_TEST_TMP
+#error "DIFFLAB_TEST_TMP must be defined by the build (a folder for temporary files)"
+#endif
+
+using namespace difflab;
+namespace fs = std::filesystem;
+
+namespace {
+
+std::string temp_dir(const std::string& name) {
+  const fs::path dir = fs::path(DIFFLAB_TEST_TMP) / ("faults_" + name);
+  fs::remove_all(dir);
+  fs::create_directories(dir);
+  return dir.string();
+}
+
+std::string read_bytes(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  return std::string(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+}
+
+void write_bytes(const std::string& path, const std::string& bytes) {
+  std::ofstream out(path, std::ios::binary | std::ios::trunc);
+  out.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
+}
+
+// The message of what `f` throws ("" when it throws nothing).
+std::string error_of(const std::function<void()>& f) {
+  try {
+    f();
+  } catch (const std::exception& e) {
+    return e.what();
+  }
+  return "";
+}
+
+// Names of the files in `dir` that look like temporaries.
+std::vector<std::string> temp_files(const std::string& dir) {
+  std::vector<std::string> out;
+  for (const auto& e : fs::directory_iterator(dir))
+    if (e.path().filename().string().find(".tmp") != std::string::npos)
+      out.push_back(e.path().filename().string());
+  return out;
+}
+
+// Turns injected write failures off again whatever the test does.
+struct WriteFaultGuard {
+  ~WriteFaultGuard() { inject_write_failure_after(-1); }
+};
+
+// A PNG chunk: length, type, data, CRC of type + data.
+std::string png_chunk(const std::string& type, const std::string& data) {
+  auto be32 = [](uint32_t v) {
+    return std::string{static_cast<char>(v >> 24), static_cast<char>(v >> 16),
+                       static_cast<char>(v >> 8), static_cast<char>(v)};
+  };
+  const std::string body = type + data;
+  const auto crc = static_cast<uint32_t>(
+      crc32(0, reinterpret_cast<const Bytef*>(body.data()), static_cast<uInt>(body.size())));
+  return be32(static_cast<uint32_t>(data.size())) + body + be32(crc);
+}
+
+// A valid-looking PNG header declaring width x height grey pixels, with a few bytes of
+// image data: small on disk, huge once decoded.
+std::string png_declaring(uint32_t width, uint32_t height) {
+  std::string ihdr;
+  for (uint32_t v : {width, height})
+    for (int s = 24; s >= 0; s -= 8) ihdr += static_cast<char>(v >> s);
+  ihdr += std::string{8, 0, 0, 0, 0};  // 8-bit grey, deflate, no filter, no interlace
+  std::string idat(64, '\0');
+  return std::string("\x89PNG\r\n\x1a\n", 8) + png_chunk("IHDR", ihdr) + png_chunk("IDAT", idat) +
+         png_chunk("IEND", "");
+}
+
+void append_to(void* context, void* data, int size) {
+  static_cast<std::string*>(context)->append(static_cast<const char*>(data), size);
+}
+
+std::string encoded(const char* format, int w, int h) {
+  std::vector<uint8_t> pixels(static_cast<size_t>(w) * h * 3);
+  for (size_t i = 0; i < pixels.size(); ++i) pixels[i] = static_cast<uint8_t>(i * 7 % 251);
+  std::string bytes;
+  if (std::string(format) == "jpg")
+    stbi_write_jpg_to_func(append_to, &bytes, w, h, 3, pixels.data(), 90);
+  else
+    stbi_write_bmp_to_func(append_to, &bytes, w, h, 3, pixels.data());
+  return bytes;
+}
+
+Config toy_config() {
+  Config c;
+  c.data.kind = DatasetKind::Toy2d;
+  c.data.toy = Toy2dKind::TwoMoons;
+  c.data.toy_points = 256;
+  c.model.kind = ModelKind::Mlp;
+  c.model.mlp_hidden = 32;
+  c.model.mlp_layers = 2;
+  c.diffusion.timesteps = 50;
+  c.train.batch_size = 16;
+  c.train.steps = 6;
+  c.train.log_every = 1;
+  c.train.eval_every = 0;
+  c.train.sample_every = 0;
+  c.train.checkpoint_every = 0;
+  c.train.autosave_minutes = 0;
+  c.sample.steps = 4;
+  return c;
+}
+
+std::unique_ptr<Trainer> make_trainer(const Config& c) {
+  auto data = std::make_shared<DatasetSplits>(load_dataset(c.data));
+  return std::make_unique<Trainer>(c, data, torch::kCPU);
+}
+
+}  // namespace
+
+// ---- the one atomic-write helper ----
+
+TEST(AtomicWrite, FullDiskKeepsThePreviousFileAndLeavesNoTemporary) {
+  WriteFaultGuard guard;
+  const std::string dir = temp_dir("full_disk");
+  const std::string path = dir + "/grid.png";
+  write_file_atomic(path, "the user's picture");
+  inject_write_failure_after(10);
+  EXPECT_EQ(error_of([&] { write_file_atomic(path, std::string(1000, 'x')); }),
+            "cannot write '" + path + "': No space left on device");
+  EXPECT_EQ(read_bytes(path), "the user's picture");
+  EXPECT_TRUE(temp_files(dir).empty());
+}
+
+TEST(AtomicWrite, ErrorsNameTheFileAndTheReason) {
+  const std::string dir = temp_dir("reasons");
+  write_bytes(dir + "/file", "x");
+  EXPECT_EQ(error_of([&] { write_file_atomic(dir, "x"); }),
+            "cannot write '" + dir + "': it is a folder");
+  const std::string under_file = dir + "/file/out.csv";
+  EXPECT_EQ(error_of([&] { write_file_atomic(under_file, "x"); }),
+            "cannot write '" + under_file + "': cannot create directory '" + dir +
+                "/file': Not a directory");
+  EXPECT_EQ(error_of([&] { check_can_write(under_file); }),
+            "cannot write '" + under_file + "': cannot create directory '" + dir +
+                "/file': Not a directory");
+  EXPECT_EQ(read_bytes(dir + "/file"), "x");
+}
+
+TEST(AtomicWrite, StaleTemporariesOfDeadProcessesAreRemovedOthersKept) {
+  const std::string dir = temp_dir("stale");
+  const pid_t child = fork();
+  if (child == 0) _exit(0);
+  waitpid(child, nullptr, 0);  // `child` is now a pid no process has
+  const std::string dead = std::to_string(child);
+  const std::string alive = std::to_string(getppid());
+  const std::string mine = std::to_string(getpid());
+  for (const std::string& name :
+       {"step_2.pt.tmp." + dead + ".0", "step_3.pt.tmp" + dead, "s.png.tmp." + dead + ".4.png",
+        "step_4.pt.tmp." + alive + ".0", "step_5.pt.tmp." + mine + ".1", std::string("notes.tmp.txt"),
+        std::string("step_6.pt")})
+    write_bytes(dir + "/" + name, "x");
+  EXPECT_EQ(remove_stale_temp_files(dir), 3);
+  std::vector<std::string> left;
+  for (const auto& e : fs::directory_iterator(dir)) left.push_back(e.path().filename().string());
+  std::sort(left.begin(), left.end());
+  EXPECT_EQ(left, (std::vector<std::string>{"notes.tmp.txt", "step_4.pt.tmp." + alive + ".0",
+                                            "step_5.pt.tmp." + mine + ".1", "step_6.pt"}));
+  EXPECT_EQ(remove_stale_temp_files(dir + "/missing"), 0);
+}
+
+// ---- images: declared sizes, truncation, wrong kinds of file ----
+
+TEST(HostileImages, HugeDeclaredSizeIsRefusedBeforeDecoding) {
+  const std::string dir = temp_dir("huge");
+  const std::string path = dir + "/huge.png";
+  write_bytes(path, png_declaring(20000, 20000));
+  EXPECT_EQ(error_of([&] { read_image(path); }),
+            "cannot read image '" + path +
+                "': the file declares 20000x20000 pixels; images up to 64 Mi pixels (16384 a side) "
+                "are read");
+  write_bytes(path, png_declaring(1, 100000));
+  EXPECT_NE(error_of([&] { read_image(path); }).find("declares 1x100000 pixels"), std::string::npos);
+}
+
+TEST(HostileImages, TruncatedJpegAndBmpAreErrorsNotGreyPictures) {
+  const std::string dir = temp_dir("truncated");
+  const std::string jpg = encoded("jpg", 64, 48);
+  const std::string bmp = encoded("bmp", 30, 20);
+  write_bytes(dir + "/whole.jpg", jpg);
+  write_bytes(dir + "/whole.bmp", bmp);
+  EXPECT_EQ(read_image(dir + "/whole.jpg").width, 64);
+  EXPECT_EQ(read_image(dir + "/whole.bmp").height, 20);
+
+  write_bytes(dir + "/cut.jpg", jpg.substr(0, jpg.size() * 2 / 3));
+  EXPECT_EQ(error_of([&] { read_image(dir + "/cut.jpg"); }),
+            "cannot read image '" + dir +
+                "/cut.jpg': the file ends before the end-of-image marker (truncated JPEG)");
+  write_bytes(dir + "/head.jpg", jpg.substr(0, 40));
+  EXPECT_NE(error_of([&] { read_image(dir + "/head.jpg"); }).find("JPEG"), std::string::npos);
+  write_bytes(dir + "/cut.bmp", bmp.substr(0, bmp.size() - 100));
+  EXPECT_EQ(error_of([&] { read_image(dir + "/cut.bmp"); }),
+            "cannot read image '" + dir + "/cut.bmp': the pixel data ends after " +
+                std::to_string(bmp.size() - 100) + " of " + std::to_string(bmp.size()) +
+                " bytes (truncated BMP)");
+}
+
+TEST(HostileImages, FoldersEmptyAndForeignFilesSayWhatTheyAre) {
+  const std::string dir = temp_dir("kinds");
+  EXPECT_EQ(error_of([&] { read_image(dir); }),
+            "cannot read image '" + dir + "': it is a folder, not an image file");
+  EXPECT_EQ(error_of([&] { read_image(dir + "/none.png"); }),
+            "cannot read image '" + dir + "/none.png': no such file");
+  write_bytes(dir + "/empty.png", "");
+  EXPECT_EQ(error_of([&] { read_image(dir + "/empty.png"); }),
+            "cannot read image '" + dir + "/empty.png': the file is empty");
+  write_bytes(dir + "/notes.png", "these are my notes, not a picture\n");
+  EXPECT_NE(error_of([&] { read_image(dir + "/notes.png"); })
+                .find("': not a PNG, JPEG, BMP, GIF, TGA or PNM image"),
+            std::string::npos);
+}
+
+// ---- checkpoints: the checksum ----
+
+TEST(HostileCheckpoints, ACorruptedByteIsFoundAndTheFileLeftAsItWas) {
+  const std::string dir = temp_dir("checksum");
+  const std::string path = dir + "/step_6.pt";
+  auto trainer = make_trainer(toy_config());
+  for (int i = 0; i < 3; ++i) trainer->train_step();
+  trainer->save_checkpoint(path);
+  EXPECT_NO_THROW(load_checkpoint_model(path, true, torch::kCPU));
+
+  std::string bytes = read_bytes(path);
+  // Flip bytes in the middle (tensor data: LibTorch itself never notices).
+  for (size_t i = bytes.size() / 2; i < bytes.size() / 2 + 64; ++i) bytes[i] = static_cast<char>(~bytes[i]);
+  write_bytes(path, bytes);
+  const std::string message = error_of([&] { load_checkpoint_model(path, true, torch::kCPU); });
+  EXPECT_EQ(message.rfind("model checkpoint " + path + ": corrupt: its checksum is ", 0), 0u) << message;
+  EXPECT_NE(message.find("(the file changed after it was written; use an earlier checkpoint)"),
+            std::string::npos);
+  EXPECT_EQ(read_bytes(path), bytes);
+  auto resumed = make_trainer(toy_config());
+  EXPECT_EQ(error_of([&] { resumed->load_checkpoint(path); }), message);
+}
+
+TEST(HostileCheckpoints, TheChecksumIsAZipCommentOtherReadersSkip) {
+  const std::string dir = temp_dir("comment");
+  const std::string path = dir + "/c.pt";
+  auto trainer = make_trainer(toy_config());
+  trainer->save_checkpoint(path);
+  const std::string bytes = read_bytes(path);
+  const std::string comment_tag = "difflab-crc32:";
+  const size_t at = bytes.rfind(comment_tag);
+  ASSERT_NE(at, std::string::npos);
+  EXPECT_EQ(bytes.size() - at, comment_tag.size() + 8);
+  // The zip's end record says how long the comment is (its last two bytes before it).
+  EXPECT_EQ(static_cast<uint8_t>(bytes[at - 2]), comment_tag.size() + 8);
+  // A checkpoint from before checksums (no comment) still loads.
+  std::string old = bytes.substr(0, at);
+  old[at - 2] = 0;
+  write_bytes(path, old);
+  EXPECT_NO_THROW(load_checkpoint_model(path, true, torch::kCPU));
+  // A wrong checksum in the comment is reported too.
+  std::string wrong = bytes;
+  wrong[wrong.size() - 1] = wrong.back() == '0' ? '1' : '0';
+  write_bytes(path, wrong);
+  EXPECT_NE(error_of([&] { load_checkpoint_model(path, true, torch::kCPU); }).find("corrupt"),
+            std::string::npos);
+}
+
+TEST(HostileCheckpoints, AFullDiskDuringACheckpointKeepsTheRunResumable) {
+  WriteFaultGuard guard;
+  const std::string dir = temp_dir("run_full_disk");
+  const Config c = toy_config();
+  RunOptions options;
+  options.dir = dir;
+  TrainingRun run(make_trainer(c), options);
+  for (int i = 0; i < 2; ++i) run.step();
+  const std::string first = run.checkpoint();
+  const std::string first_bytes = read_bytes(first);
+  run.step();
+  inject_write_failure_after(1000);
+  const std::string message = error_of([&] { run.checkpoint(); });
+  EXPECT_EQ(message, "checkpoint: cannot write '" + dir +
+                         "/checkpoints/step_00000003.pt': No space left on device");
+  inject_write_failure_after(-1);
+  EXPECT_EQ(latest_checkpoint(dir), first);
+  EXPECT_EQ(read_bytes(first), first_bytes);
+  EXPECT_TRUE(temp_files(dir + "/checkpoints").empty());
+  // metrics.csv already holds the steps (written as they happen).
+  std::ifstream metrics(dir + "/metrics.csv");
+  int rows = 0;
+  for (std::string line; std::getline(metrics, line);) ++rows;
+  EXPECT_EQ(rows, 1 + 3);
+}
+
+// ---- data: a subset of a class-sorted split has every class ----
+
+TEST(HostileData, MaxTrainOnAClassSortedSplitKeepsEveryClass) {
+  const std::string dir = temp_dir("sorted");
+  ImageSet set;
+  set.n = 100;
+  set.height = 4;
+  set.width = 4;
+  for (int64_t i = 0; i < set.n; ++i) {
+    set.labels.push_back(i / 10);  // 0,0,...,1,1,...: sorted as the packaged splits are
+    for (int p = 0; p < 16; ++p) set.pixels.push_back(static_cast<uint8_t>(i));
+  }
+  write_idx_images(dir + "/train-images-idx3-ubyte", set);
+  write_idx_labels(dir + "/train-labels-idx1-ubyte", set.labels);
+  write_idx_images(dir + "/t10k-images-idx3-ubyte", set);
+  write_idx_labels(dir + "/t10k-labels-idx1-ubyte", set.labels);
+  DataConfig c;
+  c.kind = DatasetKind::Idx;
+  c.path = dir;
+  c.image_size = 4;
+  c.max_train = 25;
+  const DatasetSplits data = load_dataset(c);
+  ASSERT_EQ(data.train.size(), 25);
+  const auto counts = torch::bincount(data.train.labels, {}, 10);
+  for (int k = 0; k < 10; ++k) EXPECT_GE(counts[k].item<int64_t>(), 2) << "class " << k;
+  EXPECT_EQ(counts.sum().item<int64_t>(), 25);
+}
