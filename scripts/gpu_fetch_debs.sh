@@ -20,7 +20,7 @@ DEBS="$ROOT/.debs"
 PACKAGES=(
   libyaml-cpp-dev libyaml-cpp0.7
   libgtest-dev
-  libcli11-dev
+  libcli11-dev nlohmann-json3-dev libgif-dev libgif7
   libstb-dev libstb0
   zlib1g-dev zlib1g
   pkgconf pkgconf-bin libpkgconf3

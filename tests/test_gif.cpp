@@ -66,8 +66,8 @@ TEST(Gif, GreyFramesRoundTripExactly) {
 }
 
 TEST(Gif, NoiseFillsTheCodeTableAndStillDecodes) {
-  // Uniform noise over 200 colours defeats LZW, so the 4096-entry table fills and the
-  // encoder must emit clear codes at the right width: exact colours, exact pixels.
+  // Uniform noise over 200 colours defeats LZW, so the 4096-entry table fills and giflib
+  // must emit clear codes at the right width: exact colours, exact pixels.
   std::mt19937 rng(3);
   Image8 im{300, 200, 3, {}};
   std::vector<std::array<uint8_t, 3>> colours(200);
@@ -114,6 +114,35 @@ TEST(Gif, TwoColourImageUsesTheSmallestCodeSize) {
   const Decoded d = decode(bytes);
   ASSERT_EQ(d.frames, 1);
   for (int i = 0; i < 64; ++i) EXPECT_EQ(d.rgba[i * 4], im.pixels[i]);
+}
+
+TEST(Gif, OneColourGetsATwoEntryTable) {
+  // A colour table has at least 2 entries; the single grey is entry 0, the other is padding.
+  const Image8 im{5, 3, 1, std::vector<uint8_t>(15, 77)};
+  const std::vector<uint8_t> bytes = encode_gif({im});
+  ASSERT_GT(bytes.size(), 13u + 6u);
+  EXPECT_EQ(bytes[10] & 0x87, 0x80);  // global table present, 2^(0+1) entries
+  EXPECT_EQ(bytes[13], 77);
+  const Decoded d = decode(bytes);
+  ASSERT_EQ(d.frames, 1);
+  for (int i = 0; i < 15; ++i) EXPECT_EQ(d.rgba[i * 4], 77) << "pixel " << i;
+}
+
+TEST(Gif, Gif89aWithLoopExtensionOnlyWhenAnimated) {
+  auto has_loop = [](const std::vector<uint8_t>& bytes) {
+    const std::string text(bytes.begin(), bytes.end());
+    return text.find("NETSCAPE2.0") != std::string::npos;
+  };
+  const std::vector<Image8> two = {grey_ramp(9, 7, 0), grey_ramp(9, 7, 5)};
+  const std::vector<uint8_t> looping = encode_gif(two);
+  EXPECT_EQ(std::string(looping.begin(), looping.begin() + 6), "GIF89a");
+  EXPECT_EQ(looping.back(), 0x3B);  // trailer
+  EXPECT_TRUE(has_loop(looping));
+  GifOptions once;
+  once.loop = false;
+  EXPECT_FALSE(has_loop(encode_gif(two, once)));
+  EXPECT_FALSE(has_loop(encode_gif({two[0]})));
+  EXPECT_EQ(decode(encode_gif(two, once)).frames, 2);
 }
 
 TEST(Gif, BadInputIsAnErrorNamingTheFile) {

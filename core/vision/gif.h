@@ -2,9 +2,8 @@
 //
 // All frames share one global palette of at most 256 colours: the exact colours when the
 // animation has no more than 256 (grey x_t / x̂₀ frames always do), otherwise a median cut
-// of the colours weighted by how often they occur. Pixels are LZW-coded as the GIF89a
-// specification describes (variable code width from minimum+1 up to 12 bits, a clear
-// code when the table is full). The animation loops (NETSCAPE2.0 extension).
+// of the colours weighted by how often they occur. giflib writes the file (LZW coding,
+// blocks, extensions). The animation loops (NETSCAPE2.0 extension).
 #pragma once
 
 #include <cstdint>
@@ -22,7 +21,8 @@ struct GifOptions {
 };
 
 // Frames must all have the same size; 1, 3 or 4 channels (alpha is ignored).
-// Writes atomically (temp file + rename); throws std::runtime_error naming the path.
+// Writes atomically (temp file + rename); throws std::runtime_error naming the path (and
+// giflib's own words, GifErrorString, when giflib fails).
 void write_gif(const std::string& path, const std::vector<Image8>& frames, const GifOptions& options = {});
 
 // The encoder itself, for tests: the bytes of the whole file.
