@@ -272,6 +272,7 @@ TEST(UNet, InferenceModeGivesTheSameOutputAsGradMode) {
 TEST(Models, LearnSigmaDoublesTheOutputChannels) {
   Config config;
   config.model = small_unet();
+  config.model.attention_resolutions = {8};  // 16 -> 8 -> 4
   config.diffusion.learn_sigma = true;
   config.diffusion.loss = LossKind::Hybrid;
   auto net = make_model(config, DataShape{3, 16, 16, false, 10});

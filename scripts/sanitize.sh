@@ -1,0 +1,80 @@
+#!/usr/bin/env bash
+# Sanitizer builds, each in its own folder beside build/:
+#   asan  ASan + UBSan (build-asan/, no GUI): the unit tests, the CLI smoke test and the
+#         hostile-input suite (cli_faults, 3 kill -9 trials)
+#   tsan  TSan (build-tsan/): the engine tests (the worker thread, commands, snapshots) and
+#         the scripted GUI tests under Xvfb, LibTorch at 1 thread
+# usage: scripts/sanitize.sh [asan|tsan|all] [--budget SECONDS]
+# With --budget, a phase that would start with less than its usual time left is skipped,
+# and one that runs out is stopped; both are reported as "SKIPPED" (exit 0). A sanitizer
+# report or a failing test exits 1. Needs the packages scripts/setup.sh installs.
+set -uo pipefail
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+WHICH=all
+BUDGET=0
+while [ $# -gt 0 ]; do
+  case "$1" in
+    asan|tsan|all) WHICH=$1 ;;
+    --budget) BUDGET=$2; shift ;;
+    *) echo "usage: $0 [asan|tsan|all] [--budget SECONDS]" >&2; exit 2 ;;
+  esac
+  shift
+done
+START=$(date +%s)
+JOBS=${JOBS:-$(nproc)}
+# Seconds each phase took on 2 cores (build from scratch + tests); README has the figures.
+declare -A USUAL=([asan]=900 [tsan]=700)
+status=0
+
+left() { echo $((BUDGET - ($(date +%s) - START))); }
+
+run_phase() {  # name, cmake flags, targets, ctest args...
+  local name=$1 flags=$2 targets=$3
+  shift 3
+  local limit=0
+  if [ "$BUDGET" -gt 0 ]; then
+    limit=$(left)
+    if [ "$limit" -lt "${USUAL[$name]}" ]; then
+      echo "SKIPPED: sanitize $name: ${limit} s of the budget left, it takes about ${USUAL[$name]} s"
+      return 0
+    fi
+  fi
+  local dir="$ROOT/build-$name" t0
+  t0=$(date +%s)
+  echo "== sanitize $name ($dir)"
+  cmake -S "$ROOT" -B "$dir" -DCMAKE_BUILD_TYPE=Release -DDIFFLAB_BUILD_BENCH=OFF $flags >/dev/null ||
+    { echo "sanitize $name: configure failed"; status=1; return; }
+  local wrap=()
+  [ "$limit" -gt 0 ] && wrap=(timeout "$limit")
+  "${wrap[@]}" cmake --build "$dir" -j "$JOBS" --target $targets >"$dir/build.log" 2>&1
+  local rc=$?
+  if [ $rc -eq 124 ]; then echo "SKIPPED: sanitize $name: the budget ran out while building"; return 0; fi
+  [ $rc -eq 0 ] || { tail -30 "$dir/build.log"; echo "sanitize $name: build failed"; status=1; return; }
+  [ "$limit" -gt 0 ] && wrap=(timeout "$(left)")
+  (cd "$dir" && "${wrap[@]}" ctest --output-on-failure -j "$JOBS" "$@")
+  rc=$?
+  if [ $rc -eq 124 ]; then echo "SKIPPED: sanitize $name: the budget ran out while testing"; return 0; fi
+  [ $rc -eq 0 ] || status=1
+  echo "sanitize $name: $([ $rc -eq 0 ] && echo clean || echo FAILED) in $(( $(date +%s) - t0 )) s"
+}
+
+SUPP="$ROOT/tests/sanitizers"
+export DIFFLAB_CACHE_DIR="$ROOT/build-sanitize-cache"
+if [ "$WHICH" = asan ] || [ "$WHICH" = all ]; then
+  export ASAN_OPTIONS="detect_leaks=1:abort_on_error=1:detect_stack_use_after_return=0"
+  export LSAN_OPTIONS="suppressions=$SUPP/lsan.supp:print_suppressions=0"
+  export UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1"
+  export FAULT_KILL_TRIALS=3
+  run_phase asan "-DDIFFLAB_SANITIZE=address -DDIFFLAB_BUILD_GUI=OFF" all \
+    -L unit -E '^(cli_controlnet|cli_hints)$'
+  unset ASAN_OPTIONS LSAN_OPTIONS UBSAN_OPTIONS
+fi
+if [ "$WHICH" = tsan ] || [ "$WHICH" = all ]; then
+  export TSAN_OPTIONS="suppressions=$SUPP/tsan.supp:halt_on_error=1:second_deadlock_stack=1"
+  export OMP_NUM_THREADS=1
+  run_phase tsan "-DDIFFLAB_SANITIZE=thread -DDIFFLAB_BUILD_GUI=ON" \
+    "test_engine test_training_run difflab difflab-cli" \
+    -R '^(Engine|EngineRuns|TrainingRun|RunFolder)\.|^gui_(smoke|click|refuse)$'
+fi
+echo "sanitize: $([ $status -eq 0 ] && echo done || echo FAILED) in $(( $(date +%s) - START )) s"
+exit $status
