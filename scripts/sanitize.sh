@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
 # Sanitizer builds, each in its own folder beside build/:
+#   base  ASan + UBSan (build-asan/) over the torch-free library's tests: the config, IDX,
+#         CIFAR-10, image-folder, JSON, PNG, GIF and log readers and writers (~2 min)
 #   asan  ASan + UBSan (build-asan/, no GUI): the unit tests, the CLI smoke test and the
 #         hostile-input suite (cli_faults, 3 kill -9 trials)
 #   tsan  TSan (build-tsan/): the engine tests (the worker thread, commands, snapshots) and
 #         the scripted GUI tests under Xvfb, LibTorch at 1 thread
-# usage: scripts/sanitize.sh [asan|tsan|all] [--budget SECONDS]
+# usage: scripts/sanitize.sh [base|asan|tsan|all] [--budget SECONDS]    (all = the three)
 # With --budget, a phase that would start with less than its usual time left is skipped,
 # and one that runs out is stopped; both are reported as "SKIPPED" (exit 0). A sanitizer
 # report or a failing test exits 1. Needs the packages scripts/setup.sh installs.
@@ -14,7 +16,7 @@ WHICH=all
 BUDGET=0
 while [ $# -gt 0 ]; do
   case "$1" in
-    asan|tsan|all) WHICH=$1 ;;
+    base|asan|tsan|all) WHICH=$1 ;;
     --budget) BUDGET=$2; shift ;;
     *) echo "usage: $0 [asan|tsan|all] [--budget SECONDS]" >&2; exit 2 ;;
   esac
@@ -23,7 +25,7 @@ done
 START=$(date +%s)
 JOBS=${JOBS:-$(nproc)}
 # Seconds each phase took on 2 cores (build from scratch + tests); README has the figures.
-declare -A USUAL=([asan]=900 [tsan]=700)
+declare -A USUAL=([base]=240 [asan]=900 [tsan]=700)
 status=0
 
 left() { echo $((BUDGET - ($(date +%s) - START))); }
@@ -39,7 +41,7 @@ run_phase() {  # name, cmake flags, targets, ctest args...
       return 0
     fi
   fi
-  local dir="$ROOT/build-$name" t0
+  local dir="$ROOT/build-${BUILD_NAME:-$name}" t0
   t0=$(date +%s)
   echo "== sanitize $name ($dir)"
   cmake -S "$ROOT" -B "$dir" -DCMAKE_BUILD_TYPE=Release -DDIFFLAB_BUILD_BENCH=OFF $flags >/dev/null ||
@@ -60,15 +62,21 @@ run_phase() {  # name, cmake flags, targets, ctest args...
 
 SUPP="$ROOT/tests/sanitizers"
 export DIFFLAB_CACHE_DIR="$ROOT/build-sanitize-cache"
+export ASAN_OPTIONS="detect_leaks=1:abort_on_error=1:detect_stack_use_after_return=0"
+export LSAN_OPTIONS="suppressions=$SUPP/lsan.supp:print_suppressions=0"
+export UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1"
+BASE_TESTS="test_config test_data test_schedule test_logging test_gif"
+if [ "$WHICH" = base ] || [ "$WHICH" = all ]; then
+  # The torch-free tests' names: every test of those five programs.
+  BUILD_NAME=asan run_phase base "-DDIFFLAB_SANITIZE=address -DDIFFLAB_BUILD_GUI=OFF" \
+    "$BASE_TESTS" -R '^(Config|Crc32c|DataTest|Gif|MetricsLog|Paths|Png|Schedule|TensorBoardWriter)\.'
+fi
 if [ "$WHICH" = asan ] || [ "$WHICH" = all ]; then
-  export ASAN_OPTIONS="detect_leaks=1:abort_on_error=1:detect_stack_use_after_return=0"
-  export LSAN_OPTIONS="suppressions=$SUPP/lsan.supp:print_suppressions=0"
-  export UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1"
   export FAULT_KILL_TRIALS=3
   run_phase asan "-DDIFFLAB_SANITIZE=address -DDIFFLAB_BUILD_GUI=OFF" all \
     -L unit -E '^(cli_controlnet|cli_hints)$'
-  unset ASAN_OPTIONS LSAN_OPTIONS UBSAN_OPTIONS
 fi
+unset ASAN_OPTIONS LSAN_OPTIONS UBSAN_OPTIONS
 if [ "$WHICH" = tsan ] || [ "$WHICH" = all ]; then
   export TSAN_OPTIONS="suppressions=$SUPP/tsan.supp:halt_on_error=1:second_deadlock_stack=1"
   export OMP_NUM_THREADS=1

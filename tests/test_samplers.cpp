@@ -473,6 +473,7 @@ TEST(SamplerRegistry, EveryKindHasARowWhoseNameRoundTrips) {
     const SamplerInfo& row = sampler_info(kind);
     EXPECT_EQ(row.kind, kind);
     EXPECT_EQ(row.name, to_string(kind));
+    EXPECT_NE(row.make, nullptr) << row.name;
     EXPECT_EQ(parse_enum<SamplerKind>(row.name), kind) << row.name;
     EXPECT_FALSE(row.paper.empty()) << row.name;
     EXPECT_FALSE(row.help.empty()) << row.name;

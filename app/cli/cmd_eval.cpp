@@ -284,6 +284,7 @@ int eval_nll_command(int argc, char** argv) {
               << format_options(specs);
     return 0;
   }
+  if (args.has("csv")) check_can_write(args.get("csv"));  // before minutes of work
   return run_nll(args);
 }
 
@@ -300,6 +301,7 @@ int eval_samples_command(int argc, char** argv) {
               << format_options(specs);
     return 0;
   }
+  if (args.has("csv")) check_can_write(args.get("csv"));  // before minutes of work
   return eval_classifier(args);
 }
 

@@ -44,12 +44,13 @@ static_assert(std::size(kSamplers) == static_cast<size_t>(SamplerKind::Count),
 constexpr bool rows_match_enum() {
   for (size_t i = 0; i < std::size(kSamplers); ++i)
     if (kSamplers[i].kind != static_cast<SamplerKind>(i) ||
-        kSamplers[i].name != to_string(kSamplers[i].kind) || kSamplers[i].make == nullptr)
+        kSamplers[i].name != to_string(kSamplers[i].kind))
       return false;
   return true;
 }
-static_assert(rows_match_enum(),
-              "rows in SamplerKind order, each named as in core/config/enums.h, with a factory");
+// (Each row's factory is checked by a test: with -fsanitize GCC does not treat a function's
+// address compared with nullptr as a constant expression.)
+static_assert(rows_match_enum(), "rows in SamplerKind order, each named as in core/config/enums.h");
 
 }  // namespace
 
