@@ -36,10 +36,11 @@ if ! command -v "$CXX_FUZZ" >/dev/null; then
 fi
 
 # ---- Build (only the targets asked for) ----
+mkdir -p "$BUILD"
 cmake -S "$ROOT" -B "$BUILD" -DCMAKE_CXX_COMPILER="$CXX_FUZZ" -DCMAKE_BUILD_TYPE=RelWithDebInfo \
   -DDIFFLAB_FUZZ=ON -DDIFFLAB_BUILD_GUI=OFF -DDIFFLAB_BUILD_TESTS=OFF \
-  -DDIFFLAB_BUILD_BENCH=OFF >"$BUILD.configure.log" 2>&1 ||
-  { cat "$BUILD.configure.log" >&2; exit 1; }
+  -DDIFFLAB_BUILD_BENCH=OFF >"$BUILD/configure.log" 2>&1 ||
+  { cat "$BUILD/configure.log" >&2; exit 1; }
 build_targets=()
 for t in "${TARGETS[@]}"; do build_targets+=("fuzz_$t"); done
 cmake --build "$BUILD" -j "$JOBS" --target "${build_targets[@]}"
@@ -61,11 +62,12 @@ for t in "${TARGETS[@]}"; do
   echo "fuzz: $t for ${SECONDS_PER_TARGET} s on $(ls "$work/corpus" | wc -l) seeds"
   rc=0
   TMPDIR="$scratch" ASAN_OPTIONS="${ASAN_OPTIONS:-detect_leaks=1}" \
+    LSAN_OPTIONS="${LSAN_OPTIONS:-suppressions=$ROOT/tests/fuzz/lsan.supp:print_suppressions=0}" \
     UBSAN_OPTIONS="${UBSAN_OPTIONS:-print_stacktrace=1}" \
     "$BUILD/tests/fuzz/fuzz_$t" -max_total_time="$SECONDS_PER_TARGET" -timeout=10 \
     -rss_limit_mb=2048 -malloc_limit_mb=2048 -print_final_stats=1 \
     -artifact_prefix="$work/findings/" "$work/corpus" >"$work/log" 2>&1 || rc=$?
-  done_line="$(grep -a ' DONE ' "$work/log" | tail -n 1 || true)"
+  done_line="$(grep -a -P '\tDONE ' "$work/log" | tail -n 1 || true)"
   runs="$(grep -a 'stat::number_of_executed_units' "$work/log" | awk '{print $2}' || true)"
   if [ "$rc" -ne 0 ] || [ -n "$(ls -A "$work/findings")" ]; then
     echo "fuzz: $t FAILED (exit $rc); log $work/log, input in $work/findings/:" >&2
