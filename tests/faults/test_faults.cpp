@@ -242,6 +242,96 @@ TEST(HostileImages, FoldersEmptyAndForeignFilesSayWhatTheyAre) {
             std::string::npos);
 }
 
+// ---- images: what the fuzzer found (tests/fuzz, fuzz_image) ----
+
+// A little-endian 16-bit field.
+std::string le16(uint32_t v) { return {static_cast<char>(v & 0xFF), static_cast<char>(v >> 8)}; }
+
+// An 18-byte TGA header: no id, no colour map, `type`, width x height, `bits` a pixel.
+std::string tga_header(int type, uint32_t width, uint32_t height, int bits) {
+  return std::string{0, 0, static_cast<char>(type)} + std::string(9, '\0') + le16(width) +
+         le16(height) + std::string{static_cast<char>(bits), 0};
+}
+
+TEST(HostileImages, JpegHuffmanTablesOfMoreThan256CodesNeverReachStb) {
+  // stb_image 2.27 writes such a table past its 257 entries (UBSan: index 257 out of
+  // bounds in stbi__build_huffman), already in stbi_info.
+  const std::string dir = temp_dir("huffman");
+  const std::string jpg = encoded("jpg", 16, 16);
+  std::string table = std::string(1, '\0') + std::string(15, static_cast<char>(18)) + '\x1e';
+  table += std::string(300, '\0');  // 15 * 18 + 30 = 300 symbols
+  const std::string dht = "\xFF\xC4" +
+                          std::string{static_cast<char>((2 + table.size()) >> 8),
+                                      static_cast<char>((2 + table.size()) & 0xFF)} +
+                          table;
+  write_bytes(dir + "/dht.jpg", jpg.substr(0, 2) + dht + jpg.substr(2));
+  EXPECT_EQ(error_of([&] { read_image(dir + "/dht.jpg"); }),
+            "cannot read image '" + dir +
+                "/dht.jpg': corrupt JPEG: a Huffman table declares 300 codes (at most 256)");
+  // stb takes anything after FF D8 for a JPEG, skips junk to the next marker, and takes
+  // any number of 0xFF before D8 for fill bytes.
+  for (const std::string& start : {std::string("\xFF\xD8junk"), std::string("\xFF\xFF\xFF\xD8")}) {
+    write_bytes(dir + "/odd.jpg", start + dht + jpg.substr(2));
+    EXPECT_NE(error_of([&] { read_image(dir + "/odd.jpg"); }).find("declares 300 codes"),
+              std::string::npos);
+  }
+  write_bytes(dir + "/ok.jpg", jpg);
+  EXPECT_EQ(read_image(dir + "/ok.jpg").width, 16);
+}
+
+TEST(HostileImages, TruncatedTgaPnmAndOddBmpAreErrorsNotBlackPictures) {
+  const std::string dir = temp_dir("truncated_more");
+  // 104 bytes declaring 6168x6168 grey pixels of 3 bytes: 114 MB of zeros, seconds to
+  // decode and scale, before this check.
+  write_bytes(dir + "/short.tga", tga_header(3, 6168, 6168, 24) + std::string(86, '\x18'));
+  EXPECT_EQ(error_of([&] { read_image(dir + "/short.tga"); }),
+            "cannot read image '" + dir + "/short.tga': the pixel data ends after 104 of " +
+                std::to_string(18 + int64_t{6168} * 6168 * 3) + " bytes (truncated TGA)");
+  write_bytes(dir + "/short_rle.tga", tga_header(10, 4000, 4000, 24) + std::string(100, '\0'));
+  EXPECT_EQ(error_of([&] { read_image(dir + "/short_rle.tga"); }),
+            "cannot read image '" + dir +
+                "/short_rle.tga': the file has 118 bytes, too few for 16000000 run-length coded "
+                "pixels (truncated TGA)");
+  write_bytes(dir + "/whole.tga", tga_header(3, 4, 2, 8) + std::string(8, '\x40'));
+  EXPECT_EQ(read_image(dir + "/whole.tga").width, 4);
+
+  // stb leaves a short PNM's pixels uninitialised.
+  write_bytes(dir + "/short.pgm", "P5\n# grey\n4 4\n255\n" + std::string(10, '\x7f'));
+  EXPECT_EQ(error_of([&] { read_image(dir + "/short.pgm"); }),
+            "cannot read image '" + dir +
+                "/short.pgm': the pixel data ends after 28 of 34 bytes "
+                "(truncated PNM)");
+  write_bytes(dir + "/whole.pgm", "P5\n# grey\n4 4\n255\n" + std::string(16, '\x7f'));
+  EXPECT_EQ(read_image(dir + "/whole.pgm").pixels[15], 0x7f);
+  write_bytes(dir + "/wide.ppm", "P6 99999999999 1 255\n");
+  EXPECT_EQ(error_of([&] { read_image(dir + "/wide.ppm"); }),
+            "cannot read image '" + dir +
+                "/wide.ppm': corrupt PNM header (its width is over "
+                "16777216)");
+
+  // A BMP whose compression field is negative: stb reads it as plain pixels.
+  std::string bmp = encoded("bmp", 30, 20);
+  bmp[33] = '\xB7';
+  write_bytes(dir + "/odd.bmp", bmp.substr(0, bmp.size() - 100));
+  EXPECT_NE(error_of([&] { read_image(dir + "/odd.bmp"); }).find("(truncated BMP)"),
+            std::string::npos);
+}
+
+TEST(HostileImages, FormatsReadImageDoesNotOfferAreRefused) {
+  const std::string dir = temp_dir("unoffered");
+  std::string hdr;
+  const std::vector<float> px(4 * 2 * 3, 0.5f);
+  stbi_write_hdr_to_func(append_to, &hdr, 4, 2, 3, px.data());
+  write_bytes(dir + "/light.png", hdr);
+  EXPECT_EQ(error_of([&] { read_image(dir + "/light.png"); }),
+            "cannot read image '" + dir +
+                "/light.png': a Radiance HDR file; only PNG, JPEG, BMP, GIF, TGA and PNM images "
+                "are read");
+  write_bytes(dir + "/layers.png", "8BPS" + std::string(40, '\0'));
+  EXPECT_NE(error_of([&] { read_image(dir + "/layers.png"); }).find("a Photoshop (PSD) file"),
+            std::string::npos);
+}
+
 // ---- checkpoints: the checksum ----
 
 TEST(HostileCheckpoints, ACorruptedByteIsFoundAndTheFileLeftAsItWas) {
