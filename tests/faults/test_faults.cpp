@@ -9,6 +9,7 @@
 #include <zlib.h>
 
 #include <algorithm>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <functional>
@@ -18,6 +19,7 @@
 #include "core/data/dataset.h"
 #include "core/data/image_set.h"
 #include "core/train/checkpoint.h"
+#include "core/train/checkpoint_io.h"
 #include "core/train/run_folder.h"
 #include "core/train/trainer.h"
 #include "core/train/training_run.h"
@@ -378,6 +380,114 @@ TEST(HostileCheckpoints, TheChecksumIsAZipCommentOtherReadersSkip) {
   write_bytes(path, wrong);
   EXPECT_NE(error_of([&] { load_checkpoint_model(path, true, torch::kCPU); }).find("corrupt"),
             std::string::npos);
+}
+
+// A checkpoint as written before checksums: the seal comment cut off.
+std::string without_seal(std::string bytes) {
+  const size_t comment = bytes.rfind("difflab-crc32:");
+  if (comment == std::string::npos) return bytes;
+  bytes.resize(comment);
+  bytes[comment - 2] = 0;  // the end record's comment length
+  bytes[comment - 1] = 0;
+  return bytes;
+}
+
+// Rewrites the CRC-32 of every zip member to match its bytes, as a crafted file would.
+void match_crcs(std::string& bytes) {
+  for (const ZipMember& m : zip_members(bytes, "")) {
+    const auto crc = static_cast<uint32_t>(
+        crc32(0L, reinterpret_cast<const Bytef*>(bytes.data() + m.data_offset),
+              static_cast<uInt>(m.size)));
+    for (uint64_t at : {m.central_crc_at, m.local_crc_at})
+      for (int i = 0; i < 4; ++i) bytes[at + i] = static_cast<char>(crc >> (8 * i));
+  }
+}
+
+TEST(HostileCheckpoints, WithoutASealEachZipMemberIsCheckedAgainstItsCrc) {
+  // Found by fuzz_checkpoint: in a checkpoint from before checksums one changed byte
+  // reached LibTorch's TorchScript reader, which crashed (SEGV in parseClassConstant), or
+  // a changed size made LibTorch allocate 47 GB.
+  const std::string dir = temp_dir("members");
+  const std::string path = dir + "/old.pt";
+  auto trainer = make_trainer(toy_config());
+  trainer->save_checkpoint(path);
+  const std::string old = without_seal(read_bytes(path));
+  write_bytes(path, old);
+  EXPECT_NO_THROW(load_checkpoint_model(path, true, torch::kCPU));
+
+  std::string flipped = old;
+  const size_t code = flipped.find("class Module(Module):");
+  ASSERT_NE(code, std::string::npos);
+  flipped[code + 20] = '!';
+  write_bytes(path, flipped);
+  const std::string message = error_of([&] { load_checkpoint_model(path, true, torch::kCPU); });
+  EXPECT_EQ(message.rfind("model checkpoint " + path + ": corrupt: zip member '", 0), 0u)
+      << message;
+  EXPECT_NE(message.find(".py' fails its CRC-32 check (the file changed after it was written; "
+                         "use an earlier checkpoint)"),
+            std::string::npos)
+      << message;
+
+  // The zip64 end record (LibTorch always writes one) sending the directory off the file.
+  std::string moved = old;
+  const size_t record = moved.rfind(std::string("PK\x06\x06", 4));
+  ASSERT_NE(record, std::string::npos);
+  moved[record + 48 + 5] = '\x7f';
+  write_bytes(path, moved);
+  EXPECT_EQ(error_of([&] { load_checkpoint_model(path, true, torch::kCPU); }),
+            "model checkpoint " + path +
+                ": corrupt: its zip directory lies outside the file (the "
+                "file changed after it was written; use an earlier checkpoint)");
+}
+
+TEST(HostileCheckpoints, ErrorsOfLibTorchsScriptParserNameTheFile) {
+  // Found by fuzz_checkpoint: LibTorch compiles the TorchScript stored in the archive
+  // (code/), and its parser throws errors that are not c10::Errors; they came out of
+  // open_checkpoint bare ("expected a valid token ..."), without the file's name. Here the
+  // changed member's CRC is made to match, as a deliberately crafted file would.
+  const std::string dir = temp_dir("script");
+  const std::string path = dir + "/c.pt";
+  auto trainer = make_trainer(toy_config());
+  trainer->save_checkpoint(path);
+  std::string bytes = without_seal(read_bytes(path));
+  const size_t code = bytes.find("class Module(Module):");
+  ASSERT_NE(code, std::string::npos);
+  bytes[code + 20] = '!';
+  match_crcs(bytes);
+  write_bytes(path, bytes);
+  const std::string message = error_of([&] { load_checkpoint_model(path, true, torch::kCPU); });
+  EXPECT_EQ(message.rfind("model checkpoint " + path +
+                              ": cannot be read (truncated or not a model checkpoint): ",
+                          0),
+            0u)
+      << message;
+}
+
+TEST(HostileCheckpoints, ADamagedShapeIsRefusedBeforeANetworkIsBuiltToIt) {
+  // Found by fuzz_checkpoint: the shape entry's channel count was taken as it stood, and a
+  // damaged one asked make_model for a convolution of that many input channels.
+  const std::string dir = temp_dir("shape");
+  const std::string path = dir + "/c.pt";
+  auto trainer = make_trainer(toy_config());
+  trainer->save_checkpoint(path);
+  std::string bytes = without_seal(read_bytes(path));
+  bool found = false;
+  for (const ZipMember& m : zip_members(bytes, path)) {
+    int64_t shape[5];
+    if (m.size != sizeof shape) continue;
+    std::memcpy(shape, bytes.data() + m.data_offset, sizeof shape);
+    if (shape[0] != 2 || shape[1] != 0 || shape[2] != 0 || shape[3] != 1) continue;  // points
+    shape[0] = 1000000000;
+    std::memcpy(bytes.data() + m.data_offset, shape, sizeof shape);
+    found = true;
+  }
+  ASSERT_TRUE(found);
+  match_crcs(bytes);
+  write_bytes(path, bytes);
+  const std::string message = error_of([&] { load_checkpoint_model(path, true, torch::kCPU); });
+  EXPECT_EQ(message.rfind("checkpoint " + path + ": bad 'shape' entry [1000000000, 0, 0, 1, ", 0),
+            0u)
+      << message;
 }
 
 TEST(HostileCheckpoints, AFullDiskDuringACheckpointKeepsTheRunResumable) {
