@@ -331,6 +331,15 @@ Image8 read_image(const std::string& path, int channels) {
   }
   if (const std::string missing = incomplete(format, bytes); !missing.empty())
     throw std::runtime_error(what + missing);
+  // stb_image 2.27 converts the channels of a 16-bit PNM as if its samples were bytes, and
+  // then reads twice the buffer it made (a heap overrun; fuzz_image). Read as stored, or
+  // refused.
+  if (format == Format::Pnm && channels != 0 && channels != stored_channels &&
+      read_pnm_header(bytes).max_value > 255)
+    throw std::runtime_error(what + "a 16-bit PNM of " + std::to_string(stored_channels) +
+                             " channel(s) cannot be read as " + std::to_string(channels) +
+                             " (Debian's stb_image 2.27 overruns its buffer converting one); "
+                             "save it with 8 bits or as PNG");
 
   unsigned char* pixels = stbi_load_from_memory(data, size, &width, &height, &stored_channels, channels);
   if (pixels == nullptr) {

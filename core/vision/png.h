@@ -30,8 +30,9 @@ void write_png(const std::string& path, const Image8& image);
 // formats stb_image knows (PSD, Radiance HDR, Softimage PIC) are refused. Checks the
 // declared size against the limits above before decoding, that a JPEG, BMP, TGA or PNM is
 // complete (stb would decode a truncated one as grey, black or, for PNM, uninitialised
-// memory), and JPEG Huffman tables and PNM headers that Debian's stb_image 2.27 would
-// overrun. Throws std::runtime_error naming the path and the problem.
+// memory), and JPEG Huffman tables, PNM headers and 16-bit PNMs to be converted to
+// another channel count, which Debian's stb_image 2.27 would overrun. Throws
+// std::runtime_error naming the path and the problem.
 Image8 read_image(const std::string& path, int channels = 0);
 
 }  // namespace difflab

@@ -311,6 +311,16 @@ TEST(HostileImages, TruncatedTgaPnmAndOddBmpAreErrorsNotBlackPictures) {
                 "/wide.ppm': corrupt PNM header (its width is over "
                 "16777216)");
 
+  // A 16-bit PNM read with other channels than stored: stb 2.27 overran its buffer (ASan:
+  // heap-buffer-overflow in stbi__convert_16_to_8).
+  write_bytes(dir + "/deep.ppm", "P6\n2 1\n65535\n" + std::string(12, '\x80'));
+  EXPECT_EQ(read_image(dir + "/deep.ppm", 3).pixels.size(), 6u);
+  EXPECT_EQ(read_image(dir + "/deep.ppm").channels, 3);
+  EXPECT_EQ(error_of([&] { read_image(dir + "/deep.ppm", 1); }),
+            "cannot read image '" + dir +
+                "/deep.ppm': a 16-bit PNM of 3 channel(s) cannot be read as 1 (Debian's stb_image "
+                "2.27 overruns its buffer converting one); save it with 8 bits or as PNG");
+
   // A BMP whose compression field is negative: stb reads it as plain pixels.
   std::string bmp = encoded("bmp", 30, 20);
   bmp[33] = '\xB7';
