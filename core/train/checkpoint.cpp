@@ -14,6 +14,7 @@
 #include <sstream>
 
 #include "core/util/paths.h"
+#include "core/vision/png.h"
 
 namespace difflab {
 namespace fs = std::filesystem;
@@ -64,6 +65,14 @@ const KindRow* row_of_format(const std::string& format) {
 constexpr uint32_t kEndOfDirectorySignature = 0x06054b50;
 constexpr size_t kEndOfDirectorySize = 22;  // without the comment
 constexpr std::string_view kSealPrefix = "difflab-crc32:";
+
+// The largest data shape read_shape accepts: 4 channels (RGBA), read_image's largest side
+// (core/vision/png.h), and more classes than any labelled set we read has.
+constexpr int64_t kMaxShapeChannels = 4;
+constexpr int64_t kMaxShapeSide = kMaxImageSide;
+constexpr int64_t kMaxShapeClasses = int64_t{1} << 16;
+constexpr const char* kChangedSinceWritten =
+    " (the file changed after it was written; use an earlier checkpoint)";
 
 uint32_t read_le32(const std::string& b, size_t at) {
   uint32_t v = 0;
@@ -119,21 +128,140 @@ void seal_archive(std::string& b, const std::string& path) {
   b += comment;
 }
 
-// Checks the CRC comment. Archives without one (written before checksums) pass.
-void check_seal(const std::string& b, const std::string& what) {
+// Checks the CRC comment; true when there is one (and it matches). Archives without one
+// (written before checksums) pass unchecked: false.
+bool check_seal(const std::string& b, const std::string& what) {
   const size_t eocd = find_end_of_directory(b);
-  if (eocd == std::string::npos) return;  // LibTorch's reader gives the error
+  if (eocd == std::string::npos) return false;  // LibTorch's reader gives the error
   const std::string comment = b.substr(eocd + kEndOfDirectorySize);
-  if (comment.rfind(kSealPrefix, 0) != 0) return;
+  if (comment.rfind(kSealPrefix, 0) != 0) return false;
   const std::string stored = comment.substr(kSealPrefix.size());
   const std::string actual = hex32(archive_crc(b, eocd));
   if (stored != actual)
     throw CheckpointError(what + "corrupt: its checksum is " + actual + ", the file says " +
-                          stored + " (the file changed after it was written; use an earlier "
-                          "checkpoint)");
+                          stored + kChangedSinceWritten);
+  return true;
+}
+
+uint64_t read_le64(const std::string& b, size_t at) {
+  return uint64_t{read_le32(b, at)} | uint64_t{read_le32(b, at + 4)} << 32;
+}
+
+// The zip layout (PKWARE APPNOTE 6.3: 4.3.7 local file header, 4.3.12 central directory
+// header, 4.3.14-4.3.16 zip64 end of central directory record and locator, 4.5.3 zip64
+// extended information), as far as LibTorch's reader (miniz) goes by it.
+constexpr uint32_t kLocalHeaderSignature = 0x04034b50;
+constexpr size_t kLocalHeaderSize = 30;
+constexpr uint32_t kCentralHeaderSignature = 0x02014b50;
+constexpr size_t kCentralHeaderSize = 46;
+constexpr uint32_t kZip64EndSignature = 0x06064b50;
+constexpr size_t kZip64EndSize = 56;
+constexpr uint32_t kZip64LocatorSignature = 0x07064b50;
+constexpr size_t kZip64LocatorSize = 20;
+constexpr uint16_t kZip64ExtraId = 0x0001;
+constexpr uint32_t kZip64Marker = 0xFFFFFFFF;  // "the value is in the zip64 extra field"
+
+// Checks every stored member against the CRC-32 its directory entry records: the check
+// LibTorch skips, and the only one an archive from before the seal has. Without it a
+// flipped byte reaches LibTorch's TorchScript and pickle readers, which can crash on one
+// (fuzz_checkpoint found such files), or makes it allocate what a broken size says.
+void check_members(const std::string& b, const std::string& what) {
+  const auto corrupt = [&](const std::string& why) {
+    return CheckpointError(what + "corrupt: " + why + kChangedSinceWritten);
+  };
+  for (const ZipMember& m : zip_members(b, what)) {
+    if (m.method != 0) continue;  // LibTorch writes stored members only
+    if (m.size != m.unpacked_size)
+      throw corrupt("zip member '" + m.name + "' is stored with two different sizes");
+    uLong crc = crc32(0L, Z_NULL, 0);
+    for (uint64_t done = 0; done < m.size;) {
+      const uint64_t n = std::min<uint64_t>(m.size - done, uint64_t{1} << 30);
+      crc = crc32(crc, reinterpret_cast<const Bytef*>(b.data() + m.data_offset + done),
+                  static_cast<uInt>(n));
+      done += n;
+    }
+    if (static_cast<uint32_t>(crc) != m.crc)
+      throw corrupt("zip member '" + m.name + "' fails its CRC-32 check");
+  }
 }
 
 }  // namespace
+
+std::vector<ZipMember> zip_members(const std::string& b, const std::string& what) {
+  const auto damaged = [&](const std::string& why) {
+    return CheckpointError(what + "corrupt: " + why + kChangedSinceWritten);
+  };
+  const size_t eocd = find_end_of_directory(b);
+  if (eocd == std::string::npos) return {};  // not a zip at all: LibTorch's reader says so
+  uint64_t count = read_le16(b, eocd + 10);
+  uint64_t directory_size = read_le32(b, eocd + 12);
+  uint64_t directory_at = read_le32(b, eocd + 16);
+  // A zip64 locator right before the end record points at the zip64 record, whose values
+  // miniz takes instead (LibTorch always writes one).
+  if (eocd >= kZip64LocatorSize &&
+      read_le32(b, eocd - kZip64LocatorSize) == kZip64LocatorSignature) {
+    const uint64_t record = read_le64(b, eocd - kZip64LocatorSize + 8);
+    if (record > eocd - kZip64LocatorSize || eocd - kZip64LocatorSize - record < kZip64EndSize ||
+        read_le32(b, record) != kZip64EndSignature)
+      throw damaged("its zip64 end record is not where the locator says");
+    count = read_le64(b, record + 32);
+    directory_size = read_le64(b, record + 40);
+    directory_at = read_le64(b, record + 48);
+  }
+  if (directory_at > b.size() || directory_size > b.size() - directory_at)
+    throw damaged("its zip directory lies outside the file");
+
+  std::vector<ZipMember> members;
+  const uint64_t directory_end = directory_at + directory_size;
+  uint64_t at = directory_at;
+  for (uint64_t i = 0; i < count; ++i) {
+    if (directory_end - at < kCentralHeaderSize || read_le32(b, at) != kCentralHeaderSignature)
+      throw damaged("its zip directory ends after " + std::to_string(i) + " of " +
+                    std::to_string(count) + " members");
+    const size_t name_length = read_le16(b, at + 28);
+    const size_t extra_length = read_le16(b, at + 30);
+    const size_t comment_length = read_le16(b, at + 32);
+    if (directory_end - at - kCentralHeaderSize < name_length + extra_length + comment_length)
+      throw damaged("its zip directory ends inside member " + std::to_string(i));
+    ZipMember m;
+    m.name = b.substr(at + kCentralHeaderSize, name_length);
+    m.method = read_le16(b, at + 10);
+    m.crc = read_le32(b, at + 16);
+    m.central_crc_at = at + 16;
+    m.size = read_le32(b, at + 20);
+    m.unpacked_size = read_le32(b, at + 24);
+    uint64_t local = read_le32(b, at + 42);
+    // zip64 extended information: 64-bit values for the fields that hold the marker, in
+    // this order.
+    const uint64_t extra_end = at + kCentralHeaderSize + name_length + extra_length;
+    for (uint64_t e = at + kCentralHeaderSize + name_length; extra_end - e >= 4;) {
+      const uint64_t length = read_le16(b, e + 2);
+      if (extra_end - e - 4 < length)
+        throw damaged("zip member '" + m.name + "' has a broken extra field");
+      if (read_le16(b, e) == kZip64ExtraId) {
+        uint64_t value = e + 4;
+        for (uint64_t* field : {&m.unpacked_size, &m.size, &local}) {
+          if (*field != kZip64Marker) continue;
+          if (e + 4 + length - value < 8)
+            throw damaged("zip member '" + m.name + "' has a broken zip64 field");
+          *field = read_le64(b, value);
+          value += 8;
+        }
+      }
+      e += 4 + length;
+    }
+    if (local > b.size() || b.size() - local < kLocalHeaderSize ||
+        read_le32(b, local) != kLocalHeaderSignature)
+      throw damaged("zip member '" + m.name + "' has no local header where the directory says");
+    m.local_crc_at = local + 14;
+    m.data_offset = local + kLocalHeaderSize + read_le16(b, local + 26) + read_le16(b, local + 28);
+    if (m.data_offset > b.size() || m.size > b.size() - m.data_offset)
+      throw damaged("zip member '" + m.name + "' runs past the end of the file");
+    members.push_back(std::move(m));
+    at += kCentralHeaderSize + name_length + extra_length + comment_length;
+  }
+  return members;
+}
 
 std::string_view checkpoint_format(CheckpointKind kind) { return row(kind).format; }
 std::string_view checkpoint_kind_name(CheckpointKind kind) { return row(kind).name; }
@@ -155,13 +283,19 @@ void open_checkpoint(const std::string& path, torch::serialize::InputArchive& ar
     bytes.assign(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
     if (in.bad()) throw CheckpointError(what + "cannot read: " + std::strerror(errno));
   }
-  check_seal(bytes, what);
+  if (!check_seal(bytes, what)) check_members(bytes, what);
+  const auto unreadable = [&](const std::string& msg) {
+    return CheckpointError(what + "cannot be read (truncated or not a " + std::string(want.name) +
+                           "): " + msg.substr(0, msg.find('\n')));
+  };
   try {
     archive.load_from(bytes.data(), bytes.size(), torch::kCPU);
   } catch (const c10::Error& e) {
-    std::string msg = e.what_without_backtrace();
-    throw CheckpointError(what + "cannot be read (truncated or not a " + std::string(want.name) +
-                          "): " + msg.substr(0, msg.find('\n')));
+    throw unreadable(e.what_without_backtrace());
+  } catch (const std::exception& e) {
+    // LibTorch compiles the TorchScript in the archive's code/ folder, and its parser
+    // throws errors of its own (not c10::Error).
+    throw unreadable(e.what());
   }
   c10::IValue tag;
   const bool tagged = archive.try_read("format", tag) && tag.isString();
@@ -254,10 +388,26 @@ DataShape read_shape(torch::serialize::InputArchive& archive, const std::string&
   } catch (const c10::Error&) {
     throw CheckpointError("checkpoint " + path + ": missing entry 'shape'");
   }
-  if (s.numel() != 5) throw CheckpointError("checkpoint " + path + ": bad 'shape' entry");
-  auto a = s.accessor<int64_t, 1>();
-  return DataShape{static_cast<int>(a[0]), static_cast<int>(a[1]), static_cast<int>(a[2]),
-                   a[3] != 0, static_cast<int>(a[4])};
+  if (!s.defined() || s.dim() != 1 || s.numel() != 5 || s.scalar_type() != torch::kLong)
+    throw CheckpointError("checkpoint " + path + ": bad 'shape' entry (not 5 integers)");
+  const auto a = s.accessor<int64_t, 1>();
+  // What write_shape writes for the data sets there are (core/data/dataset.cpp): checked
+  // before a network is built to it (a damaged channel count is a huge convolution).
+  const bool points = a[3] == 1;
+  const bool fits = points ? a[0] == 2 && a[1] == 0 && a[2] == 0
+                           : a[3] == 0 && a[0] >= 1 && a[0] <= kMaxShapeChannels && a[1] >= 1 &&
+                                 a[1] <= kMaxShapeSide && a[2] >= 1 && a[2] <= kMaxShapeSide;
+  if (!fits || a[4] < 0 || a[4] > kMaxShapeClasses) {
+    std::string values;
+    for (int i = 0; i < 5; ++i) values += (i ? ", " : "") + std::to_string(a[i]);
+    throw CheckpointError("checkpoint " + path + ": bad 'shape' entry [" + values +
+                          "]: expected [channels 1.." + std::to_string(kMaxShapeChannels) +
+                          ", height and width 1.." + std::to_string(kMaxShapeSide) +
+                          ", 0, classes 0.." + std::to_string(kMaxShapeClasses) +
+                          "] for images, [2, 0, 0, 1, classes] for points");
+  }
+  return DataShape{static_cast<int>(a[0]), static_cast<int>(a[1]), static_cast<int>(a[2]), points,
+                   static_cast<int>(a[4])};
 }
 
 void write_shape(torch::serialize::OutputArchive& archive, const DataShape& shape) {
@@ -310,7 +460,13 @@ DenoiserNet load_checkpoint_model(const std::string& path, bool use_ema, c10::De
   torch::serialize::InputArchive archive;
   open_checkpoint(path, archive, CheckpointKind::Model);
   CheckpointInfo info = read_checkpoint_info(archive, path);
-  auto net = make_model(info.config, info.shape);
+  DenoiserNet net;
+  try {
+    net = make_model(info.config, info.shape);
+  } catch (const std::invalid_argument& e) {  // the config does not fit the shape
+    throw CheckpointError("checkpoint " + path +
+                          ": its config and data shape disagree: " + e.what());
+  }
   load_module(archive, use_ema ? "ema" : "model", *net, path);
   net->to(device);
   net->eval();

@@ -6,7 +6,9 @@
 #include <torch/serialize/input-archive.h>
 #include <torch/serialize/output-archive.h>
 
+#include <cstdint>
 #include <string>
+#include <vector>
 
 #include "core/train/checkpoint.h"
 
@@ -34,5 +36,22 @@ CheckpointInfo read_checkpoint_info(torch::serialize::InputArchive& archive,
                                     const std::string& path);
 // Saves through a temporary file and a rename.
 void save_archive_atomic(torch::serialize::OutputArchive& archive, const std::string& path);
+
+// One member of a checkpoint's zip archive, where LibTorch's reader (miniz) finds it.
+struct ZipMember {
+  std::string name;
+  uint16_t method = 0;       // 0 = stored, the only kind LibTorch writes
+  uint32_t crc = 0;          // the CRC-32 its directory entry records
+  uint64_t data_offset = 0;  // its bytes: after the local header, name and extra field
+  uint64_t size = 0;         // bytes at data_offset
+  uint64_t unpacked_size = 0;
+  uint64_t central_crc_at = 0;  // where the CRC fields are (tests/fuzz rewrites them)
+  uint64_t local_crc_at = 0;
+};
+// The members the central directory of the zip archive `bytes` lists (zip64 included);
+// empty when there is no end record. Throws CheckpointError `what` + "corrupt: ..." when
+// the directory or a local header lies outside the file or is not where it says.
+// open_checkpoint checks their CRC-32s when the file has no seal.
+std::vector<ZipMember> zip_members(const std::string& bytes, const std::string& what);
 
 }  // namespace difflab

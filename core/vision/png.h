@@ -26,10 +26,13 @@ std::string encode_png(const Image8& image);
 // Writes atomically (write_file_atomic); throws std::runtime_error naming the path and
 // the reason (errno text).
 void write_png(const std::string& path, const Image8& image);
-// Reads PNG/JPG/BMP/GIF/TGA/PNM; `channels` 0 = as stored. Checks the declared size
-// against the limits above before decoding, and that a JPEG or BMP is complete (stb
-// would decode a truncated one as grey or black). Throws std::runtime_error naming the
-// path and the problem.
+// Reads PNG/JPG/BMP/GIF/TGA/PNM (binary P5/P6); `channels` 0 = as stored. The other
+// formats stb_image knows (PSD, Radiance HDR, Softimage PIC) are refused. Checks the
+// declared size against the limits above before decoding, that a JPEG, BMP, TGA or PNM is
+// complete (stb would decode a truncated one as grey, black or, for PNM, uninitialised
+// memory), and JPEG Huffman tables, PNM headers and 16-bit PNMs to be converted to
+// another channel count, which Debian's stb_image 2.27 would overrun. Throws
+// std::runtime_error naming the path and the problem.
 Image8 read_image(const std::string& path, int channels = 0);
 
 }  // namespace difflab

@@ -9,6 +9,7 @@
 #include <zlib.h>
 
 #include <algorithm>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <functional>
@@ -18,6 +19,7 @@
 #include "core/data/dataset.h"
 #include "core/data/image_set.h"
 #include "core/train/checkpoint.h"
+#include "core/train/checkpoint_io.h"
 #include "core/train/run_folder.h"
 #include "core/train/trainer.h"
 #include "core/train/training_run.h"
@@ -242,6 +244,106 @@ TEST(HostileImages, FoldersEmptyAndForeignFilesSayWhatTheyAre) {
             std::string::npos);
 }
 
+// ---- images: what the fuzzer found (tests/fuzz, fuzz_image) ----
+
+// A little-endian 16-bit field.
+std::string le16(uint32_t v) { return {static_cast<char>(v & 0xFF), static_cast<char>(v >> 8)}; }
+
+// An 18-byte TGA header: no id, no colour map, `type`, width x height, `bits` a pixel.
+std::string tga_header(int type, uint32_t width, uint32_t height, int bits) {
+  return std::string{0, 0, static_cast<char>(type)} + std::string(9, '\0') + le16(width) +
+         le16(height) + std::string{static_cast<char>(bits), 0};
+}
+
+TEST(HostileImages, JpegHuffmanTablesOfMoreThan256CodesNeverReachStb) {
+  // stb_image 2.27 writes such a table past its 257 entries (UBSan: index 257 out of
+  // bounds in stbi__build_huffman), already in stbi_info.
+  const std::string dir = temp_dir("huffman");
+  const std::string jpg = encoded("jpg", 16, 16);
+  std::string table = std::string(1, '\0') + std::string(15, static_cast<char>(18)) + '\x1e';
+  table += std::string(300, '\0');  // 15 * 18 + 30 = 300 symbols
+  const std::string dht = "\xFF\xC4" +
+                          std::string{static_cast<char>((2 + table.size()) >> 8),
+                                      static_cast<char>((2 + table.size()) & 0xFF)} +
+                          table;
+  write_bytes(dir + "/dht.jpg", jpg.substr(0, 2) + dht + jpg.substr(2));
+  EXPECT_EQ(error_of([&] { read_image(dir + "/dht.jpg"); }),
+            "cannot read image '" + dir +
+                "/dht.jpg': corrupt JPEG: a Huffman table declares 300 codes (at most 256)");
+  // stb takes anything after FF D8 for a JPEG, skips junk to the next marker, and takes
+  // any number of 0xFF before D8 for fill bytes.
+  for (const std::string& start : {std::string("\xFF\xD8junk"), std::string("\xFF\xFF\xFF\xD8")}) {
+    write_bytes(dir + "/odd.jpg", start + dht + jpg.substr(2));
+    EXPECT_NE(error_of([&] { read_image(dir + "/odd.jpg"); }).find("declares 300 codes"),
+              std::string::npos);
+  }
+  write_bytes(dir + "/ok.jpg", jpg);
+  EXPECT_EQ(read_image(dir + "/ok.jpg").width, 16);
+}
+
+TEST(HostileImages, TruncatedTgaPnmAndOddBmpAreErrorsNotBlackPictures) {
+  const std::string dir = temp_dir("truncated_more");
+  // 104 bytes declaring 6168x6168 grey pixels of 3 bytes: 114 MB of zeros, seconds to
+  // decode and scale, before this check.
+  write_bytes(dir + "/short.tga", tga_header(3, 6168, 6168, 24) + std::string(86, '\x18'));
+  EXPECT_EQ(error_of([&] { read_image(dir + "/short.tga"); }),
+            "cannot read image '" + dir + "/short.tga': the pixel data ends after 104 of " +
+                std::to_string(18 + int64_t{6168} * 6168 * 3) + " bytes (truncated TGA)");
+  write_bytes(dir + "/short_rle.tga", tga_header(10, 4000, 4000, 24) + std::string(100, '\0'));
+  EXPECT_EQ(error_of([&] { read_image(dir + "/short_rle.tga"); }),
+            "cannot read image '" + dir +
+                "/short_rle.tga': the file has 118 bytes, too few for 16000000 run-length coded "
+                "pixels (truncated TGA)");
+  write_bytes(dir + "/whole.tga", tga_header(3, 4, 2, 8) + std::string(8, '\x40'));
+  EXPECT_EQ(read_image(dir + "/whole.tga").width, 4);
+
+  // stb leaves a short PNM's pixels uninitialised.
+  write_bytes(dir + "/short.pgm", "P5\n# grey\n4 4\n255\n" + std::string(10, '\x7f'));
+  EXPECT_EQ(error_of([&] { read_image(dir + "/short.pgm"); }),
+            "cannot read image '" + dir +
+                "/short.pgm': the pixel data ends after 28 of 34 bytes "
+                "(truncated PNM)");
+  write_bytes(dir + "/whole.pgm", "P5\n# grey\n4 4\n255\n" + std::string(16, '\x7f'));
+  EXPECT_EQ(read_image(dir + "/whole.pgm").pixels[15], 0x7f);
+  write_bytes(dir + "/wide.ppm", "P6 99999999999 1 255\n");
+  EXPECT_EQ(error_of([&] { read_image(dir + "/wide.ppm"); }),
+            "cannot read image '" + dir +
+                "/wide.ppm': corrupt PNM header (its width is over "
+                "16777216)");
+
+  // A 16-bit PNM read with other channels than stored: stb 2.27 overran its buffer (ASan:
+  // heap-buffer-overflow in stbi__convert_16_to_8).
+  write_bytes(dir + "/deep.ppm", "P6\n2 1\n65535\n" + std::string(12, '\x80'));
+  EXPECT_EQ(read_image(dir + "/deep.ppm", 3).pixels.size(), 6u);
+  EXPECT_EQ(read_image(dir + "/deep.ppm").channels, 3);
+  EXPECT_EQ(error_of([&] { read_image(dir + "/deep.ppm", 1); }),
+            "cannot read image '" + dir +
+                "/deep.ppm': a 16-bit PNM of 3 channel(s) cannot be read as 1 (Debian's stb_image "
+                "2.27 overruns its buffer converting one); save it with 8 bits or as PNG");
+
+  // A BMP whose compression field is negative: stb reads it as plain pixels.
+  std::string bmp = encoded("bmp", 30, 20);
+  bmp[33] = '\xB7';
+  write_bytes(dir + "/odd.bmp", bmp.substr(0, bmp.size() - 100));
+  EXPECT_NE(error_of([&] { read_image(dir + "/odd.bmp"); }).find("(truncated BMP)"),
+            std::string::npos);
+}
+
+TEST(HostileImages, FormatsReadImageDoesNotOfferAreRefused) {
+  const std::string dir = temp_dir("unoffered");
+  std::string hdr;
+  const std::vector<float> px(4 * 2 * 3, 0.5f);
+  stbi_write_hdr_to_func(append_to, &hdr, 4, 2, 3, px.data());
+  write_bytes(dir + "/light.png", hdr);
+  EXPECT_EQ(error_of([&] { read_image(dir + "/light.png"); }),
+            "cannot read image '" + dir +
+                "/light.png': a Radiance HDR file; only PNG, JPEG, BMP, GIF, TGA and PNM images "
+                "are read");
+  write_bytes(dir + "/layers.png", "8BPS" + std::string(40, '\0'));
+  EXPECT_NE(error_of([&] { read_image(dir + "/layers.png"); }).find("a Photoshop (PSD) file"),
+            std::string::npos);
+}
+
 // ---- checkpoints: the checksum ----
 
 TEST(HostileCheckpoints, ACorruptedByteIsFoundAndTheFileLeftAsItWas) {
@@ -288,6 +390,114 @@ TEST(HostileCheckpoints, TheChecksumIsAZipCommentOtherReadersSkip) {
   write_bytes(path, wrong);
   EXPECT_NE(error_of([&] { load_checkpoint_model(path, true, torch::kCPU); }).find("corrupt"),
             std::string::npos);
+}
+
+// A checkpoint as written before checksums: the seal comment cut off.
+std::string without_seal(std::string bytes) {
+  const size_t comment = bytes.rfind("difflab-crc32:");
+  if (comment == std::string::npos) return bytes;
+  bytes.resize(comment);
+  bytes[comment - 2] = 0;  // the end record's comment length
+  bytes[comment - 1] = 0;
+  return bytes;
+}
+
+// Rewrites the CRC-32 of every zip member to match its bytes, as a crafted file would.
+void match_crcs(std::string& bytes) {
+  for (const ZipMember& m : zip_members(bytes, "")) {
+    const auto crc = static_cast<uint32_t>(
+        crc32(0L, reinterpret_cast<const Bytef*>(bytes.data() + m.data_offset),
+              static_cast<uInt>(m.size)));
+    for (uint64_t at : {m.central_crc_at, m.local_crc_at})
+      for (int i = 0; i < 4; ++i) bytes[at + i] = static_cast<char>(crc >> (8 * i));
+  }
+}
+
+TEST(HostileCheckpoints, WithoutASealEachZipMemberIsCheckedAgainstItsCrc) {
+  // Found by fuzz_checkpoint: in a checkpoint from before checksums one changed byte
+  // reached LibTorch's TorchScript reader, which crashed (SEGV in parseClassConstant), or
+  // a changed size made LibTorch allocate 47 GB.
+  const std::string dir = temp_dir("members");
+  const std::string path = dir + "/old.pt";
+  auto trainer = make_trainer(toy_config());
+  trainer->save_checkpoint(path);
+  const std::string old = without_seal(read_bytes(path));
+  write_bytes(path, old);
+  EXPECT_NO_THROW(load_checkpoint_model(path, true, torch::kCPU));
+
+  std::string flipped = old;
+  const size_t code = flipped.find("class Module(Module):");
+  ASSERT_NE(code, std::string::npos);
+  flipped[code + 20] = '!';
+  write_bytes(path, flipped);
+  const std::string message = error_of([&] { load_checkpoint_model(path, true, torch::kCPU); });
+  EXPECT_EQ(message.rfind("model checkpoint " + path + ": corrupt: zip member '", 0), 0u)
+      << message;
+  EXPECT_NE(message.find(".py' fails its CRC-32 check (the file changed after it was written; "
+                         "use an earlier checkpoint)"),
+            std::string::npos)
+      << message;
+
+  // The zip64 end record (LibTorch always writes one) sending the directory off the file.
+  std::string moved = old;
+  const size_t record = moved.rfind(std::string("PK\x06\x06", 4));
+  ASSERT_NE(record, std::string::npos);
+  moved[record + 48 + 5] = '\x7f';
+  write_bytes(path, moved);
+  EXPECT_EQ(error_of([&] { load_checkpoint_model(path, true, torch::kCPU); }),
+            "model checkpoint " + path +
+                ": corrupt: its zip directory lies outside the file (the "
+                "file changed after it was written; use an earlier checkpoint)");
+}
+
+TEST(HostileCheckpoints, ErrorsOfLibTorchsScriptParserNameTheFile) {
+  // Found by fuzz_checkpoint: LibTorch compiles the TorchScript stored in the archive
+  // (code/), and its parser throws errors that are not c10::Errors; they came out of
+  // open_checkpoint bare ("expected a valid token ..."), without the file's name. Here the
+  // changed member's CRC is made to match, as a deliberately crafted file would.
+  const std::string dir = temp_dir("script");
+  const std::string path = dir + "/c.pt";
+  auto trainer = make_trainer(toy_config());
+  trainer->save_checkpoint(path);
+  std::string bytes = without_seal(read_bytes(path));
+  const size_t code = bytes.find("class Module(Module):");
+  ASSERT_NE(code, std::string::npos);
+  bytes[code + 20] = '!';
+  match_crcs(bytes);
+  write_bytes(path, bytes);
+  const std::string message = error_of([&] { load_checkpoint_model(path, true, torch::kCPU); });
+  EXPECT_EQ(message.rfind("model checkpoint " + path +
+                              ": cannot be read (truncated or not a model checkpoint): ",
+                          0),
+            0u)
+      << message;
+}
+
+TEST(HostileCheckpoints, ADamagedShapeIsRefusedBeforeANetworkIsBuiltToIt) {
+  // Found by fuzz_checkpoint: the shape entry's channel count was taken as it stood, and a
+  // damaged one asked make_model for a convolution of that many input channels.
+  const std::string dir = temp_dir("shape");
+  const std::string path = dir + "/c.pt";
+  auto trainer = make_trainer(toy_config());
+  trainer->save_checkpoint(path);
+  std::string bytes = without_seal(read_bytes(path));
+  bool found = false;
+  for (const ZipMember& m : zip_members(bytes, path)) {
+    int64_t shape[5];
+    if (m.size != sizeof shape) continue;
+    std::memcpy(shape, bytes.data() + m.data_offset, sizeof shape);
+    if (shape[0] != 2 || shape[1] != 0 || shape[2] != 0 || shape[3] != 1) continue;  // points
+    shape[0] = 1000000000;
+    std::memcpy(bytes.data() + m.data_offset, shape, sizeof shape);
+    found = true;
+  }
+  ASSERT_TRUE(found);
+  match_crcs(bytes);
+  write_bytes(path, bytes);
+  const std::string message = error_of([&] { load_checkpoint_model(path, true, torch::kCPU); });
+  EXPECT_EQ(message.rfind("checkpoint " + path + ": bad 'shape' entry [1000000000, 0, 0, 1, ", 0),
+            0u)
+      << message;
 }
 
 TEST(HostileCheckpoints, AFullDiskDuringACheckpointKeepsTheRunResumable) {
