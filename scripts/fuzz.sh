@@ -30,8 +30,10 @@ for t in "${TARGETS[@]}"; do
     exit 2
   fi
 done
-if ! command -v "$CXX_FUZZ" >/dev/null; then
-  echo "fuzz: $CXX_FUZZ not found; apt-get install clang-14 libclang-rt-14-dev" >&2
+# clang with libFuzzer's runtime, and lld (the checkpoint target drops unused code at link).
+if ! command -v "$CXX_FUZZ" >/dev/null ||
+   ! "$CXX_FUZZ" -fuse-ld=lld -print-prog-name=ld.lld | xargs test -x 2>/dev/null; then
+  echo "fuzz: needs $CXX_FUZZ and lld; apt-get install clang-14 libclang-rt-14-dev lld-14" >&2
   exit 1
 fi
 

@@ -99,6 +99,8 @@ uint32_t be16(const std::string& b, size_t at) {
          static_cast<uint32_t>(static_cast<uint8_t>(b[at + 1]));
 }
 
+uint32_t be32(const std::string& b, size_t at) { return be16(b, at) << 16 | be16(b, at + 2); }
+
 uint32_t le32(const std::string& b, size_t at) {
   return static_cast<uint32_t>(static_cast<uint8_t>(b[at])) |
          static_cast<uint32_t>(static_cast<uint8_t>(b[at + 1])) << 8 |
@@ -194,12 +196,33 @@ PnmHeader read_pnm_header(const std::string& b) {
   return header;
 }
 
+// PNG chunks (<length> <type> <data> <CRC>, ISO/IEC 15948, 5.3) up to IEND must lie in the
+// file. stb_image 2.27 grows its buffer for an IDAT chunk to the declared length before
+// reading it: a 200-byte file declaring a 2 GB chunk had it allocate 2 GiB (fuzz_image).
+constexpr size_t kPngSignatureSize = 8;
+constexpr size_t kPngChunkOverhead = 12;  // length, type, CRC
+
+std::string bad_png_chunks(const std::string& b) {
+  for (size_t at = kPngSignatureSize; b.size() - at >= kPngChunkOverhead;) {
+    const uint64_t length = be32(b, at);
+    const std::string type = b.substr(at + 4, 4);
+    if (length > b.size() - at - kPngChunkOverhead)
+      return "truncated or corrupt PNG (its " + type + " chunk at byte " + std::to_string(at) +
+             " declares " + std::to_string(length) + " bytes, the file has " +
+             std::to_string(b.size() - at - kPngChunkOverhead) + " left)";
+    if (type == "IEND") break;
+    at += kPngChunkOverhead + length;
+  }
+  return {};
+}
+
 // What stb_image must not see: formats read_image does not offer (see png.h; stb's PSD,
 // HDR and PIC readers are the least used and least checked), and headers that trip it.
 std::string refused_before_decoding(Format format, const std::string& b) {
   if (format == Format::Psd || format == Format::Hdr || format == Format::Pic)
     return std::string("a ") + format_name(format) +
            " file; only PNG, JPEG, BMP, GIF, TGA and PNM images are read";
+  if (format == Format::Png) return bad_png_chunks(b);
   if (format == Format::Jpeg) return bad_jpeg_tables(b);
   if (format == Format::Pnm) return read_pnm_header(b).problem;
   return {};

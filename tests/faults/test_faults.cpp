@@ -329,6 +329,20 @@ TEST(HostileImages, TruncatedTgaPnmAndOddBmpAreErrorsNotBlackPictures) {
             std::string::npos);
 }
 
+TEST(HostileImages, PngChunksMustLieInTheFile) {
+  // stb 2.27 grew its IDAT buffer to the declared length before reading: a 2 GB chunk in a
+  // tiny file was a 2 GiB allocation (libFuzzer: malloc(2147483648)).
+  const std::string dir = temp_dir("chunks");
+  const std::string whole = png_declaring(8, 8);
+  const std::string ihdr = whole.substr(0, 33);  // signature and IHDR chunk
+  write_bytes(dir + "/big.png",
+              ihdr + std::string("\x7f\xff\xff\x00IDAT", 8) + std::string(20, 'x'));
+  EXPECT_EQ(error_of([&] { read_image(dir + "/big.png"); }),
+            "cannot read image '" + dir +
+                "/big.png': truncated or corrupt PNG (its IDAT chunk at "
+                "byte 33 declares 2147483392 bytes, the file has 16 left)");
+}
+
 TEST(HostileImages, FormatsReadImageDoesNotOfferAreRefused) {
   const std::string dir = temp_dir("unoffered");
   std::string hdr;
