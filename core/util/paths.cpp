@@ -122,7 +122,11 @@ fs::path folder_of(const std::string& path) {
 
 void inject_write_failure_after(int64_t bytes) { fault_budget() = bytes < 0 ? -1 : bytes; }
 
-void write_file_atomic(const std::string& path, std::string_view bytes) {
+namespace {
+
+// Opens a new temporary file beside `path` (making its folder), after checking that
+// `path` names no folder. Returns the descriptor; throws "cannot write '<path>': why".
+int open_temp_beside(const std::string& path, std::string* temp) {
   const std::string what = "cannot write '" + path + "': ";
   if (path.empty()) throw std::runtime_error("cannot write a file with an empty name");
   std::error_code ec;
@@ -132,10 +136,17 @@ void write_file_atomic(const std::string& path, std::string_view bytes) {
   } catch (const std::runtime_error& e) {
     throw std::runtime_error(what + e.what());
   }
-
-  const std::string temp = temp_path_for(path);
-  const int fd = ::open(temp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0666);
+  *temp = temp_path_for(path);
+  const int fd = ::open(temp->c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0666);
   if (fd < 0) throw std::runtime_error(what + errno_text(errno));
+  return fd;
+}
+
+}  // namespace
+
+void write_file_atomic(const std::string& path, std::string_view bytes) {
+  std::string temp;
+  const int fd = open_temp_beside(path, &temp);
   int err = 0;
   if (!write_all(fd, bytes.data(), bytes.size())) err = errno;
   // fsync before the rename: after a power cut the new name never points at a file
@@ -145,7 +156,7 @@ void write_file_atomic(const std::string& path, std::string_view bytes) {
   if (err == 0 && ::rename(temp.c_str(), path.c_str()) != 0) err = errno;
   if (err != 0) {
     ::unlink(temp.c_str());
-    throw std::runtime_error(what + errno_text(err));
+    throw std::runtime_error("cannot write '" + path + "': " + errno_text(err));
   }
   // Make the rename itself durable; a failure here loses nothing that was there before.
   const int dir = ::open(folder_of(path).c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
@@ -156,19 +167,8 @@ void write_file_atomic(const std::string& path, std::string_view bytes) {
 }
 
 void check_can_write(const std::string& path) {
-  const std::string what = "cannot write '" + path + "': ";
-  if (path.empty()) throw std::runtime_error("cannot write a file with an empty name");
-  std::error_code ec;
-  if (fs::is_directory(path, ec)) throw std::runtime_error(what + "it is a folder");
-  try {
-    make_dirs(folder_of(path).string());
-  } catch (const std::runtime_error& e) {
-    throw std::runtime_error(what + e.what());
-  }
-  const std::string probe = temp_path_for(path);
-  const int fd = ::open(probe.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0666);
-  if (fd < 0) throw std::runtime_error(what + errno_text(errno));
-  ::close(fd);
+  std::string probe;
+  ::close(open_temp_beside(path, &probe));
   ::unlink(probe.c_str());
 }
 
