@@ -172,6 +172,34 @@ TEST_F(DataTest, IdxTruncatedGzHeader) {
   expect_mentions(msg, {path("images.gz"), "truncated"});
 }
 
+// A gzip bomb: the header promises one 28x28 image, then 256 MiB of zeros follow (about
+// 256 KB compressed). Reading stops one byte past the promised 800 bytes.
+TEST_F(DataTest, IdxGzipBombStopsAtTheDeclaredSize) {
+  std::string head("\x00\x00\x08\x03", 4);
+  for (uint32_t v : {1u, 28u, 28u})
+    for (int shift : {24, 16, 8, 0}) head.push_back(static_cast<char>((v >> shift) & 0xFF));
+  gzFile f = gzopen(path("bomb.gz").c_str(), "wb9");
+  ASSERT_NE(f, nullptr);
+  ASSERT_EQ(gzwrite(f, head.data(), static_cast<unsigned>(head.size())), static_cast<int>(head.size()));
+  const std::string zeros(1 << 20, '\0');
+  for (int i = 0; i < 256; ++i)
+    ASSERT_EQ(gzwrite(f, zeros.data(), static_cast<unsigned>(zeros.size())), 1 << 20);
+  ASSERT_EQ(gzclose(f), Z_OK);
+  EXPECT_LT(std::filesystem::file_size(path("bomb.gz")), 1u << 20);
+  const std::string msg = error_of([&] { read_idx(path("bomb.gz"), path("bomb.gz")); });
+  expect_mentions(msg, {path("bomb.gz"), "trailing data", "expected 800 bytes"});
+}
+
+// A header that declares more than the app loads is refused before any reading.
+TEST_F(DataTest, IdxDeclaredSizeLimit) {
+  std::string head("\x00\x00\x08\x03", 4);
+  for (uint32_t v : {4000000000u, 16384u, 16384u})
+    for (int shift : {24, 16, 8, 0}) head.push_back(static_cast<char>((v >> shift) & 0xFF));
+  write_gz(path("huge.gz"), head);
+  const std::string msg = error_of([&] { read_idx(path("huge.gz"), path("huge.gz")); });
+  expect_mentions(msg, {path("huge.gz"), "declares", "more than the 2048 MiB"});
+}
+
 TEST_F(DataTest, IdxCountMismatch) {
   const ImageSet set = make_grey_set(5, 2, 2);
   write_idx_images(path("images"), set);

@@ -526,6 +526,42 @@ TEST(Paths, WriteFileAtomicFailureNamesPathAndLeavesNoTemp) {
   EXPECT_EQ(list_dir(dir), std::vector<std::string>{"target"});
 }
 
+TEST(Paths, WriteFileAtomicRefuseKeepsWhatIsThere) {
+  const std::string dir = test_dir("paths_refuse");
+  const std::string path = dir + "/grid.png";
+  difflab::write_file_atomic(path, "new", difflab::IfExists::Refuse);  // nothing there: written
+  EXPECT_EQ(read_all(path), "new");
+  try {
+    difflab::write_file_atomic(path, "other", difflab::IfExists::Refuse);
+    FAIL() << "a file already there was replaced";
+  } catch (const std::runtime_error& e) {
+    EXPECT_EQ(std::string(e.what()),
+              "cannot write '" + path + "': a file is already there (nothing was replaced)");
+  }
+  EXPECT_THROW(difflab::check_can_write(path, difflab::IfExists::Refuse), std::runtime_error);
+  EXPECT_NO_THROW(difflab::check_can_write(path));  // replacing is allowed by default
+  EXPECT_EQ(read_all(path), "new");
+  EXPECT_EQ(list_dir(dir), std::vector<std::string>{"grid.png"});  // no temporary left
+  // A dangling symbolic link counts as taken too: it is the user's.
+  fs::create_symlink(dir + "/nowhere", dir + "/link.png");
+  EXPECT_THROW(difflab::write_file_atomic(dir + "/link.png", "x", difflab::IfExists::Refuse),
+               std::runtime_error);
+  EXPECT_FALSE(fs::exists(dir + "/nowhere"));
+}
+
+TEST(Paths, FreePathSkipsTakenNames) {
+  const std::string dir = test_dir("paths_free");
+  EXPECT_EQ(difflab::free_path(dir + "/sample.png"), dir + "/sample.png");
+  difflab::write_file_atomic(dir + "/sample.png", "1");
+  EXPECT_EQ(difflab::free_path(dir + "/sample.png"), dir + "/sample_2.png");
+  difflab::write_file_atomic(dir + "/sample_2.png", "2");
+  EXPECT_EQ(difflab::free_path(dir + "/sample.png"), dir + "/sample_3.png");
+  // Folders keep their whole name (a dot is not an extension there).
+  fs::create_directories(dir + "/eval.v1");
+  EXPECT_EQ(difflab::free_path(dir + "/eval.v1"), dir + "/eval.v1_2");
+  EXPECT_EQ(difflab::free_path(dir + "/shot.png.trajectory.gif"), dir + "/shot.png.trajectory.gif");
+}
+
 TEST(Paths, MakeDirs) {
   const std::string dir = test_dir("paths_make_dirs");
   difflab::make_dirs(dir + "/x/y/z");

@@ -9,6 +9,7 @@
 #include <algorithm>
 #include <cstdio>
 #include <exception>
+#include <filesystem>
 #include <string>
 
 #include "core/util/paths.h"
@@ -126,11 +127,13 @@ void finish_export(UiContext& ctx, bool ok, const std::string& message, const st
 
 void export_frame(const CachedImage& grid, UiContext& ctx) {
   SamplingView& v = ctx.ui.sampling;
+  // An earlier export is never replaced: a taken name becomes frame_2.png, frame_3.png, ...
+  const std::string path = free_path(v.export_path);
   try {
-    write_png(v.export_path, grid.target.read_pixels());
-    finish_export(ctx, true, "wrote " + v.export_path, v.export_path);
+    write_png(path, grid.target.read_pixels(), IfExists::Refuse);
+    finish_export(ctx, true, "wrote " + path, path);
   } catch (const std::exception& e) {
-    finish_export(ctx, false, e.what(), v.export_path);
+    finish_export(ctx, false, e.what(), path);
   }
 }
 
@@ -154,33 +157,37 @@ int render_sequence(const TrajectoryFrames& run, UiContext& ctx, Sink&& sink) {
 
 void export_sequence(const TrajectoryFrames& run, UiContext& ctx) {
   SamplingView& v = ctx.ui.sampling;
+  // A folder that holds anything already (an earlier sequence) gives way to trajectory_2, ...
+  std::error_code ec;
+  const bool empty_folder = std::filesystem::is_directory(v.export_dir, ec) &&
+                            std::filesystem::is_empty(v.export_dir, ec);
+  const std::string dir = empty_folder ? v.export_dir : free_path(v.export_dir);
   try {
-    make_dirs(v.export_dir);
+    make_dirs(dir);
     const int written = render_sequence(run, ctx, [&](int k, const Image8& image) {
       char name[32];
       std::snprintf(name, sizeof name, "/frame_%04d.png", k);
-      write_png(v.export_dir + name, image);
+      write_png(dir + name, image, IfExists::Refuse);
     });
-    finish_export(ctx, true, "wrote " + std::to_string(written) + " PNGs to " + v.export_dir,
-                  v.export_dir);
+    finish_export(ctx, true, "wrote " + std::to_string(written) + " PNGs to " + dir, dir);
   } catch (const std::exception& e) {
-    finish_export(ctx, false, e.what(), v.export_dir);
+    finish_export(ctx, false, e.what(), dir);
   }
 }
 
 void export_gif(const TrajectoryFrames& run, UiContext& ctx) {
   SamplingView& v = ctx.ui.sampling;
+  std::string path = v.export_gif;
   try {
     std::vector<Image8> frames;
     render_sequence(run, ctx, [&](int, const Image8& image) { frames.push_back(image); });
     GifOptions options;
     options.delay_cs = std::max(2, static_cast<int>(100.0f / std::max(v.play_fps, 1.0f) + 0.5f));
-    write_gif(v.export_gif, frames, options);
-    finish_export(ctx, true,
-                  "wrote " + std::to_string(frames.size()) + " frames to " + v.export_gif,
-                  v.export_gif);
+    path = free_path(v.export_gif);
+    write_gif(path, frames, options, IfExists::Refuse);
+    finish_export(ctx, true, "wrote " + std::to_string(frames.size()) + " frames to " + path, path);
   } catch (const std::exception& e) {
-    finish_export(ctx, false, e.what(), v.export_gif);
+    finish_export(ctx, false, e.what(), path);
   }
 }
 

@@ -6,6 +6,7 @@
 
 #include "app/cli/args.h"
 #include "app/cli/commands.h"
+#include "app/cli/common.h"
 #include "core/util/paths.h"
 #include "core/vision/canny.h"
 #include "core/vision/png.h"
@@ -27,7 +28,7 @@ at::Tensor load_picture(const std::string& path) {
 }
 
 // (1, 1, H, W) 0/1 → a white-on-black grey PNG, each pixel scale×scale.
-void write_mask(const std::string& path, const at::Tensor& mask, int scale) {
+void write_mask(const std::string& path, const at::Tensor& mask, int scale, IfExists if_exists) {
   auto bytes = (mask[0][0] > 0.5).to(torch::kUInt8).mul(255).cpu();
   if (scale > 1) bytes = bytes.repeat_interleave(scale, 0).repeat_interleave(scale, 1);
   bytes = bytes.contiguous();
@@ -36,7 +37,7 @@ void write_mask(const std::string& path, const at::Tensor& mask, int scale) {
   out.width = static_cast<int>(bytes.size(1));
   out.channels = 1;
   out.pixels.assign(bytes.data_ptr<uint8_t>(), bytes.data_ptr<uint8_t>() + bytes.numel());
-  write_png(path, out);
+  write_png(path, out, if_exists);
 }
 
 // The two positional paths, or a UsageError.
@@ -63,6 +64,7 @@ int cmd_canny(int argc, char** argv) {
       {"blur", true, "SIGMA  Gaussian blur before the gradients (default 0 = none, as OpenCV)", real(0, 100)},
       {"l2", false, "   gradient magnitude sqrt(gx^2 + gy^2) instead of |gx| + |gy|"},
       {"scale", true, "N  write each pixel N times larger (default 1)", integer(1, 64)},
+      overwrite_option(),
       {"help", false, "   show this help"},
   };
   Args args(argc, argv, 2, specs, /*max_positional=*/2);
@@ -74,7 +76,7 @@ int cmd_canny(int argc, char** argv) {
     return 0;
   }
   const auto [in, out] = in_out(args);
-  check_can_write(out);  // before the work, without touching what is there
+  check_output(args, "output", out);  // before the work, without touching what is there
   CannyOptions options;
   options.low = args.get_double("low", options.low);
   options.high = args.get_double("high", options.high);
@@ -88,7 +90,7 @@ int cmd_canny(int argc, char** argv) {
   const int scale = scale_option(args);
   const auto image = load_picture(in);
   const auto edges = canny(image, options);
-  write_mask(out, edges, scale);
+  write_mask(out, edges, scale, if_exists(args));
   std::cout << in << ": " << image.size(3) << "x" << image.size(2) << ", "
             << edges.sum().item<double>() << " edge pixels (low " << options.low << ", high "
             << options.high << ") -> " << out << "\n";
@@ -104,6 +106,7 @@ int cmd_scribble(int argc, char** argv) {
       {"jitter", true, "PX  random shift of up to PX pixels (default 1)", real(0, 64)},
       {"canny-share", true, "F  chance of using Canny edges instead of the skeleton (default 0.1)", real(0, 1)},
       {"scale", true, "N  write each pixel N times larger (default 1)", integer(1, 64)},
+      overwrite_option(),
       {"help", false, "   show this help"},
   };
   Args args(argc, argv, 2, specs, /*max_positional=*/2);
@@ -115,7 +118,7 @@ int cmd_scribble(int argc, char** argv) {
     return 0;
   }
   const auto [in, out] = in_out(args);
-  check_can_write(out);
+  check_output(args, "output", out);
   ScribbleOptions options;
   options.threshold = args.get_double("threshold", options.threshold);
   options.max_drop = args.get_double("max-drop", options.max_drop);
@@ -135,7 +138,7 @@ int cmd_scribble(int argc, char** argv) {
   const auto image = load_picture(in);
   auto gen = at::make_generator<at::CPUGeneratorImpl>(static_cast<uint64_t>(seed));
   const auto hint = synthesize_scribbles(image, gen, options);
-  write_mask(out, hint, scale);
+  write_mask(out, hint, scale, if_exists(args));
   std::cout << in << ": " << image.size(3) << "x" << image.size(2) << ", "
             << hint.sum().item<double>() << " scribble pixels (seed " << seed << ") -> " << out
             << "\n";

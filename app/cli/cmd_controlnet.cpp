@@ -168,7 +168,8 @@ const std::vector<OptionSpec> kEvalOptions = {
     {"control-scale", true, "S  ControlNet conditioning scale (default: controlnet.scale)", real(0, 100)},
     {"tolerance", true, "PX  edge F1 tolerance in pixels (default 1)", integer(0, 16)},
     {"edge-scale", true, "K  compare edges on K-times enlarged pictures (default 1: the model's size)", integer(1, 16)},
-    {"out", true, "DIR  writes hints/with/without grids and per-image F1 (default <controlnet dir>/eval)"},
+    {"out", true, "DIR  writes hints/with/without grids and per-image F1 (default <controlnet dir>/eval, or eval_2, ... when taken)"},
+    overwrite_option(),
     {"help", false, "   show this help"},
 };
 
@@ -204,23 +205,29 @@ int cmd_eval_controlnet(int argc, char** argv) {
   Config check = control.config;
   check.sample = options.sample;
   validate(check, "command line");
+  // The output folder is settled before the work: the default one never replaces an
+  // earlier evaluation's files (eval, eval_2, ...); a named one only with --overwrite.
+  const std::string out =
+      args.has("out") ? args.get("out")
+                      : free_path((std::filesystem::path(path).parent_path() / "eval").string());
+  for (const char* name : {"hints.png", "with_controlnet.png", "without_controlnet.png",
+                           "test_images.png", "f1.csv"})
+    check_output(args, "--out", out + "/" + name);
   const auto data = load_dataset(control.config.data);
   const auto r = evaluate_controlnet(control, data, options, device);
 
-  const std::string out =
-      args.get("out", (std::filesystem::path(path).parent_path() / "eval").string());
-  make_dirs(out);
+  const IfExists mode = if_exists(args);
   const int64_t n = r.hints.size(0);
-  write_png(out + "/hints.png", make_grid(r.hints * 2.0 - 1.0, 8, 2, 2));
-  write_png(out + "/with_controlnet.png", make_grid(r.with_samples, 8, 2, 2));
-  write_png(out + "/without_controlnet.png", make_grid(r.without_samples, 8, 2, 2));
-  write_png(out + "/test_images.png", make_grid(r.images, 8, 2, 2));
+  write_png(out + "/hints.png", make_grid(r.hints * 2.0 - 1.0, 8, 2, 2), mode);
+  write_png(out + "/with_controlnet.png", make_grid(r.with_samples, 8, 2, 2), mode);
+  write_png(out + "/without_controlnet.png", make_grid(r.without_samples, 8, 2, 2), mode);
+  write_png(out + "/test_images.png", make_grid(r.images, 8, 2, 2), mode);
   {
     std::ostringstream csv;
     csv << "index,f1_with,f1_without\n";
     for (int64_t i = 0; i < n; ++i)
       csv << i << "," << r.f1_with[i].item<double>() << "," << r.f1_without[i].item<double>() << "\n";
-    write_file_atomic(out + "/f1.csv", csv.str());
+    write_file_atomic(out + "/f1.csv", csv.str(), mode);
   }
   const auto& sc = options.sample;
   char guidance_text[64];

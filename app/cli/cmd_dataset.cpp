@@ -40,6 +40,7 @@ int cmd_dataset(int argc, char** argv) {
   const auto specs = join(config_options(), {
       {"grid", true, "PNG  write a preview grid of training images (one class per column)"},
       {"n", true, "N  images per class in the grid (default 8)", integer(1, 1000)},
+      overwrite_option(),
       {"help", false, "   show this help"},
   });
   Args args(argc, argv, 2, specs);
@@ -53,6 +54,7 @@ int cmd_dataset(int argc, char** argv) {
     return 0;
   }
   const Config config = load_cli_config(args);
+  if (args.has("grid")) check_output(args, "--grid", args.get("grid"));
   const DatasetSplits data = load_dataset(config.data);
   std::cout << data.description << "\n";
   const auto counts = torch::bincount(data.train.labels);
@@ -63,8 +65,10 @@ int cmd_dataset(int argc, char** argv) {
   if (args.has("grid")) {
     const std::string path = args.get("grid");
     if (data.shape.points) {
-      write_png(path, plot_points(gather_batch(data.train, torch::arange(std::min<int64_t>(
-                                                                5000, data.train.size())))));
+      write_png(path,
+                plot_points(gather_batch(data.train,
+                                         torch::arange(std::min<int64_t>(5000, data.train.size())))),
+                if_exists(args));
     } else {
       // Take the first `per` examples of each class, laid out with one class per column.
       const int per = args.get_int("n", 8);
@@ -76,7 +80,7 @@ int cmd_dataset(int argc, char** argv) {
           if (row < where.size(0)) idx.push_back(where[row].item<int64_t>());
         }
       auto images = gather_batch(data.train, torch::tensor(idx, torch::kLong));
-      write_png(path, make_grid(images, classes, 2, 2));
+      write_png(path, make_grid(images, classes, 2, 2), if_exists(args));
     }
     std::cout << "grid: " << path << "\n";
   }

@@ -16,7 +16,6 @@
 #include <filesystem>
 #include <fstream>
 #include <iostream>
-#include <iterator>
 #include <sstream>
 
 #include "core/train/run_folder.h"
@@ -57,6 +56,7 @@ const std::vector<OptionSpec> kNllOptions = {
     {"no-clip", false, "   do not clip the predicted x0 to [-1, 1]"},
     {"seed", true, "N  noise seed (default 0)", integer(0, kInt64Max)},
     {"csv", true, "PATH  write the mean L_t of every t (t, model_t, bits_per_dim)"},
+    overwrite_option(),
 };
 
 struct Loaded {
@@ -148,7 +148,7 @@ int run_nll(const Args& args) {
     for (size_t t = 0; t < r.terms.size(); ++t)
       out << t << ',' << diffusion.schedule().model_timestep(static_cast<int>(t)) << ','
           << r.terms[t] << '\n';
-    write_file_atomic(csv, out.str());
+    write_file_atomic(csv, out.str(), if_exists(args));
     std::printf("terms:      %s\n", csv.c_str());
   }
   return 0;
@@ -175,9 +175,8 @@ void append_csv(const std::string& path, const std::string& checkpoint, int64_t 
   // the file as it was.
   std::string text;
   if (std::filesystem::exists(path)) {
-    std::ifstream in(path, std::ios::binary);
-    if (!in) throw std::runtime_error("--csv " + path + ": cannot read: " + std::strerror(errno));
-    text.assign(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+    std::string why;
+    if (!read_file(path, &text, &why)) throw std::runtime_error("--csv " + path + ": cannot read: " + why);
     if (!text.empty() && text.back() != '\n') text += '\n';
   }
   const bool fresh = text.empty();
@@ -284,7 +283,7 @@ int eval_nll_command(int argc, char** argv) {
               << format_options(specs);
     return 0;
   }
-  if (args.has("csv")) check_can_write(args.get("csv"));  // before minutes of work
+  if (args.has("csv")) check_output(args, "--csv", args.get("csv"));  // before minutes of work
   return run_nll(args);
 }
 

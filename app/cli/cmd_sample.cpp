@@ -5,6 +5,7 @@
 #include <cstdio>
 #include <filesystem>
 #include <iostream>
+#include <regex>
 
 #include "app/cli/commands.h"
 #include "app/cli/common.h"
@@ -25,7 +26,7 @@ const std::vector<OptionSpec> kSampleOptions = {
     {"checkpoint", true, "PATH  checkpoint file"},
     {"run", true, "DIR  use the newest checkpoint of a run folder (default runs/mnist)"},
     {"n", true, "N  number of images", integer(1, 1000000)},
-    {"out", true, "PNG  grid file (default <run>/samples/sample.png)"},
+    {"out", true, "PNG  grid file (default <run>/samples/sample.png, or sample_2.png, ... when taken)"},
     {"out-dir", true, "DIR  also write one PNG per image, named label<K>_<index>.png"},
     {"columns", true, "N  grid columns (default: one class per column when cycling)", integer(1, 10000)},
     {"raw", false, "   use the raw weights instead of the EMA"},
@@ -35,8 +36,26 @@ const std::vector<OptionSpec> kSampleOptions = {
     {"low", true, "X  canny low threshold, 0-255 (default: controlnet.canny_low)", real(0, 1e4)},
     {"high", true, "X  canny high threshold, 0-255 (default: controlnet.canny_high)", real(0, 1e4)},
     {"control-scale", true, "S  ControlNet conditioning scale (default: controlnet.scale)", real(0, 100)},
+    overwrite_option(),
     {"help", false, "   show this help"},
 };
+
+// The per-image files `sample --out-dir DIR --n N` would write ("label<K>_<index>.png",
+// index < N) that are already there; refused before the work unless --overwrite.
+void check_out_dir(const Args& args, const std::string& dir, int64_t n) {
+  check_can_write(dir + "/label0_0000.png");
+  if (args.has("overwrite")) return;
+  static const std::regex kName(R"(label\d+_(\d+)\.png)");
+  std::error_code ec;
+  for (std::filesystem::directory_iterator it(dir, ec), end; !ec && it != end; it.increment(ec)) {
+    std::smatch m;
+    const std::string name = it->path().filename().string();
+    if (std::regex_match(name, m, kName) && std::stoll(m[1].str()) < n)
+      throw UsageError("--out-dir '" + dir + "': " + name +
+                       " is already there; pass --overwrite to replace the images, or choose "
+                       "another folder");
+  }
+}
 
 }  // namespace
 
@@ -49,9 +68,13 @@ int cmd_sample(int argc, char** argv) {
   }
   const std::string path = args.has("controlnet") ? args.get("checkpoint") : checkpoint_from_args(args);
   const std::string run = args.get("run", "runs/mnist");
-  const std::string grid = args.get("out", run + "/samples/sample.png");
-  check_can_write(grid);  // a bad --out fails now, not after the sampling run
-  if (args.has("out-dir")) check_can_write(args.get("out-dir") + "/label0_0000.png");
+  // A bad --out fails now, not after the sampling run; the default name never replaces
+  // an earlier sample.
+  const std::string grid =
+      args.has("out") ? args.get("out") : free_path(run + "/samples/sample.png");
+  check_output(args, "--out", grid);
+  const std::string hint_png = std::filesystem::path(grid).replace_extension("").string() + "_hint.png";
+  if (args.has("controlnet")) check_output(args, "--out", hint_png);
   const auto device = setup_runtime(args, 0);
   CheckpointInfo info;
   const bool use_ema = !args.has("raw");
@@ -87,6 +110,7 @@ int cmd_sample(int argc, char** argv) {
   SampleConfig sc = apply_sampling_options(args, info.config.sample, info.config.diffusion.timesteps);
   sc.n = args.get_int("n", sc.n);
   sc.use_ema = use_ema;
+  if (args.has("out-dir")) check_out_dir(args, args.get("out-dir"), sc.n);
   Config check = info.config;
   check.sample = sc;
   validate(check, "command line");
@@ -112,17 +136,16 @@ int cmd_sample(int argc, char** argv) {
 
   const auto& shape = info.shape;
   if (shape.points) {
-    write_png(grid, plot_points(result.images));
+    write_png(grid, plot_points(result.images), if_exists(args));
   } else {
     const int classes = model.num_classes;
     const int columns = args.get_int("columns", sc.class_label < 0 && classes > 0 ? classes : 0);
-    write_png(grid, make_grid(result.images, columns, 2, 2));
+    write_png(grid, make_grid(result.images, columns, 2, 2), if_exists(args));
   }
   std::printf("grid: %s\n", grid.c_str());
   if (hint_map.defined()) {
-    const auto stem = std::filesystem::path(grid).replace_extension("").string();
-    write_png(stem + "_hint.png", make_grid(hint_map * 2.0 - 1.0, 1, 0, 2));
-    std::printf("hint: %s_hint.png (%lld pixels, scale %.2f)\n", stem.c_str(),
+    write_png(hint_png, make_grid(hint_map * 2.0 - 1.0, 1, 0, 2), if_exists(args));
+    std::printf("hint: %s (%lld pixels, scale %.2f)\n", hint_png.c_str(),
                 static_cast<long long>(hint_map.sum().item<double>()), control.scale);
   }
   if (args.has("out-dir") && !shape.points) {
@@ -132,7 +155,7 @@ int cmd_sample(int argc, char** argv) {
       char name[64];
       std::snprintf(name, sizeof name, "/label%lld_%04lld.png",
                     static_cast<long long>(label < 0 ? 0 : label), static_cast<long long>(i));
-      write_png(dir + name, make_grid(result.images.narrow(0, i, 1), 1, 0, 1));
+      write_png(dir + name, make_grid(result.images.narrow(0, i, 1), 1, 0, 1), if_exists(args));
     }
     std::printf("images: %s (%lld files)\n", dir.c_str(),
                 static_cast<long long>(result.images.size(0)));

@@ -5,6 +5,7 @@
 
 #include "app/cli/args.h"
 #include "app/cli/commands.h"
+#include "app/cli/common.h"
 #include "core/schedule/noise_schedule.h"
 #include "core/util/paths.h"
 
@@ -16,6 +17,7 @@ int cmd_schedule(int argc, char** argv) {
       {"steps", true, "T  number of diffusion steps (default 1000)", integer(2, 1000000)},
       {"respace", true, "K  keep K evenly spaced steps (beta'_i = 1 - abar_k_i / abar_k_i-1)", integer(1, 1000000)},
       {"csv", true, "PATH  output file (default: standard output)"},
+      overwrite_option(),
       {"help", false, "   show this help"},
   };
   Args args(argc, argv, 2, specs);
@@ -41,9 +43,10 @@ int cmd_schedule(int argc, char** argv) {
     return 0;
   }
   const std::string path = args.get("csv");
+  check_output(args, "--csv", path);
   std::ostringstream out;
   schedule.write_csv(out);
-  write_file_atomic(path, out.str());
+  write_file_atomic(path, out.str(), if_exists(args));
   std::cout << "wrote " << schedule.size() << " rows to " << path << "\n";
   return 0;
 }

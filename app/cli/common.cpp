@@ -1,5 +1,7 @@
 #include "app/cli/common.h"
 
+#include <filesystem>
+
 #include "core/util/paths.h"
 #include "core/util/runtime.h"
 
@@ -14,6 +16,24 @@ std::vector<OptionSpec> runtime_options() {
   return {{"threads", true, "N  LibTorch intra-op threads, at most 4x the cores (default 0: all cores)",
            integer(0, max_threads())},
           {"device", true, "auto|cpu|cuda  where to run (default auto)"}};
+}
+
+OptionSpec overwrite_option() {
+  return {"overwrite", false, "   replace output files that are already there (default: refuse)"};
+}
+
+IfExists if_exists(const Args& args) {
+  return args.has("overwrite") ? IfExists::Replace : IfExists::Refuse;
+}
+
+void check_output(const Args& args, const std::string& option, const std::string& path) {
+  std::error_code ec;
+  if (!args.has("overwrite") && !std::filesystem::is_directory(path, ec) &&
+      std::filesystem::symlink_status(path, ec).type() != std::filesystem::file_type::not_found)
+    throw UsageError(option + " '" + path +
+                     "': a file is already there; pass --overwrite to replace it, or choose "
+                     "another path");
+  check_can_write(path);
 }
 
 std::vector<OptionSpec> join(std::vector<OptionSpec> a, const std::vector<OptionSpec>& b) {

@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "core/data/image_set.h"
+#include "core/util/paths.h"
 
 namespace difflab {
 
@@ -35,18 +36,11 @@ const std::vector<std::string>& default_class_names() {
   return names;
 }
 
-std::vector<uint8_t> read_file(const std::string& path) {
+std::string read_cifar_file(const std::string& path) {
   std::error_code ec;
   if (!fs::exists(path, ec)) throw DataError("CIFAR-10 file not found: '" + path + "'");
-  std::ifstream in(path, std::ios::binary);
-  if (!in) throw DataError("cannot open CIFAR-10 file '" + path + "'");
-  in.seekg(0, std::ios::end);
-  const std::streamoff size = in.tellg();
-  in.seekg(0, std::ios::beg);
-  std::vector<uint8_t> bytes(size > 0 ? static_cast<size_t>(size) : 0);
-  if (!bytes.empty() && !in.read(reinterpret_cast<char*>(bytes.data()), size)) {
-    throw DataError("cannot read CIFAR-10 file '" + path + "'");
-  }
+  std::string bytes, why;
+  if (!read_file(path, &bytes, &why)) throw DataError("cannot read CIFAR-10 file '" + path + "': " + why);
   return bytes;
 }
 
@@ -88,7 +82,7 @@ ImageSet read_cifar10_batches(const std::vector<std::string>& paths) {
   set.width = kCifarSide;
   set.class_names = default_class_names();
   for (const auto& path : paths) {
-    const std::vector<uint8_t> bytes = read_file(path);
+    const std::string bytes = read_cifar_file(path);
     if (bytes.empty() || bytes.size() % kCifarRecord != 0) {
       throw DataError("CIFAR-10 file '" + path + "' has size " + std::to_string(bytes.size()) +
                       " bytes, which is not a positive multiple of the " +
@@ -98,7 +92,7 @@ ImageSet read_cifar10_batches(const std::vector<std::string>& paths) {
     set.pixels.reserve(set.pixels.size() + records * kCifarPixels);
     set.labels.reserve(set.labels.size() + records);
     for (size_t r = 0; r < records; ++r) {
-      const uint8_t* rec = bytes.data() + r * kCifarRecord;
+      const auto* rec = reinterpret_cast<const uint8_t*>(bytes.data()) + r * kCifarRecord;
       if (rec[0] >= kCifarClasses) {
         throw DataError("CIFAR-10 file '" + path + "': record " + std::to_string(r) +
                         " has label " + std::to_string(rec[0]) + ", out of range 0.." +

@@ -10,9 +10,11 @@
 // gzip files alike, so no detection is needed on our side.
 #include <zlib.h>
 
+#include <algorithm>
 #include <array>
 #include <cstdio>
 #include <filesystem>
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -55,8 +57,16 @@ void put_be32(std::string& out, uint32_t v) {
   out.push_back(static_cast<char>(v & 0xFF));
 }
 
-// Whole file contents, decompressed when the file is gzip.
-std::vector<uint8_t> read_maybe_gz(const std::string& path) {
+// The most pixel bytes one IDX file may declare: 2 GiB (MNIST's training images are 47 MB).
+constexpr uint64_t kIdxMaxBytes = uint64_t{1} << 31;
+
+// The file's contents, decompressed when it is gzip, but never more than its header
+// promises: once `header` bytes are in, `declared` checks them and returns the total size
+// they declare, and reading stops one byte past that (enough to see trailing data). So a
+// gzip bomb, or a count far beyond the data, cannot take more memory than a file of the
+// declared size. A file shorter than `header` is returned whole for the caller to report.
+std::vector<uint8_t> read_maybe_gz(const std::string& path, size_t header,
+                                   const std::function<uint64_t(const std::vector<uint8_t>&)>& declared) {
   std::error_code ec;
   if (!fs::exists(path, ec)) throw DataError("IDX file not found: '" + path + "'");
   if (fs::is_directory(path, ec)) {
@@ -65,17 +75,36 @@ std::vector<uint8_t> read_maybe_gz(const std::string& path) {
   gzFile file = gzopen(path.c_str(), "rb");
   if (file == nullptr) throw DataError("cannot open IDX file '" + path + "'");
   std::vector<uint8_t> bytes;
-  std::vector<uint8_t> chunk(kReadChunk);
-  for (;;) {
-    const int got = gzread(file, chunk.data(), kReadChunk);
-    if (got < 0) {
-      int code = 0;
-      const std::string why = gzerror(file, &code);
-      gzclose(file);
-      throw DataError("cannot read IDX file '" + path + "' (corrupt gzip?): " + why);
+  uint64_t limit = header;  // until the header is in
+  bool limit_known = false;
+  try {
+    for (;;) {
+      if (bytes.size() >= limit) {
+        if (limit_known) break;  // one byte past the declared size: trailing data
+        const uint64_t total = declared(bytes);
+        if (total - header > kIdxMaxBytes)
+          throw DataError("IDX file '" + path + "' declares " + std::to_string(total - header) +
+                          " bytes of data, more than the " + std::to_string(kIdxMaxBytes >> 20) +
+                          " MiB this app loads from one file");
+        limit = total + 1;
+        limit_known = true;
+        bytes.reserve(static_cast<size_t>(limit));
+        continue;
+      }
+      const auto want = static_cast<unsigned>(std::min<uint64_t>(kReadChunk, limit - bytes.size()));
+      const size_t at = bytes.size();
+      bytes.resize(at + want);
+      const int got = gzread(file, bytes.data() + at, want);
+      if (got < 0) {
+        int code = 0;
+        throw DataError("cannot read IDX file '" + path + "' (corrupt gzip?): " + gzerror(file, &code));
+      }
+      bytes.resize(at + static_cast<size_t>(got));
+      if (got == 0) break;
     }
-    if (got == 0) break;
-    bytes.insert(bytes.end(), chunk.begin(), chunk.begin() + got);
+  } catch (...) {
+    gzclose(file);
+    throw;
   }
   gzclose(file);
   return bytes;
@@ -94,6 +123,8 @@ void check_magic(const std::string& path, const std::vector<uint8_t>& bytes, uin
   }
 }
 
+// `have` bytes read of a file whose header declares `expected` (read_maybe_gz stops one
+// byte past it).
 void check_size(const std::string& path, size_t have, uint64_t expected) {
   if (have < expected) {
     throw DataError("IDX file '" + path + "' is truncated: expected " + std::to_string(expected) +
@@ -101,7 +132,7 @@ void check_size(const std::string& path, size_t have, uint64_t expected) {
   }
   if (have > expected) {
     throw DataError("IDX file '" + path + "' has trailing data: expected " +
-                    std::to_string(expected) + " bytes, got " + std::to_string(have));
+                    std::to_string(expected) + " bytes, but it holds more");
   }
 }
 
@@ -151,7 +182,17 @@ std::vector<std::string> idx_names(const std::string& prefix, const std::string&
 ImageSet read_idx(const std::string& images_path, const std::string& labels_path) {
   ImageSet set;
 
-  const std::vector<uint8_t> img = read_maybe_gz(images_path);
+  const std::vector<uint8_t> img =
+      read_maybe_gz(images_path, kIdxImagesHeader, [&](const std::vector<uint8_t>& head) {
+        check_magic(images_path, head, kIdxImagesMagic, "images: unsigned bytes, 3 dimensions");
+        const uint32_t rows = read_be32(head.data() + 8);
+        const uint32_t cols = read_be32(head.data() + 12);
+        if (rows == 0 || cols == 0 || rows > kIdxMaxSide || cols > kIdxMaxSide) {
+          throw DataError("IDX file '" + images_path + "' has an invalid image size " +
+                          std::to_string(rows) + "x" + std::to_string(cols));
+        }
+        return kIdxImagesHeader + uint64_t(read_be32(head.data() + 4)) * rows * cols;
+      });
   check_magic(images_path, img, kIdxImagesMagic, "images: unsigned bytes, 3 dimensions");
   if (img.size() < kIdxImagesHeader) {
     throw DataError("IDX file '" + images_path + "' is truncated: expected at least " +
@@ -161,13 +202,13 @@ ImageSet read_idx(const std::string& images_path, const std::string& labels_path
   const uint32_t n = read_be32(img.data() + 4);
   const uint32_t rows = read_be32(img.data() + 8);
   const uint32_t cols = read_be32(img.data() + 12);
-  if (rows == 0 || cols == 0 || rows > kIdxMaxSide || cols > kIdxMaxSide) {
-    throw DataError("IDX file '" + images_path + "' has an invalid image size " +
-                    std::to_string(rows) + "x" + std::to_string(cols));
-  }
   check_size(images_path, img.size(), kIdxImagesHeader + uint64_t(n) * rows * cols);
 
-  const std::vector<uint8_t> lab = read_maybe_gz(labels_path);
+  const std::vector<uint8_t> lab =
+      read_maybe_gz(labels_path, kIdxLabelsHeader, [&](const std::vector<uint8_t>& head) {
+        check_magic(labels_path, head, kIdxLabelsMagic, "labels: unsigned bytes, 1 dimension");
+        return kIdxLabelsHeader + uint64_t(read_be32(head.data() + 4));
+      });
   check_magic(labels_path, lab, kIdxLabelsMagic, "labels: unsigned bytes, 1 dimension");
   if (lab.size() < kIdxLabelsHeader) {
     throw DataError("IDX file '" + labels_path + "' is truncated: expected at least " +

@@ -129,8 +129,9 @@ inline void span_backward2_body(const T* x, const float* dy, T* dx, int64_t n, f
 }
 
 // The clones: GCC compiles each for AVX-512, AVX2 and baseline x86-64 and picks one when
-// the program loads (ifunc). Elsewhere they are ordinary functions.
-#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
+// the program loads (ifunc). Elsewhere they are ordinary functions, and so under TSan,
+// whose instrumented ifunc resolvers run before TSan is set up and crash at load.
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__) && !defined(DIFFLAB_NO_IFUNC)
 #define DIFFLAB_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
 #else
 #define DIFFLAB_CLONES

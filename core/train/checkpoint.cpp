@@ -4,12 +4,10 @@
 #include <zlib.h>
 
 #include <algorithm>
-#include <cerrno>
 #include <cstdio>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
-#include <iterator>
 #include <regex>
 #include <sstream>
 
@@ -276,13 +274,8 @@ void open_checkpoint(const std::string& path, torch::serialize::InputArchive& ar
   const std::string what = std::string(want.name) + " " + path + ": ";
   if (!fs::exists(path)) throw CheckpointError(what + "no such file");
   if (fs::is_directory(path)) throw CheckpointError(what + "is a folder, not a file");
-  std::string bytes;
-  {
-    std::ifstream in(path, std::ios::binary);
-    if (!in) throw CheckpointError(what + "cannot open: " + std::strerror(errno));
-    bytes.assign(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
-    if (in.bad()) throw CheckpointError(what + "cannot read: " + std::strerror(errno));
-  }
+  std::string bytes, why;
+  if (!read_file(path, &bytes, &why)) throw CheckpointError(what + "cannot read: " + why);
   if (!check_seal(bytes, what)) check_members(bytes, what);
   const auto unreadable = [&](const std::string& msg) {
     return CheckpointError(what + "cannot be read (truncated or not a " + std::string(want.name) +

@@ -1,7 +1,9 @@
 #include "core/util/paths.h"
 
 #include <fcntl.h>
+#include <stdio.h>  // renameat2, RENAME_NOREPLACE (glibc 2.28)
 #include <signal.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -110,6 +112,8 @@ bool write_all(int fd, const char* data, size_t size) {
   return true;
 }
 
+constexpr const char* kExistsText = "a file is already there (nothing was replaced)";
+
 std::string errno_text(int err) { return std::error_code(err, std::generic_category()).message(); }
 
 // The folder `path` lies in ("." for a bare name).
@@ -144,7 +148,33 @@ int open_temp_beside(const std::string& path, std::string* temp) {
 
 }  // namespace
 
-void write_file_atomic(const std::string& path, std::string_view bytes) {
+namespace {
+
+// Renames `temp` to `path` only when nothing is at `path` (renameat2 NOREPLACE, else a hard
+// link, else a check and a rename on file systems that have neither). errno on failure.
+bool rename_no_replace(const std::string& temp, const std::string& path) {
+#ifdef RENAME_NOREPLACE
+  if (::renameat2(AT_FDCWD, temp.c_str(), AT_FDCWD, path.c_str(), RENAME_NOREPLACE) == 0) return true;
+  if (errno != EINVAL && errno != ENOSYS && errno != ENOTSUP) return false;
+#endif
+  if (::link(temp.c_str(), path.c_str()) == 0) {
+    ::unlink(temp.c_str());
+    return true;
+  }
+  if (errno != EPERM && errno != ENOTSUP && errno != EOPNOTSUPP) return false;
+  std::error_code ec;
+  if (fs::symlink_status(path, ec).type() != fs::file_type::not_found) {
+    errno = EEXIST;
+    return false;
+  }
+  return ::rename(temp.c_str(), path.c_str()) == 0;
+}
+
+}  // namespace
+
+void write_file_atomic(const std::string& path, std::string_view bytes, IfExists if_exists) {
+  const bool keep = if_exists == IfExists::Refuse;
+  if (keep) check_can_write(path, IfExists::Refuse);
   std::string temp;
   const int fd = open_temp_beside(path, &temp);
   int err = 0;
@@ -153,10 +183,12 @@ void write_file_atomic(const std::string& path, std::string_view bytes) {
   // whose blocks were not written yet.
   if (err == 0 && ::fsync(fd) != 0) err = errno;
   if (::close(fd) != 0 && err == 0) err = errno;
-  if (err == 0 && ::rename(temp.c_str(), path.c_str()) != 0) err = errno;
+  if (err == 0 && !(keep ? rename_no_replace(temp, path) : ::rename(temp.c_str(), path.c_str()) == 0))
+    err = errno;
   if (err != 0) {
     ::unlink(temp.c_str());
-    throw std::runtime_error("cannot write '" + path + "': " + errno_text(err));
+    throw std::runtime_error("cannot write '" + path + "': " +
+                             (err == EEXIST && keep ? kExistsText : errno_text(err)));
   }
   // Make the rename itself durable; a failure here loses nothing that was there before.
   const int dir = ::open(folder_of(path).c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
@@ -166,10 +198,61 @@ void write_file_atomic(const std::string& path, std::string_view bytes) {
   }
 }
 
-void check_can_write(const std::string& path) {
+void check_can_write(const std::string& path, IfExists if_exists) {
+  std::error_code ec;
+  if (if_exists == IfExists::Refuse && !fs::is_directory(path, ec) &&
+      fs::symlink_status(path, ec).type() != fs::file_type::not_found)
+    throw std::runtime_error("cannot write '" + path + "': " + kExistsText);
   std::string probe;
   ::close(open_temp_beside(path, &probe));
   ::unlink(probe.c_str());
+}
+
+bool read_file(const std::string& path, std::string* bytes, std::string* why) {
+  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) {
+    *why = errno == ENOENT ? "no such file" : errno_text(errno);
+    return false;
+  }
+  struct stat st {};
+  if (::fstat(fd, &st) == 0 && S_ISDIR(st.st_mode)) {
+    ::close(fd);
+    *why = "it is a folder";
+    return false;
+  }
+  bytes->clear();
+  if (st.st_size > 0) bytes->reserve(static_cast<size_t>(st.st_size));
+  char chunk[1 << 16];
+  for (;;) {
+    const ssize_t n = ::read(fd, chunk, sizeof chunk);
+    if (n == 0) break;
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      *why = errno_text(errno);
+      ::close(fd);
+      return false;
+    }
+    bytes->append(chunk, static_cast<size_t>(n));
+  }
+  ::close(fd);
+  return true;
+}
+
+std::string free_path(const std::string& path) {
+  std::error_code ec;
+  const auto taken = [&](const fs::path& p) {
+    return fs::symlink_status(p, ec).type() != fs::file_type::not_found;
+  };
+  if (!taken(path)) return path;
+  const fs::path p(path);
+  // A folder's name keeps its dots; a file's extension stays at the end.
+  const bool folder = fs::is_directory(p, ec);
+  const std::string stem = folder ? p.filename().string() : p.stem().string();
+  const std::string ext = folder ? "" : p.extension().string();
+  for (int k = 2;; ++k) {
+    fs::path candidate = p.parent_path() / (stem + "_" + std::to_string(k) + ext);
+    if (!taken(candidate)) return candidate.string();
+  }
 }
 
 int remove_stale_temp_files(const std::string& dir) {

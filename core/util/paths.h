@@ -22,18 +22,33 @@ std::string resolve_path(const std::string& path);
 //
 // Testing hook: $DIFFLAB_FAULT_WRITE_LIMIT=N makes writes through this function fail
 // with ENOSPC once the process has written N bytes in all (a full disk on demand).
-void write_file_atomic(const std::string& path, std::string_view bytes);
+//
+// IfExists::Refuse keeps a file already at `path`: the write fails with "cannot write
+// '<path>': a file is already there (nothing was replaced)", atomically (no window in
+// which another writer's file could be replaced).
+enum class IfExists { Replace, Refuse };
+void write_file_atomic(const std::string& path, std::string_view bytes,
+                       IfExists if_exists = IfExists::Replace);
 // The same full disk from inside a test: writes through write_file_atomic fail with
 // ENOSPC once `bytes` more have been written (-1: never, the default).
 void inject_write_failure_after(int64_t bytes);
 // Checks, before long work, that a file can be created at `path` (its folder exists or
 // can be made, and is writable) without touching any existing file there. Throws
 // std::runtime_error "cannot write '<path>': <reason>".
-void check_can_write(const std::string& path);
+// With IfExists::Refuse, a file already at `path` is an error too.
+void check_can_write(const std::string& path, IfExists if_exists = IfExists::Replace);
+// `path` when nothing is there, else the first free "<stem>_2<ext>", "<stem>_3<ext>", ...
+// beside it (for a folder: "<name>_2", ...). For outputs with a default name, so a second
+// run never replaces the first one's file.
+std::string free_path(const std::string& path);
 // Removes the temporary files that write_file_atomic (or an older checkpoint writer,
 // `<name>.tmp<pid>`) left in `dir` when its process died mid-write: only those whose
 // process is no longer running. Returns how many were removed. Never throws.
 int remove_stale_temp_files(const std::string& dir);
+// Reads the whole file at `path` into `bytes`. On failure returns false and sets `why` to
+// the reason alone ("no such file", "it is a folder", or the errno text), for the caller
+// to prefix with what the file was meant to be.
+bool read_file(const std::string& path, std::string* bytes, std::string* why);
 // Makes `dir` and its parents; throws std::runtime_error naming it on failure.
 void make_dirs(const std::string& dir);
 

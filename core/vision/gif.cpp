@@ -271,14 +271,14 @@ std::vector<uint8_t> encode_gif(const std::vector<Image8>& frames, const GifOpti
 }
 
 void write_gif(const std::string& path, const std::vector<Image8>& frames,
-               const GifOptions& options) {
+               const GifOptions& options, IfExists if_exists) {
   std::vector<uint8_t> bytes;
   try {
     bytes = encode_gif(frames, options);
   } catch (const std::exception& e) {
     throw std::runtime_error("cannot write GIF '" + path + "': " + e.what());
   }
-  write_file_atomic(path, std::string(bytes.begin(), bytes.end()));
+  write_file_atomic(path, std::string(bytes.begin(), bytes.end()), if_exists);
 }
 
 }  // namespace difflab

@@ -10,6 +10,8 @@
 #include <string>
 #include <vector>
 
+#include "core/util/paths.h"
+
 #include "core/vision/png.h"
 
 namespace difflab {
@@ -23,7 +25,9 @@ struct GifOptions {
 // Frames must all have the same size; 1, 3 or 4 channels (alpha is ignored).
 // Writes atomically (temp file + rename); throws std::runtime_error naming the path (and
 // giflib's own words, GifErrorString, when giflib fails).
-void write_gif(const std::string& path, const std::vector<Image8>& frames, const GifOptions& options = {});
+// IfExists::Refuse keeps a file already at `path`.
+void write_gif(const std::string& path, const std::vector<Image8>& frames, const GifOptions& options = {},
+               IfExists if_exists = IfExists::Replace);
 
 // The encoder itself, for tests: the bytes of the whole file.
 std::vector<uint8_t> encode_gif(const std::vector<Image8>& frames, const GifOptions& options = {});

@@ -3,12 +3,10 @@
 // Debian's libstb provides the implementations; only the declarations are needed.
 #include <stb_image.h>
 #include <stb_image_write.h>
+#include <zlib.h>
 
-#include <cerrno>
 #include <cstring>
 #include <filesystem>
-#include <fstream>
-#include <iterator>
 #include <limits>
 #include <stdexcept>
 #include <string_view>
@@ -202,7 +200,42 @@ PnmHeader read_pnm_header(const std::string& b) {
 constexpr size_t kPngSignatureSize = 8;
 constexpr size_t kPngChunkOverhead = 12;  // length, type, CRC
 
+// The bytes a PNG's image data inflates to, at most: one filter byte per row and the
+// packed samples (ISO/IEC 15948, 7.2), doubled for the Adam7 passes' extra row starts and
+// padding, plus a little slack. 0 when the header is not one stb reads.
+uint64_t png_inflated_bound(const std::string& ihdr) {
+  const uint64_t width = be32(ihdr, 0), height = be32(ihdr, 4);
+  const int depth = static_cast<uint8_t>(ihdr[8]);
+  const int colour = static_cast<uint8_t>(ihdr[9]);
+  const int channels = colour == 0 || colour == 3 ? 1 : colour == 2 ? 3 : colour == 4 ? 2 : 4;
+  if (width > kMaxImageSide || height > kMaxImageSide) return 0;  // stbi_info refuses it
+  const uint64_t row = 1 + (width * channels * depth + 7) / 8;
+  return 2 * height * row + 4096;
+}
+
+// How many bytes the zlib stream `data` inflates to, counting no further than `limit` + 1
+// (nothing is kept). -1 when it is not a zlib stream (stb reports that itself).
+int64_t inflated_size(const std::string& data, uint64_t limit) {
+  z_stream z{};
+  if (inflateInit(&z) != Z_OK) return -1;
+  z.next_in = reinterpret_cast<Bytef*>(const_cast<char*>(data.data()));
+  z.avail_in = static_cast<uInt>(data.size());
+  unsigned char scratch[1 << 15];
+  uint64_t total = 0;
+  int rc = Z_OK;
+  while (rc == Z_OK && total <= limit) {
+    z.next_out = scratch;
+    z.avail_out = sizeof scratch;
+    rc = inflate(&z, Z_NO_FLUSH);
+    total += sizeof scratch - z.avail_out;
+    if (rc == Z_BUF_ERROR && z.avail_in == 0) break;  // the stream ends early: stb's to judge
+  }
+  inflateEnd(&z);
+  return (rc == Z_OK || rc == Z_STREAM_END || rc == Z_BUF_ERROR) ? static_cast<int64_t>(total) : -1;
+}
+
 std::string bad_png_chunks(const std::string& b) {
+  std::string ihdr, idat;
   for (size_t at = kPngSignatureSize; b.size() - at >= kPngChunkOverhead;) {
     const uint64_t length = be32(b, at);
     const std::string type = b.substr(at + 4, 4);
@@ -211,8 +244,20 @@ std::string bad_png_chunks(const std::string& b) {
              " declares " + std::to_string(length) + " bytes, the file has " +
              std::to_string(b.size() - at - kPngChunkOverhead) + " left)";
     if (type == "IEND") break;
+    if (type == "IHDR" && length >= 13) ihdr = b.substr(at + 8, 13);
+    if (type == "IDAT") idat.append(b, at + 8, length);
     at += kPngChunkOverhead + length;
   }
+  // A "zlib bomb": stb_image 2.27 inflates the image data whole, growing its buffer up to
+  // 4 GiB, whatever the header promised. The stream is measured first, keeping nothing.
+  if (ihdr.empty() || idat.empty()) return {};
+  const uint64_t bound = png_inflated_bound(ihdr);
+  if (bound == 0) return {};
+  const int64_t inflated = inflated_size(idat, bound);
+  if (inflated > static_cast<int64_t>(bound))
+    return "corrupt PNG (its image data inflates to more than " + std::to_string(bound) +
+           " bytes, the most a " + std::to_string(be32(ihdr, 0)) + "x" +
+           std::to_string(be32(ihdr, 4)) + " image needs)";
   return {};
 }
 
@@ -306,9 +351,9 @@ std::string encode_png(const Image8& image) {
   return bytes;
 }
 
-void write_png(const std::string& path, const Image8& image) {
+void write_png(const std::string& path, const Image8& image, IfExists if_exists) {
   check_shape("cannot write PNG '" + path + "': ", image);
-  write_file_atomic(path, encode_png(image));
+  write_file_atomic(path, encode_png(image), if_exists);
 }
 
 Image8 read_image(const std::string& path, int channels) {
@@ -317,15 +362,8 @@ Image8 read_image(const std::string& path, int channels) {
     throw std::runtime_error(what + "asked for " + std::to_string(channels) + " channels");
   std::error_code ec;
   if (fs::is_directory(path, ec)) throw std::runtime_error(what + "it is a folder, not an image file");
-  std::string bytes;
-  {
-    std::ifstream in(path, std::ios::binary);
-    if (!in) {
-      throw std::runtime_error(what + (fs::exists(path, ec) ? std::strerror(errno) : "no such file"));
-    }
-    bytes.assign(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
-    if (in.bad()) throw std::runtime_error(what + std::strerror(errno));
-  }
+  std::string bytes, why;
+  if (!read_file(path, &bytes, &why)) throw std::runtime_error(what + why);
   if (bytes.empty()) throw std::runtime_error(what + "the file is empty");
   if (bytes.size() > static_cast<size_t>(std::numeric_limits<int>::max()))
     throw std::runtime_error(what + "larger than 2 GiB");

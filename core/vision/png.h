@@ -5,6 +5,8 @@
 #include <string>
 #include <vector>
 
+#include "core/util/paths.h"
+
 namespace difflab {
 
 // An 8-bit image, interleaved (HWC), 1, 3 or 4 channels.
@@ -24,8 +26,9 @@ constexpr int64_t kMaxImagePixels = int64_t{64} << 20;  // 64 Mi pixels (8192x81
 // Encodes a PNG in memory.
 std::string encode_png(const Image8& image);
 // Writes atomically (write_file_atomic); throws std::runtime_error naming the path and
-// the reason (errno text).
-void write_png(const std::string& path, const Image8& image);
+// the reason (errno text). IfExists::Refuse keeps a file already at `path`.
+void write_png(const std::string& path, const Image8& image,
+               IfExists if_exists = IfExists::Replace);
 // Reads PNG/JPG/BMP/GIF/TGA/PNM (binary P5/P6); `channels` 0 = as stored. The other
 // formats stb_image knows (PSD, Radiance HDR, Softimage PIC) are refused. Checks the
 // declared size against the limits above before decoding, that a JPEG, BMP, TGA or PNM is

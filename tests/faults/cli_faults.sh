@@ -82,6 +82,28 @@ expect 1 "cannot write 'afile/grid.png': cannot create directory 'afile': Not a 
 expect 1 "cannot write 'run': it is a folder" "$CLI" sample --run run --n 4 --steps 2 --out run
 expect 1 "cannot write 'afile/e.png'" "$CLI" canny corpus/ok.png afile/e.png
 
+# ---- nothing written earlier is replaced without --overwrite ----
+"$CLI" canny corpus/ok.png e1.png >/dev/null 2>&1 || fail "canny corpus/ok.png e1.png"
+"$CLI" schedule --steps 100 --csv s.csv >/dev/null 2>&1 || fail "schedule --csv s.csv"
+expect 2 "--out 'run/samples/mine.png': a file is already there; pass --overwrite to replace it" \
+  "$CLI" sample --run run --n 4 --steps 2 --out run/samples/mine.png
+expect 2 "output 'e1.png': a file is already there; pass --overwrite" "$CLI" canny corpus/ok.png e1.png
+expect 2 "output 'e1.png': a file is already there; pass --overwrite" "$CLI" scribble corpus/ok.png e1.png
+expect 2 "--csv 's.csv': a file is already there; pass --overwrite" "$CLI" schedule --steps 100 --csv s.csv
+mkdir -p imgs && cp e1.png imgs/label3_0001.png
+expect 2 "--out-dir 'imgs': label3_0001.png is already there; pass --overwrite" \
+  "$CLI" sample --run run --n 4 --steps 2 --out o.png --out-dir imgs
+# The default name moves on (sample.png, sample_2.png) and keeps the first one.
+cases=$((cases + 1))
+"$CLI" sample --run run --n 4 --steps 2 --threads 1 >/dev/null 2>&1 &&
+  first=$(sha256sum run/samples/sample.png) &&
+  "$CLI" sample --run run --n 4 --steps 2 --threads 1 --seed 9 >/dev/null 2>&1 &&
+  [ -f run/samples/sample_2.png ] && [ "$first" = "$(sha256sum run/samples/sample.png)" ] ||
+  fail "a second sample with the default name replaced the first or failed"
+cases=$((cases + 1))
+"$CLI" canny corpus/ok.png e1.png --overwrite --low 10 --high 20 >/dev/null 2>&1 ||
+  fail "canny --overwrite could not replace e1.png"
+
 # ---- checkpoints ----
 cp "$CKPT" bad.pt
 size=$(stat -c %s bad.pt)
@@ -167,11 +189,12 @@ if [ $TMPFS = 1 ]; then
   cp run/samples/mine.png full/grid.png
   head -c 3M /dev/zero > full/filler 2>/dev/null
   before=$(sha256sum full/grid.png)
-  out=$("$CLI" sample --run run --n 64 --steps 2 --out full/grid.png --threads 1 2>&1)
+  out=$("$CLI" sample --run run --n 64 --steps 2 --out full/grid.png --overwrite --threads 1 2>&1)
 else
   cp run/samples/mine.png full/grid.png
   before=$(sha256sum full/grid.png)
-  out=$(DIFFLAB_FAULT_WRITE_LIMIT=100 "$CLI" sample --run run --n 64 --steps 2 --out full/grid.png --threads 1 2>&1)
+  out=$(DIFFLAB_FAULT_WRITE_LIMIT=100 "$CLI" sample --run run --n 64 --steps 2 --out full/grid.png --overwrite \
+        --threads 1 2>&1)
 fi
 rc=$?
 [ $rc -eq 1 ] && [[ "$out" == *"cannot write 'full/grid.png': No space left on device"* ]] ||

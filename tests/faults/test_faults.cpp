@@ -207,6 +207,44 @@ TEST(HostileImages, HugeDeclaredSizeIsRefusedBeforeDecoding) {
   EXPECT_NE(error_of([&] { read_image(path); }).find("declares 1x100000 pixels"), std::string::npos);
 }
 
+// A zlib bomb: a 28x28 grey PNG whose image data inflates to 64 MiB (stb would have
+// inflated all of it, and up to 4 GiB). Refused after measuring the stream, keeping nothing.
+TEST(HostileImages, PngZlibBombIsRefused) {
+  const std::string dir = temp_dir("zlib_bomb");
+  const std::string path = dir + "/bomb.png";
+  const std::string zeros(64u << 20, '\0');
+  uLongf packed_size = compressBound(static_cast<uLong>(zeros.size()));
+  std::string packed(packed_size, '\0');
+  ASSERT_EQ(compress2(reinterpret_cast<Bytef*>(packed.data()), &packed_size,
+                      reinterpret_cast<const Bytef*>(zeros.data()), static_cast<uLong>(zeros.size()), 9),
+            Z_OK);
+  packed.resize(packed_size);
+  std::string ihdr;
+  for (uint32_t v : {28u, 28u})
+    for (int s = 24; s >= 0; s -= 8) ihdr += static_cast<char>(v >> s);
+  ihdr += std::string{8, 0, 0, 0, 0};
+  write_bytes(path, std::string("\x89PNG\r\n\x1a\n", 8) + png_chunk("IHDR", ihdr) +
+                        png_chunk("IDAT", packed) + png_chunk("IEND", ""));
+  EXPECT_LT(std::filesystem::file_size(path), 200u << 10);
+  EXPECT_EQ(error_of([&] { read_image(path); }),
+            "cannot read image '" + path +
+                "': corrupt PNG (its image data inflates to more than 5720 bytes, the most a "
+                "28x28 image needs)");
+  // The same picture with honest data still reads.
+  const std::string rows(28 * 29, '\0');
+  uLongf honest_size = compressBound(static_cast<uLong>(rows.size()));
+  std::string honest(honest_size, '\0');
+  ASSERT_EQ(compress2(reinterpret_cast<Bytef*>(honest.data()), &honest_size,
+                      reinterpret_cast<const Bytef*>(rows.data()), static_cast<uLong>(rows.size()), 9),
+            Z_OK);
+  honest.resize(honest_size);
+  write_bytes(path, std::string("\x89PNG\r\n\x1a\n", 8) + png_chunk("IHDR", ihdr) +
+                        png_chunk("IDAT", honest) + png_chunk("IEND", ""));
+  const Image8 image = read_image(path);
+  EXPECT_EQ(image.width, 28);
+  EXPECT_EQ(image.height, 28);
+}
+
 TEST(HostileImages, TruncatedJpegAndBmpAreErrorsNotGreyPictures) {
   const std::string dir = temp_dir("truncated");
   const std::string jpg = encoded("jpg", 64, 48);
