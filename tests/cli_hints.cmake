@@ -1,5 +1,5 @@
-# CLI test of the ControlNet hint commands, run by CTest: canny and scribble on a PNG from the
-# repository, seeded scribbles reproducible, and clear errors naming a missing/corrupt input.
+# CLI test of the ControlNet hint commands, run by CTest: canny, scribble and `hint --kind`
+# (all five kinds) on a PNG from the repository, seeded scribbles reproducible, and clear errors naming a missing/corrupt input.
 file(REMOVE_RECURSE ${WORK})
 file(MAKE_DIRECTORY ${WORK})
 set(input ${SRC}/assets/readme/mnist_20min_ddim50_cfg3.png)
@@ -24,6 +24,22 @@ file(SHA256 ${WORK}/a.png ha)
 file(SHA256 ${WORK}/b.png hb)
 if(NOT ha STREQUAL hb)
   message(FATAL_ERROR "scribble with the same seed gave different files")
+endif()
+# `hint --kind`: every kind writes its picture; canny is the canny command's.
+foreach(kind canny scribble hough mask distance)
+  run(${CLI} hint --kind ${kind} ${input} ${WORK}/hint_${kind}.png)
+  if(NOT last_out MATCHES "${kind}: [1-9][0-9]* " OR NOT EXISTS ${WORK}/hint_${kind}.png)
+    message(FATAL_ERROR "hint --kind ${kind} wrote nothing: ${last_out}")
+  endif()
+endforeach()
+file(SHA256 ${WORK}/edges.png h_canny)
+file(SHA256 ${WORK}/hint_canny.png h_hint)
+if(NOT h_canny STREQUAL h_hint)
+  message(FATAL_ERROR "hint --kind canny differs from canny with the same thresholds")
+endif()
+execute_process(COMMAND ${CLI} hint --kind depth ${input} ${WORK}/y.png RESULT_VARIABLE rc ERROR_VARIABLE err)
+if(NOT rc EQUAL 2 OR NOT err MATCHES "--kind depth: choose one of canny, scribble, hough, mask, distance")
+  message(FATAL_ERROR "an unknown hint kind is not refused clearly: ${rc} ${err}")
 endif()
 # Bad input: the error names the file.
 file(WRITE ${WORK}/corrupt.png "not a picture")

@@ -9,6 +9,7 @@
 #include "app/cli/common.h"
 #include "core/util/paths.h"
 #include "core/vision/canny.h"
+#include "core/vision/hints.h"
 #include "core/vision/png.h"
 #include "core/vision/scribble.h"
 
@@ -30,6 +31,19 @@ at::Tensor load_picture(const std::string& path) {
 // (1, 1, H, W) 0/1 → a white-on-black grey PNG, each pixel scale×scale.
 void write_mask(const std::string& path, const at::Tensor& mask, int scale, IfExists if_exists) {
   auto bytes = (mask[0][0] > 0.5).to(torch::kUInt8).mul(255).cpu();
+  if (scale > 1) bytes = bytes.repeat_interleave(scale, 0).repeat_interleave(scale, 1);
+  bytes = bytes.contiguous();
+  Image8 out;
+  out.height = static_cast<int>(bytes.size(0));
+  out.width = static_cast<int>(bytes.size(1));
+  out.channels = 1;
+  out.pixels.assign(bytes.data_ptr<uint8_t>(), bytes.data_ptr<uint8_t>() + bytes.numel());
+  write_png(path, out, if_exists);
+}
+
+// (1, 1, H, W) values in [0, 1] → a grey PNG (0-255), each pixel scale×scale.
+void write_gray(const std::string& path, const at::Tensor& map, int scale, IfExists if_exists) {
+  auto bytes = (map[0][0].clamp(0, 1) * 255.0).round().to(torch::kUInt8).cpu();
   if (scale > 1) bytes = bytes.repeat_interleave(scale, 0).repeat_interleave(scale, 1);
   bytes = bytes.contiguous();
   Image8 out;
@@ -142,6 +156,81 @@ int cmd_scribble(int argc, char** argv) {
   std::cout << in << ": " << image.size(3) << "x" << image.size(2) << ", "
             << hint.sum().item<double>() << " scribble pixels (seed " << seed << ") -> " << out
             << "\n";
+  return 0;
+}
+
+int cmd_hint(int argc, char** argv) {
+  const std::vector<OptionSpec> specs = {
+      {"kind", true, "canny|scribble|hough|mask|distance  which hint (default canny)"},
+      {"low", true, "T  canny weak-edge threshold, 0-255 (canny, hough; default 100)", real(0, 1e4)},
+      {"high", true, "T  canny strong-edge threshold (canny, hough; default 200)", real(0, 1e4)},
+      {"threshold", true, "T  brightness in [0, 1] that counts as the object (scribble, mask, distance; default 0.5)", real(0, 1)},
+      {"seed", true, "N  seed of the synthetic scribble (default 0)", integer(0, kInt64Max)},
+      {"votes", true, "N  hough: votes (edge pixels) a line needs (default 8)", integer(1, 1000000)},
+      {"min-length", true, "PX  hough: shorter segments are dropped (default 5)", real(0, 1e6)},
+      {"max-gap", true, "PX  hough: missing pixels bridged within one segment (default 2)", real(0, 1e6)},
+      {"scale", true, "N  write each pixel N times larger (default 1)", integer(1, 64)},
+      overwrite_option(),
+      {"help", false, "   show this help"},
+  };
+  Args args(argc, argv, 2, specs, /*max_positional=*/2);
+  if (args.has("help")) {
+    std::cout << "usage: difflab-cli hint --kind KIND in.png out.png [options]\n\nA ControlNet hint "
+                 "of a picture:\n  canny     its Canny edges\n  scribble  a synthetic scribble of "
+                 "its bright strokes\n  hough     the straight segments a Hough transform finds in its "
+                 "canny edges\n  mask      its filled silhouette (threshold, then holes filled)\n  "
+                 "distance  how far inside the silhouette each pixel lies, 0-255 from the outline "
+                 "to the deepest point\n             (a depth-like map for flat grey pictures)\n\n"
+              << format_options(specs);
+    return 0;
+  }
+  const std::string kind = args.get("kind", "canny");
+  if (kind != "canny" && kind != "scribble" && kind != "hough" && kind != "mask" && kind != "distance")
+    throw UsageError("--kind " + kind + ": choose one of canny, scribble, hough, mask, distance");
+  const auto [in, out] = in_out(args);
+  check_output(args, "output", out);
+  CannyOptions canny_options;
+  canny_options.low = args.get_double("low", canny_options.low);
+  canny_options.high = args.get_double("high", canny_options.high);
+  if (canny_options.low > canny_options.high)
+    throw UsageError("--low " + args.get("low", "100") + " is above --high " + args.get("high", "200"));
+  const double threshold = args.get_double("threshold", 0.5);
+  const int scale = scale_option(args);
+  const auto image = load_picture(in);
+  at::Tensor hint;
+  std::string what;
+  if (kind == "canny") {
+    hint = canny(image, canny_options);
+    what = "edge pixels";
+  } else if (kind == "scribble") {
+    ScribbleOptions options;
+    options.threshold = threshold;
+    auto gen = at::make_generator<at::CPUGeneratorImpl>(static_cast<uint64_t>(args.get_int64("seed", 0)));
+    hint = synthesize_scribbles(image, gen, options);
+    what = "scribble pixels";
+  } else if (kind == "hough") {
+    HoughOptions options;
+    options.threshold = args.get_int("votes", options.threshold);
+    options.min_line_length = args.get_double("min-length", options.min_line_length);
+    options.max_line_gap = args.get_double("max-gap", options.max_line_gap);
+    const auto segments = hough_segments(canny(image, canny_options), options);
+    hint = draw_segments(segments, image.size(2), image.size(3));
+    what = "pixels on " + std::to_string(segments[0].size()) + " segments";
+  } else {
+    hint = silhouette(to_gray(image), threshold);
+    what = "silhouette pixels";
+    if (kind == "distance") {
+      const double deepest = distance_transform(hint).max().item<double>();
+      hint = distance_hint(hint);
+      what += " (deepest " + std::to_string(deepest).substr(0, 4) + " px inside)";
+    }
+  }
+  if (kind == "distance")
+    write_gray(out, hint, scale, if_exists(args));
+  else
+    write_mask(out, hint, scale, if_exists(args));
+  std::cout << in << ": " << image.size(3) << "x" << image.size(2) << ", " << kind << ": "
+            << (hint > 0).sum().item<int64_t>() << " " << what << " -> " << out << "\n";
   return 0;
 }
 

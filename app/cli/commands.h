@@ -14,5 +14,6 @@ int cmd_train_controlnet(int argc, char** argv);
 int cmd_eval_controlnet(int argc, char** argv);
 int cmd_canny(int argc, char** argv);
 int cmd_scribble(int argc, char** argv);
+int cmd_hint(int argc, char** argv);
 
 }  // namespace difflab::cli

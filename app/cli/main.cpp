@@ -28,7 +28,8 @@ void print_usage() {
       "  train-controlnet  train a ControlNet (canny / scribble hints) for a base checkpoint\n"
       "  eval-controlnet   edge F1 of samples with and without a ControlNet\n"
       "  canny     edges of a PNG/JPG (the ControlNet hint), white on black\n"
-      "  scribble  a synthesised scribble hint of a PNG/JPG\n\n"
+      "  scribble  a synthesised scribble hint of a PNG/JPG\n"
+      "  hint      any hint kind of a picture: canny, scribble, hough, mask, distance\n\n"
       "difflab-cli <command> --help shows the options of a command.\n");
 }
 
@@ -55,6 +56,7 @@ int main(int argc, char** argv) {
     if (command == "eval-controlnet") return cmd_eval_controlnet(argc, argv);
     if (command == "canny") return cmd_canny(argc, argv);
     if (command == "scribble") return cmd_scribble(argc, argv);
+    if (command == "hint") return cmd_hint(argc, argv);
     std::fprintf(stderr, "difflab-cli: unknown command '%s'\n\n", command.c_str());
     print_usage();
     return 2;
