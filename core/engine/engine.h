@@ -54,7 +54,8 @@ struct FloatImages {
 // predicted x₀ and the predicted ε of all images before denoising step k.
 struct TrajectoryFrames {
   std::vector<int> timesteps;       // model timestep of each frame
-  std::vector<FloatImages> x_t, x0, eps;
+  std::vector<FloatImages> x_t, x0, eps;  // eps: the velocity v̂ when `velocity`
+  bool velocity = false;            // flow matching (Trajectory::velocity)
   FloatImages final_images;         // the result (after the last step)
   std::vector<int64_t> labels;      // requested class per image (−1 = unconditional)
   SampleConfig config;              // what produced it
