@@ -20,6 +20,7 @@
 #include "core/sampling/sigmas.h"
 #include "core/train/checkpoint.h"
 #include "core/train/trainer.h"
+#include "core/train/training_run.h"
 
 using namespace difflab;
 namespace fs = std::filesystem;
@@ -688,3 +689,28 @@ TEST(ObjectiveTraining, CheckpointKeepsTheObjectiveAndResumesExactly) {
   }
 }
 
+
+TEST(ObjectiveTraining, RunPreviewsWorkForEveryObjective) {
+  // A training run's quick previews use DDIM for ddpm, which does not apply to the others.
+  for (Objective objective : {Objective::Ddpm, Objective::Edm, Objective::FlowMatching}) {
+    const std::string name(to_string(objective));
+    const fs::path dir = fs::path(DIFFLAB_TEST_TMP) / ("objectives_preview_" + name);
+    fs::remove_all(dir);
+    Config config = toy_config(objective);
+    config.train.sample_every = 3;
+    config.train.checkpoint_every = 0;
+    config.train.autosave_minutes = 0;
+    TrainingRun run(std::make_unique<Trainer>(config, toy_data(config), torch::kCPU),
+                    RunOptions{(dir / "run").string()});
+    int previews = 0;
+    while (run.trainer().step() < 3) {
+      const RunStepReport r = run.step();
+      if (!r.previewed) continue;
+      ++previews;
+      ASSERT_TRUE(r.preview_images.defined()) << name;
+      EXPECT_EQ(r.preview_images.size(0), kPreviewPoints) << name;
+      EXPECT_TRUE(torch::isfinite(r.preview_images).all().item<bool>()) << name;
+    }
+    EXPECT_EQ(previews, 1) << name;
+  }
+}
