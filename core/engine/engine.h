@@ -174,6 +174,7 @@ struct Snapshot {
   std::vector<LossPoint> loss;
   std::vector<LossPoint> test_loss;  // per evaluation
   std::vector<double> loss_by_t;     // mean recent loss in 10 buckets of t (NaN = no data)
+  std::vector<double> loss_weight_by_t;  // the loss weight at each bucket's centre (min-SNR-γ; else 1)
   FloatImages preview;               // the latest preview samples of this model
   std::vector<int64_t> preview_labels;
   int64_t preview_step = -1;

@@ -670,6 +670,7 @@ std::shared_ptr<Snapshot> Worker::make_snapshot() const {
     s->step = model->step();
     s->epoch = model->epoch();
     s->loss_by_t = model->loss_by_timestep(10);
+    s->loss_weight_by_t = model->loss_weight_by_timestep(10);
   }
   s->total_steps = m_config.train.steps;
   s->lr = m_lr;
