@@ -178,6 +178,35 @@ void draw_model_panel(const Snapshot& snap, UiContext& ctx) {
     }
   }
   if (ImGui::CollapsingHeader("Diffusion", ImGuiTreeNodeFlags_DefaultOpen)) {
+    if (enum_combo("Objective", &d.objective) && d.objective != Objective::Ddpm) {
+      // The DDPM-only settings the other objectives reject (core/config/config.cpp).
+      d.prediction = Prediction::Eps;
+      d.learn_sigma = false;
+      d.loss = LossKind::Simple;
+      ui.edit.train.timestep_sampler = TimestepSamplerKind::Uniform;
+      if (d.objective == Objective::Edm) d.loss_weighting = LossWeighting::Uniform;
+    }
+    help_marker("ddpm: the discrete noising chain below (Ho et al. 2020). edm: x = x₀ + σ ε "
+                "with Karras et al.'s (2022) preconditioning and log-normal σ; sample with "
+                "heun, euler, euler_ancestral or dpmpp_2m. flow_matching: x_t = (1−t) x₀ + t ε, "
+                "the network predicts the velocity ε − x₀ (Lipman et al. 2022, Liu et al. "
+                "2022); sample with euler or heun. README, \"Objectives\".");
+    ImGui::BeginDisabled(d.objective == Objective::Edm);
+    enum_combo("Loss weighting", &d.loss_weighting);
+    ImGui::EndDisabled();
+    if (d.loss_weighting == LossWeighting::MinSnr) {
+      float gamma = static_cast<float>(d.min_snr_gamma);
+      if (ImGui::InputFloat("γ (min-SNR)", &gamma, 0.0f, 0.0f, "%.3g"))
+        d.min_snr_gamma = std::max(gamma, 1e-3f);
+    }
+    help_marker("min_snr: each example's loss weighted so that it counts as min(SNR, γ) times "
+                "its x₀ error (Hang et al. 2023; γ = 5): ε gets min(SNR,γ)/SNR, x₀ min(SNR,γ), "
+                "v min(SNR,γ)/(SNR+1). edm has its own weight λ(σ).");
+    if (d.objective == Objective::FlowMatching) {
+      enum_combo("t draws", &d.flow_t_sampling);
+      help_marker("uniform t, or logit-normal: t = sigmoid(u), u ~ N(0, 1) (Esser et al. 2024).");
+    }
+    ImGui::BeginDisabled(d.objective != Objective::Ddpm);
     enum_combo("Schedule", &d.schedule);
     help_marker("How β_t grows with t; compare them in the Schedule panel.");
     ImGui::InputInt("Timesteps T", &d.timesteps, 50, 200);
@@ -205,6 +234,7 @@ void draw_model_panel(const Snapshot& snap, UiContext& ctx) {
     help_marker("uniform: every t equally often. loss_aware: p_t ∝ √E[L_t²] over the last 10 "
                 "losses at each t, mixed with a little uniform, each loss weighted by 1/(T p_t) "
                 "(Nichol & Dhariwal 2021, §3.3); uniform until every t has 10 losses.");
+    ImGui::EndDisabled();  // the DDPM-only settings
     if (enum_combo("Precision", &ui.edit.train.precision)) ui.edit.sample.precision = ui.edit.train.precision;
     help_marker("Arithmetic of the network, for training and sampling. fp32: float32. bf16: "
                 "convolutions, linear layers and attention products in bfloat16 (weights, "

@@ -39,6 +39,10 @@ void draw_class_combo(const Snapshot& snap, SampleConfig& s, bool enabled) {
 void draw_settings(const Snapshot& snap, UiState& ui, bool enabled) {
   SampleConfig& s = ui.edit.sample;
   const int T = snap.config.diffusion.timesteps;
+  // A sampler that does not apply to the model's objective (sampler_registry.h) gives way
+  // to the objective's default, as the trainer does for a preset's.
+  const Objective objective = snap.config.diffusion.objective;
+  if (!sampler_applies(s.sampler, objective)) s.sampler = default_sampler(objective);
   ImGui::BeginDisabled(!enabled);
   if (ImGui::BeginTable("sample_settings", 2, ImGuiTableFlags_SizingStretchSame)) {
     const float label_room = ImGui::GetFontSize() * 5.5f;

@@ -265,6 +265,16 @@ void draw_loss(const Snapshot& snap, UiState& ui) {
     for (int i = 0; i < buckets; ++i) labels.push_back(std::to_string(i * T / buckets));
     bar_chart("loss_by_t", snap.loss_by_t, labels, ImGui::GetFontSize() * 5.0f,
               IM_COL32(255, 170, 80, 210), "%.4f");
+    if (snap.config.diffusion.loss_weighting == LossWeighting::MinSnr &&
+        snap.loss_weight_by_t.size() == snap.loss_by_t.size()) {
+      ImGui::TextDisabled("Loss weight by timestep (min-SNR-γ, γ = %.3g)",
+                          snap.config.diffusion.min_snr_gamma);
+      help_marker("The weight each example's loss gets at its t, so that it counts as "
+                  "min(SNR_t, γ) times its x₀ error (Hang et al. 2023). The bars above are the "
+                  "unweighted losses.");
+      bar_chart("loss_weight_by_t", snap.loss_weight_by_t, labels, ImGui::GetFontSize() * 4.0f,
+                IM_COL32(120, 190, 255, 210), "%.3g");
+    }
   }
 }
 

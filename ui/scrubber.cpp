@@ -25,6 +25,10 @@ namespace {
 // The three detail images stay at most this many times their size, leaving room for the grid.
 constexpr float kMaxDetailZoom = 4.0f;
 constexpr const char* kFieldNames[] = {"x_t", "predicted x₀", "predicted ε"};
+// The third field of a flow-matching run is the velocity v̂ = ε̂ − x̂₀ (TrajectoryFrames).
+const char* field_name(const TrajectoryFrames& run, int f) {
+  return run.velocity && f == static_cast<int>(FrameField::Eps) ? "predicted v" : kFieldNames[f];
+}
 
 // The images of `field` at scrubber position `frame` (F = the final images).
 const FloatImages* field_images(const TrajectoryFrames& run, int frame, FrameField field) {
@@ -96,7 +100,7 @@ void draw_detail(const TrajectoryFrames& run, UiContext& ctx) {
     const auto field = static_cast<FrameField>(f);
     if (f > 0) ImGui::SameLine();
     ImGui::BeginGroup();
-    ImGui::TextDisabled("%s", kFieldNames[f]);
+    ImGui::TextDisabled("%s", field_name(run, f));
     const FloatImages* images = field_images(run, v.frame, field);
     if (!images || v.selected >= images->n) {
       ImGui::Dummy(ImVec2(cell, cell));
@@ -222,11 +226,12 @@ void draw_scrubber(const Snapshot& snap, UiContext& ctx) {
   draw_detail(run, ctx);
   help_marker("x_t: the image at this step. Predicted x₀ = (x_t − √(1−ᾱ_t) ε̂) / √ᾱ_t: the "
               "network's current guess of the clean image. Predicted ε: the noise it sees "
-              "(blue negative, red positive). Click a grid cell to pick the image.");
+              "(blue negative, red positive); for a flow-matching model the velocity "
+              "v̂ = ε̂ − x̂₀ instead, with x̂₀ = x_t − t v̂. Click a grid cell to pick the image.");
 
   for (int f = 0; f < static_cast<int>(FrameField::Count); ++f) {
     if (f > 0) ImGui::SameLine();
-    if (ImGui::RadioButton(kFieldNames[f], v.grid_field == static_cast<FrameField>(f)))
+    if (ImGui::RadioButton(field_name(run, f), v.grid_field == static_cast<FrameField>(f)))
       v.grid_field = static_cast<FrameField>(f);
   }
   ImGui::SameLine();

@@ -107,6 +107,9 @@ int run_nll(const Args& args) {
   if (o.batch_size < 1) throw UsageError("--batch-size must be >= 1");
   if (o.t_samples < 0) throw UsageError("--t-samples must be >= 0 (0 = exact)");
 
+  if (c.diffusion.objective != Objective::Ddpm)
+    throw UsageError("the bound in bits/dim is DDPM's variational bound; this checkpoint was trained "
+                     "with diffusion.objective = " + std::string(to_string(c.diffusion.objective)));
   const auto data = load_dataset(c.data);
   GaussianDiffusion diffusion(NoiseSchedule::named(c.diffusion.schedule, c.diffusion.timesteps),
                               c.diffusion.prediction, l.device);

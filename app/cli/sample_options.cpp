@@ -38,6 +38,10 @@ std::vector<OptionSpec> sampling_options() {
       {"sigmas", true,
        enum_choices<SigmaSpacing>() + "  noise levels of " + sampler_names(SamplerFamily::Sigma)},
       {"rho", true, "X  Karras spacing rho (default 7, Karras et al. 2022)", real(0, 1e3)},
+      {"s-churn", true, "X  S_churn of euler/heun in sigma-space (Karras et al. 2022, Alg. 2; 0 = off)",
+       real(0, 1e6)},
+      {"flow-shift", true, "S  time shift of flow-matching sampling (Esser et al. 2024; 1 = off)",
+       real(1e-6, 1e6)},
       {"guidance", true, "W  classifier-free guidance scale (0 uncond, 1 cond)", real(0, 1e4)},
       {"class", true, "K  class to draw (-1 cycles through all classes)", integer(-1, 1000000)},
       {"seed", true, "N  noise seed", integer(0, kInt64Max)},
@@ -55,6 +59,8 @@ SampleConfig apply_sampling_options(const Args& args, SampleConfig sc, int times
   sc.eta = args.get_double("eta", sc.eta);
   sc.sigmas = enum_option(args, "sigmas", sc.sigmas);
   sc.karras_rho = args.get_double("rho", sc.karras_rho);
+  sc.s_churn = args.get_double("s-churn", sc.s_churn);
+  sc.flow_shift = args.get_double("flow-shift", sc.flow_shift);
   sc.guidance = args.get_double("guidance", sc.guidance);
   sc.class_label = args.get_int("class", sc.class_label);
   sc.seed = static_cast<uint64_t>(args.get_int64("seed", static_cast<int64_t>(sc.seed)));

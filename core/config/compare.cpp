@@ -13,7 +13,13 @@ bool same_model(const Config& a, const Config& b) {
          m.dropout == n.dropout && a.diffusion.schedule == b.diffusion.schedule &&
          a.diffusion.timesteps == b.diffusion.timesteps &&
          a.diffusion.prediction == b.diffusion.prediction &&
-         a.diffusion.learn_sigma == b.diffusion.learn_sigma;
+         a.diffusion.learn_sigma == b.diffusion.learn_sigma &&
+         a.diffusion.objective == b.diffusion.objective &&
+         // EDM's σ_data sets its preconditioning, and σ_min/σ_max the network's time input.
+         (a.diffusion.objective != Objective::Edm ||
+          (a.diffusion.edm_sigma_data == b.diffusion.edm_sigma_data &&
+           a.diffusion.edm_sigma_min == b.diffusion.edm_sigma_min &&
+           a.diffusion.edm_sigma_max == b.diffusion.edm_sigma_max));
 }
 
 bool same_data(const DataConfig& a, const DataConfig& b) {

@@ -62,12 +62,23 @@ IfSection<DataConfig, S> visit_fields(S& s, V&& v) {
 
 template <typename S, typename V>
 IfSection<DiffusionConfig, S> visit_fields(S& s, V&& v) {
+  v("objective", s.objective);
   v("schedule", s.schedule);
   v("timesteps", s.timesteps);
   v("prediction", s.prediction);
   v("learn_sigma", s.learn_sigma);
   v("loss", s.loss);
   v("vlb_weight", s.vlb_weight);
+  v("loss_weighting", s.loss_weighting);
+  v("min_snr_gamma", s.min_snr_gamma);
+  v("edm_sigma_data", s.edm_sigma_data);
+  v("edm_p_mean", s.edm_p_mean);
+  v("edm_p_std", s.edm_p_std);
+  v("edm_sigma_min", s.edm_sigma_min);
+  v("edm_sigma_max", s.edm_sigma_max);
+  v("flow_t_sampling", s.flow_t_sampling);
+  v("flow_logit_mean", s.flow_logit_mean);
+  v("flow_logit_std", s.flow_logit_std);
 }
 
 template <typename S, typename V>
@@ -124,6 +135,8 @@ IfSection<SampleConfig, S> visit_fields(S& s, V&& v) {
   v("variance", s.variance);
   v("sigmas", s.sigmas);
   v("karras_rho", s.karras_rho);
+  v("s_churn", s.s_churn);
+  v("flow_shift", s.flow_shift);
   v("guidance", s.guidance);
   v("n", s.n);
   v("class_label", s.class_label);
@@ -511,6 +524,38 @@ void check_diffusion(const DiffusionConfig& d, Checker& c) {
   if (d.learn_sigma)
     c.require(d.loss == LossKind::Hybrid, "diffusion.learn_sigma", d.learn_sigma,
               "needs diffusion.loss = hybrid (L_simple alone never trains the variance)");
+  c.require(d.min_snr_gamma > 0.0 && std::isfinite(d.min_snr_gamma), "diffusion.min_snr_gamma",
+            d.min_snr_gamma, "must be a finite number > 0");
+  if (d.objective != Objective::Ddpm) {
+    // The DDPM-only keys would be silently ignored; say so instead.
+    const std::string other = "applies to diffusion.objective = ddpm only, not " +
+                              std::string(to_string(d.objective));
+    c.require(d.prediction == Prediction::Eps, "diffusion.prediction", d.prediction,
+              other + " (edm trains its preconditioned F, flow_matching the velocity; "
+                      "leave prediction at eps)");
+    c.require(!d.learn_sigma, "diffusion.learn_sigma", d.learn_sigma, other);
+    c.require(d.loss == LossKind::Simple, "diffusion.loss", d.loss, other);
+  }
+  if (d.objective == Objective::Edm)
+    c.require(d.loss_weighting == LossWeighting::Uniform, "diffusion.loss_weighting",
+              d.loss_weighting,
+              "applies to the ddpm and flow_matching objectives; edm has its own weight "
+              "λ(σ) = (σ² + σ_data²)/(σ σ_data)²");
+  c.require(d.edm_sigma_data > 0.0 && std::isfinite(d.edm_sigma_data), "diffusion.edm_sigma_data",
+            d.edm_sigma_data, "must be a finite number > 0");
+  c.require(std::isfinite(d.edm_p_mean), "diffusion.edm_p_mean", d.edm_p_mean,
+            "must be a finite number");
+  c.require(d.edm_p_std > 0.0 && std::isfinite(d.edm_p_std), "diffusion.edm_p_std", d.edm_p_std,
+            "must be a finite number > 0");
+  c.require(d.edm_sigma_min > 0.0 && std::isfinite(d.edm_sigma_min), "diffusion.edm_sigma_min",
+            d.edm_sigma_min, "must be a finite number > 0");
+  c.require(d.edm_sigma_max > d.edm_sigma_min && std::isfinite(d.edm_sigma_max),
+            "diffusion.edm_sigma_max", d.edm_sigma_max,
+            "must be a finite number > diffusion.edm_sigma_min");
+  c.require(std::isfinite(d.flow_logit_mean), "diffusion.flow_logit_mean", d.flow_logit_mean,
+            "must be a finite number");
+  c.require(d.flow_logit_std > 0.0 && std::isfinite(d.flow_logit_std), "diffusion.flow_logit_std",
+            d.flow_logit_std, "must be a finite number > 0");
 }
 
 void check_model(const ModelConfig& m, Checker& c) {
@@ -599,6 +644,10 @@ void check_sample(const SampleConfig& s, const Config& config, Checker& c) {
   c.require(at_least(s.eta, 0.0), "sample.eta", s.eta, "must be a finite number >= 0");
   c.require(s.karras_rho > 0.0 && std::isfinite(s.karras_rho), "sample.karras_rho", s.karras_rho,
             "must be a finite number > 0");
+  c.require(at_least(s.s_churn, 0.0), "sample.s_churn", s.s_churn,
+            "must be a finite number >= 0 (0 = deterministic)");
+  c.require(s.flow_shift > 0.0 && std::isfinite(s.flow_shift), "sample.flow_shift", s.flow_shift,
+            "must be a finite number > 0 (1 = no shift)");
   c.require(at_least(s.guidance, 0.0), "sample.guidance", s.guidance,
             "must be a finite number >= 0");
   c.require(s.n >= 1, "sample.n", s.n, "must be >= 1");
@@ -685,6 +734,11 @@ void validate(const Config& config, const std::string& source) {
   check_model(config.model, c);
   check_train(config.train, c);
   check_sample(config.sample, config, c);
+  if (config.diffusion.objective != Objective::Ddpm)
+    c.require(config.train.timestep_sampler == TimestepSamplerKind::Uniform,
+              "train.timestep_sampler", config.train.timestep_sampler,
+              "loss_aware draws DDPM's timestep rows; edm and flow_matching draw their own "
+              "noise levels (diffusion.edm_p_mean / edm_p_std, diffusion.flow_t_sampling)");
   check_controlnet(config.controlnet, c);
   const auto& problems = c.problems();
   if (problems.empty()) return;

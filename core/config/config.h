@@ -34,6 +34,9 @@ struct DataConfig {
 };
 
 struct DiffusionConfig {
+  // ddpm (the schedule, prediction, learn_sigma and loss below), edm or flow_matching
+  // (their own keys further down; both ignore the DDPM schedule). README, "Objectives".
+  Objective objective = Objective::Ddpm;
   ScheduleKind schedule = ScheduleKind::Linear;
   int timesteps = 1000;
   Prediction prediction = Prediction::Eps;
@@ -46,6 +49,23 @@ struct DiffusionConfig {
   // L_simple(t) + λ·T·L_t, whose mean over t is L_simple + λ L_vlb; λ = 0.001 is the
   // paper's value and gives exactly improved-diffusion's per-t scaling by T/1000.
   double vlb_weight = 0.001;
+  // min_snr: each example's loss weighted by min(SNR, γ) in x₀ terms (Hang et al. 2023),
+  // i.e. min(SNR, γ)/SNR for ε, min(SNR, γ) for x₀, min(SNR, γ)/(SNR + 1) for v, and
+  // min(SNR, γ) t² for the flow velocity. ddpm and flow_matching only (edm has λ(σ)).
+  LossWeighting loss_weighting = LossWeighting::Uniform;
+  double min_snr_gamma = 5.0;  // γ; 5 is the paper's choice
+  // EDM (Karras et al. 2022, Table 1 and §5): σ_data, training draws ln σ ~ N(P_mean,
+  // P_std²), and the σ range the samplers span (ρ of their spacing is sample.karras_rho).
+  double edm_sigma_data = 0.5;
+  double edm_p_mean = -1.2;
+  double edm_p_std = 1.2;
+  double edm_sigma_min = 0.002;
+  double edm_sigma_max = 80.0;
+  // Flow matching: how training draws t (logit_normal: t = sigmoid(u), u ~ N(mean, std²);
+  // Esser et al. 2024 found (0, 1) best). The sampling grid's shift is sample.flow_shift.
+  FlowTimeSampling flow_t_sampling = FlowTimeSampling::Uniform;
+  double flow_logit_mean = 0.0;
+  double flow_logit_std = 1.0;
 };
 
 struct ModelConfig {
@@ -105,6 +125,13 @@ struct SampleConfig {
   VarianceKind variance = VarianceKind::FixedSmall;
   SigmaSpacing sigmas = SigmaSpacing::Model;  // σ grid of the σ-space samplers (sampler_registry)
   double karras_rho = 7.0;    // ρ of Karras spacing (Karras et al. 2022, eq. 5 and Table 1)
+  // S_churn of Karras et al. (2022, Alg. 2) for euler and heun in σ-space (ddpm, edm):
+  // each step first raises σ_i to σ̂ = (1 + γ) σ_i, γ = min(S_churn / steps, √2 − 1), with
+  // fresh noise. 0 = the deterministic ODE.
+  double s_churn = 0.0;
+  // Flow matching's time shift s (Esser et al. 2024, "resolution-dependent shifting"): the
+  // grid's t ↦ s t / (1 + (s − 1) t); s > 1 spends more steps at high noise. 1 = uniform.
+  double flow_shift = 1.0;
   double guidance = 3.0;      // classifier-free guidance scale w: eps_u + w (eps_c - eps_u)
   int n = 64;
   int class_label = -1;       // -1 = cycle through the classes
@@ -156,7 +183,8 @@ std::string config_to_yaml(const Config& config);
 // Writes atomically (temp file + rename).
 void save_config(const Config& config, const std::string& path);
 // True when `a` and `b` define the same trained model: network architecture and diffusion
-// (schedule, timesteps, prediction, learn_sigma). num_classes is left out: a trainer takes it from the
+// (objective, schedule, timesteps, prediction, learn_sigma, and the EDM σ's that set the
+// preconditioning). num_classes is left out: a trainer takes it from the
 // data. The engine discards a model, and the GUI asks first, exactly when this is false.
 bool same_model(const Config& a, const Config& b);
 // True when both name the same dataset, split and preprocessing.

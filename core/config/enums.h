@@ -15,6 +15,17 @@ enum class DatasetKind { Mnist, FashionMnist, Idx, Cifar10, ImageFolder, Toy2d, 
 enum class Toy2dKind { SwissRoll, TwoMoons, EightGaussians, Checkerboard, Count };
 enum class ScheduleKind { Linear, Cosine, Quadratic, Sigmoid, Count };
 enum class Prediction { Eps, X0, V, Count };
+// What the network is trained on (README, "Objectives"): DDPM's discrete VP chain (Ho et al.
+// 2020; its prediction is diffusion.prediction), EDM's preconditioned denoiser on
+// x = x₀ + σ ε (Karras et al. 2022), or flow matching's velocity on the straight path
+// x_t = (1 − t) x₀ + t ε (Lipman et al. 2022; Liu et al. 2022).
+enum class Objective { Ddpm, Edm, FlowMatching, Count };
+// Per-example weight of the training loss: 1, or min-SNR-γ (Hang et al. 2023, arXiv
+// 2303.09556; core/diffusion/objectives.h).
+enum class LossWeighting { Uniform, MinSnr, Count };
+// How flow-matching training draws t ∈ (0, 1): uniformly, or t = sigmoid(u) with
+// u ~ N(m, s²) (Esser et al. 2024, arXiv 2403.03206, "logit-normal sampling").
+enum class FlowTimeSampling { Uniform, LogitNormal, Count };
 enum class ModelKind { UNet, Mlp, Count };
 enum class Activation { SiLU, ReLU, GELU, Mish, Count };
 enum class WeightInit { Default, Xavier, He, Count };
@@ -52,6 +63,9 @@ DIFFLAB_ENUM_NAMES(DatasetKind, "mnist", "fashion_mnist", "idx", "cifar10", "ima
 DIFFLAB_ENUM_NAMES(Toy2dKind, "swiss_roll", "two_moons", "eight_gaussians", "checkerboard")
 DIFFLAB_ENUM_NAMES(ScheduleKind, "linear", "cosine", "quadratic", "sigmoid")
 DIFFLAB_ENUM_NAMES(Prediction, "eps", "x0", "v")
+DIFFLAB_ENUM_NAMES(Objective, "ddpm", "edm", "flow_matching")
+DIFFLAB_ENUM_NAMES(LossWeighting, "uniform", "min_snr")
+DIFFLAB_ENUM_NAMES(FlowTimeSampling, "uniform", "logit_normal")
 DIFFLAB_ENUM_NAMES(ModelKind, "unet", "mlp")
 DIFFLAB_ENUM_NAMES(Activation, "silu", "relu", "gelu", "mish")
 DIFFLAB_ENUM_NAMES(WeightInit, "default", "xavier", "he")

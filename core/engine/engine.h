@@ -54,7 +54,8 @@ struct FloatImages {
 // predicted x₀ and the predicted ε of all images before denoising step k.
 struct TrajectoryFrames {
   std::vector<int> timesteps;       // model timestep of each frame
-  std::vector<FloatImages> x_t, x0, eps;
+  std::vector<FloatImages> x_t, x0, eps;  // eps: the velocity v̂ when `velocity`
+  bool velocity = false;            // flow matching (Trajectory::velocity)
   FloatImages final_images;         // the result (after the last step)
   std::vector<int64_t> labels;      // requested class per image (−1 = unconditional)
   SampleConfig config;              // what produced it
@@ -173,6 +174,7 @@ struct Snapshot {
   std::vector<LossPoint> loss;
   std::vector<LossPoint> test_loss;  // per evaluation
   std::vector<double> loss_by_t;     // mean recent loss in 10 buckets of t (NaN = no data)
+  std::vector<double> loss_weight_by_t;  // the loss weight at each bucket's centre (min-SNR-γ; else 1)
   FloatImages preview;               // the latest preview samples of this model
   std::vector<int64_t> preview_labels;
   int64_t preview_step = -1;

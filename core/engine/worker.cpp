@@ -61,6 +61,7 @@ std::shared_ptr<TrajectoryFrames> to_frames(const SampleResult& result, const Sa
   frames->final_images = to_float_images(result.images);
   frames->labels = to_vector(result.labels);
   const auto& tr = result.trajectory;
+  frames->velocity = tr.velocity;
   const int total = static_cast<int>(tr.x_t.size());
   const int keep = std::min(total, std::max(2, max_frames));
   for (int k = 0; k < keep; ++k) {
@@ -669,6 +670,7 @@ std::shared_ptr<Snapshot> Worker::make_snapshot() const {
     s->step = model->step();
     s->epoch = model->epoch();
     s->loss_by_t = model->loss_by_timestep(10);
+    s->loss_weight_by_t = model->loss_weight_by_timestep(10);
   }
   s->total_steps = m_config.train.steps;
   s->lr = m_lr;

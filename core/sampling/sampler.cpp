@@ -6,6 +6,7 @@
 
 #include <stdexcept>
 
+#include "core/sampling/sampler_registry.h"
 #include "core/sampling/samplers.h"
 
 namespace difflab {
@@ -120,6 +121,33 @@ std::pair<at::Tensor, at::Tensor> Denoiser::at_timestep(const at::Tensor& xt, do
   return {eps, x0};
 }
 
+std::pair<at::Tensor, at::Tensor> Denoiser::at_sigma(const at::Tensor& x, double sigma) const {
+  // Karras et al. 2022, eq. 7: the network sees c_in x at its time for c_noise
+  // (objectives.h); classifier-free guidance mixes F, which D and ε̂ follow linearly.
+  const EdmScalings c = edm_scalings(sigma, m_objective.sigma_data);
+  auto t = torch::full({x.size(0)}, edm_network_time(sigma, m_objective),
+                       torch::TensorOptions().dtype(torch::kFloat32).device(x.device()));
+  const auto F = forward(c.c_in * x, t).prediction;
+  auto x0 = c.c_skip * x + c.c_out * F;
+  if (m_clip) x0 = x0.clamp(-1.0, 1.0);
+  return {(x - x0) / sigma, x0};
+}
+
+FlowOutput Denoiser::at_flow_time(const at::Tensor& xt, double t) const {
+  auto tn = torch::full({xt.size(0)}, t * m_objective.time_scale,
+                        torch::TensorOptions().dtype(torch::kFloat32).device(xt.device()));
+  FlowOutput out;
+  out.velocity = forward(xt, tn).prediction;
+  out.x0 = xt - t * out.velocity;
+  if (m_clip && t > 0.0) {
+    // x_t = (1 − t) x̂₀ + t ε̂ with the clipped x̂₀: v̂ = ε̂ − x̂₀ = (x_t − x̂₀) / t.
+    out.x0 = out.x0.clamp(-1.0, 1.0);
+    out.velocity = (xt - out.x0) / t;
+  }
+  out.eps = xt + (1.0 - t) * out.velocity;
+  return out;
+}
+
 uint64_t NoiseStreams::image_seed(uint64_t seed, int64_t index) {
   // SplitMix64 (Steele et al. 2014) over seed and index: a cheap, well-mixed hash.
   uint64_t z = seed + 0x9E3779B97F4A7C15ull * (static_cast<uint64_t>(index) + 1);
@@ -172,6 +200,7 @@ SamplingModel sampling_model(DenoiserNet net, const DiffusionConfig& diffusion,
   model.net = std::move(net);
   model.schedule = NoiseSchedule::named(diffusion.schedule, diffusion.timesteps);
   model.prediction = diffusion.prediction;
+  model.objective = ObjectiveParams::from(diffusion);
   model.shape = shape.points ? std::vector<int64_t>{2}
                              : std::vector<int64_t>{shape.channels, shape.height, shape.width};
   return model;
@@ -192,6 +221,13 @@ SampleResult run_sampling(const SamplingModel& model, const SampleRequest& reque
     throw std::invalid_argument("sample.classifier " + c.classifier +
                                 " is not loaded: resolve it with load_classifier_guidance "
                                 "(core/eval/noisy_classifier.h) into SampleRequest::classifier");
+  const Objective objective = model.objective.objective;
+  check_sampler_applies(c.sampler, objective);
+  if (objective != Objective::Ddpm && classifier.enabled())
+    throw std::invalid_argument(
+        "classifier guidance needs a model trained with diffusion.objective = ddpm (the noisy "
+        "classifier knows DDPM's timesteps); this one is " + std::string(to_string(objective)) +
+        " (classifier-free guidance, sample.guidance, works with every objective)");
   const int num_classes = model.num_classes > 0 ? model.num_classes : classifier.num_classes;
   // bf16 or fp32 for this network (auto measures once per machine and network, at the
   // fp32 chunk's batch), then the chunk that suits the precision.
@@ -278,7 +314,9 @@ SampleResult run_sampling(const SamplingModel& model, const SampleRequest& reque
     Denoiser denoiser(chunk_net, diffusion, chunk_labels, c.guidance, c.clip_denoised, &schedule,
                       classifier);
     denoiser.set_bf16(precision.chosen == Precision::Bf16);
+    denoiser.set_objective(model.objective);
     Trajectory trajectory;
+    trajectory.velocity = objective == Objective::FlowMatching;
     auto record = [&](const StepInfo& info) {
       if (request.record_trajectory) {
         // Half precision keeps a 1000-step run of 64 MNIST images at ~300 MB.
@@ -309,6 +347,7 @@ SampleResult run_sampling(const SamplingModel& model, const SampleRequest& reque
     } else {
       Trajectory& all = result.trajectory;
       all.timesteps = trajectories.front().timesteps;
+      all.velocity = trajectories.front().velocity;
       auto gather = [&](std::vector<at::Tensor> Trajectory::*field, size_t step) {
         std::vector<at::Tensor> parts;
         for (auto& tr : trajectories) parts.push_back((tr.*field)[step]);

@@ -12,6 +12,7 @@
 
 #include "core/config/config.h"
 #include "core/diffusion/gaussian_diffusion.h"
+#include "core/diffusion/objectives.h"
 #include "core/model/controlnet.h"
 #include "core/model/denoiser_net.h"
 #include "core/model/precision.h"
@@ -22,6 +23,10 @@ namespace difflab {
 // ε̂, x̂₀ and, from a net with a learned variance, log Σ_θ (undefined otherwise).
 struct DenoiserOutput {
   at::Tensor eps, x0, log_variance;
+};
+// A flow-matching model's answer at (x_t, t): v̂ and the x̂₀, ε̂ it implies.
+struct FlowOutput {
+  at::Tensor velocity, x0, eps;
 };
 
 // ∇ₓ log p(y | x_t) of a noisy classifier, for x_t (B, ...), timesteps on the model's
@@ -60,6 +65,16 @@ class Denoiser {
   // for samplers whose noise levels are not schedule rows (Karras spacing).
   std::pair<at::Tensor, at::Tensor> at_timestep(const at::Tensor& xt, double model_t,
                                                 double alpha_bar) const;
+  // The objective the net was trained with (ddpm unless set): edm and flow_matching nets
+  // are asked through at_sigma and at_flow_time, never through the DDPM rows above.
+  void set_objective(const ObjectiveParams& objective) { m_objective = objective; }
+  const ObjectiveParams& objective() const { return m_objective; }
+  // EDM: {ε̂, x̂₀} for x = x₀ + σ ε (variance-exploding scale), x̂₀ = D(x; σ) = c_skip x +
+  // c_out F(c_in x; t_net(σ)) (Karras et al. 2022, eq. 7; objectives.h), ε̂ = (x − x̂₀)/σ.
+  std::pair<at::Tensor, at::Tensor> at_sigma(const at::Tensor& x, double sigma) const;
+  // Flow matching: v̂ at x_t, t ∈ (0, 1] (network time T t), x̂₀ = x_t − t v̂, ε̂ = x_t + (1 − t) v̂.
+  // With clip_denoised, x̂₀ is clipped and v̂, ε̂ recomputed from it (v̂ = (x_t − x̂₀)/t).
+  FlowOutput at_flow_time(const at::Tensor& xt, double t) const;
   bool learns_variance() const;
   bool classifier_enabled() const { return m_classifier.enabled() && m_labels.defined(); }
   // s ∇ₓ log p(y | x_t) at schedule rows t; undefined when classifier guidance is off.
@@ -85,15 +100,16 @@ class Denoiser {
   bool m_clip;
   ClassifierGuidance m_classifier;
   bool m_bf16 = false;
+  ObjectiveParams m_objective;
 };
 
 struct StepInfo {
   int index = 0;      // 0-based step number in this run
   int total = 0;      // number of steps
-  int timestep = 0;   // model timestep of this step (original scale)
-  const at::Tensor& x_t;  // the input of this step
+  int timestep = 0;   // model timestep of this step (original scale; T t for flow matching)
+  const at::Tensor& x_t;  // the input of this step (VP scale for the σ-space samplers)
   const at::Tensor& x0;   // predicted x₀
-  const at::Tensor& eps;  // predicted ε
+  const at::Tensor& eps;  // predicted ε; for flow matching the predicted velocity v̂ = ε̂ − x̂₀
 };
 // Return false to cancel; the sampler then stops before the next network call.
 using StepCallback = std::function<bool(const StepInfo&)>;
@@ -160,6 +176,7 @@ struct SamplingModel {
   std::vector<int64_t> shape;  // per image: {C, H, W}, or {2} for 2-D points
   // Classes the net takes; 0 = unconditional (a conditional net then gets its null class).
   int num_classes = 0;
+  ObjectiveParams objective;  // ddpm, edm or flow_matching, with what sampling needs of it
 };
 // `net` trained with `diffusion` on data of `shape`.
 SamplingModel sampling_model(DenoiserNet net, const DiffusionConfig& diffusion,
@@ -181,6 +198,8 @@ struct SampleRequest {
 struct Trajectory {
   std::vector<int> timesteps;
   std::vector<at::Tensor> x_t, x0, eps;  // each (N, ...) float16 on the CPU
+  // True when `eps` holds the velocity v̂ (flow matching), as StepInfo::eps does.
+  bool velocity = false;
 };
 
 struct SampleResult {

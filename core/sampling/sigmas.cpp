@@ -91,6 +91,20 @@ SigmaSchedule make_sigma_schedule(SigmaSpacing spacing, const NoiseSchedule& res
   throw std::invalid_argument("bad sigma spacing");
 }
 
+SigmaSchedule edm_sigma_schedule(int steps, const ObjectiveParams& params, double rho) {
+  SigmaSchedule out;
+  out.sigmas = karras_sigmas(steps, params.sigma_min, params.sigma_max, rho);
+  for (int i = 0; i < steps; ++i) out.timesteps.push_back(edm_network_time(out.sigmas[i], params));
+  return out;
+}
+
+SigmaSchedule flow_sigma_schedule(int steps, const ObjectiveParams& params, double shift) {
+  SigmaSchedule out;
+  out.sigmas = flow_time_grid(steps, shift);
+  for (int i = 0; i < steps; ++i) out.timesteps.push_back(out.sigmas[i] * params.time_scale);
+  return out;
+}
+
 // ---- Steps ----------------------------------------------------------------------------
 
 at::Tensor to_d(const at::Tensor& x, double sigma, const at::Tensor& x0) {
@@ -112,28 +126,81 @@ AncestralStep ancestral_step(double sigma_from, double sigma_to, double eta) {
 
 // ---- SigmaSpace -----------------------------------------------------------------------
 
-SigmaSpace::SigmaSpace(const Denoiser& denoiser, SigmaSpacing spacing, double rho)
-    : m_denoiser(denoiser),
-      m_schedule(make_sigma_schedule(spacing, denoiser.diffusion().schedule(),
-                                     denoiser.model_schedule(), rho)) {}
+SigmaSpace::SigmaSpace(const Denoiser& denoiser, SigmaSpacing spacing, double rho,
+                       double flow_shift)
+    : m_denoiser(denoiser), m_objective(denoiser.objective().objective) {
+  // The number of steps is the respaced schedule's size, whatever the objective.
+  const int steps = denoiser.diffusion().num_steps();
+  switch (m_objective) {
+    case Objective::Edm:
+      m_schedule = edm_sigma_schedule(steps, denoiser.objective(), rho);
+      break;
+    case Objective::FlowMatching:
+      m_schedule = flow_sigma_schedule(steps, denoiser.objective(), flow_shift);
+      break;
+    default:
+      m_schedule = make_sigma_schedule(spacing, denoiser.diffusion().schedule(),
+                                       denoiser.model_schedule(), rho);
+      m_table.emplace(denoiser.model_schedule());
+      break;
+  }
+}
 
 at::Tensor SigmaSpace::from_vp(const at::Tensor& x_t) const {
-  return x_t * std::sqrt(1.0 + sigma(0) * sigma(0));
+  switch (m_objective) {
+    case Objective::Edm: return x_t * sigma(0);
+    case Objective::FlowMatching: return x_t;
+    default: return x_t * std::sqrt(1.0 + sigma(0) * sigma(0));
+  }
 }
 
 SigmaSpace::Denoised SigmaSpace::denoise(const at::Tensor& x, int i) const {
+  if (flow()) {
+    auto out = m_denoiser.at_flow_time(x, sigma(i));
+    return {out.x0, out.eps, out.velocity};
+  }
+  if (m_objective == Objective::Edm) {
+    auto [eps, x0] = m_denoiser.at_sigma(x, sigma(i));
+    return {x0, eps, {}};
+  }
   const double s = sigma(i);
   const double ab = alpha_bar_from_sigma(s);
   auto [eps, x0] = m_denoiser.at_timestep(x * std::sqrt(ab), m_schedule.timesteps[i], ab);
-  return {x0, eps};
+  return {x0, eps, {}};
+}
+
+SigmaSpace::Denoised SigmaSpace::denoise_at(const at::Tensor& x, double s) const {
+  if (flow()) throw std::logic_error("SigmaSpace::denoise_at: not for flow matching");
+  if (m_objective == Objective::Edm) {
+    auto [eps, x0] = m_denoiser.at_sigma(x, s);
+    return {x0, eps, {}};
+  }
+  const double ab = alpha_bar_from_sigma(s);
+  auto [eps, x0] = m_denoiser.at_timestep(x * std::sqrt(ab), m_table->timestep(s), ab);
+  return {x0, eps, {}};
+}
+
+at::Tensor SigmaSpace::slope(const at::Tensor& x, double s, const Denoised& d) const {
+  return flow() ? d.velocity : to_d(x, s, d.x0);
+}
+
+SigmaSpace::Churned SigmaSpace::churn(const at::Tensor& x, int i, double s_churn,
+                                      NoiseStreams& noise) const {
+  const double s = sigma(i);
+  const double gamma = flow() ? 0.0 : std::min(s_churn / steps(), std::sqrt(2.0) - 1.0);
+  if (!(gamma > 0.0)) return {x, s};
+  const double s_hat = s * (1.0 + gamma);
+  return {x + std::sqrt(s_hat * s_hat - s * s) * noise.like(x), s_hat};
 }
 
 bool SigmaSpace::report(const StepCallback& callback, int i, const at::Tensor& x,
-                        const Denoised& d) const {
+                        const Denoised& d, double s) const {
   if (!callback) return true;
-  const auto x_t = x * std::sqrt(alpha_bar_from_sigma(sigma(i)));
+  if (s < 0.0) s = sigma(i);
+  // Flow matching's x is x_t already; the scrubber's third frame is then v̂.
+  const auto x_t = flow() ? x : x * std::sqrt(alpha_bar_from_sigma(s));
   const int timestep = static_cast<int>(std::lround(m_schedule.timesteps[i]));
-  const StepInfo info{i, steps(), timestep, x_t, d.x0, d.eps};
+  const StepInfo info{i, steps(), timestep, x_t, d.x0, flow() ? d.velocity : d.eps};
   return callback(info);
 }
 

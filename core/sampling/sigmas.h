@@ -9,6 +9,7 @@
 
 #include <ATen/core/Tensor.h>
 
+#include <optional>
 #include <vector>
 
 #include "core/config/enums.h"
@@ -74,29 +75,63 @@ struct AncestralStep {
 };
 AncestralStep ancestral_step(double sigma_from, double sigma_to, double eta = 1.0);
 
+// EDM's grid (Karras et al. 2022, eq. 5 between diffusion.edm_sigma_min and _max, whatever
+// sample.sigmas says: an EDM net has no schedule rows) with each σ's network time.
+SigmaSchedule edm_sigma_schedule(int steps, const ObjectiveParams& params, double rho);
+// Flow matching's grid: "sigmas" are the times t_0 = 1 > … > t_n = 0 (flow_time_grid) and
+// the timesteps T t_i.
+SigmaSchedule flow_sigma_schedule(int steps, const ObjectiveParams& params, double shift);
+
 // What the σ-space samplers share: the grid, the change of variables, one network
 // evaluation at a grid point, and the per-step callback in the original (VP) scale so the
 // trajectory recorder shows the same frames as DDPM/DDIM.
+//
+// The ODE variable depends on the denoiser's objective: σ of the VP chain (ddpm), EDM's
+// own σ (edm; x = x₀ + σ ε is already its variable), or flow matching's t (x = x_t itself,
+// dx/dt = v̂, from t = 1 to 0). Euler and Heun are written on it through sigma(i) and
+// slope(), so they serve all three; the ancestral step and DPM-Solver++ are σ-only.
 class SigmaSpace {
  public:
-  SigmaSpace(const Denoiser& denoiser, SigmaSpacing spacing, double rho);
+  // `flow_shift` is sample.flow_shift (flow matching's grid; ignored otherwise).
+  SigmaSpace(const Denoiser& denoiser, SigmaSpacing spacing, double rho, double flow_shift = 1.0);
   const SigmaSchedule& schedule() const { return m_schedule; }
   int steps() const { return m_schedule.steps(); }
+  // σ_i, or t_i for flow matching.
   double sigma(int i) const { return m_schedule.sigmas[i]; }
+  bool flow() const { return m_objective == Objective::FlowMatching; }
 
-  // x = x_t √(1 + σ_0²): the starting noise x_T (VP scale) in σ-space.
+  // The starting noise x_T (unit variance) as the ODE's x: x_T √(1 + σ_0²) for ddpm (the
+  // VP point of σ_0 rescaled), σ_0 x_T for edm (Karras et al. 2022, Alg. 1 line 2), and
+  // x_T itself for flow matching (x_1 = ε).
   at::Tensor from_vp(const at::Tensor& x_t) const;
   struct Denoised {
-    at::Tensor x0, eps;
+    at::Tensor x0, eps, velocity;  // velocity: flow matching only
   };
-  // x̂₀ = D(x; σ_i) and ε̂ for σ-space x at grid point i < steps(): one (guided) forward.
+  // x̂₀ = D(x; σ_i) and ε̂ (and v̂) for x at grid point i < steps(): one (guided) forward.
   Denoised denoise(const at::Tensor& x, int i) const;
-  // Calls `callback` (if any) for step i with x_t = x / √(1 + σ_i²); false = cancel.
-  bool report(const StepCallback& callback, int i, const at::Tensor& x, const Denoised& d) const;
+  // The same at any σ > 0 (churn's σ̂); ddpm and edm only.
+  Denoised denoise_at(const at::Tensor& x, double sigma) const;
+  // dx/dσ = (x − x̂₀)/σ (to_d), or for flow matching dx/dt = v̂.
+  at::Tensor slope(const at::Tensor& x, double sigma, const Denoised& d) const;
+  // Karras et al. (2022, Alg. 2, lines 4–6) with S_tmin = 0, S_tmax = ∞, S_noise = 1:
+  // σ̂ = (1 + γ) σ_i with γ = min(S_churn / steps, √2 − 1), x̂ = x + √(σ̂² − σ_i²) z, z from
+  // `noise`. s_churn = 0, flow matching and the last step (σ_{i+1} = 0 is not "the last":
+  // it churns too, as the paper) return {x, σ_i} unchanged when γ = 0.
+  struct Churned {
+    at::Tensor x;
+    double sigma = 0.0;
+  };
+  Churned churn(const at::Tensor& x, int i, double s_churn, NoiseStreams& noise) const;
+  // Calls `callback` (if any) for step i with x_t = x / √(1 + σ²) (σ = σ_i unless given), or
+  // x itself for flow matching; false = cancel.
+  bool report(const StepCallback& callback, int i, const at::Tensor& x, const Denoised& d,
+              double sigma = -1.0) const;
 
  private:
   const Denoiser& m_denoiser;
+  Objective m_objective;
   SigmaSchedule m_schedule;
+  std::optional<SigmaTable> m_table;  // ddpm: the model schedule's, for denoise_at
 };
 
 }  // namespace difflab

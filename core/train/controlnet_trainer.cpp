@@ -184,6 +184,10 @@ ControlNetTrainer::ControlNetTrainer(const Config& config,
   m->config.controlnet = cn;
   m->config.data = config.data;
   validate(m->config, "ControlNet config");
+  if (m->config.diffusion.objective != Objective::Ddpm)
+    throw TrainingError("base checkpoint " + m->base_path + " was trained with diffusion.objective = " +
+                        std::string(to_string(m->config.diffusion.objective)) +
+                        "; a ControlNet trains on DDPM's forward process and needs a ddpm base");
   m->base->eval();  // frozen: no dropout, no gradients for its weights
   for (auto& p : m->base->parameters()) p.set_requires_grad(false);
   m->base_fingerprint = weights_fingerprint(*m->base);

@@ -9,10 +9,12 @@
 #include <sstream>
 
 #include "core/diffusion/gaussian_diffusion.h"
+#include "core/diffusion/objectives.h"
 #include "core/diffusion/timestep_sampler.h"
 #include "core/eval/noisy_classifier.h"
 #include "core/model/hashed_dropout.h"
 #include "core/model/precision.h"
+#include "core/sampling/sampler_registry.h"
 #include "core/train/checkpoint_io.h"
 
 namespace difflab {
@@ -45,6 +47,8 @@ struct Trainer::Impl {
   at::Generator gen;
   BatchSampler batches;
   TimestepSampler timesteps;
+  // ddpm with min-SNR-γ: the weight of each schedule row (T) on the device; else undefined.
+  at::Tensor snr_weights;
   int64_t step = 0;
   // train.precision resolved on the first step (auto measures then), reset by a new config.
   std::optional<PrecisionChoice> precision;
@@ -77,9 +81,43 @@ struct Trainer::Impl {
         gen(at::make_generator<at::CPUGeneratorImpl>(config.train.seed)),
         batches(data->train.size(), config.train.batch_size, config.train.seed),
         timesteps(config.train.timestep_sampler, config.diffusion.timesteps,
-                  config.train.timestep_uniform_mix) {}
+                  config.train.timestep_uniform_mix) {
+    const auto& dc = config.diffusion;
+    if (dc.objective == Objective::Ddpm && dc.loss_weighting == LossWeighting::MinSnr)
+      snr_weights = torch::tensor(min_snr_weights(diffusion.schedule(), dc.prediction,
+                                                  dc.min_snr_gamma),
+                                  torch::kFloat64)
+                        .to(dev, torch::kFloat32);
+  }
 
   bool conditional() const { return model->num_classes() > 0; }
+  Objective objective() const { return config.diffusion.objective; }
+
+  // What the network sees and is regressed on for one batch, for every objective: the
+  // DDPM rows t (drawn by the caller's timestep sampler) or EDM's σ / flow matching's t,
+  // drawn here from `g`. `weight` (B): min-SNR or EDM's λ c_out² (1 for uniform DDPM).
+  ObjectiveBatch objective_batch(const at::Tensor& x0, const at::Tensor& noise,
+                                 const at::Tensor& t_rows, at::Generator& g) const {
+    const auto& d = config.diffusion;
+    switch (objective()) {
+      case Objective::Edm:
+        return edm_training_batch(d, x0, noise,
+                                  edm_sigmas(d, torch::randn({x0.size(0)}, g, torch::kFloat32)));
+      case Objective::FlowMatching:
+        return flow_training_batch(d, x0, noise, flow_times(d, x0.size(0), g));
+      default: {
+        ObjectiveBatch b;
+        const auto t_dev = t_rows.to(device);
+        b.input = diffusion.q_sample(x0, t_dev, noise);
+        b.net_time = diffusion.model_timesteps(t_dev);
+        b.target = diffusion.training_target(x0, t_dev, noise);
+        b.weight = snr_weights.defined() ? snr_weights.index_select(0, t_dev)
+                                         : torch::ones({x0.size(0)}, x0.options());
+        b.level = t_rows;
+        return b;
+      }
+    }
+  }
   bool learn_sigma() const { return config.diffusion.learn_sigma; }
 
   double lr_at(int64_t s) const {
@@ -109,6 +147,11 @@ Trainer::Trainer(Config config, std::shared_ptr<const DatasetSplits> data, c10::
     config.model.num_classes = data->shape.num_classes;
   }
   validate(config, "training config");
+  // A preset's sampler may not apply to the objective (configs/mnist.yaml says ddim; with
+  // --set diffusion.objective=edm it cannot run): previews, and `sample` from the checkpoints
+  // (which keep this config), then use the objective's default sampler.
+  if (!sampler_applies(config.sample.sampler, config.diffusion.objective))
+    config.sample.sampler = default_sampler(config.diffusion.objective);
   m = std::make_unique<Impl>(std::move(config), std::move(data), device);
   // Initial weights depend on train.seed alone (reproducible runs).
   torch::manual_seed(m->config.train.seed);
@@ -135,8 +178,12 @@ StepResult Trainer::train_step() {
   const auto idx = s.batches.next();
   auto x0 = gather_batch(s.data->train, idx);
   const int64_t b = x0.size(0);
-  // Uniform draws consume `gen` exactly as before the timestep samplers existed.
-  const auto draw = s.timesteps.sample(b, s.gen);
+  const bool ddpm = s.objective() == Objective::Ddpm;
+  // Uniform draws consume `gen` exactly as before the timestep samplers existed. The other
+  // objectives draw their σ or t after the noise (objective_batch).
+  const auto draw = ddpm ? s.timesteps.sample(b, s.gen)
+                         : TimestepSampler::Draw{torch::zeros({b}, torch::kLong),
+                                                 torch::ones({b}, torch::kFloat32)};
   const auto& t = draw.t;
   auto noise = torch::randn(x0.sizes(), s.gen, torch::kFloat32);
   at::Tensor y;
@@ -150,19 +197,20 @@ StepResult Trainer::train_step() {
   noise = noise.to(s.device);
   const auto t_dev = t.to(s.device);
 
-  auto xt = s.diffusion.q_sample(x0, t_dev, noise);
+  const ObjectiveBatch batch = s.objective_batch(x0, noise, t, s.gen);
+  const auto& xt = batch.input;
   // bf16: the network's matrix work under autocast; its output, the loss and everything
   // after it in float32 (the weights, gradients, AdamW state and EMA stay float32).
   const bool bf16 = precision().chosen == Precision::Bf16;
   at::Tensor raw;
   {
     PrecisionScope scope(bf16, s.device);
-    raw = s.model->forward(xt, s.diffusion.model_timesteps(t_dev), y);
+    raw = s.model->forward(xt, batch.net_time, y);
   }
   const auto out = split_model_output(bf16 ? raw.to(torch::kFloat32) : raw, s.learn_sigma());
-  const auto mse =
-      s.diffusion.simple_loss(out.prediction, s.diffusion.training_target(x0, t_dev, noise));
-  auto per_example = mse;
+  const auto mse = s.diffusion.simple_loss(out.prediction, batch.target);
+  // The objective's weight: min-SNR-γ, EDM's λ(σ) c_out² (= 1), or 1.
+  auto per_example = mse * batch.weight;
   at::Tensor vlb;
   if (s.config.diffusion.loss == LossKind::Hybrid) {
     // L_hybrid (Nichol & Dhariwal 2021, eq. 16): the VLB term sees the prediction
@@ -171,7 +219,7 @@ StepResult Trainer::train_step() {
     const auto p = s.diffusion.p_mean_variance({out.prediction.detach(), out.variance}, xt, t_dev,
                                                VarianceKind::Learned, /*clip=*/false);
     vlb = s.diffusion.vlb_terms_bpd(p, x0, xt, t_dev);
-    per_example = mse + (s.config.diffusion.vlb_weight * s.diffusion.num_steps()) * vlb;
+    per_example = per_example + (s.config.diffusion.vlb_weight * s.diffusion.num_steps()) * vlb;
   }
   // Importance weights 1/(T p_t) (all 1 for uniform t).
   auto loss = (per_example * draw.weights.to(s.device)).mean();
@@ -222,7 +270,7 @@ StepResult Trainer::train_step() {
   if (s.timesteps.kind() != TimestepSamplerKind::Uniform)
     s.timesteps.update(t, per_example.detach().to(torch::kCPU));
   // Per-example losses for loss_by_timestep() wait on the device and are read in batches.
-  s.pending.emplace_back(t, mse.detach());
+  s.pending.emplace_back(batch.level, mse.detach());
   if (s.pending.size() >= kReadbackEvery) s.drain_pending();
   StepResult r{s.step, v[2], lr, grad_norm};
   r.loss_simple = v[3];
@@ -251,14 +299,11 @@ double Trainer::evaluate(int batches) {
     if (s.conditional()) y = s.data->test.labels.index_select(0, idx).to(s.device);
     x0 = x0.to(s.device);
     noise = noise.to(s.device);
-    const auto t_dev = t.to(s.device);
-    auto xt = s.diffusion.q_sample(x0, t_dev, noise);
-    auto out = split_model_output(s.ema->forward(xt, s.diffusion.model_timesteps(t_dev), y),
-                                  s.learn_sigma())
+    // The unweighted MSE of the objective's own target (L_simple for ddpm).
+    const ObjectiveBatch batch = s.objective_batch(x0, noise, t, gen);
+    auto out = split_model_output(s.ema->forward(batch.input, batch.net_time, y), s.learn_sigma())
                    .prediction;
-    total += s.diffusion.simple_loss(out, s.diffusion.training_target(x0, t_dev, noise))
-                 .sum()
-                 .item<double>();
+    total += s.diffusion.simple_loss(out, batch.target).sum().item<double>();
     count += len;
   }
   return count ? total / static_cast<double>(count) : std::nan("");
@@ -326,6 +371,18 @@ void Trainer::load_checkpoint(const std::string& path) {
                           std::to_string(s.config.diffusion.timesteps) + "/" +
                           std::string(to_string(s.config.diffusion.prediction)) +
                           " (schedule/timesteps/prediction)");
+
+  if (d.objective != s.config.diffusion.objective)
+    throw CheckpointError("checkpoint " + path + ": trained with diffusion.objective = " +
+                          std::string(to_string(d.objective)) + " but this run uses " +
+                          std::string(to_string(s.config.diffusion.objective)));
+  if (d.objective == Objective::Edm &&
+      (d.edm_sigma_data != s.config.diffusion.edm_sigma_data ||
+       d.edm_sigma_min != s.config.diffusion.edm_sigma_min ||
+       d.edm_sigma_max != s.config.diffusion.edm_sigma_max))
+    throw CheckpointError("checkpoint " + path +
+                          ": trained with other EDM settings (diffusion.edm_sigma_data, "
+                          "edm_sigma_min, edm_sigma_max) than this run");
 
   // Load into fresh objects and swap them in only when everything has been read.
   auto model = make_model(s.config, shape);
@@ -419,6 +476,10 @@ c10::Device Trainer::device() const { return m->device; }
 DenoiserNet Trainer::model() const { return m->model; }
 DenoiserNet Trainer::ema_model() const { return m->ema; }
 int64_t Trainer::parameter_count() const { return count_parameters(*m->model); }
+
+std::vector<double> Trainer::loss_weight_by_timestep(int buckets) const {
+  return loss_weight_curve(m->config.diffusion, buckets);
+}
 
 std::vector<double> Trainer::timestep_probabilities() const {
   return m->timesteps.probabilities();

@@ -28,12 +28,14 @@ class TrainingError : public std::runtime_error {
 
 struct StepResult {
   int64_t step = 0;     // steps done after this one
-  // Mean per-example loss of the batch before importance weights: L_simple, or for the
-  // hybrid loss L_simple + λ·T·L_t (see DiffusionConfig::vlb_weight).
+  // Mean per-example loss of the batch before importance weights: L_simple (times the
+  // min-SNR-γ weight when diffusion.loss_weighting asks), or for the hybrid loss that plus
+  // λ·T·L_t (see DiffusionConfig::vlb_weight). edm: the MSE of F against its target
+  // (weight λ c_out² = 1), flow_matching: the velocity's MSE (times min-SNR-γ).
   double loss = 0.0;
   double lr = 0.0;
   double grad_norm = 0.0;
-  double loss_simple = 0.0;  // mean L_simple of the batch
+  double loss_simple = 0.0;  // mean unweighted MSE of the batch (L_simple for ddpm)
   double loss_vlb = std::nan("");  // hybrid: mean L_t of the batch in bits/dim (unscaled)
 };
 
@@ -82,6 +84,10 @@ class Trainer {
   int64_t parameter_count() const;
   // Mean L_simple of the recent steps in each of `buckets` equal ranges of t (NaN if none yet).
   std::vector<double> loss_by_timestep(int buckets = 10) const;
+  // The per-example loss weight at the centre of each of `buckets` equal ranges of t (the
+  // axis of loss_by_timestep): min-SNR-γ's curve, 1 for uniform weighting and for edm
+  // (loss_weight_curve in core/diffusion/objectives.h), to draw over the loss chart.
+  std::vector<double> loss_weight_by_timestep(int buckets = 10) const;
   // p_t of the timestep sampler (uniform for train.timestep_sampler = uniform, and for
   // loss_aware until every t has its loss history).
   std::vector<double> timestep_probabilities() const;

@@ -6,6 +6,7 @@
 #include <cstdio>
 #include <filesystem>
 
+#include "core/sampling/sampler_registry.h"
 #include "core/train/metrics_log.h"
 #include "core/util/paths.h"
 #include "core/vision/image_grid.h"
@@ -183,7 +184,10 @@ SampleResult TrainingRun::preview(bool full, const std::string& png_path, const 
   const int classes = m_trainer->model()->num_classes();
   const bool points = m_trainer->data().shape.points;
   if (!full) {
-    sc.sampler = SamplerKind::Ddim;
+    // One network call per step: DDIM for ddpm, Euler (its σ- or t-space twin) for the
+    // objectives DDIM does not apply to.
+    const Objective objective = m_trainer->config().diffusion.objective;
+    sc.sampler = sampler_applies(SamplerKind::Ddim, objective) ? SamplerKind::Ddim : SamplerKind::Euler;
     sc.steps = std::min(sc.steps, kPreviewSamplerSteps);
     sc.eta = 0.0;
     sc.n = classes > 0 ? classes * kPreviewImagesPerClass : kPreviewUnconditional;
