@@ -4,11 +4,18 @@
 #include <cstdio>
 #include <numeric>
 
+#include "core/sampling/sampler_registry.h"
 #include "ui/widgets.h"
 
 namespace difflab {
 
 namespace {
+
+// The scripts sample with DDIM, or with the objective's own sampler where DDIM does not
+// apply (EDM: heun, flow matching: euler).
+SamplerKind smoke_sampler(Objective objective) {
+  return sampler_applies(SamplerKind::Ddim, objective) ? SamplerKind::Ddim : default_sampler(objective);
+}
 
 // Smoke script: training stops once this step is reached, and the step budget it sets.
 constexpr int64_t kSmokeMinStep = 5;
@@ -195,11 +202,12 @@ AutomationResult Automation::smoke(const Snapshot& snap) {
       break;
     case Step::Sample:
       // The Sampling panel's fields, then Generate.
-      m_ui.edit.sample.sampler = SamplerKind::Ddim;
+      m_ui.edit.sample.sampler = smoke_sampler(m_ui.edit.diffusion.objective);
       m_ui.edit.sample.steps = m_mode == Mode::Demo ? kDemoSampleSteps : kSmokeSampleSteps;
       m_ui.edit.sample.n = m_mode == Mode::Demo ? kDemoSampleCount : kSmokeSampleCount;
       m_previous_samples = snap.samples.get();
-      say("[smoke] sampling: ddim, " + std::to_string(m_ui.edit.sample.steps) + " steps, " +
+      say("[smoke] sampling: " + std::string(to_string(m_ui.edit.sample.sampler)) + ", " +
+          std::to_string(m_ui.edit.sample.steps) + " steps, " +
           std::to_string(m_ui.edit.sample.n) + " images");
       m_actions.generate();
       next(Step::WaitSamples);
@@ -266,7 +274,7 @@ AutomationResult Automation::demo(const Snapshot& snap) {
       return {};
     case Step::Evaluate:
       // The Sampling panel's settings as for Generate, its N field, then Evaluate.
-      m_ui.edit.sample.sampler = SamplerKind::Ddim;
+      m_ui.edit.sample.sampler = smoke_sampler(m_ui.edit.diffusion.objective);
       m_ui.edit.sample.steps = kDemoSampleSteps;
       m_ui.sampling.eval_n = static_cast<int>(m_options.evaluate);
       m_evaluations_before = snap.evaluations.size();
