@@ -127,7 +127,10 @@ int cmd_sample(int argc, char** argv) {
   const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   std::fprintf(stderr, "\n");
   std::printf("%s\n", result.precision.reason.c_str());
-  const bool sigma_space = is_sigma_space(sc.sampler);
+  // The σ spacing (model / karras) is a choice of DDPM models only; EDM and flow matching
+  // have their own grids.
+  const bool sigma_space =
+      is_sigma_space(sc.sampler) && info.config.diffusion.objective == Objective::Ddpm;
   std::printf("%d images, %s%s %d steps, guidance %.2f, seed %llu, %.1f s (%.1f ms/step)\n", sc.n,
               std::string(to_string(sc.sampler)).c_str(),
               sigma_space ? (" " + std::string(to_string(sc.sigmas))).c_str() : "", sc.steps,
