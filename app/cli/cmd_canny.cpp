@@ -28,19 +28,6 @@ at::Tensor load_picture(const std::string& path) {
   return bytes.narrow(2, 0, colour).permute({2, 0, 1}).unsqueeze(0).to(torch::kFloat32) / 255.0;
 }
 
-// (1, 1, H, W) 0/1 → a white-on-black grey PNG, each pixel scale×scale.
-void write_mask(const std::string& path, const at::Tensor& mask, int scale, IfExists if_exists) {
-  auto bytes = (mask[0][0] > 0.5).to(torch::kUInt8).mul(255).cpu();
-  if (scale > 1) bytes = bytes.repeat_interleave(scale, 0).repeat_interleave(scale, 1);
-  bytes = bytes.contiguous();
-  Image8 out;
-  out.height = static_cast<int>(bytes.size(0));
-  out.width = static_cast<int>(bytes.size(1));
-  out.channels = 1;
-  out.pixels.assign(bytes.data_ptr<uint8_t>(), bytes.data_ptr<uint8_t>() + bytes.numel());
-  write_png(path, out, if_exists);
-}
-
 // (1, 1, H, W) values in [0, 1] → a grey PNG (0-255), each pixel scale×scale.
 void write_gray(const std::string& path, const at::Tensor& map, int scale, IfExists if_exists) {
   auto bytes = (map[0][0].clamp(0, 1) * 255.0).round().to(torch::kUInt8).cpu();
@@ -52,6 +39,11 @@ void write_gray(const std::string& path, const at::Tensor& map, int scale, IfExi
   out.channels = 1;
   out.pixels.assign(bytes.data_ptr<uint8_t>(), bytes.data_ptr<uint8_t>() + bytes.numel());
   write_png(path, out, if_exists);
+}
+
+// (1, 1, H, W) 0/1 → a white-on-black grey PNG, each pixel scale×scale.
+void write_mask(const std::string& path, const at::Tensor& mask, int scale, IfExists if_exists) {
+  write_gray(path, (mask > 0.5).to(torch::kFloat32), scale, if_exists);
 }
 
 // The two positional paths, or a UsageError.
@@ -219,11 +211,7 @@ int cmd_hint(int argc, char** argv) {
   } else {
     hint = silhouette(to_gray(image), threshold);
     what = "silhouette pixels";
-    if (kind == "distance") {
-      const double deepest = distance_transform(hint).max().item<double>();
-      hint = distance_hint(hint);
-      what += " (deepest " + std::to_string(deepest).substr(0, 4) + " px inside)";
-    }
+    if (kind == "distance") hint = distance_hint(hint);
   }
   if (kind == "distance")
     write_gray(out, hint, scale, if_exists(args));

@@ -1,7 +1,5 @@
 #include "app/cli/common.h"
 
-#include <filesystem>
-
 #include "core/util/paths.h"
 #include "core/util/runtime.h"
 
@@ -27,9 +25,7 @@ IfExists if_exists(const Args& args) {
 }
 
 void check_output(const Args& args, const std::string& option, const std::string& path) {
-  std::error_code ec;
-  if (!args.has("overwrite") && !std::filesystem::is_directory(path, ec) &&
-      std::filesystem::symlink_status(path, ec).type() != std::filesystem::file_type::not_found)
+  if (!args.has("overwrite") && file_at(path))
     throw UsageError(option + " '" + path +
                      "': a file is already there; pass --overwrite to replace it, or choose "
                      "another path");

@@ -148,6 +148,11 @@ int open_temp_beside(const std::string& path, std::string* temp) {
 
 }  // namespace
 
+bool file_at(const std::string& path) {
+  std::error_code ec;
+  return fs::symlink_status(path, ec).type() != fs::file_type::not_found && !fs::is_directory(path, ec);
+}
+
 namespace {
 
 // Renames `temp` to `path` only when nothing is at `path` (renameat2 NOREPLACE, else a hard
@@ -162,8 +167,7 @@ bool rename_no_replace(const std::string& temp, const std::string& path) {
     return true;
   }
   if (errno != EPERM && errno != ENOTSUP && errno != EOPNOTSUPP) return false;
-  std::error_code ec;
-  if (fs::symlink_status(path, ec).type() != fs::file_type::not_found) {
+  if (file_at(path)) {
     errno = EEXIST;
     return false;
   }
@@ -174,7 +178,8 @@ bool rename_no_replace(const std::string& temp, const std::string& path) {
 
 void write_file_atomic(const std::string& path, std::string_view bytes, IfExists if_exists) {
   const bool keep = if_exists == IfExists::Refuse;
-  if (keep) check_can_write(path, IfExists::Refuse);
+  // Before writing a byte; the rename below refuses atomically in any case.
+  if (keep && file_at(path)) throw std::runtime_error("cannot write '" + path + "': " + kExistsText);
   std::string temp;
   const int fd = open_temp_beside(path, &temp);
   int err = 0;
@@ -199,9 +204,7 @@ void write_file_atomic(const std::string& path, std::string_view bytes, IfExists
 }
 
 void check_can_write(const std::string& path, IfExists if_exists) {
-  std::error_code ec;
-  if (if_exists == IfExists::Refuse && !fs::is_directory(path, ec) &&
-      fs::symlink_status(path, ec).type() != fs::file_type::not_found)
+  if (if_exists == IfExists::Refuse && file_at(path))
     throw std::runtime_error("cannot write '" + path + "': " + kExistsText);
   std::string probe;
   ::close(open_temp_beside(path, &probe));

@@ -35,6 +35,9 @@ void inject_write_failure_after(int64_t bytes);
 // Checks, before long work, that a file can be created at `path` (its folder exists or
 // can be made, and is writable) without touching any existing file there. Throws
 // std::runtime_error "cannot write '<path>': <reason>".
+// True when something other than a folder is at `path`: a file, or a symbolic link, even a
+// dangling one (it is the user's). What IfExists::Refuse keeps.
+bool file_at(const std::string& path);
 // With IfExists::Refuse, a file already at `path` is an error too.
 void check_can_write(const std::string& path, IfExists if_exists = IfExists::Replace);
 // `path` when nothing is there, else the first free "<stem>_2<ext>", "<stem>_3<ext>", ...

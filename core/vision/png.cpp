@@ -213,29 +213,36 @@ uint64_t png_inflated_bound(const std::string& ihdr) {
   return 2 * height * row + 4096;
 }
 
-// How many bytes the zlib stream `data` inflates to, counting no further than `limit` + 1
-// (nothing is kept). -1 when it is not a zlib stream (stb reports that itself).
-int64_t inflated_size(const std::string& data, uint64_t limit) {
+// How many bytes the zlib stream split over `pieces` (views into the file: the IDAT
+// chunks' data, in order) inflates to, counting no further than `limit` + 1 (nothing is
+// kept). -1 when it is not a zlib stream (stb reports that itself).
+int64_t inflated_size(const std::vector<std::string_view>& pieces, uint64_t limit) {
   z_stream z{};
   if (inflateInit(&z) != Z_OK) return -1;
-  z.next_in = reinterpret_cast<Bytef*>(const_cast<char*>(data.data()));
-  z.avail_in = static_cast<uInt>(data.size());
   unsigned char scratch[1 << 15];
   uint64_t total = 0;
   int rc = Z_OK;
-  while (rc == Z_OK && total <= limit) {
-    z.next_out = scratch;
-    z.avail_out = sizeof scratch;
-    rc = inflate(&z, Z_NO_FLUSH);
-    total += sizeof scratch - z.avail_out;
-    if (rc == Z_BUF_ERROR && z.avail_in == 0) break;  // the stream ends early: stb's to judge
+  for (size_t i = 0; i < pieces.size() && rc == Z_OK && total <= limit; ++i) {
+    z.next_in = reinterpret_cast<Bytef*>(const_cast<char*>(pieces[i].data()));
+    z.avail_in = static_cast<uInt>(pieces[i].size());
+    while (rc == Z_OK && total <= limit) {
+      z.next_out = scratch;
+      z.avail_out = sizeof scratch;
+      rc = inflate(&z, Z_NO_FLUSH);
+      total += sizeof scratch - z.avail_out;
+      if (rc == Z_BUF_ERROR && z.avail_in == 0) {  // this piece is used up: on to the next
+        rc = Z_OK;
+        break;
+      }
+    }
   }
   inflateEnd(&z);
-  return (rc == Z_OK || rc == Z_STREAM_END || rc == Z_BUF_ERROR) ? static_cast<int64_t>(total) : -1;
+  return (rc == Z_OK || rc == Z_STREAM_END) ? static_cast<int64_t>(total) : -1;
 }
 
 std::string bad_png_chunks(const std::string& b) {
-  std::string ihdr, idat;
+  std::string ihdr;
+  std::vector<std::string_view> idat;
   for (size_t at = kPngSignatureSize; b.size() - at >= kPngChunkOverhead;) {
     const uint64_t length = be32(b, at);
     const std::string type = b.substr(at + 4, 4);
@@ -245,7 +252,7 @@ std::string bad_png_chunks(const std::string& b) {
              std::to_string(b.size() - at - kPngChunkOverhead) + " left)";
     if (type == "IEND") break;
     if (type == "IHDR" && length >= 13) ihdr = b.substr(at + 8, 13);
-    if (type == "IDAT") idat.append(b, at + 8, length);
+    if (type == "IDAT") idat.push_back(std::string_view(b).substr(at + 8, length));
     at += kPngChunkOverhead + length;
   }
   // A "zlib bomb": stb_image 2.27 inflates the image data whole, growing its buffer up to
