@@ -49,7 +49,7 @@ run(${CLI} sample --controlnet ${WORK}/cn/controlnet.pt --hint ${WORK}/picture_e
     --hint-kind scribble --control-scale 0.5 --n 2 --steps 2 --threads 1 --out ${WORK}/scribble_samples.png)
 
 expect_error("needs --hint" ${CLI} sample --controlnet ${WORK}/cn/controlnet.pt --n 2 --steps 2)
-expect_error("base model checkpoint" ${CLI} eval-controlnet --controlnet ${WORK}/base/checkpoints/step_00000002.pt)
+expect_error("is a model checkpoint, not a ControlNet checkpoint" ${CLI} eval-controlnet --controlnet ${WORK}/base/checkpoints/step_00000002.pt)
 # Train the base one more step: the ControlNet no longer belongs to it.
 run(${CLI} train ${tiny} --steps 3 --set train.batch_size=8 --set train.sample_every=0
     --out ${WORK}/base --resume latest --quiet)

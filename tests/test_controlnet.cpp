@@ -168,21 +168,20 @@ TEST(ControlNet, FreshControlNetSamplesExactlyLikeTheBaseWithGuidance) {
   auto base = make_unet(tiny_model(), kShape);
   auto control = make_controlnet(tiny_model(), kShape);
   control->copy_encoder_from(*base);
-  const auto schedule = NoiseSchedule::named(ScheduleKind::Linear, 100);
+  const SamplingModel model{
+      base, NoiseSchedule::named(ScheduleKind::Linear, 100), Prediction::Eps, {1, 12, 12}, 3};
   SampleRequest request;
   request.config.steps = 5;
   request.config.n = 3;
   request.config.guidance = 3.0;
-  request.num_classes = 3;
-  request.shape = {1, 12, 12};
-  const auto plain = run_sampling(base, schedule, Prediction::Eps, request, torch::kCPU);
+  const auto plain = run_sampling(model, request, torch::kCPU);
   request.control = {control, random_hint(3, 5), 1.0};
   for (auto sampler : {SamplerKind::Ddim, SamplerKind::Ddpm, SamplerKind::DpmppTwoM}) {
     request.config.sampler = sampler;
     request.control.net = nullptr;
-    const auto a = run_sampling(base, schedule, Prediction::Eps, request, torch::kCPU);
+    const auto a = run_sampling(model, request, torch::kCPU);
     request.control.net = control;
-    const auto b = run_sampling(base, schedule, Prediction::Eps, request, torch::kCPU);
+    const auto b = run_sampling(model, request, torch::kCPU);
     EXPECT_TRUE(torch::equal(a.images, b.images)) << to_string(sampler);
   }
   // Sampling leaves the caller's train/eval modes as they were.
@@ -190,18 +189,17 @@ TEST(ControlNet, FreshControlNetSamplesExactlyLikeTheBaseWithGuidance) {
   EXPECT_TRUE(control->is_training());
   base->eval();
   control->eval();
-  run_sampling(base, schedule, Prediction::Eps, request, torch::kCPU);
+  run_sampling(model, request, torch::kCPU);
   EXPECT_FALSE(base->is_training());
   EXPECT_FALSE(control->is_training());
   // Trained zero convs: the same request now gives other images, and a wrong hint count
   // is refused with a message.
   perturb_zero_convs(control);
   request.config.sampler = SamplerKind::Ddim;
-  const auto steered = run_sampling(base, schedule, Prediction::Eps, request, torch::kCPU);
+  const auto steered = run_sampling(model, request, torch::kCPU);
   EXPECT_FALSE(torch::equal(steered.images, plain.images));
   request.control.hint = random_hint(2, 6);
-  EXPECT_THROW(run_sampling(base, schedule, Prediction::Eps, request, torch::kCPU),
-               std::invalid_argument);
+  EXPECT_THROW(run_sampling(model, request, torch::kCPU), std::invalid_argument);
 }
 
 namespace {
@@ -323,7 +321,10 @@ TEST(ControlNetTrainer, LearnsSavesAndLoadsOnlyWithItsBase) {
     load_controlnet(base, torch::kCPU);
     FAIL();
   } catch (const CheckpointError& e) {
-    EXPECT_NE(std::string(e.what()).find("base model checkpoint"), std::string::npos) << e.what();
+    EXPECT_NE(
+        std::string(e.what()).find(base + " is a model checkpoint, not a ControlNet checkpoint"),
+        std::string::npos)
+        << e.what();
   }
   {
     std::ifstream in(path, std::ios::binary);
@@ -424,11 +425,12 @@ TEST(ControlNetEngine, LoadsAndSamplesThroughCommandsAsThePanelDoes) {
   auto loaded = load_controlnet(path, torch::kCPU);
   SampleRequest request;
   request.config = sample.config;
-  request.num_classes = 3;
-  request.shape = {1, 12, 12};
   request.control = {loaded.net, torch::tensor(sample.hint).view({1, kHintChannels, 12, 12}), 0.7};
-  const auto direct = run_sampling(loaded.base, NoiseSchedule::named(ScheduleKind::Linear, 50),
-                                   Prediction::Eps, request, torch::kCPU);
+  const SamplingModel model = sampling_model(loaded);
+  EXPECT_EQ(model.num_classes, 3);
+  EXPECT_EQ(model.shape, (std::vector<int64_t>{1, 12, 12}));
+  EXPECT_EQ(model.schedule.size(), 50);
+  const auto direct = run_sampling(model, request, torch::kCPU);
   const auto& f = snap->samples->final_images;
   EXPECT_TRUE(torch::allclose(torch::tensor(f.data).view({3, 1, 12, 12}), direct.images, 1e-5, 1e-6));
 }

@@ -274,6 +274,7 @@ std::string file_bytes(const std::string& path) {
 std::shared_ptr<const Snapshot> train_to_end(Engine& engine, const Config& c) {
   engine.send(cmd::SetConfig{c});
   engine.send(cmd::StartTraining{});
+  engine.wait_idle(30);  // both taken: the snapshot below is of this run, not the last one
   return wait_until(engine, [&](const Snapshot& s) {
     return s.step >= c.train.steps && s.status != JobStatus::Training;
   }, 60);

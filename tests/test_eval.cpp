@@ -222,8 +222,7 @@ TEST(Guidance, ClassifierThroughRunSamplingBothForms) {
   r.config.seed = 11;
   r.config.clip_denoised = false;
   r.config.class_label = -1;
-  r.shape = {1, 2, 2};
-  r.num_classes = 0;
+  const SamplingModel model{net, schedule, Prediction::Eps, {1, 2, 2}, 0};
   auto gen = at::make_generator<at::CPUGeneratorImpl>(11);
   auto xT = torch::randn({4, 1, 2, 2}, gen, torch::kFloat32);
   auto y = torch::tensor({0, 1, 0, 1}, torch::kLong);  // labels cycle over the classifier's classes
@@ -235,9 +234,9 @@ TEST(Guidance, ClassifierThroughRunSamplingBothForms) {
     r.config.sampler = kind;
     r.config.variance = VarianceKind::FixedLarge;
     r.classifier = {};
-    auto plain = run_sampling(net, schedule, Prediction::Eps, r, torch::kCPU);
+    auto plain = run_sampling(model, r, torch::kCPU);
     r.classifier = make_classifier_guidance(clf, s);
-    auto guided = run_sampling(net, schedule, Prediction::Eps, r, torch::kCPU);
+    auto guided = run_sampling(model, r, torch::kCPU);
     EXPECT_TRUE(torch::equal(guided.labels, y));
     if (kind == SamplerKind::Ddim) {
       // x̂₀' − x̂₀ = √(1−ᾱ)/√ᾱ · s ∇.
@@ -323,9 +322,9 @@ TEST(Evaluator, CorruptCacheNamesTheFileAndIsRetrained) {
   EXPECT_NO_THROW(Evaluator::load(path, torch::kCPU));
 }
 
-TEST(Evaluator, RunDirOfCheckpoint) {
-  EXPECT_EQ(run_dir_of_checkpoint("runs/mnist/checkpoints/step_00000400.pt"), "runs/mnist");
-  EXPECT_EQ(run_dir_of_checkpoint("elsewhere/model.pt"), "elsewhere");
+TEST(Evaluator, CheckpointFolder) {
+  EXPECT_EQ(checkpoint_folder("runs/mnist/checkpoints/step_00000400.pt"), "runs/mnist");
+  EXPECT_EQ(checkpoint_folder("elsewhere/model.pt"), "elsewhere");
   EXPECT_EQ(evaluator_cache_path("runs/mnist"), "runs/mnist/evaluator.pt");
 }
 
@@ -366,7 +365,8 @@ TEST(NoisyClassifier, TrainsSavesLoadsAndGuidesFromAFile) {
   EXPECT_GE(acc, 0.0);
   EXPECT_LE(acc, 1.0);
 
-  // run_sampling loads sample.classifier itself and takes its gradient under inference mode.
+  // load_classifier_guidance loads sample.classifier for the request; run_sampling takes
+  // its gradient under inference mode.
   auto net = std::make_shared<AffineNet>(0);
   SampleRequest r;
   r.config.sampler = SamplerKind::Ddim;
@@ -374,18 +374,25 @@ TEST(NoisyClassifier, TrainsSavesLoadsAndGuidesFromAFile) {
   r.config.n = 4;
   r.config.classifier = path;
   r.config.classifier_scale = 2.0;
-  r.shape = {1, 8, 8};
-  const auto schedule = NoiseSchedule::named(ScheduleKind::Linear, 50);
-  auto guided = run_sampling(net, schedule, Prediction::Eps, r, torch::kCPU);
+  const SamplingModel model{
+      net, NoiseSchedule::named(ScheduleKind::Linear, 50), Prediction::Eps, {1, 8, 8}, 0};
+  r.classifier = load_classifier_guidance(r.config, model, torch::kCPU);
+  auto guided = run_sampling(model, r, torch::kCPU);
   r.config.classifier_scale = 0.0;
-  auto plain = run_sampling(net, schedule, Prediction::Eps, r, torch::kCPU);
+  r.classifier = load_classifier_guidance(r.config, model, torch::kCPU);
+  EXPECT_FALSE(r.classifier.enabled());
+  auto plain = run_sampling(model, r, torch::kCPU);
   EXPECT_FALSE(torch::allclose(guided.images, plain.images));
   EXPECT_EQ(guided.labels[1].item<int64_t>(), 1);
+  // A request whose config asks for a classifier that nobody loaded is refused.
+  r.config.classifier_scale = 2.0;
+  EXPECT_THROW(run_sampling(model, r, torch::kCPU), std::invalid_argument);
 
   // Wrong timesteps and unreadable files are errors naming the file.
   r.config.classifier_scale = 1.0;
-  const auto schedule100 = NoiseSchedule::named(ScheduleKind::Linear, 100);
-  EXPECT_THROW(run_sampling(net, schedule100, Prediction::Eps, r, torch::kCPU), CheckpointError);
+  SamplingModel model100 = model;
+  model100.schedule = NoiseSchedule::named(ScheduleKind::Linear, 100);
+  EXPECT_THROW(load_classifier_guidance(r.config, model100, torch::kCPU), CheckpointError);
   const auto bad = tmp_file("bad_classifier.pt");
   {
     std::ofstream out(bad, std::ios::binary);
@@ -396,6 +403,25 @@ TEST(NoisyClassifier, TrainsSavesLoadsAndGuidesFromAFile) {
     FAIL() << "no error for a corrupt classifier";
   } catch (const CheckpointError& e) {
     EXPECT_NE(std::string(e.what()).find(bad), std::string::npos) << e.what();
+  }
+  // The classifier where a model or the evaluator cache belongs: the error says what it is.
+  try {
+    load_checkpoint_model(path, true, torch::kCPU);
+    FAIL() << "no error for a classifier loaded as a model";
+  } catch (const CheckpointError& e) {
+    EXPECT_EQ(std::string(e.what()).rfind(
+                  path + " is a noise classifier checkpoint, not a model checkpoint", 0),
+              0u)
+        << e.what();
+  }
+  try {
+    Evaluator::load(path, torch::kCPU);
+    FAIL() << "no error for a classifier loaded as the evaluator";
+  } catch (const EvaluatorError& e) {
+    EXPECT_NE(std::string(e.what()).find(
+                  "is a noise classifier checkpoint, not a sample evaluator cache"),
+              std::string::npos)
+        << e.what();
   }
 }
 

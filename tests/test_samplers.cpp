@@ -10,6 +10,7 @@
 #include <cmath>
 
 #include "core/sampling/sampler.h"
+#include "core/sampling/sampler_registry.h"
 #include "core/sampling/sigmas.h"
 
 using namespace difflab;
@@ -78,8 +79,7 @@ std::string name(const Case& c) {
   std::string n = std::string(to_string(c.kind)) + " " + std::to_string(c.steps) + " steps";
   if (c.kind == SamplerKind::Ddpm) n += " " + std::string(to_string(c.variance));
   if (c.kind == SamplerKind::Ddim) n += " eta " + std::to_string(c.eta);
-  if (c.kind != SamplerKind::Ddpm && c.kind != SamplerKind::Ddim)
-    n += " " + std::string(to_string(c.sigmas));
+  if (is_sigma_space(c.kind)) n += " " + std::string(to_string(c.sigmas));
   return n;
 }
 
@@ -94,8 +94,20 @@ SampleRequest request(const Case& c, int n, uint64_t seed = 7) {
   r.config.seed = seed;
   r.config.guidance = 1.0;
   r.config.clip_denoised = false;
-  r.shape = {static_cast<int64_t>(kMu.size())};
   return r;
+}
+
+// `net` (predicting `p` on schedule()) sampling points of kMu's dimension.
+SamplingModel model(DenoiserNet net, Prediction p = Prediction::Eps) {
+  return {net, schedule(), p, {static_cast<int64_t>(kMu.size())}, net->num_classes()};
+}
+
+// The σ-space samplers of the registry, in table order.
+std::vector<SamplerKind> sigma_kinds() {
+  std::vector<SamplerKind> kinds;
+  for (int i = 0; i < static_cast<int>(SamplerKind::Count); ++i)
+    if (is_sigma_space(static_cast<SamplerKind>(i))) kinds.push_back(static_cast<SamplerKind>(i));
+  return kinds;
 }
 
 // Every sampler, with the model's σ's and with Karras spacing for the σ-space ones.
@@ -106,8 +118,7 @@ std::vector<Case> all_cases(int steps) {
       {SamplerKind::Ddim, steps, VarianceKind::FixedSmall, 0.0},
       {SamplerKind::Ddim, steps, VarianceKind::FixedSmall, 1.0},
   };
-  for (auto kind :
-       {SamplerKind::Euler, SamplerKind::EulerAncestral, SamplerKind::Heun, SamplerKind::DpmppTwoM})
+  for (auto kind : sigma_kinds())
     for (auto sigmas : {SigmaSpacing::Model, SigmaSpacing::Karras})
       cases.push_back({kind, steps, VarianceKind::FixedSmall, 0.0, sigmas});
   return cases;
@@ -116,7 +127,7 @@ std::vector<Case> all_cases(int steps) {
 SampleResult run(const Case& c, int n, DenoiserNet net = nullptr, uint64_t seed = 7,
                  const StepCallback& callback = {}) {
   if (!net) net = std::make_shared<GaussianNet>(kMu, kStd);
-  return run_sampling(net, schedule(), Prediction::Eps, request(c, n, seed), torch::kCPU, callback);
+  return run_sampling(model(net), request(c, n, seed), torch::kCPU, callback);
 }
 
 }  // namespace
@@ -412,20 +423,17 @@ class LabelNet : public DenoiserNetImpl {
 }  // namespace
 
 TEST(Samplers, SigmaSamplersUseOneBatchedGuidedForward) {
-  for (auto kind : {SamplerKind::Euler, SamplerKind::EulerAncestral, SamplerKind::Heun,
-                    SamplerKind::DpmppTwoM}) {
+  for (auto kind : sigma_kinds()) {
     auto net = std::make_shared<LabelNet>();
     auto req = request({kind, 5, VarianceKind::FixedSmall, 0.0, SigmaSpacing::Karras}, 3);
-    req.num_classes = 10;
     req.config.class_label = 2;
     req.config.guidance = 3.0;
     req.record_trajectory = true;
-    auto out =
-        run_sampling(net, schedule(), Prediction::Eps, req, torch::kCPU, [&](const StepInfo& s) {
-          // ε_u = 0, ε_c = 1: guided ε = 0 + 3·(1 − 0) = 3.
-          EXPECT_NEAR(s.eps.mean().item<double>(), 3.0, 1e-5);
-          return true;
-        });
+    auto out = run_sampling(model(net), req, torch::kCPU, [&](const StepInfo& s) {
+      // ε_u = 0, ε_c = 1: guided ε = 0 + 3·(1 − 0) = 3.
+      EXPECT_NEAR(s.eps.mean().item<double>(), 3.0, 1e-5);
+      return true;
+    });
     EXPECT_EQ(net->last_batch, 6) << to_string(kind);
     EXPECT_EQ(out.trajectory.x_t.size(), 5u);
     EXPECT_EQ(out.trajectory.timesteps.front(), kTimesteps - 1);
@@ -452,8 +460,48 @@ TEST(Samplers, SigmaSamplersAgreeAcrossParameterisations) {
   auto eps = run(c, 64).images;
   for (auto p : {Prediction::X0, Prediction::V}) {
     auto net = std::make_shared<GaussianNet>(kMu, kStd, p);
-    auto out = run_sampling(net, schedule(), p, request(c, 64), torch::kCPU);
+    auto out = run_sampling(model(net, p), request(c, 64), torch::kCPU);
     EXPECT_TRUE(torch::allclose(out.images, eps, 1e-3, 1e-3))
         << to_string(p) << " " << (out.images - eps).abs().max();
   }
+}
+
+// ---- The sampler table (core/sampling/sampler_registry.h) -----------------------------------
+
+TEST(SamplerRegistry, EveryKindHasARowWhoseNameRoundTrips) {
+  for (int i = 0; i < static_cast<int>(SamplerKind::Count); ++i) {
+    const auto kind = static_cast<SamplerKind>(i);
+    const SamplerInfo& row = sampler_info(kind);
+    EXPECT_EQ(row.kind, kind);
+    EXPECT_EQ(row.name, to_string(kind));
+    EXPECT_EQ(parse_enum<SamplerKind>(row.name), kind) << row.name;
+    EXPECT_FALSE(row.paper.empty()) << row.name;
+    EXPECT_FALSE(row.help.empty()) << row.name;
+    EXPECT_NE(sampler_help().find(std::string(row.name) + ": "), std::string::npos) << row.name;
+    SampleConfig config;
+    config.sampler = kind;
+    EXPECT_NE(make_sampler(config), nullptr) << row.name;
+  }
+  EXPECT_THROW(sampler_info(SamplerKind::Count), std::invalid_argument);
+}
+
+TEST(SamplerRegistry, FamiliesAreRight) {
+  // The samplers that exist today, by name (YAML files use these spellings).
+  for (auto name : {"ddpm", "ddim"})
+    EXPECT_EQ(sampler_info(*parse_enum<SamplerKind>(name)).family, SamplerFamily::Discrete);
+  for (auto name : {"euler", "euler_ancestral", "heun", "dpmpp_2m"})
+    EXPECT_EQ(sampler_info(*parse_enum<SamplerKind>(name)).family, SamplerFamily::Sigma);
+  // Every row's family is what the sampler does: only σ-space samplers read sample.sigmas.
+  std::string discrete, sigma;
+  for (int i = 0; i < static_cast<int>(SamplerKind::Count); ++i) {
+    const auto kind = static_cast<SamplerKind>(i);
+    const auto own = run({kind, 8, VarianceKind::FixedSmall, 0.0, SigmaSpacing::Model}, 16).images;
+    const auto karras =
+        run({kind, 8, VarianceKind::FixedSmall, 0.0, SigmaSpacing::Karras}, 16).images;
+    EXPECT_EQ(!torch::equal(own, karras), is_sigma_space(kind)) << to_string(kind);
+    auto& names = is_sigma_space(kind) ? sigma : discrete;
+    names += (names.empty() ? "" : ", ") + std::string(to_string(kind));
+  }
+  EXPECT_EQ(sampler_names(SamplerFamily::Discrete), discrete);
+  EXPECT_EQ(sampler_names(SamplerFamily::Sigma), sigma);
 }

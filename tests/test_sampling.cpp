@@ -45,7 +45,6 @@ SampleRequest request(SamplerKind kind, int steps, int n = 3, double eta = 0.0) 
   r.config.seed = 42;
   r.config.guidance = 1.0;
   r.config.clip_denoised = false;
-  r.shape = {1, 2, 2};
   return r;
 }
 
@@ -54,12 +53,17 @@ const NoiseSchedule& schedule() {
   return s;
 }
 
+// `net` (ε-prediction on schedule()) sampling 1×2×2 images.
+SamplingModel model(DenoiserNet net) {
+  return {net, schedule(), Prediction::Eps, {1, 2, 2}, net->num_classes()};
+}
+
 }  // namespace
 
 TEST(Sampling, DdimStepsMatchHandComputation) {
   auto net = std::make_shared<FakeNet>(0.3, 0);
   auto req = request(SamplerKind::Ddim, 4);
-  auto out = run_sampling(net, schedule(), Prediction::Eps, req, torch::kCPU);
+  auto out = run_sampling(model(net), req, torch::kCPU);
 
   // By hand, in double, on the respaced schedule.
   auto gen = at::make_generator<at::CPUGeneratorImpl>(42);
@@ -83,7 +87,7 @@ TEST(Sampling, DdpmStepsMatchHandComputation) {
     auto net = std::make_shared<FakeNet>(0.5, 0);
     auto req = request(SamplerKind::Ddpm, 5);
     req.config.variance = variance;
-    auto out = run_sampling(net, schedule(), Prediction::Eps, req, torch::kCPU);
+    auto out = run_sampling(model(net), req, torch::kCPU);
 
     auto gen = at::make_generator<at::CPUGeneratorImpl>(42);
     auto x = torch::randn({3, 1, 2, 2}, gen, torch::kFloat32).to(torch::kFloat64);
@@ -108,12 +112,12 @@ TEST(Sampling, DdpmStepsMatchHandComputation) {
 
 TEST(Sampling, DdimWithEtaOneAddsNoiseAndEtaZeroIsDeterministic) {
   auto net = std::make_shared<FakeNet>(0.2, 0);
-  auto a = run_sampling(net, schedule(), Prediction::Eps, request(SamplerKind::Ddim, 10), torch::kCPU);
+  auto a = run_sampling(model(net), request(SamplerKind::Ddim, 10), torch::kCPU);
   auto req = request(SamplerKind::Ddim, 10);
   req.config.seed = 43;
-  auto b = run_sampling(net, schedule(), Prediction::Eps, req, torch::kCPU);
+  auto b = run_sampling(model(net), req, torch::kCPU);
   EXPECT_FALSE(torch::equal(a.images, b.images));  // different seed, different x_T
-  auto c = run_sampling(net, schedule(), Prediction::Eps, request(SamplerKind::Ddim, 10, 3, 1.0), torch::kCPU);
+  auto c = run_sampling(model(net), request(SamplerKind::Ddim, 10, 3, 1.0), torch::kCPU);
   EXPECT_FALSE(torch::allclose(a.images, c.images));
 }
 
@@ -121,8 +125,8 @@ TEST(Sampling, SameSeedSameImages) {
   for (auto kind : {SamplerKind::Ddpm, SamplerKind::Ddim}) {
     auto net = std::make_shared<FakeNet>(0.4, 0);
     auto req = request(kind, 20, 4, 0.5);
-    auto a = run_sampling(net, schedule(), Prediction::Eps, req, torch::kCPU);
-    auto b = run_sampling(net, schedule(), Prediction::Eps, req, torch::kCPU);
+    auto a = run_sampling(model(net), req, torch::kCPU);
+    auto b = run_sampling(model(net), req, torch::kCPU);
     EXPECT_TRUE(torch::equal(a.images, b.images)) << to_string(kind);
   }
 }
@@ -130,12 +134,12 @@ TEST(Sampling, SameSeedSameImages) {
 TEST(Sampling, CallbackCancelsBeforeTheNextNetworkCall) {
   auto net = std::make_shared<FakeNet>(0.4, 0);
   int seen = 0;
-  auto out = run_sampling(net, schedule(), Prediction::Eps, request(SamplerKind::Ddpm, 50),
-                          torch::kCPU, [&](const StepInfo& s) {
-                            EXPECT_EQ(s.index, seen);
-                            EXPECT_EQ(s.total, 50);
-                            return ++seen < 3;
-                          });
+  auto out =
+      run_sampling(model(net), request(SamplerKind::Ddpm, 50), torch::kCPU, [&](const StepInfo& s) {
+        EXPECT_EQ(s.index, seen);
+        EXPECT_EQ(s.total, 50);
+        return ++seen < 3;
+      });
   EXPECT_TRUE(out.cancelled);
   EXPECT_FALSE(out.images.defined());
   EXPECT_EQ(net->calls, 3);
@@ -144,15 +148,13 @@ TEST(Sampling, CallbackCancelsBeforeTheNextNetworkCall) {
 TEST(Sampling, ClassifierFreeGuidanceIsOneBatchedForward) {
   auto net = std::make_shared<FakeNet>(0.0, 10, /*label_signal=*/true);
   auto req = request(SamplerKind::Ddim, 3, 4);
-  req.num_classes = 10;
   req.config.guidance = 3.0;
   req.config.class_label = 7;
   std::vector<float> eps_seen;
-  auto out = run_sampling(net, schedule(), Prediction::Eps, req, torch::kCPU,
-                          [&](const StepInfo& s) {
-                            eps_seen.push_back(s.eps.mean().item<float>());
-                            return true;
-                          });
+  auto out = run_sampling(model(net), req, torch::kCPU, [&](const StepInfo& s) {
+    eps_seen.push_back(s.eps.mean().item<float>());
+    return true;
+  });
   EXPECT_EQ(net->calls, 3);       // one forward per step…
   EXPECT_EQ(net->last_batch, 8);  // …over 2B inputs
   // ε_u = 0, ε_c = 1: guided ε = 0 + 3·(1 − 0) = 3.
@@ -161,12 +163,12 @@ TEST(Sampling, ClassifierFreeGuidanceIsOneBatchedForward) {
 
   // Guidance 1 is plain conditional sampling: a single B-sized forward.
   req.config.guidance = 1.0;
-  run_sampling(net, schedule(), Prediction::Eps, req, torch::kCPU);
+  run_sampling(model(net), req, torch::kCPU);
   EXPECT_EQ(net->last_batch, 4);
   // Guidance 0 is the unconditional model alone: a single B-sized forward with the null class.
   req.config.guidance = 0.0;
   eps_seen.clear();
-  run_sampling(net, schedule(), Prediction::Eps, req, torch::kCPU, [&](const StepInfo& s) {
+  run_sampling(model(net), req, torch::kCPU, [&](const StepInfo& s) {
     eps_seen.push_back(s.eps.mean().item<float>());
     return true;
   });
@@ -175,17 +177,17 @@ TEST(Sampling, ClassifierFreeGuidanceIsOneBatchedForward) {
   req.config.guidance = 1.0;
   // Cycling labels when no class is asked for; out-of-range classes are refused.
   req.config.class_label = -1;
-  auto cyc = run_sampling(net, schedule(), Prediction::Eps, req, torch::kCPU);
+  auto cyc = run_sampling(model(net), req, torch::kCPU);
   EXPECT_TRUE(torch::equal(cyc.labels, torch::tensor({0, 1, 2, 3}, torch::kLong)));
   req.config.class_label = 10;
-  EXPECT_THROW(run_sampling(net, schedule(), Prediction::Eps, req, torch::kCPU), std::invalid_argument);
+  EXPECT_THROW(run_sampling(model(net), req, torch::kCPU), std::invalid_argument);
 }
 
 TEST(Sampling, TrajectoryRecordsEveryStepCompactly) {
   auto net = std::make_shared<FakeNet>(0.1, 0);
   auto req = request(SamplerKind::Ddim, 6, 2);
   req.record_trajectory = true;
-  auto out = run_sampling(net, schedule(), Prediction::Eps, req, torch::kCPU);
+  auto out = run_sampling(model(net), req, torch::kCPU);
   const auto& tr = out.trajectory;
   ASSERT_EQ(tr.x_t.size(), 6u);
   ASSERT_EQ(tr.x0.size(), 6u);
@@ -202,9 +204,9 @@ TEST(Sampling, TrajectoryRecordsEveryStepCompactly) {
 
 TEST(Sampling, RejectsStepsOutsideTheSchedule) {
   auto net = std::make_shared<FakeNet>(0.1, 0);
-  EXPECT_THROW(run_sampling(net, schedule(), Prediction::Eps, request(SamplerKind::Ddim, 1001), torch::kCPU),
+  EXPECT_THROW(run_sampling(model(net), request(SamplerKind::Ddim, 1001), torch::kCPU),
                std::invalid_argument);
-  EXPECT_THROW(run_sampling(net, schedule(), Prediction::Eps, request(SamplerKind::Ddim, 0), torch::kCPU),
+  EXPECT_THROW(run_sampling(model(net), request(SamplerKind::Ddim, 0), torch::kCPU),
                std::invalid_argument);
 }
 
@@ -241,7 +243,7 @@ TEST(Sampling, DdpmWithLearnedVarianceMatchesHandComputation) {
   auto net = std::make_shared<FakeSigmaNet>(0.5, 0);
   auto req = request(SamplerKind::Ddpm, 5);
   req.config.variance = VarianceKind::Learned;
-  auto out = run_sampling(net, schedule(), Prediction::Eps, req, torch::kCPU);
+  auto out = run_sampling(model(net), req, torch::kCPU);
 
   auto gen = at::make_generator<at::CPUGeneratorImpl>(42);
   auto x = torch::randn({3, 1, 2, 2}, gen, torch::kFloat32).to(torch::kFloat64);
@@ -266,15 +268,14 @@ TEST(Sampling, DdpmWithLearnedVarianceMatchesHandComputation) {
 
   // DDIM and the fixed variances ignore the variance half; `learned` on a net without one
   // is refused with a message that says why.
-  auto ddim = run_sampling(net, schedule(), Prediction::Eps, request(SamplerKind::Ddim, 4),
-                           torch::kCPU);
+  auto ddim = run_sampling(model(net), request(SamplerKind::Ddim, 4), torch::kCPU);
   EXPECT_EQ(ddim.images.sizes(), (std::vector<int64_t>{3, 1, 2, 2}));
   req.config.variance = VarianceKind::FixedSmall;
-  EXPECT_NO_THROW(run_sampling(net, schedule(), Prediction::Eps, req, torch::kCPU));
+  EXPECT_NO_THROW(run_sampling(model(net), req, torch::kCPU));
   req.config.variance = VarianceKind::Learned;
   auto plain = std::make_shared<FakeNet>(0.5, 0);
   try {
-    run_sampling(plain, schedule(), Prediction::Eps, req, torch::kCPU);
+    run_sampling(model(plain), req, torch::kCPU);
     FAIL() << "no error";
   } catch (const std::invalid_argument& e) {
     EXPECT_NE(std::string(e.what()).find("learn_sigma"), std::string::npos) << e.what();

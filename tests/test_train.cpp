@@ -10,7 +10,7 @@
 
 #include "core/data/dataset.h"
 #include "core/diffusion/gaussian_diffusion.h"
-#include "core/train/checkpoint.h"
+#include "core/train/checkpoint_io.h"
 #include "core/train/nll_eval.h"
 #include "core/train/trainer.h"
 
@@ -219,6 +219,94 @@ TEST(Trainer, CorruptOrMissingCheckpointsNameTheFileAndChangeNothing) {
   }
   EXPECT_EQ(t.step(), 1);
   EXPECT_TRUE(same(before, snapshot(t.model())));
+}
+
+TEST(Checkpoint, TheOpenerNamesTheKindOfAFileOfAnotherKind) {
+  const auto dir = temp_dir("kinds");
+  // The tags are in files on disk: they never change.
+  EXPECT_EQ(checkpoint_format(CheckpointKind::Model), "difflab-checkpoint-v1");
+  EXPECT_EQ(checkpoint_format(CheckpointKind::ControlNet), "difflab-controlnet-v1");
+  EXPECT_EQ(checkpoint_format(CheckpointKind::Classifier), "difflab-classifier-v1");
+  EXPECT_EQ(checkpoint_format(CheckpointKind::Evaluator), "difflab-evaluator-v1");
+  constexpr int kKinds = static_cast<int>(CheckpointKind::Count);
+  for (int written = 0; written < kKinds; ++written) {
+    const auto kind = static_cast<CheckpointKind>(written);
+    const std::string path = dir + "/kind" + std::to_string(written) + ".pt";
+    torch::serialize::OutputArchive out;
+    write_checkpoint_kind(out, kind);
+    save_archive_atomic(out, path);
+    for (int expected = 0; expected < kKinds; ++expected) {
+      const auto want = static_cast<CheckpointKind>(expected);
+      torch::serialize::InputArchive archive;
+      if (want == kind) {
+        EXPECT_NO_THROW(open_checkpoint(path, archive, want));
+        continue;
+      }
+      try {
+        open_checkpoint(path, archive, want);
+        FAIL() << "no error opening a " << checkpoint_kind_name(kind) << " as a "
+               << checkpoint_kind_name(want);
+      } catch (const CheckpointError& e) {
+        const std::string says = path + " is a " + std::string(checkpoint_kind_name(kind)) +
+                                 ", not a " + std::string(checkpoint_kind_name(want));
+        EXPECT_EQ(std::string(e.what()).rfind(says, 0), 0u) << e.what();
+      }
+    }
+  }
+  // A file of ours from a real writer, through a public loader.
+  auto data = quadrant_images(64);
+  Trainer t(tiny_unet_config(), data, torch::kCPU);
+  const std::string model_path = dir + "/model.pt";
+  t.save_checkpoint(model_path);
+  try {
+    torch::serialize::InputArchive archive;
+    open_checkpoint(model_path, archive, CheckpointKind::Classifier);
+    FAIL() << "no error";
+  } catch (const CheckpointError& e) {
+    EXPECT_EQ(std::string(e.what()).rfind(
+                  model_path + " is a model checkpoint, not a noise classifier checkpoint", 0),
+              0u)
+        << e.what();
+  }
+  // A zip archive without our tag is not ours; the message names the file and the kind.
+  const std::string untagged = dir + "/untagged.pt";
+  torch::serialize::OutputArchive out;
+  out.write("step", c10::IValue(int64_t{3}));
+  save_archive_atomic(out, untagged);
+  try {
+    read_checkpoint_info(untagged);
+    FAIL() << "no error";
+  } catch (const CheckpointError& e) {
+    EXPECT_NE(std::string(e.what()).find(untagged), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("not a Diffusion Lab model checkpoint"), std::string::npos)
+        << e.what();
+  }
+}
+
+TEST(Trainer, SamplingModelsFromTheTrainerAndItsCheckpointAgree) {
+  const auto dir = temp_dir("sampling_model");
+  Trainer t(tiny_unet_config(), quadrant_images(64), torch::kCPU);
+  const SamplingModel live = sampling_model(t, /*ema=*/true);
+  EXPECT_EQ(live.net, t.ema_model());
+  EXPECT_EQ(sampling_model(t, false).net, t.model());
+  EXPECT_EQ(live.shape, (std::vector<int64_t>{1, 8, 8}));
+  EXPECT_EQ(live.num_classes, t.model()->num_classes());
+  EXPECT_EQ(live.schedule.size(), t.config().diffusion.timesteps);
+  EXPECT_EQ(live.prediction, t.config().diffusion.prediction);
+  t.save_checkpoint(dir + "/a.pt");
+  CheckpointInfo info;
+  const SamplingModel loaded = load_sampling_model(dir + "/a.pt", true, torch::kCPU, &info);
+  EXPECT_EQ(loaded.shape, live.shape);
+  EXPECT_EQ(loaded.num_classes, live.num_classes);
+  EXPECT_EQ(loaded.schedule.alphas_cumprod(), live.schedule.alphas_cumprod());
+  EXPECT_EQ(loaded.prediction, live.prediction);
+  EXPECT_EQ(info.step, 0);
+  SampleConfig sc = t.config().sample;
+  sc.n = 2;
+  sc.steps = 3;
+  SampleRequest request;
+  request.config = sc;
+  EXPECT_TRUE(torch::equal(run_sampling(loaded, request, torch::kCPU).images, t.sample(sc).images));
 }
 
 TEST(Trainer, CheckpointOfAnotherArchitectureIsRefused) {
@@ -441,7 +529,7 @@ TEST(Trainer, OldCheckpointWithoutTheNewKeysLoads) {
       yaml += line + "\n";
   ASSERT_EQ(yaml.find("learn_sigma"), std::string::npos);
   torch::serialize::OutputArchive archive;
-  archive.write("format", c10::IValue(std::string(kCheckpointFormat)));
+  archive.write("format", c10::IValue(std::string("difflab-checkpoint-v1")));  // as then
   archive.write("config", c10::IValue(yaml));
   write_shape(archive, data->shape);
   archive.write("step", c10::IValue(int64_t{0}));

@@ -1,4 +1,4 @@
-// Sampling panel: sampler (DDPM, DDIM, Euler, Euler-ancestral, Heun, DPM-Solver++(2M)),
+// Sampling panel: sampler (any row of core/sampling/sampler_registry.h),
 // its variance or σ spacing, steps, η, guidance, class, seed and count;
 // Generate / Cancel with progress; then the scrubber over the recorded trajectory
 // (scrubber.cpp), whose last position is the result grid.
@@ -10,6 +10,7 @@
 #include <random>
 #include <string>
 
+#include "core/sampling/sampler_registry.h"
 #include "ui/panels.h"
 #include "ui/widgets.h"
 
@@ -47,12 +48,9 @@ void draw_settings(const Snapshot& snap, UiState& ui, bool enabled) {
     };
     next();
     if (enum_combo("Sampler", &s.sampler) && s.sampler == SamplerKind::Ddpm) s.eta = 1.0;
-    help_marker("ddpm: ancestral sampling, fresh noise every step (Ho et al. 2020). "
-                "ddim: deterministic when η = 0, so fewer steps still work (Song et al. 2021). "
-                "euler / heun / dpmpp_2m: ODE solvers on σ = √((1−ᾱ)/ᾱ) (Karras et al. 2022; "
-                "Lu et al. 2022), 1st / 2nd / 2nd order; euler_ancestral adds fresh noise.");
+    help_marker(sampler_help().c_str());
     next();
-    const bool sigma_space = s.sampler != SamplerKind::Ddpm && s.sampler != SamplerKind::Ddim;
+    const bool sigma_space = is_sigma_space(s.sampler);
     if (s.sampler == SamplerKind::Ddpm) {
       enum_combo("Variance", &s.variance);
       help_marker("DDPM step variance: fixed_small = β̃_t (posterior), fixed_large = β_t, "
@@ -111,7 +109,7 @@ void draw_settings(const Snapshot& snap, UiState& ui, bool enabled) {
 
 std::string settings_text(const SampleConfig& c) {
   char text[128];
-  const bool sigma_space = c.sampler != SamplerKind::Ddpm && c.sampler != SamplerKind::Ddim;
+  const bool sigma_space = is_sigma_space(c.sampler);
   std::snprintf(text, sizeof text, "%s%s %d, w %.1f", std::string(to_string(c.sampler)).c_str(),
                 sigma_space && c.sigmas == SigmaSpacing::Karras ? " (karras)" : "", c.steps, c.guidance);
   return text;

@@ -24,8 +24,8 @@ int cmd_bench(int argc, char** argv) {
     return 0;
   }
   const Config config = load_cli_config(args);
-  setup_runtime(args, config.train.threads);
   BenchOptions o;
+  o.device = setup_runtime(args, config.train.threads);
   o.train_batch = args.get_int("batch", o.train_batch);
   o.train_steps = args.get_int("train-steps", o.train_steps);
   o.sample_batch = args.get_int("sample-batch", o.sample_batch);

@@ -17,13 +17,15 @@
 #include <fstream>
 #include <iostream>
 
-#include "app/cli/common.h"
+#include "core/train/run_folder.h"
 #include "app/cli/commands.h"
+#include "app/cli/common.h"
 #include "app/cli/sample_options.h"
 #include "core/data/dataset.h"
 #include "core/eval/evaluator.h"
+#include "core/eval/noisy_classifier.h"
+#include "core/train/checkpoint.h"
 #include "core/train/nll_eval.h"
-#include "core/train/trainer.h"
 
 namespace difflab::cli {
 namespace {
@@ -209,7 +211,7 @@ int eval_classifier(const Args& args) {
   const auto device = setup_runtime(args, 0);
   CheckpointInfo info;
   const bool use_ema = !args.has("raw");
-  auto net = load_checkpoint_model(path, use_ema, device, &info);
+  const SamplingModel model = load_sampling_model(path, use_ema, device, &info);
   if (info.shape.points)
     throw EvaluatorError("checkpoint " + path + ": 2-D point data cannot be scored by the evaluator");
 
@@ -235,19 +237,16 @@ int eval_classifier(const Args& args) {
   if (args.has("real")) return eval_real(args, path, info, sc, evaluator, data);
   SampleRequest request;
   request.config = sc;
-  request.num_classes = net->num_classes();
-  request.shape = {info.shape.channels, info.shape.height, info.shape.width};
+  request.classifier = load_classifier_guidance(sc, model, device);
   double seconds = 0;
   const auto start = std::chrono::steady_clock::now();
-  auto r = evaluate_model(net,
-                          NoiseSchedule::named(info.config.diffusion.schedule,
-                                               info.config.diffusion.timesteps),
-                          info.config.diffusion.prediction, request, device, evaluator, data,
-                          [&](const StepInfo& s) {
-                            std::fprintf(stderr, "\rsampling step %d/%d", s.index + 1, s.total);
-                            return true;
-                          },
-                          &seconds);
+  auto r = evaluate_model(
+      model, request, device, evaluator, data,
+      [&](const StepInfo& s) {
+        std::fprintf(stderr, "\rsampling step %d/%d", s.index + 1, s.total);
+        return true;
+      },
+      &seconds);
   const double total =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   std::fprintf(stderr, "\n");

@@ -6,12 +6,14 @@
 #include <filesystem>
 #include <iostream>
 
-#include "app/cli/common.h"
 #include "app/cli/commands.h"
+#include "app/cli/common.h"
 #include "app/cli/sample_options.h"
+#include "core/eval/noisy_classifier.h"
 #include "core/sampling/sampler.h"
+#include "core/sampling/sampler_registry.h"
+#include "core/train/checkpoint.h"
 #include "core/train/controlnet_trainer.h"
-#include "core/train/trainer.h"
 #include "core/vision/image_grid.h"
 
 namespace difflab::cli {
@@ -49,14 +51,14 @@ int cmd_sample(int argc, char** argv) {
   const auto device = setup_runtime(args, 0);
   CheckpointInfo info;
   const bool use_ema = !args.has("raw");
-  DenoiserNet net;
+  SamplingModel model;
   ControlInput control;
   at::Tensor hint_map;  // (1, 1, H, W), for the PNG written next to the grid
   if (args.has("controlnet")) {
     if (!args.has("hint")) throw UsageError("--controlnet needs --hint PNG");
     if (args.has("raw")) throw UsageError("a ControlNet steers the base's EMA weights; drop --raw");
     auto loaded = load_controlnet(args.get("controlnet"), device, args.get("checkpoint"));
-    net = loaded.base;
+    model = sampling_model(loaded);
     info = loaded.base_info;
     info.config.controlnet = loaded.config.controlnet;
     const std::string kind_name = args.get("hint-kind", "canny");
@@ -72,7 +74,7 @@ int cmd_sample(int argc, char** argv) {
     control.scale = args.get_double("control-scale", cn.scale);
     hint_map = control.hint.sum(1, /*keepdim=*/true);
   } else {
-    net = load_checkpoint_model(path, use_ema, device, &info);
+    model = load_sampling_model(path, use_ema, device, &info);
   }
 
   SampleConfig sc = apply_sampling_options(args, info.config.sample, info.config.diffusion.timesteps);
@@ -84,23 +86,16 @@ int cmd_sample(int argc, char** argv) {
 
   SampleRequest request;
   request.config = sc;
-  request.num_classes = net->num_classes();
-  const auto& shape = info.shape;
-  request.shape = shape.points ? std::vector<int64_t>{2}
-                               : std::vector<int64_t>{shape.channels, shape.height, shape.width};
   request.control = control;
+  request.classifier = load_classifier_guidance(sc, model, device);
   const auto start = std::chrono::steady_clock::now();
-  auto result = run_sampling(net, NoiseSchedule::named(info.config.diffusion.schedule,
-                                                       info.config.diffusion.timesteps),
-                             info.config.diffusion.prediction, request, device,
-                             [&](const StepInfo& s) {
-                               std::fprintf(stderr, "\rstep %d/%d (t=%d)", s.index + 1, s.total,
-                                            s.timestep);
-                               return true;
-                             });
+  auto result = run_sampling(model, request, device, [&](const StepInfo& s) {
+    std::fprintf(stderr, "\rstep %d/%d (t=%d)", s.index + 1, s.total, s.timestep);
+    return true;
+  });
   const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   std::fprintf(stderr, "\n");
-  const bool sigma_space = sc.sampler != SamplerKind::Ddpm && sc.sampler != SamplerKind::Ddim;
+  const bool sigma_space = is_sigma_space(sc.sampler);
   std::printf("%d images, %s%s %d steps, guidance %.2f, seed %llu, %.1f s (%.1f ms/step)\n", sc.n,
               std::string(to_string(sc.sampler)).c_str(),
               sigma_space ? (" " + std::string(to_string(sc.sigmas))).c_str() : "", sc.steps,
@@ -108,10 +103,11 @@ int cmd_sample(int argc, char** argv) {
               static_cast<unsigned long long>(sc.seed), secs, secs * 1e3 / sc.steps);
 
   const std::string grid = args.get("out", run + "/samples/sample.png");
+  const auto& shape = info.shape;
   if (shape.points) {
     write_png(grid, plot_points(result.images));
   } else {
-    const int classes = request.num_classes;
+    const int classes = model.num_classes;
     const int columns = args.get_int("columns", sc.class_label < 0 && classes > 0 ? classes : 0);
     write_png(grid, make_grid(result.images, columns, 2, 2));
   }

@@ -1,6 +1,8 @@
+#include "core/train/run_folder.h"
 #include "app/cli/sample_options.h"
 
-#include "core/train/trainer.h"
+#include "core/sampling/sampler_registry.h"
+#include "core/train/checkpoint.h"
 
 namespace difflab::cli {
 namespace {
@@ -13,15 +15,28 @@ template <typename E> E enum_option(const Args& args, const std::string& name, E
   return *v;
 }
 
+// The choices, then one line per sampler from the registry, under the help column.
+std::string sampler_option_help() {
+  const std::string indent(18, ' ');
+  std::string help = enum_choices<SamplerKind>() + "  (default: the checkpoint's sample.sampler)";
+  for (int i = 0; i < static_cast<int>(SamplerKind::Count); ++i) {
+    const auto& row = sampler_info(static_cast<SamplerKind>(i));
+    help += "\n" + indent + "  " + std::string(row.name) + ": " + std::string(row.help);
+  }
+  return help;
+}
+
 }  // namespace
 
 std::vector<OptionSpec> sampling_options() {
   return {
-      {"sampler", true, enum_choices<SamplerKind>() + "  (default: the checkpoint's sample.sampler)"},
+      {"sampler", true, sampler_option_help()},
       {"steps", true, "N  sampling steps (respaced from T)"},
       {"eta", true, "X  DDIM noise: 0 deterministic, 1 like DDPM"},
-      {"variance", true, enum_choices<VarianceKind>() + "  DDPM variance (learned: learn_sigma models)"},
-      {"sigmas", true, "model|karras  noise levels of euler, euler_ancestral, heun, dpmpp_2m"},
+      {"variance", true,
+       enum_choices<VarianceKind>() + "  DDPM variance (learned: learn_sigma models)"},
+      {"sigmas", true,
+       enum_choices<SigmaSpacing>() + "  noise levels of " + sampler_names(SamplerFamily::Sigma)},
       {"rho", true, "X  Karras spacing rho (default 7, Karras et al. 2022)"},
       {"guidance", true, "W  classifier-free guidance scale (0 uncond, 1 cond)"},
       {"class", true, "K  class to draw (-1 cycles through all classes)"},

@@ -100,7 +100,7 @@ struct SampleConfig {
   int steps = 50;             // respaced steps; = timesteps for full DDPM
   double eta = 0.0;
   VarianceKind variance = VarianceKind::FixedSmall;
-  SigmaSpacing sigmas = SigmaSpacing::Model;  // σ grid of euler, euler_ancestral, heun, dpmpp_2m
+  SigmaSpacing sigmas = SigmaSpacing::Model;  // σ grid of the σ-space samplers (sampler_registry)
   double karras_rho = 7.0;    // ρ of Karras spacing (Karras et al. 2022, eq. 5 and Table 1)
   double guidance = 3.0;      // classifier-free guidance scale w: eps_u + w (eps_c - eps_u)
   int n = 64;

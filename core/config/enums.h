@@ -18,6 +18,8 @@ enum class Prediction { Eps, X0, V, Count };
 enum class ModelKind { UNet, Mlp, Count };
 enum class Activation { SiLU, ReLU, GELU, Mish, Count };
 enum class WeightInit { Default, Xavier, He, Count };
+// Each sampler also has one row in core/sampling/sampler_registry.cpp (checked at compile
+// time against this enum and its names), which says everything else about it.
 enum class SamplerKind { Ddpm, Ddim, Euler, EulerAncestral, Heun, DpmppTwoM, Count };
 // Noise levels of the σ-space samplers (Euler, Heun, DPM-Solver++): the model's own
 // (respaced) schedule rows, or Karras et al. (2022, eq. 5) spacing between its ends.

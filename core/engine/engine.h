@@ -187,6 +187,9 @@ struct Snapshot {
 };
 
 constexpr size_t kMaxLossPoints = 4000;
+// Steps between the GUI's preview grids while training (cmd::SetPreviewEvery changes it;
+// the CLI uses train.sample_every). What a preview is: core/train/training_run.h.
+constexpr int64_t kDefaultPreviewEvery = 200;
 constexpr size_t kMaxLogLines = 500;
 
 namespace cmd {

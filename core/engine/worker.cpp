@@ -5,6 +5,7 @@
 #include <cmath>
 #include <filesystem>
 
+#include "core/eval/noisy_classifier.h"
 #include "core/train/run_folder.h"
 #include "core/util/runtime.h"
 #include "core/vision/png.h"
@@ -553,15 +554,13 @@ void Worker::on(cmd::Sample& c) {
       return;
     }
     const auto& cn = *m_controlnet;
+    const SamplingModel model = sampling_model(cn);
     SampleRequest request;
     request.config = c.config;
-    request.num_classes = cn.base->num_classes();
-    const auto& shape = cn.base_info.shape;
-    request.shape = {shape.channels, shape.height, shape.width};
     request.record_trajectory = true;
     request.control = {cn.net, hint.to(m_device), c.control_scale};
-    result = run_sampling(cn.base, NoiseSchedule::named(cn.config.diffusion.schedule, cn.config.diffusion.timesteps),
-                          cn.config.diffusion.prediction, request, m_device, progress);
+    request.classifier = load_classifier_guidance(c.config, model, m_device);
+    result = run_sampling(model, request, m_device, progress);
   });
   if (result.cancelled) {
     finish(kind, JobOutcome::Cancelled, "sampling cancelled at step " + std::to_string(m_sample_step));

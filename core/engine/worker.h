@@ -100,7 +100,7 @@ class Worker {
   std::string m_loose_dir;              // the run folder it was loaded from ("" none)
   int64_t m_loose_saved_step = 0;
   uint64_t m_model_serial = 0;
-  int64_t m_preview_every = 200;
+  int64_t m_preview_every = kDefaultPreviewEvery;
 
   JobStatus m_status = JobStatus::Idle;
   std::string m_message, m_error;

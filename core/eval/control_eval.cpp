@@ -5,6 +5,7 @@
 #include <chrono>
 #include <stdexcept>
 
+#include "core/eval/noisy_classifier.h"
 #include "core/sampling/sampler.h"
 #include "core/vision/canny.h"
 #include "core/vision/edge_metrics.h"
@@ -52,20 +53,18 @@ ControlEvalResult evaluate_controlnet(const LoadedControlNet& control, const Dat
   r.images = gather_batch(data.test, index);
   r.hints = edges_of(r.images, 1);
   r.reference_edges = options.edge_scale > 1 ? edges_of(r.images, options.edge_scale) : r.hints;
+  SamplingModel model = sampling_model(control);
   SampleRequest request;
   request.config = options.sample;
   request.config.n = static_cast<int>(n);
-  request.shape = {shape.channels, shape.height, shape.width};
-  if (options.class_labels && control.base->num_classes() > 0) {
-    request.num_classes = control.base->num_classes();
+  request.classifier = load_classifier_guidance(request.config, model, device);
+  if (options.class_labels && model.num_classes > 0)
     request.labels = data.test.labels.index_select(0, index);
-  }
-  const auto schedule =
-      NoiseSchedule::named(control.config.diffusion.schedule, control.config.diffusion.timesteps);
-  const auto prediction = control.config.diffusion.prediction;
-  r.without_samples = run_sampling(control.base, schedule, prediction, request, device).images;
+  else
+    model.num_classes = 0;  // unconditional: the net sees its null class
+  r.without_samples = run_sampling(model, request, device).images;
   request.control = {control.net, make_hint(r.hints, HintKind::Canny), options.scale};
-  r.with_samples = run_sampling(control.base, schedule, prediction, request, device).images;
+  r.with_samples = run_sampling(model, request, device).images;
 
   const int k = options.edge_scale;
   const auto with_scores = edge_f1(edges_of(r.with_samples, k), r.reference_edges, options.tolerance);

@@ -9,16 +9,13 @@
 #include <sstream>
 
 #include "core/eval/frechet.h"
-#include "core/train/checkpoint.h"
-#include "core/train/trainer.h"
+#include "core/train/checkpoint_io.h"
 
 namespace difflab {
 namespace {
 
 namespace fs = std::filesystem;
 
-// Written into every evaluator cache; a file without it is not one.
-constexpr const char* kEvaluatorFormat = "difflab-evaluator-v1";
 // Images per forward pass when scoring.
 constexpr int64_t kEvalBatch = 500;
 // Widths of the evaluator's conv layers: small enough to train in about a minute on one
@@ -177,7 +174,7 @@ Evaluator Evaluator::train(const DatasetSplits& data, const EvaluatorOptions& op
 void Evaluator::save(const std::string& path) const {
   torch::serialize::OutputArchive archive;
   const auto& info = m->info;
-  archive.write("format", c10::IValue(std::string(kEvaluatorFormat)));
+  write_checkpoint_kind(archive, CheckpointKind::Evaluator);
   archive.write("dataset_key", c10::IValue(info.dataset_key));
   archive.write("feature_dim", c10::IValue(static_cast<int64_t>(info.feature_dim)));
   archive.write("test_accuracy", c10::IValue(info.test_accuracy));
@@ -194,18 +191,12 @@ void Evaluator::save(const std::string& path) const {
 
 Evaluator Evaluator::load(const std::string& path, c10::Device device) {
   const std::string what = "evaluator cache " + path + ": ";
-  if (!fs::is_regular_file(path)) throw EvaluatorError(what + "no such file");
   torch::serialize::InputArchive archive;
   try {
-    archive.load_from(path, torch::kCPU);
-  } catch (const c10::Error& err) {
-    std::string msg = err.what_without_backtrace();
-    throw EvaluatorError(what + "cannot be read (truncated or not an evaluator cache): " +
-                         msg.substr(0, msg.find('\n')));
+    open_checkpoint(path, archive, CheckpointKind::Evaluator);
+  } catch (const CheckpointError& err) {
+    throw EvaluatorError(err.what());  // it names the file
   }
-  c10::IValue v;
-  if (!archive.try_read("format", v) || !v.isString() || v.toStringRef() != kEvaluatorFormat)
-    throw EvaluatorError(what + "not an evaluator cache (no '" + kEvaluatorFormat + "' tag)");
   auto read = [&](const std::string& key) {
     c10::IValue value;
     if (!archive.try_read(key, value)) throw EvaluatorError(what + "missing entry '" + key + "'");
@@ -316,13 +307,11 @@ EvalResult evaluate_samples(const Evaluator& evaluator, const at::Tensor& sample
   return r;
 }
 
-EvalResult evaluate_model(const DenoiserNet& net, const NoiseSchedule& schedule,
-                          Prediction prediction, const SampleRequest& request,
-                          c10::Device device, const Evaluator& evaluator,
-                          const DatasetSplits& data, const StepCallback& callback,
-                          double* seconds) {
+EvalResult evaluate_model(const SamplingModel& model, const SampleRequest& request,
+                          c10::Device device, const Evaluator& evaluator, const DatasetSplits& data,
+                          const StepCallback& callback, double* seconds) {
   const auto start = std::chrono::steady_clock::now();
-  auto result = run_sampling(net, schedule, prediction, request, device, callback);
+  auto result = run_sampling(model, request, device, callback);
   if (seconds)
     *seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   if (result.cancelled) throw EvaluatorError("evaluation cancelled while sampling");

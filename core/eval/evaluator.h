@@ -109,10 +109,8 @@ EvalResult evaluate_samples(const Evaluator& evaluator, const at::Tensor& sample
 
 // Samples request.config.n images with run_sampling and scores them (what `difflab-cli
 // eval` and the GUI run). `seconds` receives the sampling time when given.
-EvalResult evaluate_model(const DenoiserNet& net, const NoiseSchedule& schedule,
-                          Prediction prediction, const SampleRequest& request,
-                          c10::Device device, const Evaluator& evaluator,
-                          const DatasetSplits& data, const StepCallback& callback = {},
-                          double* seconds = nullptr);
+EvalResult evaluate_model(const SamplingModel& model, const SampleRequest& request,
+                          c10::Device device, const Evaluator& evaluator, const DatasetSplits& data,
+                          const StepCallback& callback = {}, double* seconds = nullptr);
 
 }  // namespace difflab

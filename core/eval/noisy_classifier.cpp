@@ -3,19 +3,15 @@
 #include <torch/torch.h>
 
 #include <cmath>
-#include <filesystem>
 
 #include "core/diffusion/gaussian_diffusion.h"
 #include "core/eval/frechet.h"
 #include "core/model/embedding.h"
-#include "core/train/checkpoint.h"
-#include "core/train/trainer.h"
+#include "core/train/checkpoint_io.h"
 
 namespace difflab {
 namespace {
 
-// Written into every classifier checkpoint; a file without it is not one.
-constexpr const char* kClassifierFormat = "difflab-classifier-v1";
 // GroupNorm groups (Wu & He 2018), as in the denoiser's UNet.
 constexpr int kNormGroups = 8;
 
@@ -167,7 +163,7 @@ void save_noisy_classifier(const NoisyClassifier& classifier, const Config& conf
                            const DataShape& shape, int base_channels, int64_t step,
                            const std::string& path) {
   torch::serialize::OutputArchive archive;
-  archive.write("format", c10::IValue(std::string(kClassifierFormat)));
+  write_checkpoint_kind(archive, CheckpointKind::Classifier);
   archive.write("config", c10::IValue(config_to_yaml(config)));
   archive.write("base_channels", c10::IValue(static_cast<int64_t>(base_channels)));
   archive.write("step", c10::IValue(step));
@@ -178,21 +174,9 @@ void save_noisy_classifier(const NoisyClassifier& classifier, const Config& conf
 
 NoisyClassifier load_noisy_classifier(const std::string& path, c10::Device device,
                                       NoisyClassifierInfo* info_out) {
-  const std::string what = "classifier " + path + ": ";
-  if (!std::filesystem::is_regular_file(path)) throw CheckpointError(what + "no such file");
+  const std::string what = "noise classifier checkpoint " + path + ": ";
   torch::serialize::InputArchive archive;
-  try {
-    archive.load_from(path, torch::kCPU);
-  } catch (const c10::Error& e) {
-    std::string msg = e.what_without_backtrace();
-    throw CheckpointError(what + "cannot be read (truncated or not a classifier checkpoint): " +
-                          msg.substr(0, msg.find('\n')));
-  }
-  c10::IValue format;
-  if (!archive.try_read("format", format) || !format.isString() ||
-      format.toStringRef() != kClassifierFormat)
-    throw CheckpointError(what + "not a classifier checkpoint (no '" + kClassifierFormat +
-                          "' tag; train one with difflab-cli train-classifier)");
+  open_checkpoint(path, archive, CheckpointKind::Classifier);
   NoisyClassifierInfo info;
   try {
     info.config = config_from_yaml(read_string(archive, "config", path), path + " (embedded config)");
@@ -238,13 +222,14 @@ ClassifierGuidance make_classifier_guidance(NoisyClassifier classifier, double s
   return g;
 }
 
-ClassifierGuidance load_classifier_guidance(const SampleConfig& sample, int timesteps,
+ClassifierGuidance load_classifier_guidance(const SampleConfig& sample, const SamplingModel& model,
                                             c10::Device device) {
   if (sample.classifier.empty() || sample.classifier_scale == 0.0) return {};
   NoisyClassifierInfo info;
   auto net = load_noisy_classifier(sample.classifier, device, &info);
+  const int timesteps = model.schedule.size();
   if (info.config.diffusion.timesteps != timesteps)
-    throw CheckpointError("classifier " + sample.classifier + ": trained for " +
+    throw CheckpointError("noise classifier checkpoint " + sample.classifier + ": trained for " +
                           std::to_string(info.config.diffusion.timesteps) +
                           " timesteps but the model uses " + std::to_string(timesteps));
   return make_classifier_guidance(net, sample.classifier_scale);

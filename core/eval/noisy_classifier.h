@@ -19,6 +19,7 @@
 #include "core/data/dataset.h"
 #include "core/model/denoiser_net.h"
 #include "core/sampling/sampler.h"
+#include "core/train/checkpoint.h"  // CheckpointError
 
 namespace difflab {
 
@@ -79,8 +80,10 @@ NoisyClassifier load_noisy_classifier(const std::string& path, c10::Device devic
 // is taken with autograd even when the caller runs under InferenceMode (run_sampling does).
 ClassifierGuidance make_classifier_guidance(NoisyClassifier classifier, double scale);
 // The guidance `sample` asks for (sample.classifier, sample.classifier_scale), or an empty
-// one when it asks for none. Checks that the classifier was trained for `timesteps`.
-ClassifierGuidance load_classifier_guidance(const SampleConfig& sample, int timesteps,
+// one when it asks for none, for SampleRequest::classifier: every caller of run_sampling
+// resolves it here (core/sampling opens no files). Checks that the classifier was trained
+// for the model's timesteps. Load it outside inference mode (its gradient needs autograd).
+ClassifierGuidance load_classifier_guidance(const SampleConfig& sample, const SamplingModel& model,
                                             c10::Device device);
 
 }  // namespace difflab

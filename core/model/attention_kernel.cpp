@@ -126,7 +126,12 @@ at::Tensor multihead_attention_reference(const at::Tensor& q, const at::Tensor& 
 
 at::Tensor multihead_attention(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
                                double scale) {
-  if (!q.device().is_cpu() || q.scalar_type() != torch::kFloat32)
+  // The kernel reads all three through data_ptr: any of them on another device or of
+  // another type (a CUDA key with a CPU query) goes to torch ops, which check devices.
+  auto cpu_float = [](const at::Tensor& t) {
+    return t.device().is_cpu() && t.scalar_type() == torch::kFloat32;
+  };
+  if (!cpu_float(q) || !cpu_float(k) || !cpu_float(v))
     return multihead_attention_reference(q, k, v, scale);
   return AttentionFunction::apply(q, k, v, scale);
 }

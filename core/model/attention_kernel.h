@@ -4,7 +4,8 @@
 // select + resolve_conj per element: for the UNet's 7×7 attention (batch·heads = 256
 // matrices of 49×49) that dispatch overhead, not arithmetic, took ~17 % of a training
 // step. This kernel calls BLAS directly per (batch, head) inside at::parallel_for, with a
-// hand-written backward. Non-CPU or non-float tensors use the plain bmm formulation.
+// hand-written backward. Unless q, k and v are all float32 CPU tensors (CUDA, half,
+// mixed devices), the plain bmm formulation runs instead.
 #pragma once
 
 #include <ATen/core/Tensor.h>

@@ -46,8 +46,8 @@ class DdimSampler : public Sampler {
 
 }  // namespace
 
-std::unique_ptr<Sampler> make_ddim_sampler(double eta) {
-  return std::make_unique<DdimSampler>(eta);
+std::unique_ptr<Sampler> make_ddim_sampler(const SampleConfig& config) {
+  return std::make_unique<DdimSampler>(config.eta);
 }
 
 at::Tensor ddim_encode(const Denoiser& denoiser, at::Tensor x, int refine) {

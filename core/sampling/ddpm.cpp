@@ -53,8 +53,8 @@ class DdpmSampler : public Sampler {
 
 }  // namespace
 
-std::unique_ptr<Sampler> make_ddpm_sampler(VarianceKind variance) {
-  return std::make_unique<DdpmSampler>(variance);
+std::unique_ptr<Sampler> make_ddpm_sampler(const SampleConfig& config) {
+  return std::make_unique<DdpmSampler>(config.variance);
 }
 
 }  // namespace difflab

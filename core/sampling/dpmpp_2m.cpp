@@ -53,8 +53,8 @@ class DpmppTwoMSampler : public Sampler {
 
 }  // namespace
 
-std::unique_ptr<Sampler> make_dpmpp_2m_sampler(SigmaSpacing spacing, double rho) {
-  return std::make_unique<DpmppTwoMSampler>(spacing, rho);
+std::unique_ptr<Sampler> make_dpmpp_2m_sampler(const SampleConfig& config) {
+  return std::make_unique<DpmppTwoMSampler>(config.sigmas, config.karras_rho);
 }
 
 }  // namespace difflab

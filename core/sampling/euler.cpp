@@ -33,8 +33,8 @@ class EulerSampler : public Sampler {
 
 }  // namespace
 
-std::unique_ptr<Sampler> make_euler_sampler(SigmaSpacing spacing, double rho) {
-  return std::make_unique<EulerSampler>(spacing, rho);
+std::unique_ptr<Sampler> make_euler_sampler(const SampleConfig& config) {
+  return std::make_unique<EulerSampler>(config.sigmas, config.karras_rho);
 }
 
 }  // namespace difflab

@@ -37,8 +37,8 @@ class EulerAncestralSampler : public Sampler {
 
 }  // namespace
 
-std::unique_ptr<Sampler> make_euler_ancestral_sampler(SigmaSpacing spacing, double rho) {
-  return std::make_unique<EulerAncestralSampler>(spacing, rho);
+std::unique_ptr<Sampler> make_euler_ancestral_sampler(const SampleConfig& config) {
+  return std::make_unique<EulerAncestralSampler>(config.sigmas, config.karras_rho);
 }
 
 }  // namespace difflab

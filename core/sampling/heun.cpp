@@ -42,8 +42,8 @@ class HeunSampler : public Sampler {
 
 }  // namespace
 
-std::unique_ptr<Sampler> make_heun_sampler(SigmaSpacing spacing, double rho) {
-  return std::make_unique<HeunSampler>(spacing, rho);
+std::unique_ptr<Sampler> make_heun_sampler(const SampleConfig& config) {
+  return std::make_unique<HeunSampler>(config.sigmas, config.karras_rho);
 }
 
 }  // namespace difflab

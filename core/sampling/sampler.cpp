@@ -6,7 +6,6 @@
 
 #include <stdexcept>
 
-#include "core/eval/noisy_classifier.h"
 #include "core/sampling/samplers.h"
 
 namespace difflab {
@@ -116,33 +115,34 @@ at::Tensor noise_like(const at::Tensor& like, at::Generator& gen) {
   return z.to(like.device());
 }
 
-std::unique_ptr<Sampler> make_sampler(const SampleConfig& config) {
-  switch (config.sampler) {
-    case SamplerKind::Ddpm: return make_ddpm_sampler(config.variance);
-    case SamplerKind::Ddim: return make_ddim_sampler(config.eta);
-    case SamplerKind::Euler: return make_euler_sampler(config.sigmas, config.karras_rho);
-    case SamplerKind::EulerAncestral:
-      return make_euler_ancestral_sampler(config.sigmas, config.karras_rho);
-    case SamplerKind::Heun: return make_heun_sampler(config.sigmas, config.karras_rho);
-    case SamplerKind::DpmppTwoM: return make_dpmpp_2m_sampler(config.sigmas, config.karras_rho);
-    case SamplerKind::Count: break;
-  }
-  throw std::invalid_argument("bad sampler kind");
+SamplingModel sampling_model(DenoiserNet net, const DiffusionConfig& diffusion,
+                             const DataShape& shape) {
+  SamplingModel model;
+  model.num_classes = net->num_classes();
+  model.net = std::move(net);
+  model.schedule = NoiseSchedule::named(diffusion.schedule, diffusion.timesteps);
+  model.prediction = diffusion.prediction;
+  model.shape = shape.points ? std::vector<int64_t>{2}
+                             : std::vector<int64_t>{shape.channels, shape.height, shape.width};
+  return model;
 }
 
-SampleResult run_sampling(const DenoiserNet& net, const NoiseSchedule& schedule,
-                          Prediction prediction, const SampleRequest& request,
+SampleResult run_sampling(const SamplingModel& model, const SampleRequest& request,
                           c10::Device device, const StepCallback& callback) {
   const SampleConfig& c = request.config;
+  const NoiseSchedule& schedule = model.schedule;
+  const DenoiserNet& net = model.net;
   if (c.steps < 1 || c.steps > schedule.size())
     throw std::invalid_argument("sample.steps must be in [1, " + std::to_string(schedule.size()) +
                                 "], got " + std::to_string(c.steps));
-  // Loaded before inference mode: the classifier's weights must be ordinary tensors for
-  // its gradient (see make_classifier_guidance).
-  ClassifierGuidance classifier = request.classifier;
-  if (!classifier.enabled())
-    classifier = load_classifier_guidance(c, schedule.size(), device);
-  const int num_classes = request.num_classes > 0 ? request.num_classes : classifier.num_classes;
+  // Classifier guidance comes in loaded: its weights must be ordinary tensors (made outside
+  // the inference mode below) for its gradient (see make_classifier_guidance).
+  const ClassifierGuidance& classifier = request.classifier;
+  if (!c.classifier.empty() && c.classifier_scale != 0.0 && !classifier.enabled())
+    throw std::invalid_argument("sample.classifier " + c.classifier +
+                                " is not loaded: resolve it with load_classifier_guidance "
+                                "(core/eval/noisy_classifier.h) into SampleRequest::classifier");
+  const int num_classes = model.num_classes > 0 ? model.num_classes : classifier.num_classes;
   // Inference mode: no autograd bookkeeping at all (cheaper than no-grad); only the
   // classifier's gradient leaves it, in its own scope.
   c10::InferenceMode inference;
@@ -151,7 +151,7 @@ SampleResult run_sampling(const DenoiserNet& net, const NoiseSchedule& schedule,
   EvalModeGuard eval_mode(net);
   std::optional<EvalModeGuard> control_mode;
   // A ControlNet wraps the base into one DenoiserNet, so every sampler runs it unchanged.
-  DenoiserNet model = net;
+  DenoiserNet network = net;
   if (request.control.enabled()) {
     control_mode.emplace(request.control.net);
     const auto& hint = request.control.hint;
@@ -159,12 +159,12 @@ SampleResult run_sampling(const DenoiserNet& net, const NoiseSchedule& schedule,
       throw std::invalid_argument("ControlNet: " + std::to_string(hint.size(0)) +
                                   " hints for " + std::to_string(c.n) + " samples (give 1 or " +
                                   std::to_string(c.n) + ")");
-    model = std::make_shared<ControlledNetImpl>(net, request.control.net, hint.to(device),
-                                                request.control.scale);
+    network = std::make_shared<ControlledNetImpl>(net, request.control.net, hint.to(device),
+                                                  request.control.scale);
   }
 
   GaussianDiffusion diffusion(c.steps == schedule.size() ? schedule : schedule.respaced(c.steps),
-                              prediction, device);
+                              model.prediction, device);
   SampleResult result;
   at::Tensor labels;
   if (num_classes > 0) {
@@ -191,10 +191,10 @@ SampleResult run_sampling(const DenoiserNet& net, const NoiseSchedule& schedule,
 
   auto gen = at::make_generator<at::CPUGeneratorImpl>(c.seed);
   std::vector<int64_t> shape = {c.n};
-  shape.insert(shape.end(), request.shape.begin(), request.shape.end());
+  shape.insert(shape.end(), model.shape.begin(), model.shape.end());
   auto x = torch::randn(shape, gen, torch::TensorOptions().dtype(torch::kFloat32)).to(device);
 
-  Denoiser denoiser(model, diffusion, labels, c.guidance, c.clip_denoised, &schedule, classifier);
+  Denoiser denoiser(network, diffusion, labels, c.guidance, c.clip_denoised, &schedule, classifier);
   auto sampler = make_sampler(c);
   auto record = [&](const StepInfo& info) {
     if (request.record_trajectory) {

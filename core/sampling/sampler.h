@@ -14,6 +14,7 @@
 #include "core/diffusion/gaussian_diffusion.h"
 #include "core/model/controlnet.h"
 #include "core/model/denoiser_net.h"
+#include "core/schedule/noise_schedule.h"
 
 namespace difflab {
 
@@ -100,6 +101,7 @@ class Sampler {
                             const StepCallback& callback) const = 0;
 };
 
+// The sampler config.sampler names, with its settings (see sampler_registry.h).
 std::unique_ptr<Sampler> make_sampler(const SampleConfig& config);
 
 // DDIM inversion (Song et al. 2021, §4.3; improved-diffusion's ddim_reverse_sample): the
@@ -119,14 +121,29 @@ struct ControlInput {
   bool enabled() const { return net && hint.defined(); }
 };
 
-// Everything a caller needs to sample from a trained network.
+// A trained network ready to sample from, with what every run needs to know about it.
+// Made by sampling_model() below, by load_sampling_model() (core/train/checkpoint.h), or
+// from a Trainer or a LoadedControlNet (sampling_model() in their headers).
+struct SamplingModel {
+  DenoiserNet net;         // ε, x₀ or v (and, when it learns one, the variance; see the net)
+  NoiseSchedule schedule;  // the full schedule it was trained on; requests respace it
+  Prediction prediction = Prediction::Eps;
+  std::vector<int64_t> shape;  // per image: {C, H, W}, or {2} for 2-D points
+  // Classes the net takes; 0 = unconditional (a conditional net then gets its null class).
+  int num_classes = 0;
+};
+// `net` trained with `diffusion` on data of `shape`.
+SamplingModel sampling_model(DenoiserNet net, const DiffusionConfig& diffusion,
+                             const DataShape& shape);
+
+// What one run asks of a SamplingModel.
 struct SampleRequest {
-  SampleConfig config;
-  int num_classes = 0;        // of the network; 0 = unconditional
-  at::Tensor labels;          // (n) int64 class of each image; undefined = config.class_label
-  std::vector<int64_t> shape;  // per-image shape: {C, H, W} or {2}
+  SampleConfig config;  // its classifier fields are read by the caller (see `classifier`)
+  at::Tensor labels;    // (n) int64 class of each image; undefined = config.class_label
   bool record_trajectory = false;
-  // Classifier guidance; when off, run_sampling loads config.classifier itself (if set).
+  // Classifier guidance, ready to use: callers load config.classifier themselves
+  // (load_classifier_guidance in core/eval/noisy_classifier.h); off when empty, which is
+  // an error while config asks for a classifier.
   ClassifierGuidance classifier;
   ControlInput control;  // off unless set
 };
@@ -144,10 +161,10 @@ struct SampleResult {
   bool cancelled = false;
 };
 
-// Builds the respaced diffusion, the labels (class_label, or cycling 0..K−1), seeded
-// noise, and runs the configured sampler under no-grad / eval on `device`.
-SampleResult run_sampling(const DenoiserNet& net, const NoiseSchedule& schedule,
-                          Prediction prediction, const SampleRequest& request,
+// Builds the respaced diffusion, the labels (class_label, or cycling 0..K−1 over the net's
+// classes, or the classifier's for an unconditional net), seeded noise, and runs the
+// configured sampler under inference mode / eval on `device`.
+SampleResult run_sampling(const SamplingModel& model, const SampleRequest& request,
                           c10::Device device, const StepCallback& callback = {});
 
 }  // namespace difflab

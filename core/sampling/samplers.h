@@ -1,5 +1,5 @@
-// Factories of the concrete samplers, one file each (ddpm.cpp, ddim.cpp, euler.cpp, ...).
-// Internal to core/sampling: callers use make_sampler().
+// What the sampler files share. Internal to core/sampling: callers use make_sampler(), and
+// each file's make_*_sampler(const SampleConfig&) factory is listed in sampler_registry.cpp.
 #pragma once
 
 #include <memory>
@@ -7,14 +7,6 @@
 #include "core/sampling/sampler.h"
 
 namespace difflab {
-
-std::unique_ptr<Sampler> make_ddpm_sampler(VarianceKind variance);
-std::unique_ptr<Sampler> make_ddim_sampler(double eta);
-// σ-space samplers (see sigmas.h), one file each.
-std::unique_ptr<Sampler> make_euler_sampler(SigmaSpacing spacing, double rho);
-std::unique_ptr<Sampler> make_euler_ancestral_sampler(SigmaSpacing spacing, double rho);
-std::unique_ptr<Sampler> make_heun_sampler(SigmaSpacing spacing, double rho);
-std::unique_ptr<Sampler> make_dpmpp_2m_sampler(SigmaSpacing spacing, double rho);
 
 // Standard normal noise shaped like `like`, drawn on the CPU from `gen` (so a seed gives
 // the same images on every device) and moved to like's device.

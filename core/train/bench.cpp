@@ -55,11 +55,19 @@ std::shared_ptr<DatasetSplits> synthetic_data(const Config& config, int64_t n) {
   return data;
 }
 
-template <typename F> double time_best(int repeats, F&& f) {
+// CUDA runs asynchronously: a clock read means something only after the device has
+// finished the work queued before it.
+void wait_for(c10::Device device) {
+  if (device.is_cuda()) torch::cuda::synchronize(device.index());
+}
+
+template <typename F> double time_best(int repeats, c10::Device device, F&& f) {
   double best = 1e30;
   for (int i = 0; i < repeats; ++i) {
+    wait_for(device);
     const auto start = Clock::now();
     f();
+    wait_for(device);
     best = std::min(best, seconds_since(start));
   }
   return best;
@@ -71,7 +79,7 @@ BenchResult run_bench(const Config& base, const BenchOptions& o) {
   torch::manual_seed(0);
   BenchResult r;
   r.threads = torch::get_num_threads();
-  const auto device = choose_device("auto");
+  const auto device = o.device;
   r.runtime = runtime_summary(device);
 
   Config config = base;
@@ -93,8 +101,10 @@ BenchResult run_bench(const Config& base, const BenchOptions& o) {
     trainer.model()->forward(x, t, y);
     r.train_gflop_per_step = 3.0 * static_cast<double>(counter.flops()) * 1e-9;
   }
+  wait_for(device);
   const auto start = Clock::now();
   for (int i = 0; i < o.train_steps; ++i) trainer.train_step();
+  wait_for(device);
   const double train_s = seconds_since(start);
   r.train_step_ms = train_s * 1e3 / o.train_steps;
   r.train_images_per_s = o.train_batch * o.train_steps / train_s;
@@ -113,9 +123,13 @@ BenchResult run_bench(const Config& base, const BenchOptions& o) {
     trainer.sample(sc, false, [&](const StepInfo&) {
       // Steps 1–2 are warm-up; the clock starts after step 2's forward, so the window
       // holds exactly sample_steps forwards.
-      if (++seen == 2) sample_start = Clock::now();
+      if (++seen == 2) {
+        wait_for(device);
+        sample_start = Clock::now();
+      }
       return true;
     });
+    wait_for(device);
     return seconds_since(sample_start) * 1e3 / o.sample_steps;
   };
   r.ddim_ms_per_step = time_ddim(1.0);
@@ -124,14 +138,16 @@ BenchResult run_bench(const Config& base, const BenchOptions& o) {
   if (o.kernels) {
     torch::NoGradGuard no_grad;
     const int64_t n = 1024;
-    auto a = torch::randn({n, n}), b = torch::randn({n, n});
+    const auto on_device = torch::TensorOptions().device(device);
+    auto a = torch::randn({n, n}, on_device), b = torch::randn({n, n}, on_device);
     torch::mm(a, b);
-    const double mm_s = time_best(5, [&] { torch::mm(a, b); });
+    const double mm_s = time_best(5, device, [&] { torch::mm(a, b); });
     r.sgemm_gflops = 2.0 * n * n * n / mm_s * 1e-9;
     auto conv = torch::nn::Conv2d(torch::nn::Conv2dOptions(128, 128, 3).padding(1));
-    auto x = torch::randn({32, 128, 28, 28});
+    conv->to(device);
+    auto x = torch::randn({32, 128, 28, 28}, on_device);
     conv(x);
-    const double conv_s = time_best(3, [&] { conv(x); });
+    const double conv_s = time_best(3, device, [&] { conv(x); });
     r.conv_gflops = 2.0 * 32 * 128 * 128 * 9 * 28 * 28 / conv_s * 1e-9;
   }
   r.peak_rss_mb = peak_rss_mb();

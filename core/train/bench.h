@@ -3,6 +3,8 @@
 // run as the practical ceiling.
 #pragma once
 
+#include <c10/core/Device.h>
+
 #include <string>
 
 #include "core/config/config.h"
@@ -16,6 +18,7 @@ struct BenchOptions {
   int sample_batch = 16;
   int sample_steps = 20;  // timed DDIM steps
   bool kernels = true;    // also measure sgemm and conv ceilings
+  c10::Device device = c10::kCPU;  // where everything runs, the ceilings included
 };
 
 struct BenchResult {
@@ -27,7 +30,7 @@ struct BenchResult {
   double train_gflops = 0;          // achieved
   double ddim_ms_per_step = 0;      // at sample_batch, no guidance: one forward per step
   double ddim_cfg_ms_per_step = 0;  // with classifier-free guidance (2B per step); 0 if unconditional
-  double sgemm_gflops = 0;          // 1024² × 1024 float32 matmul
+  double sgemm_gflops = 0;          // 1024² × 1024 float32 matmul, on the device
   double conv_gflops = 0;           // 3×3 conv, 128 → 128 channels, 32 × 28 × 28, forward
   double peak_rss_mb = 0;
   std::string runtime;              // LibTorch, device, threads, BLAS

@@ -1,14 +1,14 @@
-#include "core/train/checkpoint.h"
+#include "core/train/checkpoint_io.h"
 
 #include <torch/torch.h>
 #include <unistd.h>
 
 #include <filesystem>
 #include <fstream>
+#include <iterator>
 #include <regex>
 #include <sstream>
 
-#include "core/train/trainer.h"
 #include "core/util/paths.h"
 
 namespace difflab {
@@ -16,36 +16,78 @@ namespace fs = std::filesystem;
 
 namespace {
 
-const char* kind_of_format(const std::string& format) {
-  if (format == kCheckpointFormat) return "base model checkpoint";
-  if (format == kControlNetFormat) return "ControlNet checkpoint";
+struct KindRow {
+  CheckpointKind kind;
+  std::string_view format;   // the tag in the file; never change one that exists
+  std::string_view name;     // for messages
+  std::string_view made_by;  // what writes such files
+};
+// One row per CheckpointKind, in enum order.
+constexpr KindRow kKinds[] = {
+    {CheckpointKind::Model, "difflab-checkpoint-v1", "model checkpoint", "difflab-cli train"},
+    {CheckpointKind::ControlNet, "difflab-controlnet-v1", "ControlNet checkpoint",
+     "difflab-cli train-controlnet"},
+    {CheckpointKind::Classifier, "difflab-classifier-v1", "noise classifier checkpoint",
+     "difflab-cli train-classifier"},
+    {CheckpointKind::Evaluator, "difflab-evaluator-v1", "sample evaluator cache",
+     "difflab-cli eval (<run>/evaluator.pt)"},
+};
+static_assert(std::size(kKinds) == static_cast<size_t>(CheckpointKind::Count),
+              "one row per CheckpointKind");
+constexpr bool kinds_in_order() {
+  for (size_t i = 0; i < std::size(kKinds); ++i)
+    if (kKinds[i].kind != static_cast<CheckpointKind>(i)) return false;
+  return true;
+}
+static_assert(kinds_in_order(), "rows in CheckpointKind order");
+
+const KindRow& row(CheckpointKind kind) {
+  const auto i = static_cast<size_t>(kind);
+  if (i >= std::size(kKinds)) throw std::invalid_argument("bad checkpoint kind");
+  return kKinds[i];
+}
+
+const KindRow* row_of_format(const std::string& format) {
+  for (const auto& r : kKinds)
+    if (r.format == format) return &r;
   return nullptr;
 }
 
 }  // namespace
 
+std::string_view checkpoint_format(CheckpointKind kind) { return row(kind).format; }
+std::string_view checkpoint_kind_name(CheckpointKind kind) { return row(kind).name; }
+
+void write_checkpoint_kind(torch::serialize::OutputArchive& archive, CheckpointKind kind) {
+  archive.write("format", c10::IValue(std::string(checkpoint_format(kind))));
+}
+
 void open_checkpoint(const std::string& path, torch::serialize::InputArchive& archive,
-                     const char* format) {
-  if (!fs::exists(path)) throw CheckpointError("checkpoint " + path + ": no such file");
-  if (fs::is_directory(path))
-    throw CheckpointError("checkpoint " + path + ": is a folder, not a checkpoint file");
+                     CheckpointKind expected) {
+  const KindRow& want = row(expected);
+  const std::string what = std::string(want.name) + " " + path + ": ";
+  if (!fs::exists(path)) throw CheckpointError(what + "no such file");
+  if (fs::is_directory(path)) throw CheckpointError(what + "is a folder, not a file");
   try {
     archive.load_from(path, torch::kCPU);
   } catch (const c10::Error& e) {
-    std::string what = e.what_without_backtrace();
-    throw CheckpointError("checkpoint " + path +
-                          ": cannot be read (truncated or not a checkpoint): " +
-                          what.substr(0, what.find('\n')));
+    std::string msg = e.what_without_backtrace();
+    throw CheckpointError(what + "cannot be read (truncated or not a " + std::string(want.name) +
+                          "): " + msg.substr(0, msg.find('\n')));
   }
   c10::IValue tag;
   const bool tagged = archive.try_read("format", tag) && tag.isString();
-  if (tagged && tag.toStringRef() == format) return;
-  const char* found = tagged ? kind_of_format(tag.toStringRef()) : nullptr;
-  const char* wanted = kind_of_format(format);
-  if (found && wanted)
-    throw CheckpointError("checkpoint " + path + ": is a " + found + ", not a " + wanted);
-  throw CheckpointError("checkpoint " + path + ": not a Diffusion Lab " +
-                        (wanted ? wanted : "checkpoint") + " (no '" + format + "' tag)");
+  if (tagged && tag.toStringRef() == want.format) return;
+  if (const KindRow* found = tagged ? row_of_format(tag.toStringRef()) : nullptr)
+    throw CheckpointError(path + " is a " + std::string(found->name) + ", not a " +
+                          std::string(want.name) + " (" + std::string(want.made_by) +
+                          " writes those)");
+  if (tagged)
+    throw CheckpointError(what + "format '" + tag.toStringRef() + "' is not '" +
+                          std::string(want.format) + "' (a newer or foreign file)");
+  throw CheckpointError(what + "not a Diffusion Lab " + std::string(want.name) + " (no '" +
+                        std::string(want.format) + "' tag; " + std::string(want.made_by) +
+                        " writes those)");
 }
 
 std::string read_string(torch::serialize::InputArchive& archive, const std::string& key,
@@ -159,7 +201,7 @@ void save_archive_atomic(torch::serialize::OutputArchive& archive, const std::st
 
 CheckpointInfo read_checkpoint_info(const std::string& path) {
   torch::serialize::InputArchive archive;
-  open_checkpoint(path, archive);
+  open_checkpoint(path, archive, CheckpointKind::Model);
   return read_checkpoint_info(archive, path);
 }
 
@@ -179,7 +221,7 @@ CheckpointInfo read_checkpoint_info(torch::serialize::InputArchive& archive,
 DenoiserNet load_checkpoint_model(const std::string& path, bool use_ema, c10::Device device,
                                   CheckpointInfo* info_out) {
   torch::serialize::InputArchive archive;
-  open_checkpoint(path, archive);
+  open_checkpoint(path, archive, CheckpointKind::Model);
   CheckpointInfo info = read_checkpoint_info(archive, path);
   auto net = make_model(info.config, info.shape);
   load_module(archive, use_ema ? "ema" : "model", *net, path);
@@ -187,6 +229,14 @@ DenoiserNet load_checkpoint_model(const std::string& path, bool use_ema, c10::De
   net->eval();
   if (info_out) *info_out = info;
   return net;
+}
+
+SamplingModel load_sampling_model(const std::string& path, bool use_ema, c10::Device device,
+                                  CheckpointInfo* info_out) {
+  CheckpointInfo info;
+  auto net = load_checkpoint_model(path, use_ema, device, &info);
+  if (info_out) *info_out = info;
+  return sampling_model(std::move(net), info.config.diffusion, info.shape);
 }
 
 }  // namespace difflab

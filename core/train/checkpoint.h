@@ -1,46 +1,68 @@
-// Checkpoint archive helpers shared by the Trainer and the sampling loaders.
-// Internal to core/train; the public API is in trainer.h.
+// Checkpoint files: the kinds we write, what a model checkpoint says about itself, the one
+// opener every loader goes through, and the run folder's checkpoint paths.
+//
+// Every file we write carries a format tag naming its kind. open_checkpoint checks it, so a
+// file of another of our kinds is refused with both kinds named ("runs/x/classifier.pt is a
+// noise classifier checkpoint, not a model checkpoint"). The archive readers and writers
+// behind it (torch serialize) are in checkpoint_io.h, internal to the loaders.
 #pragma once
 
-#include <torch/serialize/input-archive.h>
-#include <torch/serialize/output-archive.h>
+#include <c10/core/Device.h>
 
+#include <cstdint>
+#include <stdexcept>
 #include <string>
+#include <string_view>
 
 #include "core/config/config.h"
 #include "core/model/denoiser_net.h"
-#include "core/train/trainer.h"
+#include "core/sampling/sampler.h"
+
+namespace torch::serialize {
+class InputArchive;
+}
 
 namespace difflab {
 
-// Written into every checkpoint; a file without it is not ours.
-constexpr const char* kCheckpointFormat = "difflab-checkpoint-v1";
-// The tag of ControlNet checkpoints (core/train/controlnet_trainer.h).
-constexpr const char* kControlNetFormat = "difflab-controlnet-v1";
+class CheckpointError : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
 
-// Opens a checkpoint and checks that its format tag is `format`; throws CheckpointError
-// naming the file (and, for another of our kinds, which kind it is).
+// Every kind of file Diffusion Lab writes with torch serialize.
+enum class CheckpointKind {
+  Model,       // a training run: model, EMA, optimizer, RNG (Trainer::save_checkpoint)
+  ControlNet,  // a ControlNet and the base it belongs to (ControlNetTrainer::save)
+  Classifier,  // a noisy classifier for classifier guidance (save_noisy_classifier)
+  Evaluator,   // the sample evaluator's classifier, cached per run (Evaluator::save)
+  Count
+};
+// The format tag written into files of `kind` ("difflab-checkpoint-v1", ...).
+std::string_view checkpoint_format(CheckpointKind kind);
+// What the kind is called in messages ("model checkpoint", "noise classifier checkpoint",
+// "ControlNet checkpoint", "sample evaluator cache").
+std::string_view checkpoint_kind_name(CheckpointKind kind);
+
+// Reads `path` into `archive` and checks that it is a file of kind `expected`. Throws
+// CheckpointError naming the file when it is missing, unreadable, untagged, or of another
+// of our kinds (then naming both kinds).
 void open_checkpoint(const std::string& path, torch::serialize::InputArchive& archive,
-                     const char* format = kCheckpointFormat);
-// Reads a string / integer entry, throwing CheckpointError naming the file and key.
-std::string read_string(torch::serialize::InputArchive& archive, const std::string& key,
-                        const std::string& path);
-int64_t read_int(torch::serialize::InputArchive& archive, const std::string& key,
-                 const std::string& path);
-// Loads `key` (a nested module archive) into `module`, checking that every parameter
-// and buffer exists with the same shape. Throws CheckpointError on any mismatch.
-void load_module(torch::serialize::InputArchive& archive, const std::string& key,
-                 torch::nn::Module& module, const std::string& path);
-// Writes every parameter and buffer of `module` under `key` (names + tensors), in the
-// layout load_module reads.
-void write_module_weights(torch::serialize::OutputArchive& archive, const std::string& key,
-                          const torch::nn::Module& module);
-DataShape read_shape(torch::serialize::InputArchive& archive, const std::string& path);
-void write_shape(torch::serialize::OutputArchive& archive, const DataShape& shape);
-// The config, data shape and step of an already opened checkpoint (no second read).
-CheckpointInfo read_checkpoint_info(torch::serialize::InputArchive& archive,
-                                    const std::string& path);
-// Saves through a temporary file and a rename.
-void save_archive_atomic(torch::serialize::OutputArchive& archive, const std::string& path);
+                     CheckpointKind expected);
+
+// What a model checkpoint says about itself, read without building a trainer.
+struct CheckpointInfo {
+  Config config;
+  DataShape shape;
+  int64_t step = 0;
+};
+CheckpointInfo read_checkpoint_info(const std::string& path);
+// The network of a model checkpoint (EMA weights when `use_ema`), ready for sampling.
+DenoiserNet load_checkpoint_model(const std::string& path, bool use_ema, c10::Device device,
+                                  CheckpointInfo* info = nullptr);
+// The same with its schedule, prediction, shape and classes: what run_sampling takes.
+SamplingModel load_sampling_model(const std::string& path, bool use_ema, c10::Device device,
+                                  CheckpointInfo* info = nullptr);
+
+// Checkpoint paths of a run folder (checkpoint_path, latest_checkpoint, ...): run_folder.h.
 
 }  // namespace difflab

@@ -9,7 +9,7 @@
 
 #include "core/diffusion/gaussian_diffusion.h"
 #include "core/model/hashed_dropout.h"
-#include "core/train/checkpoint.h"
+#include "core/train/checkpoint_io.h"
 #include "core/vision/canny.h"
 #include "core/vision/scribble.h"
 
@@ -261,7 +261,7 @@ double ControlNetTrainer::evaluate(int batches, double scale) {
 void ControlNetTrainer::save(const std::string& path) const {
   const auto& s = *m;
   torch::serialize::OutputArchive archive;
-  archive.write("format", c10::IValue(std::string(kControlNetFormat)));
+  write_checkpoint_kind(archive, CheckpointKind::ControlNet);
   archive.write("config", c10::IValue(config_to_yaml(s.config)));
   write_shape(archive, s.base_info.shape);
   archive.write("step", c10::IValue(s.step));
@@ -281,7 +281,7 @@ void ControlNetTrainer::save(const std::string& path) const {
 bool ControlNetTrainer::resume(const std::string& path) {
   auto& s = *m;
   torch::serialize::InputArchive archive;
-  open_checkpoint(path, archive, kControlNetFormat);
+  open_checkpoint(path, archive, CheckpointKind::ControlNet);
   check_base_fingerprint(archive, path, s.base_fingerprint, s.base_path, s.base_info.step);
   const int64_t step = read_checkpoint_info(archive, path).step;
   auto control = make_controlnet(s.config.model, s.base_info.shape);
@@ -323,7 +323,7 @@ int64_t ControlNetTrainer::parameter_count() const { return count_parameters(*m-
 LoadedControlNet load_controlnet(const std::string& path, c10::Device device,
                                  const std::string& base_override) {
   torch::serialize::InputArchive archive;
-  open_checkpoint(path, archive, kControlNetFormat);
+  open_checkpoint(path, archive, CheckpointKind::ControlNet);
   LoadedControlNet out;
   out.path = path;
   const CheckpointInfo info = read_checkpoint_info(archive, path);
@@ -348,7 +348,7 @@ LoadedControlNet load_controlnet_onto(const std::string& path, DenoiserNet base,
                                       const CheckpointInfo& base_info, const std::string& base_label,
                                       c10::Device device) {
   torch::serialize::InputArchive archive;
-  open_checkpoint(path, archive, kControlNetFormat);
+  open_checkpoint(path, archive, CheckpointKind::ControlNet);
   LoadedControlNet out;
   out.path = path;
   const CheckpointInfo info = read_checkpoint_info(archive, path);
@@ -363,6 +363,10 @@ LoadedControlNet load_controlnet_onto(const std::string& path, DenoiserNet base,
   out.net->to(device);
   out.net->eval();
   return out;
+}
+
+SamplingModel sampling_model(const LoadedControlNet& control) {
+  return sampling_model(control.base, control.base_info.config.diffusion, control.base_info.shape);
 }
 
 }  // namespace difflab

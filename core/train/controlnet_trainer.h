@@ -99,6 +99,9 @@ LoadedControlNet load_controlnet(const std::string& path, c10::Device device,
 LoadedControlNet load_controlnet_onto(const std::string& path, DenoiserNet base,
                                       const CheckpointInfo& base_info, const std::string& base_label,
                                       c10::Device device);
+// The base model of `control` as run_sampling takes it; the ControlNet itself comes in per
+// request, with its hint (SampleRequest::control).
+SamplingModel sampling_model(const LoadedControlNet& control);
 // A checksum of a network's weights (a fixed weighted sum of every parameter, in float64 on
 // the CPU): tells a base checkpoint apart from another one, even a few steps later.
 double weights_fingerprint(const torch::nn::Module& module);

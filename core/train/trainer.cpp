@@ -9,8 +9,9 @@
 
 #include "core/diffusion/gaussian_diffusion.h"
 #include "core/diffusion/timestep_sampler.h"
+#include "core/eval/noisy_classifier.h"
 #include "core/model/hashed_dropout.h"
-#include "core/train/checkpoint.h"
+#include "core/train/checkpoint_io.h"
 
 namespace difflab {
 namespace {
@@ -254,22 +255,23 @@ double Trainer::evaluate(int batches) {
 
 SampleResult Trainer::sample(const SampleConfig& sample, bool record_trajectory,
                              const StepCallback& callback) {
-  auto& s = *m;
+  const SamplingModel model = sampling_model(*this, sample.use_ema);
   SampleRequest request;
   request.config = sample;
-  request.num_classes = s.model->num_classes();
-  const auto& shape = s.data->shape;
-  request.shape = shape.points ? std::vector<int64_t>{2}
-                               : std::vector<int64_t>{shape.channels, shape.height, shape.width};
   request.record_trajectory = record_trajectory;
-  return run_sampling(sample.use_ema ? s.ema : s.model, s.diffusion.schedule(),
-                      s.config.diffusion.prediction, request, s.device, callback);
+  request.classifier = load_classifier_guidance(sample, model, m->device);
+  return run_sampling(model, request, m->device, callback);
+}
+
+SamplingModel sampling_model(const Trainer& trainer, bool ema) {
+  return sampling_model(ema ? trainer.ema_model() : trainer.model(), trainer.config().diffusion,
+                        trainer.data().shape);
 }
 
 void Trainer::save_checkpoint(const std::string& path) const {
   const auto& s = *m;
   torch::serialize::OutputArchive archive;
-  archive.write("format", c10::IValue(std::string(kCheckpointFormat)));
+  write_checkpoint_kind(archive, CheckpointKind::Model);
   archive.write("config", c10::IValue(config_to_yaml(s.config)));
   write_shape(archive, s.data->shape);
   archive.write("step", c10::IValue(s.step));
@@ -291,7 +293,7 @@ void Trainer::save_checkpoint(const std::string& path) const {
 void Trainer::load_checkpoint(const std::string& path) {
   auto& s = *m;
   torch::serialize::InputArchive archive;
-  open_checkpoint(path, archive);
+  open_checkpoint(path, archive, CheckpointKind::Model);
   const CheckpointInfo info = read_checkpoint_info(archive, path);
   const auto& shape = s.data->shape;
   if (info.shape.channels != shape.channels || info.shape.height != shape.height ||

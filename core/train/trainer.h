@@ -16,16 +16,12 @@
 #include "core/data/dataset.h"
 #include "core/model/denoiser_net.h"
 #include "core/sampling/sampler.h"
-#include "core/train/run_folder.h"
+#include "core/train/checkpoint.h"  // CheckpointError, CheckpointInfo
+#include "core/train/run_folder.h"  // checkpoint paths of a run folder
 
 namespace difflab {
 
 class TrainingError : public std::runtime_error {
- public:
-  using std::runtime_error::runtime_error;
-};
-
-class CheckpointError : public std::runtime_error {
  public:
   using std::runtime_error::runtime_error;
 };
@@ -92,15 +88,8 @@ class Trainer {
   std::unique_ptr<Impl> m;
 };
 
-// What a checkpoint says about itself, read without building a trainer.
-struct CheckpointInfo {
-  Config config;
-  DataShape shape;
-  int64_t step = 0;
-};
-CheckpointInfo read_checkpoint_info(const std::string& path);
-// The network of a checkpoint (EMA weights when `use_ema`), ready for sampling.
-DenoiserNet load_checkpoint_model(const std::string& path, bool use_ema, c10::Device device,
-                                  CheckpointInfo* info = nullptr);
+// The EMA (or raw) network of `trainer` with its schedule, prediction, data shape and
+// classes: what run_sampling takes. It shares the trainer's weights.
+SamplingModel sampling_model(const Trainer& trainer, bool ema);
 
 }  // namespace difflab
