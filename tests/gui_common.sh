@@ -132,7 +132,7 @@ click() {
   [ -n "${WID:-}" ] || app_window
   local cx=$((x + w / 2))
   [ "${3:-}" = left ] && cx=$((x + 12))
-  echo "click $1 at ($cx, $((y + h / 2)))"
+  echo "click $1 at ($cx, $((y + h / 2))) [${SECONDS} s]"
   xdotool mousemove --window "$WID" "$cx" $((y + h / 2))
   sleep 0.3
   xdotool click 1

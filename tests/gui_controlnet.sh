@@ -25,7 +25,7 @@ require_gui_tools
 
 cd "$SRC" || fail "no source dir $SRC"
 TINY=(--set model.base_channels=16 --set "model.channel_mult=[1,2]" --set "model.attention_resolutions=[]"
-      --set data.max_train=512 --threads 1)
+      --set data.max_train=512 --set sample.n=4 --set sample.steps=2 --threads 1)
 "$CLI" train "${TINY[@]}" --steps 3 --set train.batch_size=8 --set train.sample_every=0 \
   --out "$WORK/base" --quiet > "$WORK/train.txt" 2>&1 || { cat "$WORK/train.txt"; fail "base training failed"; }
 "$CLI" train-controlnet "${TINY[@]}" --base "$WORK/base" --steps 3 --set controlnet.batch_size=8 \

@@ -27,7 +27,7 @@ RUNS=$WORK/runs
 TINY=(--set train.batch_size=16 --set data.max_train=2000 --set model.base_channels=16
       --set "model.channel_mult=[1,2]" --set "model.attention_resolutions=[]"
       --set train.checkpoint_every=100000 --set train.autosave_minutes=0.05 --threads 1)
-"$APP" --print-layout --ini none --runs "$RUNS" --set train.steps=100000 "${TINY[@]}" \
+"$APP" --print-layout --ini none --worker-nice 0 --runs "$RUNS" --set train.steps=100000 "${TINY[@]}" \
   > "$OUT" 2> "$ERR" &
 APP_PID=$!
 
@@ -38,7 +38,7 @@ LINE=$(wait_line "^run .* saved_step [1-9][0-9]*" 120) || fail "no autosave with
 echo "autosave: $LINE"
 RUN=$(echo "$LINE" | awk '{print $2}')
 AUTOSAVED=$(echo "$LINE" | awk '{print $4}')
-wait_step $((AUTOSAVED + 2)) 60 "$M" > /dev/null || fail "training stopped after the autosave"
+wait_step $((AUTOSAVED + 2)) 120 "$M" > /dev/null || fail "training stopped after the autosave"
 kill -9 "$APP_PID"
 wait "$APP_PID" 2> /dev/null
 APP_PID=
@@ -53,7 +53,7 @@ OUT=$WORK/stdout2.txt
 ERR=$WORK/stderr2.txt
 : > "$OUT"
 : > "$ERR"
-"$APP" --print-layout --ini none --runs "$RUNS" --exit-when-step $((STEP + 3)) --timeout 300 \
+"$APP" --print-layout --ini none --worker-nice 0 --runs "$RUNS" --exit-when-step $((STEP + 3)) --timeout 300 \
   --set train.steps=100000 "${TINY[@]}" > "$OUT" 2> "$ERR" &
 APP_PID=$!
 LINE=$(wait_line "^dialog resume: " 60) || fail "reopening did not offer the last run"

@@ -35,24 +35,24 @@ TINY=(--set train.batch_size=16 --set data.max_train=2000 --set model.base_chann
       --set "model.channel_mult=[1,2]" --set "model.attention_resolutions=[]"
       --set train.log_every=2 --set train.eval_every=4 --set train.eval_batches=1
       --set train.sample_every=4 --set train.checkpoint_every=100000 --threads 1)
-"$APP" --print-layout --ini none --runs "$RUNS" --set train.steps=100000 "${TINY[@]}" \
+"$APP" --print-layout --ini none --worker-nice 0 --runs "$RUNS" --set train.steps=100000 "${TINY[@]}" \
   > "$OUT" 2> "$ERR" &
 APP_PID=$!
 
-# 1. MNIST: a preview grid every 4 steps (samples/step_N.png, as a CLI run), Train, Stop, Save.
+# 1. MNIST: a preview grid every 5 steps (samples/step_N.png, as a CLI run), Train, Stop, Save.
 # (the field is below the loss plot: scroll the Training panel down to it first).
 scroll_over Train 6
-type_into PreviewEvery 4
+type_into PreviewEvery 5
 scroll_over CheckpointPath -6
 M=$(lines)
 click Train 120
-wait_step 6 120 "$M" > /dev/null || fail "MNIST training did not reach step 6"
+wait_step 5 180 "$M" > /dev/null || fail "MNIST training did not reach step 5"
 M=$(lines)
 click Stop
-wait_new "$M" "^status idle" 60 > /dev/null || fail "training did not stop"
+wait_new "$M" "^status idle" 180 > /dev/null || fail "training did not stop"
 M=$(lines)
 click Save
-LINE=$(wait_new "$M" "^job save (done|failed)" 60) || fail "Save did not finish"
+LINE=$(wait_new "$M" "^job save (done|failed)" 180) || fail "Save did not finish"
 MNIST_CKPT=${LINE#*path=}
 MNIST_CKPT=${MNIST_CKPT%% | *}
 echo "MNIST checkpoint: $MNIST_CKPT"
@@ -65,17 +65,17 @@ cp "$MNIST_CKPT" "$WORK/mnist_saved.pt"
 SAVED_STEP=$(grep -E "^status idle step" "$OUT" | tail -n 1 | awk '{print $4}')
 M=$(lines)
 click Train
-wait_step $((SAVED_STEP + 3)) 120 "$M" > /dev/null || fail "MNIST training did not continue"
+wait_step $((SAVED_STEP + 3)) 180 "$M" > /dev/null || fail "MNIST training did not continue"
 M=$(lines)
 click Stop
-wait_new "$M" "^status idle" 60 > /dev/null || fail "training did not stop the second time"
+wait_new "$M" "^status idle" 180 > /dev/null || fail "training did not stop the second time"
 click DatasetKind
 click DatasetKind.toy2d
 M=$(lines)
 click Load
 wait_new "$M" "^dialog unsaved: switch the dataset" 30 > /dev/null || fail "switching the dataset with unsaved training did not ask"
 click UnsavedSave
-LINE=$(wait_new "$M" "^job save (done|failed)" 60) || fail "the dialog's Save did not finish"
+LINE=$(wait_new "$M" "^job save (done|failed)" 180) || fail "the dialog's Save did not finish"
 case "$LINE" in *"$MNIST_RUN/checkpoints/"*) ;; *) fail "the dialog's Save: $LINE (expected $MNIST_RUN)" ;; esac
 wait_new "$M" "^dialog unsaved closed" 30 > /dev/null || fail "the dialog did not close after saving"
 wait_new "$M" "^job dataset done .*(toy|2-D|points)" 120 > /dev/null || fail "the toy set did not load after the save"
@@ -88,10 +88,10 @@ click Train
 wait_step 20 120 "$M" > /dev/null || fail "toy training did not reach step 20"
 M=$(lines)
 click Stop
-wait_new "$M" "^status idle" 60 > /dev/null || fail "toy training did not stop"
+wait_new "$M" "^status idle" 180 > /dev/null || fail "toy training did not stop"
 M=$(lines)
 click Save
-LINE=$(wait_new "$M" "^job save (done|failed)" 60) || fail "Save of the toy model did not finish"
+LINE=$(wait_new "$M" "^job save (done|failed)" 180) || fail "Save of the toy model did not finish"
 TOY_CKPT=${LINE#*path=}
 TOY_CKPT=${TOY_CKPT%% | *}
 echo "toy checkpoint: $TOY_CKPT"
@@ -130,7 +130,7 @@ wait_exit 60 || fail "Discard did not quit"
 cmp "$MNIST_CKPT" "$WORK/mnist_saved.pt" || fail "the MNIST checkpoint changed by the end"
 
 # 6. The GUI's run folder against a CLI run's, and sampling from it with the CLI.
-"$CLI" train "${TINY[@]}" --steps 4 --out "$WORK/cli_run" --quiet > "$WORK/cli_train.txt" 2>&1 \
+"$CLI" train "${TINY[@]}" --steps 4 --set sample.n=4 --set sample.steps=2 --out "$WORK/cli_run" --quiet > "$WORK/cli_train.txt" 2>&1 \
   || { cat "$WORK/cli_train.txt"; fail "difflab-cli train failed"; }
 for entry in $(cd "$WORK/cli_run" && ls); do
   [ "$entry" = "final.png" ] && continue  # written when a CLI run reaches its last step

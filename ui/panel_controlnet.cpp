@@ -194,7 +194,10 @@ void draw_load_row(const Snapshot& snap, UiContext& ctx) {
                         std::string(to_string(c.config.hint)).c_str(), c.base_path.c_str(),
                         static_cast<long long>(c.base_step), c.width, c.height);
   } else {
-    dim_text("No ControlNet loaded. Train one with\n  difflab-cli train-controlnet --base runs/mnist/checkpoints/<step>.pt\nthen Load it here.");
+    dim_text(
+        "No ControlNet loaded. Train one for a model's run folder with\n  difflab-cli "
+        "train-controlnet --base runs/mnist-YYYY-MM-DD-N\nthen Load it here (with that model "
+        "loaded, or none).");
   }
 }
 

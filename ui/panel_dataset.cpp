@@ -121,9 +121,14 @@ void draw_dataset_panel(const Snapshot& snap, UiContext& ctx) {
     ImGui::TextDisabled("%s", ui.dataset.status.c_str());
   }
   // A loaded set is described below; failures (the model and data kept) show here.
-  if (snap.job(JobKind::Data).outcome != JobOutcome::Done)
-    job_outcome(ui, snap, JobKind::Data, Panel::Dataset);
+  job_outcome(ui, snap, JobKind::Data, Panel::Dataset, JobShow::Problems);
   if (ui.config_sender == Panel::Dataset) job_outcome(ui, snap, JobKind::Config, Panel::Dataset);
+  const bool failed = snap.job(JobKind::Data).outcome == JobOutcome::Failed ||
+                      (ui.config_sender == Panel::Dataset &&
+                       snap.job(JobKind::Config).outcome == JobOutcome::Failed);
+  if (failed && snap.data_ready)
+    dim_text(snap.model_ready ? "Nothing changed: the data below and the model are kept."
+                              : "Nothing changed: the data below is kept.");
 
   ImGui::Separator();
   if (!snap.data_ready) {

@@ -200,10 +200,13 @@ void draw_sampling_panel(const Snapshot& snap, UiContext& ctx) {
                         run.seconds);
   } else if (!snap.model_ready) {
     ImGui::TextDisabled("no model yet");
+  } else {
+    ImGui::NewLine();
   }
-  job_outcome(ui, snap, JobKind::Sample, Panel::Sampling);
+  // Progress and the result are shown above: the Sample job only when it did not succeed.
+  job_outcome(ui, snap, JobKind::Sample, Panel::Sampling, JobShow::Problems);
   job_outcome(ui, snap, JobKind::Evaluate, Panel::Sampling);
-  job_outcome(ui, snap, JobKind::Export, Panel::Sampling);
+  if (ui.sampling.export_shown_here) job_outcome(ui, snap, JobKind::Export, Panel::Sampling);
   draw_evaluation(snap, ctx, can_sample);
   ImGui::Separator();
   draw_scrubber(snap, ctx);

@@ -66,9 +66,18 @@ void draw_run(const Snapshot& snap, UiContext& ctx) {
   ImGui::TextDisabled("run folder");
   ImGui::SameLine();
   if (!run.dir.empty()) {
-    ImGui::TextUnformatted(run.dir.c_str());
+    // The folder's own name matters most: a long path is shortened from the left.
+    const char* kOwner = "(this model's)";
+    const float room = ImGui::GetContentRegionAvail().x - ImGui::CalcTextSize(kOwner).x -
+                       ImGui::GetStyle().ItemSpacing.x;
+    std::string shown = run.dir;
+    const size_t slash = run.dir.find_last_of('/');
+    if (ImGui::CalcTextSize(shown.c_str()).x > room && slash != std::string::npos)
+      shown = "…" + run.dir.substr(slash);
+    ImGui::TextUnformatted(shown.c_str());
+    if (ImGui::IsItemHovered()) ImGui::SetTooltip("%s", run.dir.c_str());
     ImGui::SameLine();
-    ImGui::TextDisabled("(this model's)");
+    ImGui::TextDisabled("%s", kOwner);
   } else {
     ImGui::TextDisabled(snap.model_ready ? "none yet: made when this model trains or saves"
                                          : "none yet: each new model gets its own");
@@ -149,7 +158,8 @@ void draw_run(const Snapshot& snap, UiContext& ctx) {
       "Save as writes the model to this path; a file that exists is replaced only after you "
       "confirm. Load replaces the current model and settings with the checkpoint's; from a "
       "run folder it brings back its loss curve and previews, and training continues there.");
-  job_outcome(ui, snap, JobKind::Train, Panel::Training);
+  // The status line above says what training does; a failure stays here.
+  job_outcome(ui, snap, JobKind::Train, Panel::Training, JobShow::Problems);
   job_outcome(ui, snap, JobKind::Save, Panel::Training);
   job_outcome(ui, snap, JobKind::Load, Panel::Training);
 }

@@ -3,6 +3,7 @@
 
 #include <imgui.h>
 
+#include <algorithm>
 #include <string>
 
 #include "ui/widgets.h"
@@ -56,6 +57,8 @@ void forget_old_model(const Snapshot& snap, UiContext& ctx) {
   UiState& ui = ctx.ui;
   if (snap.model_serial == ui.model_serial) return;
   ui.model_serial = snap.model_serial;
+  for (const JobResult& job : snap.jobs)
+    ui.jobs_before_model = std::max(ui.jobs_before_model, job.serial);
   SamplingView& s = ui.sampling;
   s.run.reset();
   ++s.run_serial;

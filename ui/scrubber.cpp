@@ -126,6 +126,7 @@ std::string export_folder(const Snapshot& snap, const UiState& ui) {
 // Export job, and a line in the log).
 void finish_export(UiContext& ctx, bool ok, const std::string& message, const std::string& path) {
   ctx.ui.sampling.status = message;
+  ctx.ui.sampling.export_shown_here = true;
   ctx.actions.report(JobKind::Export, ok, message, path);
 }
 

@@ -76,6 +76,8 @@ struct SamplingView {
   bool gif_requested = false;   // the Export GIF button (or a script) asked for one
   int eval_n = 200;             // samples the Evaluate button scores
   std::string status;           // the last export's message (also reported to the engine)
+  bool export_shown_here =
+      false;  // the Export job's last outcome is the scrubber's (not a screenshot)
 };
 
 // Where the ControlNet panel's hint comes from.
@@ -205,6 +207,9 @@ struct UiState {
   uint64_t adopted_version = 0;
   Panel config_sender = Panel::Model;  // the panel whose SetConfig shows the Config job
   uint64_t model_serial = 0;           // of the model the views were last set for
+  // The newest job serial when the model last changed: the outcomes of the old model's
+  // saves, training, sampling and exports (serial ≤ this) are no longer shown.
+  uint64_t jobs_before_model = 0;
 
   ScheduleView schedule;
   DatasetView dataset;

@@ -128,9 +128,18 @@ const char* job_outcome_name(JobOutcome outcome) {
   return "?";
 }
 
-void job_outcome(UiState& ui, const Snapshot& snap, JobKind kind, Panel panel) {
+void job_outcome(UiState& ui, const Snapshot& snap, JobKind kind, Panel panel, JobShow show) {
   const JobResult& job = snap.job(kind);
   if (job.outcome == JobOutcome::None || job.message.empty()) return;
+  if (show == JobShow::Problems &&
+      (job.outcome == JobOutcome::Done || job.outcome == JobOutcome::Running))
+    return;
+  // What the previous model's jobs said is not about this one (a load, a new dataset or
+  // config, or a ControlNet are what changed it: those stay).
+  const bool of_the_model = kind == JobKind::Train || kind == JobKind::Save ||
+                            kind == JobKind::Sample || kind == JobKind::Evaluate ||
+                            kind == JobKind::Export;
+  if (of_the_model && job.serial <= ui.jobs_before_model) return;
   switch (job.outcome) {
     case JobOutcome::Failed:
       error_text(job.message);

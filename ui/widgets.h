@@ -71,10 +71,14 @@ void place_panel(const UiState& ui, Panel panel);
 
 // "done", "failed", ... (also in --print-layout lines).
 const char* job_outcome_name(JobOutcome outcome);
+// Which outcomes job_outcome shows: all, or only those that did not succeed (Failed,
+// Cancelled, NeedsConfirmation) where the panel shows progress and results itself.
+enum class JobShow { All, Problems };
 // The last outcome of one job (snap.job(kind)) as one line: red when it failed, amber when
 // it waits for a confirmation, dimmed otherwise; nothing before the job first ran.
 // `panel` names where it is shown for --print-layout.
-void job_outcome(UiState& ui, const Snapshot& snap, JobKind kind, Panel panel);
+void job_outcome(UiState& ui, const Snapshot& snap, JobKind kind, Panel panel,
+                 JobShow show = JobShow::All);
 // Forgets the --print-layout rectangles whose names start with `prefix`, so they are printed
 // again the next time they are drawn (the buttons of a dialog that opens again).
 void untrack_items(UiState& ui, const std::string& prefix);

@@ -317,6 +317,7 @@ int App::run() {
       std::printf("%s\n", message.c_str());
       std::fflush(stdout);
       actions.report(JobKind::Export, ok, message, ui.screenshot_request);
+      ui.sampling.export_shown_here = false;  // the menu bar shows it
       ui.menu.message = message;
       ui.menu.message_is_error = !ok;
       ui.screenshot_request.clear();
