@@ -21,7 +21,7 @@ fi
 
 PACKAGES=(
   build-essential cmake pkg-config git
-  libtorch-dev libopenblas0-pthread libopenblas-dev
+  libtorch-dev libgloo-dev libopenblas0-pthread libopenblas-dev
   libyaml-cpp-dev libstb-dev zlib1g-dev libcli11-dev nlohmann-json3-dev libgif-dev
   libgtest-dev libbenchmark-dev
   libimgui-dev libglfw3-dev python3-glad libgl-dev libgl1-mesa-dri

@@ -15,14 +15,19 @@
 namespace difflab {
 
 // Sets this thread's dropout seed and restarts its call counter. The trainer calls it
-// once per step with a value drawn from the run's own generator.
-void set_dropout_seed(uint64_t seed);
+// once per step with a value drawn from the run's own generator. `first_row`: where this
+// process's rows start in the global batch of a data-parallel step (core/train/
+// distributed.h), so that each row gets the mask one process training the whole batch
+// would give it.
+void set_dropout_seed(uint64_t seed, int64_t first_row = 0);
 
 // Inverted dropout: keeps each element with probability 1 − p and scales kept ones by
 // 1 / (1 − p). Returns x unchanged when p == 0. Each call takes the next counter value.
 at::Tensor hashed_dropout(const at::Tensor& x, double p);
 
-// The {0, 1/(1−p)} mask alone (float32, CPU), for tests: element i of call `call`.
-at::Tensor hashed_dropout_mask(at::IntArrayRef shape, double p, uint64_t seed, uint64_t call);
+// The {0, 1/(1−p)} mask alone (float32, CPU), for tests: element i of call `call` is
+// element `first_element` + i of the hashed sequence.
+at::Tensor hashed_dropout_mask(at::IntArrayRef shape, double p, uint64_t seed, uint64_t call,
+                               int64_t first_element = 0);
 
 }  // namespace difflab

@@ -5,6 +5,7 @@
 #include <cmath>
 #include <deque>
 #include <limits>
+#include <mutex>
 #include <optional>
 #include <sstream>
 
@@ -16,6 +17,7 @@
 #include "core/model/precision.h"
 #include "core/sampling/sampler_registry.h"
 #include "core/train/checkpoint_io.h"
+#include "core/train/distributed.h"
 
 namespace difflab {
 namespace {
@@ -41,6 +43,7 @@ struct Trainer::Impl {
   Config config;
   std::shared_ptr<const DatasetSplits> data;
   c10::Device device;
+  std::shared_ptr<Distributed> dist;  // null or one rank: a single process
   GaussianDiffusion diffusion;
   DenoiserNet model, ema;
   std::unique_ptr<torch::optim::AdamW> optimizer;
@@ -72,14 +75,16 @@ struct Trainer::Impl {
     while (recent.size() > kLossHistory) recent.pop_front();
   }
 
-  Impl(Config c, std::shared_ptr<const DatasetSplits> d, c10::Device dev)
+  Impl(Config c, std::shared_ptr<const DatasetSplits> d, c10::Device dev,
+       std::shared_ptr<Distributed> group)
       : config(std::move(c)),
         data(std::move(d)),
         device(dev),
+        dist(group && group->world_size() > 1 ? std::move(group) : nullptr),
         diffusion(NoiseSchedule::named(config.diffusion.schedule, config.diffusion.timesteps),
                   config.diffusion.prediction, dev),
         gen(at::make_generator<at::CPUGeneratorImpl>(config.train.seed)),
-        batches(data->train.size(), config.train.batch_size, config.train.seed),
+        batches(data->train.size(), config.train.batch_size * world(), config.train.seed),
         timesteps(config.train.timestep_sampler, config.diffusion.timesteps,
                   config.train.timestep_uniform_mix) {
     const auto& dc = config.diffusion;
@@ -90,21 +95,29 @@ struct Trainer::Impl {
                         .to(dev, torch::kFloat32);
   }
 
+  int64_t world() const { return dist ? dist->world_size() : 1; }
+  int64_t rank() const { return dist ? dist->rank() : 0; }
   bool conditional() const { return model->num_classes() > 0; }
   Objective objective() const { return config.diffusion.objective; }
 
   // What the network sees and is regressed on for one batch, for every objective: the
   // DDPM rows t (drawn by the caller's timestep sampler) or EDM's σ / flow matching's t,
   // drawn here from `g`. `weight` (B): min-SNR or EDM's λ c_out² (1 for uniform DDPM).
+  // Data-parallel: σ or t are drawn for all `drawn` rows of the global batch and this
+  // rank's B rows from `first` on are used.
   ObjectiveBatch objective_batch(const at::Tensor& x0, const at::Tensor& noise,
-                                 const at::Tensor& t_rows, at::Generator& g) const {
+                                 const at::Tensor& t_rows, at::Generator& g, int64_t drawn,
+                                 int64_t first) const {
     const auto& d = config.diffusion;
+    const int64_t b = x0.size(0);
     switch (objective()) {
       case Objective::Edm:
-        return edm_training_batch(d, x0, noise,
-                                  edm_sigmas(d, torch::randn({x0.size(0)}, g, torch::kFloat32)));
+        return edm_training_batch(
+            d, x0, noise,
+            edm_sigmas(d, torch::randn({drawn}, g, torch::kFloat32)).slice(0, first, first + b));
       case Objective::FlowMatching:
-        return flow_training_batch(d, x0, noise, flow_times(d, x0.size(0), g));
+        return flow_training_batch(d, x0, noise,
+                                   flow_times(d, drawn, g).slice(0, first, first + b));
       default: {
         ObjectiveBatch b;
         const auto t_dev = t_rows.to(device);
@@ -139,7 +152,8 @@ struct Trainer::Impl {
   }
 };
 
-Trainer::Trainer(Config config, std::shared_ptr<const DatasetSplits> data, c10::Device device) {
+Trainer::Trainer(Config config, std::shared_ptr<const DatasetSplits> data, c10::Device device,
+                 std::shared_ptr<Distributed> dist) {
   if (!data || data->train.size() == 0) throw TrainingError("training needs a non-empty dataset");
   if (config.model.class_conditional) {
     if (data->shape.num_classes < 1)
@@ -152,13 +166,30 @@ Trainer::Trainer(Config config, std::shared_ptr<const DatasetSplits> data, c10::
   // (which keep this config), then use the objective's default sampler.
   if (!sampler_applies(config.sample.sampler, config.diffusion.objective))
     config.sample.sampler = default_sampler(config.diffusion.objective);
-  m = std::make_unique<Impl>(std::move(config), std::move(data), device);
-  // Initial weights depend on train.seed alone (reproducible runs).
-  torch::manual_seed(m->config.train.seed);
-  m->model = make_model(m->config, m->data->shape);
-  m->ema = make_model(m->config, m->data->shape);
+  m = std::make_unique<Impl>(std::move(config), std::move(data), device, std::move(dist));
+  if (m->world() > 1 && m->data->train.size() < m->config.train.batch_size * m->world())
+    throw TrainingError("the global batch (" + std::to_string(m->config.train.batch_size) +
+                        " × " + std::to_string(m->world()) + " ranks) is larger than the " +
+                        std::to_string(m->data->train.size()) + " training images");
+  {
+    // Initial weights depend on train.seed alone (reproducible runs). They come from the
+    // process-wide generator: trainers made on two threads at once (the ranks of a test,
+    // the GUI's worker beside a tool) take turns.
+    static std::mutex init_mutex;
+    std::lock_guard<std::mutex> lock(init_mutex);
+    torch::manual_seed(m->config.train.seed);
+    m->model = make_model(m->config, m->data->shape);
+    m->ema = make_model(m->config, m->data->shape);
+  }
   m->model->to(device);
   m->ema->to(device);
+  if (m->dist) {
+    // Every rank starts from rank 0's weights (the seed already agrees; this also covers
+    // ranks whose LibTorch initialises differently).
+    torch::NoGradGuard no_grad;
+    for (auto& p : m->model->parameters()) m->dist->broadcast(p);
+    for (auto& b : m->model->buffers()) m->dist->broadcast(b);
+  }
   copy_weights(*m->model, *m->ema);
   m->ema->eval();
   for (auto& p : m->ema->parameters()) p.set_requires_grad(false);
@@ -168,36 +199,65 @@ Trainer::Trainer(Config config, std::shared_ptr<const DatasetSplits> data, c10::
 Trainer::~Trainer() = default;
 
 StepResult Trainer::train_step() {
+  if (!m->dist) return step_once();
+  // A collective that fails (another rank died) leaves the weights of the last good step;
+  // the generator and batch position go back with them, so a checkpoint written now
+  // resumes exactly there.
+  const auto rng = m->gen.get_state();
+  const int64_t epoch = m->batches.epoch(), position = m->batches.position();
+  try {
+    return step_once();
+  } catch (const DistributedError&) {
+    m->gen.set_state(rng);
+    m->batches.set_state(epoch, position);
+    m->optimizer->zero_grad();
+    throw;
+  }
+}
+
+StepResult Trainer::step_once() {
   auto& s = *m;
   s.model->train();
+  // Every rank draws what one process training the whole global batch would draw (same
+  // generator, same state) and keeps its own rows [first, first + b) of it.
+  const int64_t world = s.world();
   // Dropout masks hash a seed drawn from this run's own generator, so every step is a
   // function of the run's RNG state alone and a resumed run repeats exactly what the
   // uninterrupted one would have done.
-  set_dropout_seed(static_cast<uint64_t>(
-      torch::randint(0, int64_t{1} << 62, {1}, s.gen, torch::kLong).item<int64_t>()));
-  const auto idx = s.batches.next();
+  const uint64_t dropout_seed = static_cast<uint64_t>(
+      torch::randint(0, int64_t{1} << 62, {1}, s.gen, torch::kLong).item<int64_t>());
+  const auto global_idx = s.batches.next();
+  const int64_t drawn = global_idx.size(0);
+  const int64_t b = drawn / world, first = s.rank() * b;
+  const auto mine = [&](const at::Tensor& x) {
+    return world > 1 ? x.slice(0, first, first + b) : x;
+  };
+  set_dropout_seed(dropout_seed, first);
+  const auto idx = mine(global_idx);
   auto x0 = gather_batch(s.data->train, idx);
-  const int64_t b = x0.size(0);
   const bool ddpm = s.objective() == Objective::Ddpm;
   // Uniform draws consume `gen` exactly as before the timestep samplers existed. The other
   // objectives draw their σ or t after the noise (objective_batch).
-  const auto draw = ddpm ? s.timesteps.sample(b, s.gen)
-                         : TimestepSampler::Draw{torch::zeros({b}, torch::kLong),
-                                                 torch::ones({b}, torch::kFloat32)};
-  const auto& t = draw.t;
-  auto noise = torch::randn(x0.sizes(), s.gen, torch::kFloat32);
+  const auto global_draw = ddpm ? s.timesteps.sample(drawn, s.gen)
+                                : TimestepSampler::Draw{torch::zeros({drawn}, torch::kLong),
+                                                        torch::ones({drawn}, torch::kFloat32)};
+  const auto t = mine(global_draw.t);
+  const auto draw_weights = mine(global_draw.weights);
+  auto noise_shape = x0.sizes().vec();
+  noise_shape[0] = drawn;
+  auto noise = mine(torch::randn(noise_shape, s.gen, torch::kFloat32));
   at::Tensor y;
   if (s.conditional()) {
     y = s.data->train.labels.index_select(0, idx);
     // Label dropout: with probability p_uncond train on the null label (CFG).
-    auto drop = torch::rand({b}, s.gen, torch::kFloat32) < s.config.train.p_uncond;
+    auto drop = mine(torch::rand({drawn}, s.gen, torch::kFloat32) < s.config.train.p_uncond);
     y = torch::where(drop, torch::full_like(y, s.model->num_classes()), y).to(s.device);
   }
   x0 = x0.to(s.device);
   noise = noise.to(s.device);
   const auto t_dev = t.to(s.device);
 
-  const ObjectiveBatch batch = s.objective_batch(x0, noise, t, s.gen);
+  const ObjectiveBatch batch = s.objective_batch(x0, noise, t, s.gen, drawn, first);
   const auto& xt = batch.input;
   // bf16: the network's matrix work under autocast; its output, the loss and everything
   // after it in float32 (the weights, gradients, AdamW state and EMA stay float32).
@@ -222,12 +282,15 @@ StepResult Trainer::train_step() {
     per_example = per_example + (s.config.diffusion.vlb_weight * s.diffusion.num_steps()) * vlb;
   }
   // Importance weights 1/(T p_t) (all 1 for uniform t).
-  auto loss = (per_example * draw.weights.to(s.device)).mean();
+  auto loss = (per_example * draw_weights.to(s.device)).mean();
   s.optimizer->zero_grad();
   loss.backward();
+  auto params = s.model->parameters();
+  // Data-parallel: each rank's gradient is of the mean over its rows; their average is
+  // the gradient of the mean over the global batch.
+  const double allreduce_s = s.dist ? s.dist->average_gradients(params) : 0.0;
   // The gradient norm stays on the device (clip_grad_norm_ would read it back) ...
   std::vector<at::Tensor> norms;
-  auto params = s.model->parameters();
   for (const auto& p : params)
     if (p.grad().defined()) norms.push_back(p.grad().detach().norm(2));
   const auto grad_norm_t = torch::stack(norms).norm(2);
@@ -239,10 +302,27 @@ StepResult Trainer::train_step() {
   // ... and is read with the loss and its parts in one transfer, the step's only one: the
   // NaN guard below needs it before the weights change.
   const auto zero = torch::zeros({}, loss.options());
-  const auto values = torch::stack({loss.detach(), grad_norm_t.to(loss.scalar_type()),
-                                    per_example.detach().mean(), mse.detach().mean(),
-                                    vlb.defined() ? vlb.detach().mean() : zero})
-                          .to(torch::kCPU, torch::kDouble);
+  auto values = torch::stack({loss.detach(), grad_norm_t.to(loss.scalar_type()),
+                              per_example.detach().mean(), mse.detach().mean(),
+                              vlb.defined() ? vlb.detach().mean() : zero})
+                    .to(torch::kCPU, torch::kDouble);
+  const bool loss_aware = s.timesteps.kind() != TimestepSamplerKind::Uniform;
+  at::Tensor global_per_example;  // read back only when the sampler learns from it
+  if (loss_aware) global_per_example = per_example.detach().to(torch::kCPU, torch::kDouble);
+  if (s.dist) {
+    // One all-reduce for the rest: the ranks' means (averaged) and, for the loss-aware
+    // timestep sampler, every row's loss in its place in the global batch (summed). The
+    // gradient norm is of the averaged gradients already: the same on every rank. A NaN
+    // anywhere reaches every rank, so all stop at the same step.
+    auto rows = torch::zeros({loss_aware ? drawn : 0}, torch::kDouble);
+    if (loss_aware) rows.slice(0, first, first + b).copy_(global_per_example);
+    auto shared = torch::cat({values, rows});
+    s.dist->all_reduce_sum(shared);
+    const double grad_norm_global = values[1].item<double>();
+    values = shared.slice(0, 0, 5) / static_cast<double>(world);
+    values[1] = grad_norm_global;
+    if (loss_aware) global_per_example = shared.slice(0, 5);
+  }
   const double* v = values.data_ptr<double>();
   const double loss_value = v[0], grad_norm = v[1];
   if (!std::isfinite(loss_value)) {
@@ -267,14 +347,14 @@ StepResult Trainer::train_step() {
 
   // The loss-aware sampler learns from the unweighted per-example loss (as
   // improved-diffusion), each step; the uniform one needs nothing.
-  if (s.timesteps.kind() != TimestepSamplerKind::Uniform)
-    s.timesteps.update(t, per_example.detach().to(torch::kCPU));
+  if (loss_aware) s.timesteps.update(global_draw.t, global_per_example.to(torch::kFloat32));
   // Per-example losses for loss_by_timestep() wait on the device and are read in batches.
   s.pending.emplace_back(batch.level, mse.detach());
   if (s.pending.size() >= kReadbackEvery) s.drain_pending();
   StepResult r{s.step, v[2], lr, grad_norm};
   r.loss_simple = v[3];
   if (vlb.defined()) r.loss_vlb = v[4];
+  r.allreduce_s = allreduce_s;
   return r;
 }
 
@@ -300,7 +380,7 @@ double Trainer::evaluate(int batches) {
     x0 = x0.to(s.device);
     noise = noise.to(s.device);
     // The unweighted MSE of the objective's own target (L_simple for ddpm).
-    const ObjectiveBatch batch = s.objective_batch(x0, noise, t, gen);
+    const ObjectiveBatch batch = s.objective_batch(x0, noise, t, gen, len, 0);
     auto out = split_model_output(s.ema->forward(batch.input, batch.net_time, y), s.learn_sigma())
                    .prediction;
     total += s.diffusion.simple_loss(out, batch.target).sum().item<double>();
@@ -333,6 +413,8 @@ void Trainer::save_checkpoint(const std::string& path) const {
   archive.write("step", c10::IValue(s.step));
   archive.write("epoch", c10::IValue(s.batches.epoch()));
   archive.write("position", c10::IValue(s.batches.position()));
+  // The batch position counts global batches (batch_size × ranks).
+  archive.write("world_size", c10::IValue(s.world()));
   write_module_weights(archive, "model", *s.model);
   write_module_weights(archive, "ema", *s.ema);
   torch::serialize::OutputArchive opt(archive.compilation_unit());
@@ -408,7 +490,16 @@ void Trainer::load_checkpoint(const std::string& path) {
   }
   const int64_t step = read_int(archive, "step", path);
   const int64_t epoch = read_int(archive, "epoch", path);
-  const int64_t position = read_int(archive, "position", path);
+  int64_t position = read_int(archive, "position", path);
+  int64_t epoch_start = epoch;
+  // A run resumed on another number of ranks has another global batch: it starts the
+  // next epoch (as a new batch size does), since its position counted the old batches.
+  c10::IValue saved_world;
+  if (archive.try_read("world_size", saved_world) && saved_world.isInt() &&
+      saved_world.toInt() != s.world()) {
+    epoch_start = epoch + 1;
+    position = 0;
+  }
   TimestepSampler timesteps(s.config.train.timestep_sampler, s.config.diffusion.timesteps,
                             s.config.train.timestep_uniform_mix);
   torch::Tensor history, counts;
@@ -428,7 +519,7 @@ void Trainer::load_checkpoint(const std::string& path) {
   s.optimizer = std::move(optimizer);
   s.gen.set_state(rng);
   s.step = step;
-  s.batches.set_state(epoch, position);
+  s.batches.set_state(epoch_start, position);
   s.timesteps = std::move(timesteps);
   s.recent.clear();
   s.pending.clear();
@@ -441,7 +532,23 @@ const PrecisionChoice& Trainer::precision() {
     probe.training = true;
     probe.batch = s.config.train.batch_size;
     probe.shape = s.data->shape;
-    s.precision = resolve_precision(s.config.train.precision, s.model, probe, s.device);
+    if (!s.dist || s.dist->is_main()) {
+      s.precision = resolve_precision(s.config.train.precision, s.model, probe, s.device);
+    }
+    if (s.dist) {
+      // All ranks compute in the precision rank 0 chose (it measured for them all).
+      auto chosen = torch::tensor(
+          {static_cast<int>(s.dist->is_main() ? s.precision->chosen : Precision::Fp32)},
+          torch::kInt);
+      s.dist->broadcast(chosen);
+      if (!s.dist->is_main()) {
+        PrecisionChoice c;
+        c.chosen = static_cast<Precision>(chosen.item<int>());
+        c.reason = std::string(c.chosen == Precision::Bf16 ? "bf16" : "fp32") +
+                   ", as rank 0 chose";
+        s.precision = c;
+      }
+    }
   }
   return *s.precision;
 }
@@ -463,13 +570,14 @@ void Trainer::set_train_config(const TrainConfig& train) {
     s.timesteps.set_uniform_mix(train.timestep_uniform_mix);
   if (new_batches) {
     const int64_t epoch = s.batches.epoch();
-    s.batches = BatchSampler(s.data->train.size(), train.batch_size, train.seed);
+    s.batches = BatchSampler(s.data->train.size(), train.batch_size * s.world(), train.seed);
     s.batches.set_state(epoch + 1, 0);  // start the new batch size on a fresh epoch
   }
 }
 
 int64_t Trainer::step() const { return m->step; }
 int64_t Trainer::epoch() const { return m->batches.epoch(); }
+int Trainer::world_size() const { return static_cast<int>(m->world()); }
 const Config& Trainer::config() const { return m->config; }
 const DatasetSplits& Trainer::data() const { return *m->data; }
 c10::Device Trainer::device() const { return m->device; }

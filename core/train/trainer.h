@@ -21,6 +21,8 @@
 
 namespace difflab {
 
+class Distributed;  // core/train/distributed.h
+
 class TrainingError : public std::runtime_error {
  public:
   using std::runtime_error::runtime_error;
@@ -37,12 +39,20 @@ struct StepResult {
   double grad_norm = 0.0;
   double loss_simple = 0.0;  // mean unweighted MSE of the batch (L_simple for ddpm)
   double loss_vlb = std::nan("");  // hybrid: mean L_t of the batch in bits/dim (unscaled)
+  double allreduce_s = 0.0;  // data-parallel: seconds averaging the gradients (0 alone)
 };
 
 class Trainer {
  public:
   // `config.model.num_classes` is set from the dataset when the model is class-conditional.
-  Trainer(Config config, std::shared_ptr<const DatasetSplits> data, c10::Device device);
+  // With `dist` (more than one rank) the run is data-parallel: config.train.batch_size is
+  // each rank's batch, every rank draws the same global batch (batch_size × ranks) and
+  // trains on its own rows of it, gradients are averaged after backward, and rank 0's
+  // initial weights and precision choice are used by all. Every rank must construct its
+  // trainer with the same config and call the same methods in the same order (each
+  // train_step, precision() and the constructor are collectives).
+  Trainer(Config config, std::shared_ptr<const DatasetSplits> data, c10::Device device,
+          std::shared_ptr<Distributed> dist = nullptr);
   ~Trainer();
   Trainer(const Trainer&) = delete;
   Trainer& operator=(const Trainer&) = delete;
@@ -76,6 +86,7 @@ class Trainer {
 
   int64_t step() const;
   int64_t epoch() const;
+  int world_size() const;  // data-parallel ranks (1 alone); the global batch is batch_size × this
   const Config& config() const;
   const DatasetSplits& data() const;
   c10::Device device() const;
@@ -93,6 +104,7 @@ class Trainer {
   std::vector<double> timestep_probabilities() const;
 
  private:
+  StepResult step_once();
   struct Impl;
   std::unique_ptr<Impl> m;
 };

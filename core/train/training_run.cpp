@@ -92,7 +92,8 @@ double TrainingRun::seconds_to_autosave() const {
 double TrainingRun::eta_s() const {
   const auto& t = m_trainer->config().train;
   if (m_rate <= 0) return -1.0;
-  return static_cast<double>(t.steps - m_trainer->step()) * t.batch_size / m_rate;
+  return static_cast<double>(t.steps - m_trainer->step()) * t.batch_size *
+         m_trainer->world_size() / m_rate;
 }
 
 void TrainingRun::restart_clock() { m_clock_running = false; }
@@ -134,7 +135,8 @@ RunStepReport TrainingRun::step() {
   const double window_s = std::chrono::duration<double>(now - m_window_start).count();
   const bool row = s % t.log_every == 0 || !std::isnan(report.test_loss) || s >= t.steps;
   if (window_s >= kRateWindowS || row)
-    m_rate = window_s > 0 ? m_window_steps * t.batch_size / window_s : m_rate;
+    m_rate = window_s > 0 ? m_window_steps * t.batch_size * m_trainer->world_size() / window_s
+                          : m_rate;
   if (row) {
     report.logged = true;
     report.window_loss = m_window_loss / m_window_steps;

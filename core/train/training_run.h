@@ -79,7 +79,7 @@ class TrainingRun {
   int64_t unsaved_steps() const;
   // Seconds of training until the autosave (−1 when train.autosave_minutes is 0).
   double seconds_to_autosave() const;
-  double images_per_s() const { return m_rate; }
+  double images_per_s() const { return m_rate; }  // all ranks together
   double eta_s() const;
   void set_preview_every(int64_t steps) { m_options.preview_every = steps; }
   int64_t preview_every() const;
