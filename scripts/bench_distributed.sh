@@ -3,7 +3,9 @@
 # `--nproc 2`, 1 thread each, against 1 process with 2 threads, alternating ROUNDS times.
 # Prints images/s of each (the steady rate of the last log line) and rank 0's all-reduce
 # time per step.
-#   scripts/bench_distributed.sh [BUILD_DIR]   (STEPS=40 ROUNDS=2 BATCH=64 CONFIG=configs/mnist.yaml)
+#   scripts/bench_distributed.sh [BUILD_DIR]
+#     (STEPS=40 ROUNDS=2 BATCH=64 CONFIG=configs/mnist.yaml PRECISION=fp32: the same math in
+#     both, so the ratio measures the data parallelism)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BUILD=${1:-build}
@@ -12,13 +14,14 @@ STEPS=${STEPS:-40}
 ROUNDS=${ROUNDS:-2}
 BATCH=${BATCH:-64}
 CONFIG=${CONFIG:-configs/mnist.yaml}
+PRECISION=${PRECISION:-fp32}
 WORK=$(mktemp -d)
 trap 'rm -rf "$WORK"' EXIT
 COMMON=(--config "$CONFIG" --steps "$STEPS" --quiet --set train.sample_every=0
         --set train.eval_every=0 --set train.log_every=10 --set train.checkpoint_every=0
-        --set train.autosave_minutes=0)
+        --set train.autosave_minutes=0 --set train.precision="$PRECISION")
 echo "cpu: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'), $(nproc) cores"
-echo "config: $CONFIG, global batch $BATCH, $STEPS steps a run"
+echo "config: $CONFIG, global batch $BATCH, $STEPS steps a run, precision $PRECISION"
 rate() { grep "^step $STEPS/" "$1" | sed -E 's/.* ([0-9.]+) img\/s.*/\1/'; }
 for round in $(seq "$ROUNDS"); do
   "$CLI" train "${COMMON[@]}" --threads 2 --set train.batch_size="$BATCH" \
