@@ -298,11 +298,12 @@ void Worker::end_controlnet_training(JobOutcome outcome, const std::string& mess
   }
   st.active = false;
   m_cn_last = st;
-  job.reset();
+  job.reset();  // `st` goes with it
+  const ControlNetTraining& done = m_cn_last;
   if (written) {
-    text += ": " + st.path;
+    text += ": " + done.path;
     try {  // the result becomes the loaded ControlNet, read back as Load reads it
-      cmd::LoadControlNet load{st.path, ""};
+      cmd::LoadControlNet load{done.path, ""};
       on(load);
       text += " (loaded: draw a hint and Generate)";
     } catch (const std::exception& e) {
@@ -311,10 +312,10 @@ void Worker::end_controlnet_training(JobOutcome outcome, const std::string& mess
     }
     cmd::FindControlNets find;
     on(find);
-  } else if (st.saved_step >= 0) {
-    text += "; the last good checkpoint is " + st.path;
+  } else if (done.saved_step >= 0) {
+    text += "; the last good checkpoint is " + done.path;
   }
-  finish(JobKind::ControlNet, outcome, text, written ? st.path : "");
+  finish(JobKind::ControlNet, outcome, text, written ? done.path : "");
 }
 
 ControlNetTraining Worker::controlnet_training_status() const {
