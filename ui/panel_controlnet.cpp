@@ -31,6 +31,7 @@ constexpr int kHintPlanes = 2;
 constexpr int kCannyPlane = 0;
 constexpr int kScribblePlane = 1;
 constexpr size_t kMaxUndo = 64;
+constexpr double kLossSmoothing = 0.98;  // EMA weight of the ControlNet loss plot's smoothed line
 constexpr ImU32 kCanvasBackground = IM_COL32(12, 12, 16, 255);
 constexpr ImU32 kCanvasGrid = IM_COL32(255, 255, 255, 14);
 constexpr ImU32 kStrokeColor = IM_COL32(245, 245, 245, 255);
@@ -469,18 +470,29 @@ void draw_train_tab(const Snapshot& snap, UiContext& ctx) {
                      ImVec2(-1, 0));
   const float plot_height = std::clamp(ImGui::GetContentRegionAvail().y * 0.4f, 80.0f, 180.0f);
   if (!t.loss.empty()) {
-    PlotSeries loss;
-    loss.label = "loss";
-    loss.color = kColorSmooth;
+    PlotSeries raw, smooth;
+    raw.label = "loss";
+    raw.color = kColorRaw;
+    raw.thickness = 1.0f;
+    smooth.label = "smoothed";
+    smooth.color = kColorSmooth;
+    smooth.thickness = 2.0f;
+    double ema = 0.0, weight = 0.0;  // bias-corrected EMA, as the Training panel's
     for (const auto& p : t.loss) {
-      loss.x.push_back(static_cast<double>(p.step));
-      loss.y.push_back(p.value);
+      raw.x.push_back(static_cast<double>(p.step));
+      raw.y.push_back(p.value);
+      if (std::isfinite(p.value)) {
+        ema = kLossSmoothing * ema + (1.0 - kLossSmoothing) * p.value;
+        weight = kLossSmoothing * weight + (1.0 - kLossSmoothing);
+      }
+      smooth.x.push_back(static_cast<double>(p.step));
+      smooth.y.push_back(weight > 0.0 ? ema / weight : NAN);
     }
     PlotOptions options;
     options.height = plot_height;
     options.log_y = true;
     options.x_label = "step";
-    line_plot("controlnet_loss", {loss}, options);
+    line_plot("controlnet_loss", {raw, smooth}, options);
   }
   if (t.curve_every <= 0) return;
   ImGui::TextUnformatted("Hint following (edge F1, higher is better)");
@@ -509,9 +521,12 @@ void draw_train_tab(const Snapshot& snap, UiContext& ctx) {
   options.x_label = "step";
   options.y_from_zero = true;
   line_plot("controlnet_f1", {with, without}, options);
-  ImGui::TextDisabled("last point: F1 %.3f at step %lld (base alone %.3f); %d hints, %d DDIM steps, %.1f s",
-                      t.f1.back().value, static_cast<long long>(t.f1.back().step), t.f1_without,
-                      t.curve_images, t.curve_steps, t.curve_seconds);
+  char caption[240];
+  std::snprintf(caption, sizeof caption,
+                "last point: F1 %.3f at step %lld (base alone %.3f); %d hints, %d DDIM steps, %.1f s",
+                t.f1.back().value, static_cast<long long>(t.f1.back().step), t.f1_without, t.curve_images,
+                t.curve_steps, t.curve_seconds);
+  dim_text(caption);
 }
 
 void draw_generate_tab(const Snapshot& snap, UiContext& ctx) {
@@ -530,6 +545,7 @@ void draw_generate_tab(const Snapshot& snap, UiContext& ctx) {
     v.canny_low = static_cast<float>(c.config.canny_low);
     v.canny_high = static_cast<float>(c.config.canny_high);
     v.scale = static_cast<float>(c.config.scale);
+    v.path = c.path;  // the path field names what is loaded (a listed or trained one too)
     v.adopted = key;
   }
   ImGui::Separator();
