@@ -13,6 +13,7 @@
 
 #include "core/engine/engine.h"
 #include "core/model/controlnet.h"
+#include "core/train/controlnet_trainer.h"
 #include "core/vision/png.h"
 
 using namespace difflab;
@@ -300,4 +301,30 @@ TEST(EngineControlNet, RefusesWithoutAModelAndWhileTheModelTrains) {
   EXPECT_FALSE(s->controlnet_training.active);
   engine.send(cmd::Stop{});
   ASSERT_TRUE(engine.wait_idle(30));
+}
+
+TEST(EngineControlNet, QuittingMidTrainingKeepsWhatItLearned) {
+  const std::string dir = temp_dir("quit");
+  const Config config = tiny_config(bar_folder(dir));
+  std::string path;
+  int64_t step = 0;
+  {
+    Engine engine(config, options(dir));
+    auto s = train_base(engine, config);
+    ASSERT_EQ(s->step, 3) << s->error;
+    cmd::TrainControlNet train;
+    train.hint = HintKind::Canny;
+    train.steps = 100000;
+    train.curve_every = 0;
+    engine.send(train);
+    s = wait_until(engine, [](const Snapshot& s) { return s.controlnet_training.step >= 5; });
+    ASSERT_GE(s->controlnet_training.step, 5) << s->error;
+    path = s->controlnet_training.path;
+    step = s->controlnet_training.step;
+    EXPECT_FALSE(fs::exists(path));  // checkpoint_every = 0: nothing written yet
+  }  // the app quits
+  ASSERT_TRUE(fs::is_regular_file(path));
+  const LoadedControlNet cn = load_controlnet(path, torch::kCPU);
+  EXPECT_GE(cn.step, step);
+  EXPECT_EQ(cn.config.controlnet.hint, HintKind::Canny);
 }

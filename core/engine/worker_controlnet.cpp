@@ -97,7 +97,16 @@ Worker::Worker(Config config, EngineOptions options, WorkerLink link)
   for (size_t k = 0; k < kJobKindCount; ++k) m_jobs[k].kind = static_cast<JobKind>(k);
 }
 
-Worker::~Worker() = default;
+Worker::~Worker() {
+  // Quitting while a ControlNet trains keeps what it learned: its folder gets controlnet.pt
+  // at the last finished step (the app's worker has stopped between two steps by now).
+  if (!m_cn_job) return;
+  try {
+    m_cn_job->trainer->save(m_cn_job->status.path);
+    m_cn_job->log->flush();
+  } catch (...) {  // a destructor reports nothing; the periodic checkpoint stays
+  }
+}
 
 std::string Worker::base_checkpoint_for_controlnet() {
   TrainingRun& run = ensure_run();
