@@ -87,7 +87,8 @@ template <typename Pred>
 std::shared_ptr<const Snapshot> wait_until(const Engine& e, Pred pred, double timeout_s = 60) {
   const auto end = std::chrono::steady_clock::now() + std::chrono::duration<double>(timeout_s);
   auto s = e.snapshot();
-  while (!pred(*s) && std::chrono::steady_clock::now() < end) s = e.wait_for_update(s->version, 0.1);
+  while (!pred(*s) && std::chrono::steady_clock::now() < end)
+    s = e.wait_for_update(s->version, 0.1);
   return s;
 }
 
@@ -127,7 +128,8 @@ TEST(EngineControlNet, TrainsIntoTheRunFolderPausesStopsAndBecomesTheLoadedOne) 
   train.steps = 100000;
   train.curve_every = 4;
   engine.send(train);
-  s = wait_until(engine, [](const Snapshot& s) { return s.controlnet_training.f1.size() >= 2; }, 120);
+  s = wait_until(
+      engine, [](const Snapshot& s) { return s.controlnet_training.f1.size() >= 2; }, 120);
   const ControlNetTraining& t = s->controlnet_training;
   ASSERT_GE(t.f1.size(), 2u) << s->error;
   EXPECT_TRUE(t.active);
@@ -161,7 +163,8 @@ TEST(EngineControlNet, TrainsIntoTheRunFolderPausesStopsAndBecomesTheLoadedOne) 
   EXPECT_EQ(s->status, JobStatus::ControlNetPaused);
 
   engine.send(cmd::Resume{});
-  s = wait_until(engine, [&](const Snapshot& s) { return s.controlnet_training.step > paused_at + 3; });
+  s = wait_until(engine,
+                 [&](const Snapshot& s) { return s.controlnet_training.step > paused_at + 3; });
   EXPECT_GT(s->controlnet_training.step, paused_at + 3);
   EXPECT_EQ(s->status, JobStatus::TrainingControlNet);
 
@@ -171,7 +174,8 @@ TEST(EngineControlNet, TrainsIntoTheRunFolderPausesStopsAndBecomesTheLoadedOne) 
   EXPECT_EQ(s->status, JobStatus::Idle) << s->error;
   const ControlNetTraining& done = s->controlnet_training;
   EXPECT_FALSE(done.active);
-  const std::string path = (fs::path(run) / "controlnets" / "scribble-2" / "controlnet.pt").string();
+  const std::string path =
+      (fs::path(run) / "controlnets" / "scribble-2" / "controlnet.pt").string();
   EXPECT_EQ(done.path, path);
   EXPECT_TRUE(fs::is_regular_file(path));
   EXPECT_EQ(done.saved_step, done.step);
@@ -179,7 +183,8 @@ TEST(EngineControlNet, TrainsIntoTheRunFolderPausesStopsAndBecomesTheLoadedOne) 
   const std::string metrics = read_text(done.dir + "/metrics.csv");
   EXPECT_NE(metrics.find("hint_f1"), std::string::npos);
   EXPECT_EQ(read_text(taken + "/controlnet.pt"), "not mine");
-  EXPECT_EQ(s->job(JobKind::ControlNet).outcome, JobOutcome::Done) << s->job(JobKind::ControlNet).message;
+  EXPECT_EQ(s->job(JobKind::ControlNet).outcome, JobOutcome::Done)
+      << s->job(JobKind::ControlNet).message;
   // It is the loaded ControlNet now, on the current model.
   ASSERT_TRUE(s->controlnet.ready);
   EXPECT_EQ(s->controlnet.path, path);
@@ -288,7 +293,8 @@ TEST(EngineControlNet, RefusesWithoutAModelAndWhileTheModelTrains) {
   Engine engine(config, options(dir));
   engine.send(cmd::TrainControlNet{});
   ASSERT_TRUE(engine.wait_idle(30));
-  EXPECT_NE(engine.snapshot()->error.find("no model"), std::string::npos) << engine.snapshot()->error;
+  EXPECT_NE(engine.snapshot()->error.find("no model"), std::string::npos)
+      << engine.snapshot()->error;
   config.train.steps = 100000;
   engine.send(cmd::SetConfig{config});
   engine.send(cmd::StartTraining{});
@@ -322,7 +328,7 @@ TEST(EngineControlNet, QuittingMidTrainingKeepsWhatItLearned) {
     path = s->controlnet_training.path;
     step = s->controlnet_training.step;
     EXPECT_FALSE(fs::exists(path));  // checkpoint_every = 0: nothing written yet
-  }  // the app quits
+  }                                  // the app quits
   ASSERT_TRUE(fs::is_regular_file(path));
   const LoadedControlNet cn = load_controlnet(path, torch::kCPU);
   EXPECT_GE(cn.step, step);

@@ -21,10 +21,10 @@ struct ControlNetJob {
   std::unique_ptr<ControlNetTrainer> trainer;
   std::unique_ptr<MetricsLog> log;
   HintCurve curve;
-  SamplingModel base;           // the frozen base, for the curve's samples
-  ControlNetTraining status;    // folder, progress, loss and curve (what the snapshot shows)
+  SamplingModel base;         // the frozen base, for the curve's samples
+  ControlNetTraining status;  // folder, progress, loss and curve (what the snapshot shows)
   int64_t loss_stride = 1;
-  bool curve_due = true;        // a curve point is owed before the next step (at the start, too)
+  bool curve_due = true;  // a curve point is owed before the next step (at the start, too)
   // The steps since the last metrics row, and the rate window.
   int window_steps = 0;
   double window_loss = 0.0, window_grad = 0.0, lr = 0.0;
@@ -67,7 +67,9 @@ std::string claim_controlnet_dir(const std::string& run_dir, HintKind hint) {
     if (file_at(dir.string())) continue;
     std::error_code ec;
     if (fs::create_directory(dir, ec)) return dir.string();
-    if (ec) throw std::runtime_error("cannot create the ControlNet folder '" + dir.string() + "': " + ec.message());
+    if (ec)
+      throw std::runtime_error("cannot create the ControlNet folder '" + dir.string() +
+                               "': " + ec.message());
   }
   throw std::runtime_error("no free ControlNet folder name in " + parent.string());
 }
@@ -120,15 +122,21 @@ std::string Worker::base_checkpoint_for_controlnet() {
 void Worker::on(cmd::TrainControlNet& c) {
   if (m_cn_job) throw std::runtime_error("a ControlNet is already training: stop it first");
   if (m_status == JobStatus::Training || m_status == JobStatus::Paused)
-    throw std::runtime_error("the model is training: stop it first (a ControlNet trains for a fixed model)");
+    throw std::runtime_error(
+        "the model is training: stop it first (a ControlNet trains for a fixed model)");
   Trainer* model = trainer();
-  if (!model) throw std::runtime_error("no model: train or load one first (a ControlNet steers a trained model)");
-  if (model->data().shape.points) throw std::runtime_error("a ControlNet needs an image model, not 2-D points");
+  if (!model)
+    throw std::runtime_error(
+        "no model: train or load one first (a ControlNet steers a trained model)");
+  if (model->data().shape.points)
+    throw std::runtime_error("a ControlNet needs an image model, not 2-D points");
   if (model->config().diffusion.objective != Objective::Ddpm)
-    throw std::runtime_error("a ControlNet trains on DDPM's forward process: this model's objective is " +
-                             std::string(to_string(model->config().diffusion.objective)));
+    throw std::runtime_error(
+        "a ControlNet trains on DDPM's forward process: this model's objective is " +
+        std::string(to_string(model->config().diffusion.objective)));
   if (!m_data || !same_data(m_data_config, model->config().data))
-    throw std::runtime_error("the model's dataset is not loaded: load it in the Dataset panel first");
+    throw std::runtime_error(
+        "the model's dataset is not loaded: load it in the Dataset panel first");
   const CheckpointInfo base_info{model->config(), model->data().shape, model->step()};
 
   Config config = model->config();
@@ -138,10 +146,11 @@ void Worker::on(cmd::TrainControlNet& c) {
   if (!c.resume_dir.empty()) {
     resume_path = (fs::path(c.resume_dir) / kControlNetFile).string();
     if (!fs::is_regular_file(resume_path))
-      throw std::runtime_error("nothing to continue in " + c.resume_dir + ": no " + kControlNetFile);
+      throw std::runtime_error("nothing to continue in " + c.resume_dir + ": no " +
+                               kControlNetFile);
     // Its settings, and a check that it belongs to this model, before anything is written.
-    const LoadedControlNet previous = load_controlnet_onto(resume_path, model->ema_model(), base_info,
-                                                           "the current model", m_device);
+    const LoadedControlNet previous = load_controlnet_onto(
+        resume_path, model->ema_model(), base_info, "the current model", m_device);
     config.controlnet = previous.config.controlnet;
   }
   if (c.steps > 0) config.controlnet.steps = c.steps;
@@ -176,7 +185,8 @@ void Worker::on(cmd::TrainControlNet& c) {
   saved.controlnet.out_dir = dir;
   save_config(saved, (fs::path(dir) / "config.yaml").string());
   job->log = std::make_unique<MetricsLog>(
-      dir, std::vector<std::string>{"loss", "hint_f1", "hint_f1_base", "lr", "grad_norm", "images_per_s"});
+      dir, std::vector<std::string>{"loss", "hint_f1", "hint_f1_base", "lr", "grad_norm",
+                                    "images_per_s"});
   if (st.curve_every > 0) {
     HintCurveOptions curve;
     curve.n = kCurveImages;
@@ -191,8 +201,9 @@ void Worker::on(cmd::TrainControlNet& c) {
   m_cn_job = std::move(job);
   m_status = JobStatus::TrainingControlNet;
   m_error.clear();
-  const std::string from =
-      resume_path.empty() ? "a new ControlNet" : "ControlNet step " + std::to_string(t.step()) + (exact ? "" : " (weights only)");
+  const std::string from = resume_path.empty() ? "a new ControlNet"
+                                               : "ControlNet step " + std::to_string(t.step()) +
+                                                     (exact ? "" : " (weights only)");
   finish(JobKind::ControlNet, JobOutcome::Running,
          "training " + from + " (" + std::string(to_string(st.hint)) + " hints, to step " +
              std::to_string(st.total_steps) + ") for " + base_path + " in " + dir,
@@ -218,9 +229,11 @@ bool Worker::controlnet_curve_point() {
   job.status.f1.push_back({step, static_cast<float>(f1)});
   job.status.curve_seconds = seconds_since(start);
   job.curve_due = false;
-  job.log->write(step, {std::nan(""), f1, job.status.f1_without, std::nan(""), std::nan(""), std::nan("")});
+  job.log->write(
+      step, {std::nan(""), f1, job.status.f1_without, std::nan(""), std::nan(""), std::nan("")});
   char line[200];
-  std::snprintf(line, sizeof line, "ControlNet step %lld: hint-following F1 %.3f (base alone %.3f), %.1f s",
+  std::snprintf(line, sizeof line,
+                "ControlNet step %lld: hint-following F1 %.3f (base alone %.3f), %.1f s",
                 static_cast<long long>(step), f1, job.status.f1_without, job.status.curve_seconds);
   say(line);
   return true;
@@ -261,13 +274,17 @@ void Worker::controlnet_tick() {
       say("ControlNet checkpoint " + st.path + " (step " + std::to_string(r.step) + ")");
     }
     if (last) {
-      if (job.curve_due) controlnet_curve_point();  // the end of the curve (skipped if a command waits)
-      end_controlnet_training(JobOutcome::Done, "ControlNet trained to step " + std::to_string(r.step));
+      if (job.curve_due)
+        controlnet_curve_point();  // the end of the curve (skipped if a command waits)
+      end_controlnet_training(JobOutcome::Done,
+                              "ControlNet trained to step " + std::to_string(r.step));
     }
   } catch (const std::exception& e) {
-    end_controlnet_training(JobOutcome::Failed, std::string("ControlNet training stopped: ") + e.what());
+    end_controlnet_training(JobOutcome::Failed,
+                            std::string("ControlNet training stopped: ") + e.what());
   }
-  if (m_status != JobStatus::TrainingControlNet || seconds_since(m_last_publish) > m_options.publish_interval_s) {
+  if (m_status != JobStatus::TrainingControlNet ||
+      seconds_since(m_last_publish) > m_options.publish_interval_s) {
     publish();
     m_last_publish = Clock::now();
   }
@@ -281,7 +298,8 @@ void Worker::pause_controlnet(bool pause) {
   job.window_start = Clock::now();
   job.window_loss = job.window_grad = 0.0;
   job.window_steps = 0;
-  say(pause ? "ControlNet paused at step " + std::to_string(job.trainer->step()) : "ControlNet resumed");
+  say(pause ? "ControlNet paused at step " + std::to_string(job.trainer->step())
+            : "ControlNet resumed");
 }
 
 void Worker::end_controlnet_training(JobOutcome outcome, const std::string& message) {
@@ -351,8 +369,8 @@ void Worker::on(cmd::FindControlNets&) {
     FoundControlNet found;
     found.path = path;
     try {  // the same reading and weight check as Load
-      const LoadedControlNet cn = load_controlnet_onto(path, model->ema_model(), base_info,
-                                                       "the current model", m_device);
+      const LoadedControlNet cn =
+          load_controlnet_onto(path, model->ema_model(), base_info, "the current model", m_device);
       found.step = cn.step;
       found.hint = cn.config.controlnet.hint;
       found.fits = true;
