@@ -10,6 +10,7 @@
 
 #include "core/data/dataset.h"
 #include "core/engine/engine.h"
+#include "core/eval/control_eval.h"
 #include "core/model/controlnet.h"
 #include "core/model/unet.h"
 #include "core/sampling/sampler.h"
@@ -455,4 +456,60 @@ TEST(ControlNetTrainer, ResumesExactly) {
   // A file that is not a resumable ControlNet leaves the trainer as it was.
   EXPECT_THROW(second.resume(base), CheckpointError);
   EXPECT_EQ(second.step(), 4);
+}
+
+TEST(HintCurve, HintsOfTheTrainedKindInTheirChannel) {
+  auto data = bar_images();
+  ControlNetConfig cn;
+  HintCurveOptions options;
+  options.n = 4;
+  cn.hint = HintKind::Scribble;
+  const HintCurve scribble = make_hint_curve(*data, cn, options);
+  EXPECT_EQ(scribble.kind, HintKind::Scribble);
+  ASSERT_EQ(scribble.hints.sizes(), (std::vector<int64_t>{4, kHintChannels, 12, 12}));
+  EXPECT_EQ(scribble.hints.select(1, kCannyHintChannel).sum().item<double>(), 0.0);
+  EXPECT_TRUE(torch::equal(scribble.hints.select(1, kScribbleHintChannel), scribble.reference.squeeze(1)));
+  // Strokes are the bars' centre lines: thinner than the 3-px bars, and there.
+  const double stroke_pixels = scribble.reference.sum().item<double>();
+  EXPECT_GT(stroke_pixels, 4 * 4);
+  EXPECT_LT(stroke_pixels, 4 * 8 * 3);
+  for (HintKind kind : {HintKind::Canny, HintKind::Mixed}) {
+    cn.hint = kind;
+    const HintCurve canny = make_hint_curve(*data, cn, options);
+    EXPECT_EQ(canny.kind, HintKind::Canny);  // mixed ControlNets are scored on canny hints
+    EXPECT_EQ(canny.hints.select(1, kScribbleHintChannel).sum().item<double>(), 0.0);
+    EXPECT_TRUE(torch::equal(canny.hints.select(1, kCannyHintChannel), canny.reference.squeeze(1)));
+    EXPECT_GT(canny.reference.sum().item<double>(), 4 * 8);
+  }
+}
+
+TEST(HintCurve, ScoresTheControlledSamplesWithFixedSeeds) {
+  const std::string dir = temp_dir("curve");
+  auto data = bar_images();
+  const std::string base_path = train_base(dir, data);
+  CheckpointInfo info;
+  const SamplingModel base = load_sampling_model(base_path, true, torch::kCPU, &info);
+  ControlNetConfig cn;
+  cn.hint = HintKind::Canny;
+  HintCurveOptions options;
+  options.n = 4;
+  options.steps = 3;
+  const HintCurve curve = make_hint_curve(*data, cn, options);
+  const double without = hint_curve_f1(curve, base, ControlNet{}, 0.0, torch::kCPU);
+  EXPECT_GE(without, 0.0);
+  EXPECT_LE(without, 1.0);
+  EXPECT_EQ(hint_curve_f1(curve, base, ControlNet{}, 0.0, torch::kCPU), without);  // fixed seeds
+  // A fresh ControlNet adds exactly nothing; a changed one steers the samples, unless at scale 0.
+  ControlNet net = make_controlnet(info.config.model, info.shape);
+  net->copy_encoder_from(*base.net);
+  net->eval();
+  EXPECT_EQ(hint_curve_f1(curve, base, net, 1.0, torch::kCPU), without);
+  perturb_zero_convs(net);
+  EXPECT_EQ(hint_curve_f1(curve, base, net, 0.0, torch::kCPU), without);
+  const double with = hint_curve_f1(curve, base, net, 1.0, torch::kCPU);
+  EXPECT_NE(with, without);
+  EXPECT_GE(with, 0.0);
+  EXPECT_LE(with, 1.0);
+  // A cancelled run gives no point.
+  EXPECT_TRUE(std::isnan(hint_curve_f1(curve, base, net, 1.0, torch::kCPU, [](const StepInfo&) { return false; })));
 }

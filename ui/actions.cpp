@@ -16,7 +16,8 @@ constexpr int kMaxTrajectoryFrames = 200;
 
 bool engine_busy(const Snapshot& snap) {
   return snap.status == JobStatus::LoadingData || snap.status == JobStatus::Training ||
-         snap.status == JobStatus::Paused || snap.status == JobStatus::Sampling;
+         snap.status == JobStatus::Paused || snap.status == JobStatus::Sampling ||
+         snap.status == JobStatus::TrainingControlNet || snap.status == JobStatus::ControlNetPaused;
 }
 
 bool training_active(const Snapshot& snap) {
@@ -255,6 +256,22 @@ void Actions::generate_controlnet(std::vector<float> hint) {
   sample.hint = std::move(hint);
   sample.control_scale = v.scale;
   m_engine.send(sample);
+}
+
+void Actions::train_controlnet() {
+  const ControlNetView& v = m_ui.controlnet;
+  cmd::TrainControlNet train;
+  train.hint = v.train_hint;
+  train.steps = v.train_steps;
+  train.resume_dir = v.continue_dir;
+  train.curve_every = v.curve_every;
+  m_engine.send(train);
+}
+
+void Actions::find_controlnets(const Snapshot& snap) {
+  m_ui.controlnet.found_requested_serial = snap.model_serial;
+  m_ui.controlnet.found_requested_step = snap.step;
+  m_engine.send(cmd::FindControlNets{});
 }
 
 void Actions::set_frame(const Snapshot& snap, int frame) {

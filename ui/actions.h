@@ -57,6 +57,12 @@ class Actions {
   // with a hint of kHintChannels planes (canny, scribble) at the model's resolution.
   void load_controlnet(const std::string& path, const std::string& base_override);
   void generate_controlnet(std::vector<float> hint);
+  // ControlNet panel, Train tab: a ControlNet for the current model with the tab's settings
+  // (a new one, or continuing ui.controlnet.continue_dir); Pause, Resume and Stop are the
+  // training ones (the worker applies them to what trains).
+  void train_controlnet();
+  // Lists the ControlNets of the current model's run folder (when the model or its step changed).
+  void find_controlnets(const Snapshot& snap);
   // The scrubber (slider, buttons, play) and the script move it through here: positions
   // 0 .. F−1 are the recorded frames of snapshot.samples, F the final images.
   void set_frame(const Snapshot& snap, int frame);

@@ -1,4 +1,8 @@
-// ControlNet panel (Zhang et al. 2023): load a ControlNet, make a hint — strokes drawn on
+// ControlNet panel (Zhang et al. 2023). Train tab: train a ControlNet for the current model
+// in the worker (hint kind, steps; Train / Pause / Stop), with its loss and the
+// hint-following curve (edge F1 with and without it, on fixed held-out hints). Generate
+// tab: pick one of the model's ControlNets (listed from its run folder, checked against its
+// weights) or load one, make a hint — strokes drawn on
 // a canvas at the model's resolution (brush, eraser, clear, undo), or the canny edges of a
 // picture (a PNG/JPG or a dataset image) with live low/high thresholds — then Generate:
 // the samples appear with the hint overlaid, and the Sampling panel's scrubber replays the
@@ -9,11 +13,13 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
+#include <filesystem>
 #include <string>
 #include <vector>
 
 #include "ui/float_grid.h"
 #include "ui/image_view.h"
+#include "ui/line_plot.h"
 #include "ui/panels.h"
 #include "ui/widgets.h"
 
@@ -25,6 +31,7 @@ constexpr int kHintPlanes = 2;
 constexpr int kCannyPlane = 0;
 constexpr int kScribblePlane = 1;
 constexpr size_t kMaxUndo = 64;
+constexpr double kLossSmoothing = 0.98;  // EMA weight of the ControlNet loss plot's smoothed line
 constexpr ImU32 kCanvasBackground = IM_COL32(12, 12, 16, 255);
 constexpr ImU32 kCanvasGrid = IM_COL32(255, 255, 255, 14);
 constexpr ImU32 kStrokeColor = IM_COL32(245, 245, 245, 255);
@@ -340,13 +347,193 @@ void draw_results(const Snapshot& snap, UiContext& ctx) {
   }
 }
 
-}  // namespace
+// The ControlNets found in the current model's run folder: a click loads one that fits.
+void draw_found(const Snapshot& snap, UiContext& ctx) {
+  if (snap.controlnets_found.empty()) return;
+  UiState& ui = ctx.ui;
+  const bool busy = snap.status == JobStatus::Sampling || snap.status == JobStatus::LoadingData;
+  ImGui::TextDisabled("This model's ControlNets (click to load):");
+  for (size_t i = 0; i < snap.controlnets_found.size(); ++i) {
+    const FoundControlNet& f = snap.controlnets_found[i];
+    namespace fs = std::filesystem;
+    const std::string name = fs::path(f.path).parent_path().filename().string();
+    char label[300];
+    if (f.fits)
+      std::snprintf(label, sizeof label, "%s  step %lld, %s hints", name.c_str(), static_cast<long long>(f.step),
+                    std::string(to_string(f.hint)).c_str());
+    else
+      std::snprintf(label, sizeof label, "%s  (not for these weights)", name.c_str());
+    const bool loaded = snap.controlnet.ready && snap.controlnet.path == f.path;
+    ImGui::PushID(static_cast<int>(i));
+    ImGui::BeginDisabled(!f.fits || busy);
+    if (ImGui::Selectable(label, loaded) && !loaded) ctx.actions.load_controlnet(f.path, "");
+    ImGui::EndDisabled();
+    track_item(ui, ("ControlNetFound" + std::to_string(i)).c_str(), f.fits && !busy);
+    if (ImGui::IsItemHovered(ImGuiHoveredFlags_AllowWhenDisabled))
+      ImGui::SetTooltip("%s", f.fits ? f.path.c_str() : f.why.c_str());
+    ImGui::PopID();
+  }
+}
 
-void draw_controlnet_panel(const Snapshot& snap, UiContext& ctx) {
+// The training settings, buttons, progress, loss and hint-following curve.
+void draw_train_tab(const Snapshot& snap, UiContext& ctx) {
+  UiState& ui = ctx.ui;
+  ControlNetView& v = ui.controlnet;
+  const ControlNetTraining& t = snap.controlnet_training;
+  const bool running = snap.status == JobStatus::TrainingControlNet;
+  const bool paused = snap.status == JobStatus::ControlNetPaused;
+  const bool active = running || paused;
+  if (!snap.model_ready) {
+    dim_text("Train or load a model first: a ControlNet steers a trained model, which stays frozen.");
+  } else if (!active) {
+    std::string what = "For the current model (step " + std::to_string(snap.step) + ")";
+    if (snap.run.dir.empty()) what += "; its checkpoint is saved into a new run folder first";
+    else if (snap.run.unsaved_steps > 0 || snap.run.saved_step < 0)
+      what += " in " + snap.run.dir + "; its unsaved steps are saved there first";
+    else what += " in " + snap.run.dir;
+    dim_text((what + ". The ControlNet goes to <run>/controlnets/<hints>-N.").c_str());
+  }
+
+  ImGui::BeginDisabled(active);
+  ImGui::PushItemWidth(ImGui::GetFontSize() * 8.0f);
+  enum_combo("Hints##train", &v.train_hint, &ui, "ControlNetTrainHint");
+  help_marker("What the ControlNet learns to follow: canny edge maps of the training images, "
+              "scribbles (their thinned strokes, jittered and broken), or mixed (each image gets "
+              "one of the two at random).");
+  ImGui::SameLine();
+  input_int64("Steps##train", &v.train_steps, 100, 1);
+  help_marker("Train up to this step (controlnet.lr, batch_size and the rest come from the "
+              "config's controlnet section).");
+  input_int64("Curve every", &v.curve_every, 50, 0);
+  help_marker("Steps between points of the hint-following curve: 8 held-out test images' "
+              "hints of this kind, sampled with 10 DDIM steps and fixed seeds, with the "
+              "ControlNet and (once) without it; a point is the mean edge F1 of the samples "
+              "against their hints. A point costs a few seconds on a CPU. 0 = off.");
+  // Continue one of this model's ControlNets, or start a new one.
+  std::string current = "a new ControlNet";
+  for (const auto& f : snap.controlnets_found)
+    if (f.fits && f.path == v.continue_dir + "/controlnet.pt") current = "continue " + f.path;
+  if (current == "a new ControlNet") v.continue_dir.clear();
+  ImGui::SetNextItemWidth(ImGui::GetFontSize() * 16.0f);
+  if (ImGui::BeginCombo("Start##train", current.c_str())) {
+    if (ImGui::Selectable("a new ControlNet", v.continue_dir.empty())) v.continue_dir.clear();
+    for (const auto& f : snap.controlnets_found) {
+      if (!f.fits) continue;
+      const std::string dir = std::filesystem::path(f.path).parent_path().string();
+      const std::string item = "continue " + std::filesystem::path(dir).filename().string() +
+                               " (step " + std::to_string(f.step) + ")";
+      if (ImGui::Selectable(item.c_str(), v.continue_dir == dir)) {
+        v.continue_dir = dir;
+        v.train_hint = f.hint;
+      }
+    }
+    ImGui::EndCombo();
+  }
+  help_marker("Continue one of this model's ControlNets in its own folder (its optimizer and "
+              "batch position too), or start a new one in a new folder.");
+  ImGui::PopItemWidth();
+  ImGui::EndDisabled();
+
+  const bool quiet = snap.status == JobStatus::Idle || snap.status == JobStatus::Error;
+  const bool can_train = snap.model_ready && !snap.points && quiet;
+  ImGui::BeginDisabled(!can_train);
+  if (ImGui::Button("Train##controlnet", ImVec2(ImGui::GetFontSize() * 6.0f, 0))) ctx.actions.train_controlnet();
+  ImGui::EndDisabled();
+  track_item(ui, "ControlNetTrain", can_train);
+  if (ImGui::IsItemHovered(ImGuiHoveredFlags_AllowWhenDisabled) && !can_train)
+    ImGui::SetTooltip("%s", !snap.model_ready ? "Train or load a model first."
+                            : snap.points     ? "A ControlNet needs an image model."
+                            : active          ? "A ControlNet is training."
+                                              : "Wait for the current job (stop the model's training first).");
+  ImGui::SameLine();
+  ImGui::BeginDisabled(!active);
+  if (ImGui::Button(paused ? "Resume##controlnet" : "Pause##controlnet", ImVec2(ImGui::GetFontSize() * 5.0f, 0))) {
+    if (paused) ctx.actions.resume();
+    else ctx.actions.pause();
+  }
+  track_item(ui, "ControlNetPause", active);
+  ImGui::SameLine();
+  if (ImGui::Button("Stop##controlnet", ImVec2(ImGui::GetFontSize() * 5.0f, 0))) ctx.actions.stop();
+  track_item(ui, "ControlNetStop", active);
+  ImGui::EndDisabled();
+  help_marker("Pause and Stop act between two steps (a curve point in progress gives way). Stop "
+              "writes controlnet.pt and loads it: draw a hint in the Generate tab.");
+
+  if (t.dir.empty()) return;
+  ImGui::Separator();
+  const char* state = running ? "training" : paused ? "paused" : "stopped";
+  ImGui::Text("%s: step %lld / %lld, %.0f img/s", state, static_cast<long long>(t.step),
+              static_cast<long long>(t.total_steps), t.images_per_s);
+  ImGui::TextDisabled("%s (%s hints)%s", t.path.c_str(), std::string(to_string(t.hint)).c_str(),
+                      t.saved_step >= 0 ? (", saved at step " + std::to_string(t.saved_step)).c_str() : "");
+  ImGui::ProgressBar(t.total_steps > 0 ? static_cast<float>(t.step) / static_cast<float>(t.total_steps) : 0.0f,
+                     ImVec2(-1, 0));
+  const float plot_height = std::clamp(ImGui::GetContentRegionAvail().y * 0.4f, 80.0f, 180.0f);
+  if (!t.loss.empty()) {
+    PlotSeries raw, smooth;
+    raw.label = "loss";
+    raw.color = kColorRaw;
+    raw.thickness = 1.0f;
+    smooth.label = "smoothed";
+    smooth.color = kColorSmooth;
+    smooth.thickness = 2.0f;
+    double ema = 0.0, weight = 0.0;  // bias-corrected EMA, as the Training panel's
+    for (const auto& p : t.loss) {
+      raw.x.push_back(static_cast<double>(p.step));
+      raw.y.push_back(p.value);
+      if (std::isfinite(p.value)) {
+        ema = kLossSmoothing * ema + (1.0 - kLossSmoothing) * p.value;
+        weight = kLossSmoothing * weight + (1.0 - kLossSmoothing);
+      }
+      smooth.x.push_back(static_cast<double>(p.step));
+      smooth.y.push_back(weight > 0.0 ? ema / weight : NAN);
+    }
+    PlotOptions options;
+    options.height = plot_height;
+    options.log_y = true;
+    options.x_label = "step";
+    line_plot("controlnet_loss", {raw, smooth}, options);
+  }
+  if (t.curve_every <= 0) return;
+  ImGui::TextUnformatted("Hint following (edge F1, higher is better)");
+  help_marker("Each point: the ControlNet at that step samples the same 8 held-out hints with "
+              "the same seeds; the score is the mean edge F1 (1 px tolerance) between the "
+              "samples and their hints. The flat line is the base model alone on the same hints.");
+  if (t.f1.empty()) {
+    dim_text("The first point is on its way (sampling with and without the ControlNet).");
+    return;
+  }
+  PlotSeries with, without;
+  with.label = "with ControlNet";
+  with.color = kColorSmooth;
+  with.markers = true;
+  for (const auto& p : t.f1) {
+    with.x.push_back(static_cast<double>(p.step));
+    with.y.push_back(p.value);
+  }
+  without.label = "base alone";
+  without.color = kColorTest;
+  const double last = std::max(static_cast<double>(t.f1.back().step), static_cast<double>(t.step));
+  without.x = {static_cast<double>(t.f1.front().step), std::max(last, t.f1.front().step + 1.0)};
+  without.y = {t.f1_without, t.f1_without};
+  PlotOptions options;
+  options.height = plot_height;
+  options.x_label = "step";
+  options.y_from_zero = true;
+  line_plot("controlnet_f1", {with, without}, options);
+  char caption[240];
+  std::snprintf(caption, sizeof caption,
+                "last point: F1 %.3f at step %lld (base alone %.3f); %d hints, %d DDIM steps, %.1f s",
+                t.f1.back().value, static_cast<long long>(t.f1.back().step), t.f1_without, t.curve_images,
+                t.curve_steps, t.curve_seconds);
+  dim_text(caption);
+}
+
+void draw_generate_tab(const Snapshot& snap, UiContext& ctx) {
   UiState& ui = ctx.ui;
   ControlNetView& v = ui.controlnet;
   draw_load_row(snap, ctx);
-  job_outcome(ui, snap, JobKind::ControlNet, Panel::ControlNet);
+  draw_found(snap, ctx);
   const auto& c = snap.controlnet;
   const int height = c.ready ? c.height : (snap.data_preview.empty() ? 28 : snap.data_preview.h);
   const int width = c.ready ? c.width : (snap.data_preview.empty() ? 28 : snap.data_preview.w);
@@ -358,6 +545,7 @@ void draw_controlnet_panel(const Snapshot& snap, UiContext& ctx) {
     v.canny_low = static_cast<float>(c.config.canny_low);
     v.canny_high = static_cast<float>(c.config.canny_high);
     v.scale = static_cast<float>(c.config.scale);
+    v.path = c.path;  // the path field names what is loaded (a listed or trained one too)
     v.adopted = key;
   }
   ImGui::Separator();
@@ -426,6 +614,38 @@ void draw_controlnet_panel(const Snapshot& snap, UiContext& ctx) {
     else dim_text(v.status.c_str());
   }
   draw_results(snap, ctx);
+}
+
+
+}  // namespace
+
+void draw_controlnet_panel(const Snapshot& snap, UiContext& ctx) {
+  UiState& ui = ctx.ui;
+  ControlNetView& v = ui.controlnet;
+  // The model's ControlNets, listed again when the model or its weights changed.
+  const bool quiet = snap.status == JobStatus::Idle || snap.status == JobStatus::Error;
+  if (snap.model_ready && quiet &&
+      (v.found_requested_serial != snap.model_serial || v.found_requested_step != snap.step))
+    ctx.actions.find_controlnets(snap);
+  // A ControlNet that finished training is the loaded one: show where to use it.
+  const bool training = snap.controlnet_training.active;
+  if (v.was_training && !training) v.select_tab = 0;
+  v.was_training = training;
+  job_outcome(ui, snap, JobKind::ControlNet, Panel::ControlNet);
+  if (!ImGui::BeginTabBar("controlnet_tabs")) return;
+  const char* titles[] = {"Generate", "Train"};
+  const char* names[] = {"ControlNetTabGenerate", "ControlNetTabTrain"};
+  for (int tab = 0; tab < 2; ++tab) {
+    const ImGuiTabItemFlags flags = v.select_tab == tab ? ImGuiTabItemFlags_SetSelected : 0;
+    const bool open = ImGui::BeginTabItem(titles[tab], nullptr, flags);
+    track_item(ui, names[tab], true);
+    if (!open) continue;
+    if (tab == 0) draw_generate_tab(snap, ctx);
+    else draw_train_tab(snap, ctx);
+    ImGui::EndTabItem();
+  }
+  v.select_tab = -1;
+  ImGui::EndTabBar();
 }
 
 }  // namespace difflab

@@ -33,6 +33,8 @@ void draw_controls(const Snapshot& snap, UiContext& ctx) {
   if (train) ctx.actions.train(snap);
   if (ImGui::IsItemHovered(ImGuiHoveredFlags_AllowWhenDisabled) && !snap.data_ready)
     ImGui::SetTooltip("Load a dataset first.");
+  else if (ImGui::IsItemHovered(ImGuiHoveredFlags_AllowWhenDisabled) && snap.controlnet_training.active)
+    ImGui::SetTooltip("A ControlNet is training for this model (ControlNet panel): stop it first.");
 
   ImGui::SameLine();
   ImGui::BeginDisabled(snap.status != JobStatus::Training);

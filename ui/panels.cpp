@@ -27,9 +27,11 @@ std::vector<std::string> class_labels(const Snapshot& snap, const std::vector<in
 void status_line(const Snapshot& snap) {
   ImVec4 color(0.7f, 0.7f, 0.72f, 1.0f);
   switch (snap.status) {
-    case JobStatus::Training: color = ImVec4(0.45f, 0.85f, 0.45f, 1.0f); break;
+    case JobStatus::Training:
+    case JobStatus::TrainingControlNet: color = ImVec4(0.45f, 0.85f, 0.45f, 1.0f); break;
     case JobStatus::Sampling: color = ImVec4(0.45f, 0.75f, 1.0f, 1.0f); break;
-    case JobStatus::Paused: color = ImVec4(1.0f, 0.8f, 0.3f, 1.0f); break;
+    case JobStatus::Paused:
+    case JobStatus::ControlNetPaused: color = ImVec4(1.0f, 0.8f, 0.3f, 1.0f); break;
     case JobStatus::LoadingData: color = ImVec4(0.8f, 0.8f, 1.0f, 1.0f); break;
     case JobStatus::Error: color = ImVec4(1.0f, 0.4f, 0.35f, 1.0f); break;
     default: break;

@@ -117,6 +117,15 @@ struct ControlNetView {
   float zoom = 3.0f;
   std::string status;
   bool status_is_error = false;
+  // Training a ControlNet for the current model (the panel's Train tab).
+  HintKind train_hint = HintKind::Scribble;
+  int64_t train_steps = 2000;
+  int64_t curve_every = 100;    // steps between hint-following curve points (0 = off)
+  std::string continue_dir;     // "" = a new ControlNet; else the folder Train continues
+  uint64_t found_requested_serial = 0;  // the model (serial, step) whose ControlNets were asked for
+  int64_t found_requested_step = -1;
+  int select_tab = -1;          // a tab to bring to the front next frame (0 Generate, 1 Train)
+  bool was_training = false;    // a ControlNet trained last frame (its end brings Generate to the front)
 };
 
 struct ForwardView {

@@ -101,6 +101,25 @@ void Automation::report_jobs(const Snapshot& snap) {
     say("run " + (m_run_dir.empty() ? std::string("-") : m_run_dir) + " saved_step " +
         std::to_string(m_run_saved_step) + " path=" + snap.run.saved_path);
   }
+  // ControlNet training: when it starts or ends, every 50 steps, and at each curve point.
+  const ControlNetTraining& cn = snap.controlnet_training;
+  const int64_t bucket = cn.step / 50;
+  if (cn.active != m_cn_active || (cn.active && bucket != m_cn_step_bucket) || cn.f1.size() != m_cn_points) {
+    m_cn_active = cn.active;
+    m_cn_step_bucket = bucket;
+    m_cn_points = cn.f1.size();
+    char line[400];
+    std::snprintf(line, sizeof line, "controlnet %s step %lld/%lld f1_points %zu f1 %.3f f1_without %.3f dir=%s",
+                  cn.active ? "training" : "stopped", static_cast<long long>(cn.step),
+                  static_cast<long long>(cn.total_steps), cn.f1.size(), cn.f1.empty() ? -1.0 : cn.f1.back().value,
+                  cn.f1_without, cn.dir.c_str());
+    say(line);
+  }
+  if (snap.controlnets_found.size() != m_cn_found) {
+    m_cn_found = snap.controlnets_found.size();
+    for (const auto& f : snap.controlnets_found)
+      say("controlnet found " + f.path + " fits=" + (f.fits ? "1" : "0") + " step " + std::to_string(f.step));
+  }
 }
 
 AutomationResult Automation::update(const Snapshot& snap, double now, const FrameTimes& previous) {

@@ -94,6 +94,11 @@ class Automation {
   std::array<uint64_t, kJobKindCount> m_job_serials{};
   std::string m_run_dir;
   int64_t m_run_saved_step = -1;
+  // The last "controlnet ..." line: its activity, step (in 50s) and curve points.
+  bool m_cn_active = false;
+  int64_t m_cn_step_bucket = -1;
+  size_t m_cn_points = 0;
+  size_t m_cn_found = 0;
   // Benchmark.
   std::vector<float> m_frame_ms, m_ui_ms, m_draw_ms;
   std::vector<double> m_images_per_s;

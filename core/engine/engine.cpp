@@ -15,6 +15,14 @@ Engine::Engine(Config config, EngineOptions options) {
   link.publish = [this](std::shared_ptr<Snapshot> s) { publish(std::move(s)); };
   link.cancel = &m_cancel;
   link.shutdown = &m_shutdown;
+  link.interrupted = [this] {
+    std::lock_guard<std::mutex> lock(m_queue_mutex);
+    for (const Command& c : m_queue)
+      if (std::holds_alternative<cmd::Pause>(c) || std::holds_alternative<cmd::Stop>(c) ||
+          std::holds_alternative<cmd::Cancel>(c))
+        return true;
+    return m_shutdown.load();
+  };
   m_worker = std::make_unique<Worker>(std::move(config), options, std::move(link));
   m_thread = std::thread([this] { run(); });
 }
@@ -77,7 +85,7 @@ void Engine::run() {
     bool have = false;
     {
       std::unique_lock<std::mutex> lock(m_queue_mutex);
-      if (m_queue.empty() && !w.training())
+      if (m_queue.empty() && !w.training() && !w.controlnet_training())
         m_queue_cv.wait_for(lock, std::chrono::milliseconds(50),
                             [&] { return !m_queue.empty() || m_shutdown.load(); });
       if (!m_queue.empty()) {
@@ -101,6 +109,7 @@ void Engine::run() {
       continue;  // drain every command before the next training step
     }
     if (w.training()) w.train_tick();
+    else if (w.controlnet_training()) w.controlnet_tick();
   }
 }
 

@@ -27,7 +27,9 @@ namespace difflab {
 
 class Worker;
 
-enum class JobStatus { Idle, LoadingData, Training, Paused, Sampling, Error, Count };
+// TrainingControlNet / ControlNetPaused: a ControlNet for the current model trains (the
+// model itself is frozen meanwhile: Snapshot::controlnet_training says more).
+enum class JobStatus { Idle, LoadingData, Training, Paused, Sampling, Error, TrainingControlNet, ControlNetPaused, Count };
 constexpr const char* job_status_name(JobStatus s) {
   switch (s) {
     case JobStatus::Idle: return "idle";
@@ -36,6 +38,8 @@ constexpr const char* job_status_name(JobStatus s) {
     case JobStatus::Paused: return "paused";
     case JobStatus::Sampling: return "sampling";
     case JobStatus::Error: return "error";
+    case JobStatus::TrainingControlNet: return "training ControlNet";
+    case JobStatus::ControlNetPaused: return "ControlNet paused";
     case JobStatus::Count: break;
   }
   return "?";
@@ -81,6 +85,36 @@ struct ControlNetStatus {
 struct LossPoint {
   int64_t step;
   float value;
+};
+
+// A ControlNet trained in the GUI (cmd::TrainControlNet): its folder, progress, loss, and
+// the hint-following curve — the mean edge F1 between a fixed set of held-out hints and the
+// samples drawn with them (core/eval/control_eval.h, HintCurve), against the same samples
+// drawn by the base model alone.
+struct ControlNetTraining {
+  bool active = false;          // a trainer is held (running or paused)
+  std::string dir;              // <run>/controlnets/<hint>-N
+  std::string path;             // its controlnet.pt
+  std::string base_path;        // the base checkpoint it trains for
+  HintKind hint = HintKind::Mixed;
+  int64_t step = 0, total_steps = 0;
+  double images_per_s = 0.0;
+  int64_t saved_step = -1;      // step of the newest controlnet.pt (−1 = none yet)
+  std::vector<LossPoint> loss;  // per step (thinned like Snapshot::loss)
+  std::vector<LossPoint> f1;    // hint-following edge F1 with the ControlNet, per curve point
+  double f1_without = -1.0;     // the base model alone on the same hints and seeds (−1 = not yet)
+  int64_t curve_every = 0;      // steps between curve points (0 = off)
+  int curve_images = 0, curve_steps = 0;  // what one point samples: images, DDIM steps
+  double curve_seconds = 0.0;   // what the last point took
+};
+
+// A ControlNet checkpoint found in the current model's run folder (cmd::FindControlNets).
+struct FoundControlNet {
+  std::string path;
+  int64_t step = 0;
+  HintKind hint = HintKind::Mixed;
+  bool fits = false;            // trained for exactly the current model's weights
+  std::string why;              // when it does not fit (or cannot be read): the reason
 };
 
 // One evaluation of the model's samples (cmd::Evaluate).
@@ -184,6 +218,12 @@ struct Snapshot {
   std::shared_ptr<const TrajectoryFrames> samples;  // the last finished run
   std::vector<EvalRecord> evaluations;               // oldest first, of this model
   ControlNetStatus controlnet;
+  ControlNetTraining controlnet_training;
+  // The ControlNets of the current model's run folder, as last listed for model_serial
+  // `controlnets_found_serial` (0 = not listed).
+  std::vector<FoundControlNet> controlnets_found;
+  uint64_t controlnets_found_serial = 0;
+  int64_t controlnets_found_step = -1;  // the model's step then (its weights change as it trains)
 
   std::vector<std::string> log;      // the last kMaxLogLines lines the worker reported
 };
@@ -247,6 +287,21 @@ struct ResumeRun {
 struct SetPreviewEvery {      // preview samples during training; 0 = off
   int64_t steps;
 };
+// Trains a ControlNet for the current model (ControlNet panel "Train"). The model must be
+// idle; it is frozen while the ControlNet trains. Its newest checkpoint is the base (trained
+// steps not in a checkpoint are saved into its run folder first). The ControlNet goes to a
+// new folder <run>/controlnets/<hint>-N/ (controlnet.pt, config.yaml, metrics.csv), or
+// continues the one in `resume_dir`. Pause, Resume and Stop act on it as on training; when
+// it stops or finishes, controlnet.pt is written and becomes the loaded ControlNet.
+struct TrainControlNet {
+  HintKind hint = HintKind::Mixed;
+  int64_t steps = 0;           // train up to this step; 0 = config.controlnet.steps
+  std::string resume_dir;      // "" = a new folder
+  int64_t curve_every = 100;   // steps between hint-following curve points (0 = off)
+};
+// Lists the ControlNets in the current model's run folder and below it
+// (Snapshot::controlnets_found), each checked against the model's weights.
+struct FindControlNets {};
 // An outcome of work done outside the worker (e.g. the GUI's exports): recorded as that
 // job's result and written to the log.
 struct Report {
@@ -257,7 +312,8 @@ struct Report {
 using Command = std::variant<cmd::SetConfig, cmd::LoadData, cmd::StartTraining, cmd::Pause,
                              cmd::Resume, cmd::Stop, cmd::ResetModel, cmd::Sample, cmd::Evaluate, cmd::Cancel,
                              cmd::SaveCheckpoint, cmd::LoadCheckpoint, cmd::ResumeRun,
-                             cmd::SetPreviewEvery, cmd::LoadControlNet, cmd::Report>;
+                             cmd::SetPreviewEvery, cmd::LoadControlNet, cmd::TrainControlNet,
+                             cmd::FindControlNets, cmd::Report>;
 
 struct EngineOptions {
   int threads = 0;              // LibTorch threads for the worker; 0 = cores − reserve

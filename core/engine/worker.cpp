@@ -94,12 +94,7 @@ std::string describe_existing(const std::string& path) {
 
 }  // namespace
 
-Worker::Worker(Config config, EngineOptions options, WorkerLink link)
-    : m_config(std::move(config)), m_options(std::move(options)), m_link(std::move(link)) {
-  for (size_t k = 0; k < kJobKindCount; ++k) m_jobs[k].kind = static_cast<JobKind>(k);
-}
-
-Worker::~Worker() = default;
+// Worker::Worker and ~Worker: in worker_controlnet.cpp, where ControlNetJob is complete.
 
 void Worker::start() {
   try {
@@ -146,14 +141,28 @@ JobKind Worker::job_of(const Command& command) {
           return JobKind::Load;
         if constexpr (std::is_same_v<T, cmd::Sample>) return c.controlnet ? JobKind::ControlNet : JobKind::Sample;
         if constexpr (std::is_same_v<T, cmd::Evaluate>) return JobKind::Evaluate;
-        if constexpr (std::is_same_v<T, cmd::LoadControlNet>) return JobKind::ControlNet;
+        if constexpr (std::is_same_v<T, cmd::LoadControlNet> || std::is_same_v<T, cmd::TrainControlNet> ||
+                      std::is_same_v<T, cmd::FindControlNets>)
+          return JobKind::ControlNet;
         if constexpr (std::is_same_v<T, cmd::Report>) return c.result.kind;
         return JobKind::Train;
       },
       command);
 }
 
+// Commands that would change the model a ControlNet is training for.
+static bool changes_model(const Command& command) {
+  return std::holds_alternative<cmd::SetConfig>(command) || std::holds_alternative<cmd::LoadData>(command) ||
+         std::holds_alternative<cmd::StartTraining>(command) || std::holds_alternative<cmd::ResetModel>(command) ||
+         std::holds_alternative<cmd::LoadCheckpoint>(command) || std::holds_alternative<cmd::ResumeRun>(command);
+}
+
 void Worker::handle(Command& command) {
+  if (m_cn_job && changes_model(command)) {
+    finish(job_of(command), JobOutcome::Failed,
+           "a ControlNet is training for this model (" + controlnet_training_status().dir + "): stop it first; nothing was changed");
+    return;
+  }
   try {
     std::visit([this](auto& c) { on(c); }, command);
   } catch (const std::exception& e) {
@@ -203,6 +212,11 @@ void Worker::replace_model(std::unique_ptr<Trainer> trainer, const std::string& 
   m_preview_labels.clear();
   m_preview_step = -1;
   m_evaluations.clear();
+  m_cn_last = ControlNetTraining{};
+  m_cn_found.clear();
+  m_cn_found_serial = 0;
+  m_cn_found_step = -1;
+  m_model_home.clear();
   if (!m_samples_controlnet) m_samples.reset();
   if (m_controlnet_on_model) {
     m_controlnet.reset();
@@ -362,12 +376,14 @@ void Worker::on(cmd::StartTraining&) {
 }
 
 void Worker::on(cmd::Pause&) {
+  if (m_status == JobStatus::TrainingControlNet) return pause_controlnet(true);
   if (m_status != JobStatus::Training) return;
   m_status = JobStatus::Paused;
   say("paused at step " + std::to_string(trainer()->step()));
 }
 
 void Worker::on(cmd::Resume&) {
+  if (m_status == JobStatus::ControlNetPaused) return pause_controlnet(false);
   if (m_status != JobStatus::Paused) return;
   m_status = JobStatus::Training;
   if (m_run) m_run->restart_clock();
@@ -375,6 +391,11 @@ void Worker::on(cmd::Resume&) {
 }
 
 void Worker::on(cmd::Stop&) {
+  if (m_cn_job) {
+    end_controlnet_training(JobOutcome::Done,
+                            "ControlNet stopped at step " + std::to_string(controlnet_training_status().step));
+    return;
+  }
   if (m_status != JobStatus::Training && m_status != JobStatus::Paused) return;
   m_status = JobStatus::Idle;
   finish(JobKind::Train, JobOutcome::Done, "stopped at step " + std::to_string(trainer()->step()));
@@ -464,6 +485,7 @@ void Worker::load_checkpoint(const std::string& path) {
   }
   replace_model(std::move(loaded), dir);
   const std::string history_dir = run_dir_of_checkpoint(path);
+  m_model_home = history_dir;
   if (!history_dir.empty()) restore_history(history_dir);
 }
 
@@ -685,6 +707,10 @@ std::shared_ptr<Snapshot> Worker::make_snapshot() const {
   s->samples = m_samples;
   s->evaluations = m_evaluations;
   if (m_controlnet) s->controlnet = controlnet_status(*m_controlnet);
+  s->controlnet_training = controlnet_training_status();
+  s->controlnets_found = m_cn_found;
+  s->controlnets_found_serial = m_cn_found_serial;
+  s->controlnets_found_step = m_cn_found_step;
   s->log = m_log;
   return s;
 }

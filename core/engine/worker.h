@@ -22,7 +22,14 @@ struct WorkerLink {
   std::function<void(std::shared_ptr<Snapshot>)> publish;
   const std::atomic<bool>* cancel = nullptr;
   const std::atomic<bool>* shutdown = nullptr;
+  // True while a Pause, Stop or Cancel waits in the queue: a long piece of work inside a
+  // training tick (the hint-following curve) gives way to it.
+  std::function<bool()> interrupted;
 };
+
+// A ControlNet training in the worker (cmd::TrainControlNet): the trainer, its files and
+// the hint-following curve's fixed probe.
+struct ControlNetJob;
 
 class Worker {
  public:
@@ -36,6 +43,9 @@ class Worker {
   // One training step and its periodic work (when training).
   void train_tick();
   bool training() const { return m_status == JobStatus::Training; }
+  // One ControlNet training step and its periodic work (curve point, checkpoint).
+  void controlnet_tick();
+  bool controlnet_training() const { return m_status == JobStatus::TrainingControlNet; }
   std::shared_ptr<Snapshot> make_snapshot() const;
   void publish() { m_link.publish(make_snapshot()); }
 
@@ -54,6 +64,8 @@ class Worker {
   void on(cmd::ResumeRun& c);
   void on(cmd::SetPreviewEvery& c);
   void on(cmd::LoadControlNet& c);
+  void on(cmd::TrainControlNet& c);
+  void on(cmd::FindControlNets& c);
   void on(cmd::Report& c);
 
  private:
@@ -88,6 +100,16 @@ class Worker {
   void record_loss(int64_t step, float value);
   void set_preview(const at::Tensor& images, const at::Tensor& labels, int64_t step);
 
+  // ControlNet training (worker_controlnet.cpp).
+  // The current model's checkpoint for a ControlNet to train on: its newest, after saving
+  // steps no checkpoint holds.
+  std::string base_checkpoint_for_controlnet();
+  // Computes the curve point due at the trainer's step; false when a command interrupted it.
+  bool controlnet_curve_point();
+  // Writes controlnet.pt; on `finish`, ends the job and loads the result (cmd::LoadControlNet).
+  void end_controlnet_training(JobOutcome outcome, const std::string& message);
+  void pause_controlnet(bool pause);
+  ControlNetTraining controlnet_training_status() const;
   Config m_config;
   EngineOptions m_options;
   WorkerLink m_link;
@@ -125,6 +147,12 @@ class Worker {
   std::unique_ptr<Evaluator> m_evaluator;
   std::unique_ptr<LoadedControlNet> m_controlnet;
   bool m_controlnet_on_model = false;  // its base is the current model
+  std::unique_ptr<ControlNetJob> m_cn_job;  // a ControlNet training (running or paused)
+  ControlNetTraining m_cn_last;             // what the last one showed, once it ended
+  std::vector<FoundControlNet> m_cn_found;
+  uint64_t m_cn_found_serial = 0;
+  int64_t m_cn_found_step = -1;
+  std::string m_model_home;  // the run folder the model's checkpoint was loaded from ("" none)
 
   // Dataset summary.
   FloatImages m_data_preview;

@@ -3,12 +3,14 @@
 #include <torch/torch.h>
 
 #include <chrono>
+#include <cmath>
 #include <stdexcept>
 
 #include "core/eval/noisy_classifier.h"
 #include "core/sampling/sampler.h"
 #include "core/vision/canny.h"
 #include "core/vision/edge_metrics.h"
+#include "core/vision/scribble.h"
 
 namespace difflab {
 namespace {
@@ -18,7 +20,63 @@ EdgeScoreSummary summarise(const EdgeScores& s) {
           s.f1.mean().item<double>()};
 }
 
+// Threshold of a sample's (or test image's) pixels in [0, 1] that count as strokes.
+constexpr double kStrokeThreshold = 0.5;
+
+// (n, C, H, W) in [−1, 1] → (n, 1, H, W) in [0, 1], the mean of the channels.
+at::Tensor unit_gray(const at::Tensor& images) {
+  return ((images + 1.0) * 0.5).clamp(0.0, 1.0).mean(1, /*keepdim=*/true);
+}
+
+// What a curve scores of pictures in [−1, 1]: canny edges, or thinned strokes.
+at::Tensor curve_edges(const HintCurve& curve, const at::Tensor& images) {
+  const auto gray = unit_gray(images);
+  if (curve.kind == HintKind::Scribble) return skeletonize((gray > kStrokeThreshold).to(torch::kFloat32));
+  CannyOptions options;
+  options.low = curve.canny_low;
+  options.high = curve.canny_high;
+  return canny(gray, options);
+}
+
 }  // namespace
+
+HintCurve make_hint_curve(const DatasetSplits& data, const ControlNetConfig& cn,
+                          const HintCurveOptions& options) {
+  torch::NoGradGuard no_grad;
+  const int64_t n = std::min<int64_t>(options.n, data.test.size());
+  if (n < 1) throw std::invalid_argument("the hint-following curve needs test images");
+  if (data.shape.points) throw std::invalid_argument("the hint-following curve needs images, not 2-D points");
+  HintCurve curve;
+  curve.kind = cn.hint == HintKind::Scribble ? HintKind::Scribble : HintKind::Canny;
+  curve.canny_low = cn.canny_low;
+  curve.canny_high = cn.canny_high;
+  curve.tolerance = options.tolerance;
+  curve.sample.sampler = SamplerKind::Ddim;
+  curve.sample.eta = 0.0;
+  curve.sample.steps = options.steps;
+  curve.sample.seed = options.seed;
+  curve.sample.n = static_cast<int>(n);
+  curve.sample.class_label = -1;
+  // Spread over the whole test split (loaders may keep it ordered by class).
+  const auto index = torch::arange(n, torch::kLong).mul(data.test.size()).div(n, "floor");
+  curve.reference = curve_edges(curve, gather_batch(data.test, index));
+  curve.hints = make_hint(curve.reference, curve.kind);
+  return curve;
+}
+
+double hint_curve_f1(const HintCurve& curve, const SamplingModel& model, const ControlNet& control,
+                     double scale, c10::Device device, const StepCallback& callback) {
+  torch::NoGradGuard no_grad;
+  SamplingModel unconditional = model;
+  unconditional.num_classes = 0;  // the hint alone decides what is drawn
+  SampleRequest request;
+  request.config = curve.sample;
+  if (control) request.control = {control, curve.hints.to(device), scale};
+  const SampleResult result = run_sampling(unconditional, request, device, callback);
+  if (result.cancelled || !result.images.defined()) return std::nan("");
+  const auto scores = edge_f1(curve_edges(curve, result.images), curve.reference, curve.tolerance);
+  return scores.f1.mean().item<double>();
+}
 
 ControlEvalResult evaluate_controlnet(const LoadedControlNet& control, const DatasetSplits& data,
                                       const ControlEvalOptions& options, c10::Device device) {
