@@ -94,6 +94,24 @@ rc=$?
 grep -q "stopped at step" stopped.txt || fail "no 'stopped at step': $(tail -5 stopped.txt)"
 ls stopped/checkpoints/step_*.pt > /dev/null 2>&1 || fail "no checkpoint after SIGINT"
 
+# ---- the launcher killed with -9: its ranks stop too (rank 0 saves) ----
+"$CLI" train "${TOY[@]}" --nproc 2 --set train.batch_size=32 --steps 100000000 \
+  --out orphaned > orphaned.txt 2>&1 &
+launcher=$!
+for _ in $(seq 600); do grep -q "^step 20/" orphaned.txt && break; sleep 0.1; done
+children=$(pgrep -P "$launcher" | tr '\n' ' ')
+[ -n "$children" ] || fail "no ranks under the launcher: $(cat orphaned.txt)"
+kill -9 "$launcher"
+wait "$launcher" 2> /dev/null
+for _ in $(seq 300); do
+  alive=0
+  for p in $children; do kill -0 "$p" 2> /dev/null && alive=1; done
+  [ $alive -eq 0 ] && break
+  sleep 0.1
+done
+[ $alive -eq 0 ] || { fail "ranks $children outlived their launcher by 30 s"; kill -9 $children 2> /dev/null; }
+ls orphaned/checkpoints/step_*.pt > /dev/null 2>&1 || fail "no checkpoint after the launcher was killed: $(tail -3 orphaned.txt)"
+
 # ---- rank 0 cannot start: every rank ends at once ----
 start=$SECONDS
 out=$("$CLI" train "${TOY[@]}" --nproc 2 --resume latest --out nothing_here 2>&1)

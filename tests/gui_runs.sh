@@ -39,9 +39,11 @@ TINY=(--set train.batch_size=16 --set data.max_train=2000 --set model.base_chann
   > "$OUT" 2> "$ERR" &
 APP_PID=$!
 
-# 1. MNIST: a preview grid every 5 steps (samples/step_N.png, as a CLI run), Train, Stop, Save.
+# 1. MNIST: a preview grid every 5 steps (unit steps; samples/step_N.png, as a CLI run), Train, Stop, Save.
 # (the field is below the loss plot: scroll the Training panel down to it first).
 scroll_over Train 6
+click PreviewUnit
+click PreviewUnit.steps
 type_into PreviewEvery 5
 scroll_over CheckpointPath -6
 M=$(lines)

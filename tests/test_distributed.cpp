@@ -136,7 +136,7 @@ double max_difference(const std::vector<torch::Tensor>& a, const std::vector<tor
 
 struct RankResult {
   std::vector<torch::Tensor> model, ema;
-  std::vector<double> losses;
+  std::vector<double> losses, grad_norms;
   int world = 0;
 };
 
@@ -148,7 +148,11 @@ RankResult train_ranks_step(const Config& c, std::shared_ptr<DatasetSplits> data
   Trainer t(c, data, torch::kCPU, group);
   if (!resume.empty()) t.load_checkpoint(resume);
   RankResult r;
-  for (int i = 0; i < steps; ++i) r.losses.push_back(t.train_step().loss);
+  for (int i = 0; i < steps; ++i) {
+    const StepResult step = t.train_step();
+    r.losses.push_back(step.loss);
+    r.grad_norms.push_back(step.grad_norm);
+  }
   if (!save.empty() && (!group || group->is_main())) t.save_checkpoint(save);
   if (group) group->barrier();  // the file is there before anyone reads it
   r.model = weights(t.model());
@@ -177,6 +181,10 @@ void expect_two_ranks_match_one(Config c) {
   for (int i = 0; i < steps; ++i) {
     EXPECT_NEAR(ranks[0].losses[i], alone.losses[i], 1e-5 * std::abs(alone.losses[i]) + 1e-6) << i;
     EXPECT_EQ(ranks[0].losses[i], ranks[1].losses[i]) << i;  // the loss is the global mean
+    // The norm before clipping, of the averaged gradients: the gradient of the global mean
+    // (AdamW and clipping hide a wrong scale from the weights; this does not).
+    EXPECT_NEAR(ranks[0].grad_norms[i], alone.grad_norms[i], 1e-4 * alone.grad_norms[i]) << i;
+    EXPECT_EQ(ranks[0].grad_norms[i], ranks[1].grad_norms[i]) << i;
   }
   // Training moved the weights (a test that compares two unchanged networks proves nothing).
   Trainer fresh(big, data, torch::kCPU);
@@ -302,7 +310,7 @@ TEST(Distributed, ResumesOnEveryRankFromOneCheckpoint) {
   EXPECT_EQ(max_difference(straight[0].model, resumed[0].model), 0.0);
   EXPECT_EQ(max_difference(straight[0].ema, resumed[0].ema), 0.0);
   EXPECT_EQ(max_difference(resumed[0].model, resumed[1].model), 0.0);
-  // One process can continue a two-rank run (its batch position starts a new epoch).
+  // One process can continue a two-rank run (the batch position counts examples).
   const RankResult alone = train_ranks_step(c, data, 2, nullptr, ckpt);
   EXPECT_EQ(alone.world, 1);
   EXPECT_GT(max_difference(resumed[0].model, alone.model), 0.0);

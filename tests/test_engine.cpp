@@ -391,6 +391,27 @@ TEST(EngineRuns, LoadingARunsCheckpointBringsBackItsHistory) {
   EXPECT_FALSE(s->preview.empty());
 }
 
+TEST(EngineRuns, PreviewsByTrainingTimeSayWhenTheNextComes) {
+  const auto root = temp_dir("preview_time");
+  Config c = toy_config();
+  c.train.steps = 100000;
+  c.train.sample_every = 0;
+  Engine engine(c, options_in(root));
+  engine.send(cmd::SetPreviewEvery{0, 0.3});  // every 0.3 s of training, as the GUI does
+  engine.send(cmd::StartTraining{});
+  auto s = wait_until(engine, [](const Snapshot& s) { return s.preview_step > 0; });
+  ASSERT_GT(s->preview_step, 0) << s->error;
+  EXPECT_FALSE(s->preview.empty());
+  s = wait_until(engine, [](const Snapshot& s) {
+    return s.status == JobStatus::Training && s.run.preview_in_s >= 0;
+  });
+  EXPECT_GE(s->run.preview_in_s, 0.0);
+  EXPECT_LE(s->run.preview_in_s, 0.3);
+  engine.send(cmd::Stop{});
+  ASSERT_TRUE(engine.wait_idle(30));
+  EXPECT_EQ(engine.snapshot()->run.preview_in_s, -1.0);  // not training: none due
+}
+
 TEST(EngineRuns, ResumeRunContinuesInItsFolderFromTheAutosave) {
   const auto root = temp_dir("resume");
   Config c = toy_config();

@@ -422,6 +422,20 @@ TEST(MetricsLog, DifferentHeaderMovesOldFileAside) {
   EXPECT_EQ(read_all(dir + "/metrics.csv"), "step,c\n9,1\n");
 }
 
+TEST(MetricsLog, AnOlderLayoutWithFewerColumnsIsWidenedAndKept) {
+  // A run logged before a column was added at the end (train_s), then resumed.
+  const std::string dir = test_dir("metrics_widen");
+  const std::string old = "step,loss,lr\n1,2,0.1\n2,1.5,0.1\n";
+  write_all(dir + "/metrics.csv", old);
+  {
+    difflab::MetricsLog log(dir, {"loss", "lr", "train_s"});
+    log.write(3, {1, 0.1, 12.5});
+  }
+  EXPECT_EQ(read_all(dir + "/metrics.csv"),
+            "step,loss,lr,train_s\n1,2,0.1,\n2,1.5,0.1,\n3,1,0.1,12.5\n");
+  EXPECT_EQ(read_all(dir + "/metrics.csv.old-1"), old);  // the file as it was
+}
+
 // ---- PNG -------------------------------------------------------------------------------
 
 namespace {

@@ -236,6 +236,19 @@ TEST(Kernels, HashedDropoutKeepsOneMinusPAndScales) {
   EXPECT_NEAR(both, p * p, 0.001);
 }
 
+TEST(Kernels, HashedDropoutTensorOpsGiveTheKernelsMask) {
+  // What CUDA tensors use (the hash as tensor ops), run here on CPU tensors: the kernel's
+  // mask exactly, also across the 2³² element boundary and for a rank's row offset.
+  for (const double p : {0.1, 0.5}) {
+    for (const int64_t first : {int64_t{0}, int64_t{12345}, (int64_t{1} << 32) - 1000}) {
+      const auto like = torch::empty({40, 50});
+      const auto kernel = hashed_dropout_mask({40, 50}, p, 0xabcdef, 3, first);
+      const auto ops = hashed_dropout_mask_on_device(like, p, 0xabcdef, 3, first);
+      EXPECT_TRUE(torch::equal(kernel, ops)) << "p " << p << ", first " << first;
+    }
+  }
+}
+
 TEST(Kernels, HashedDropoutIsReproducibleFromItsSeedAndKeepsGradients) {
   auto x = torch::ones({64, 32}, torch::requires_grad());
   set_dropout_seed(9);

@@ -114,6 +114,48 @@ TEST(RunFolder, HistoryReadsMetricsUpToTheCheckpointAndToleratesATornRow) {
   EXPECT_EQ(h.newest_preview_step, 20);      // step 40 is after the checkpoint
 }
 
+TEST(RunFolder, EvaluationsAreRecordedAndReadBack) {
+  const auto dir = temp_dir("evals");
+  const std::string path = dir + "/" + kRunEvaluationsFile;
+  RunEvaluation a;
+  a.checkpoint = dir + "/checkpoints/step,1.pt";  // a comma in a path is quoted
+  a.step = 400;
+  a.n = 1000;
+  a.sampler = "ddim";
+  a.steps = 50;
+  a.guidance = 3;
+  a.seed = 7;
+  a.accuracy = 0.9125;
+  a.fd = 12.5;
+  a.fd_floor = 1.25;
+  a.reference_images = 1000;
+  a.seconds = 61.5;
+  append_evaluation_csv(path, a);
+  RunEvaluation b = a;
+  b.checkpoint = "";
+  b.step = 800;
+  b.accuracy = std::nan("");  // an unconditional model
+  append_evaluation_csv(path, b);
+  {
+    std::ofstream torn(path, std::ios::app);
+    torn << "x.pt,12";  // a crash mid-row
+  }
+  const auto rows = read_run_evaluations(dir);
+  ASSERT_EQ(rows.size(), 2u);
+  EXPECT_EQ(rows[0].checkpoint, a.checkpoint);
+  EXPECT_EQ(rows[0].step, 400);
+  EXPECT_EQ(rows[0].n, 1000);
+  EXPECT_EQ(rows[0].sampler, "ddim");
+  EXPECT_EQ(rows[0].steps, 50);
+  EXPECT_EQ(rows[0].seed, 7u);
+  EXPECT_NEAR(rows[0].accuracy, 0.9125, 1e-9);
+  EXPECT_NEAR(rows[0].fd, 12.5, 1e-9);
+  EXPECT_NEAR(rows[0].fd_floor, 1.25, 1e-9);
+  EXPECT_EQ(rows[1].step, 800);
+  EXPECT_TRUE(std::isnan(rows[1].accuracy));
+  EXPECT_TRUE(read_run_evaluations(dir + "/nothing_here").empty());
+}
+
 TEST(RunFolder, TheLastGuiRunIsRememberedOnlyWhileItHasACheckpoint) {
   const auto root = temp_dir("last");
   const std::string dir = new_run_dir(root, "toy");
@@ -141,7 +183,7 @@ TEST(TrainingRun, WritesTheRunFolderAsItGoes) {
   // Rows are on disk while the run is alive: a crash now would keep them.
   const auto rows = lines_of(dir + "/metrics.csv");
   ASSERT_EQ(rows.size(), 4u);
-  EXPECT_EQ(rows[0], "step,loss,test_loss,lr,grad_norm,images_per_s,epoch");
+  EXPECT_EQ(rows[0], "step,loss,test_loss,lr,grad_norm,images_per_s,epoch,train_s");
   EXPECT_EQ(rows[2].rfind("6,", 0), 0u);
   EXPECT_NE(rows[2].find(",,"), 1u);  // step 6 has a test loss
   EXPECT_TRUE(fs::exists(dir + "/samples/step_00000006.png"));
@@ -191,6 +233,42 @@ TEST(TrainingRun, ResumingAppendsToTheSameMetrics) {
   const auto rows = lines_of(dir + "/metrics.csv");
   ASSERT_EQ(rows.size(), 4u);  // header, 4, 6, 8
   EXPECT_EQ(rows[3].rfind("8,", 0), 0u);
+  // The training time goes on from where the first part left it (the Runs panel's x axis).
+  const RunHistory h = read_run_history(dir);
+  ASSERT_EQ(h.train_s.size(), 3u);
+  EXPECT_EQ(h.train_s[0].first, 4);
+  EXPECT_GT(h.train_s[0].second, 0.0);
+  EXPECT_GT(h.train_s[1].second, h.train_s[0].second);  // step 6, after the resume
+  EXPECT_GT(h.train_s[2].second, h.train_s[1].second);
+}
+
+TEST(TrainingRun, PreviewsByTrainingTime) {
+  Config c = toy_config();
+  c.train.sample_every = 0;  // by steps: never
+  {
+    const auto dir = temp_dir("preview_time_long") + "/run";
+    RunOptions options{dir};
+    options.preview_every_s = 3600.0;
+    TrainingRun run(make_trainer(c), options);
+    int previews = 0;
+    while (run.trainer().step() < 6) previews += run.step().previewed;
+    EXPECT_EQ(previews, 0);  // an hour has not passed
+    EXPECT_GT(run.seconds_to_preview(), 3500.0);
+    EXPECT_LT(run.seconds_to_preview(), 3600.0);  // training time counts down
+  }
+  {
+    const auto dir = temp_dir("preview_time_short") + "/run";
+    RunOptions options{dir};
+    options.preview_every_s = 1e-9;  // due after every step
+    TrainingRun run(make_trainer(c), options);
+    int previews = 0;
+    while (run.trainer().step() < 3) previews += run.step().previewed;
+    EXPECT_EQ(previews, 3);
+    EXPECT_TRUE(fs::exists(preview_path(dir, 3)));
+    run.set_preview_every_s(0.0);  // back to steps (sample_every 0: none)
+    EXPECT_EQ(run.seconds_to_preview(), -1.0);
+    EXPECT_FALSE(run.step().previewed);
+  }
 }
 
 TEST(TrainingRun, AutosavesAfterItsWallClockPeriod) {

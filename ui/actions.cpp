@@ -50,8 +50,7 @@ void Actions::send_apply(const Config& next, bool config_changed, bool load_data
   if (config_changed) m_engine.send(cmd::SetConfig{next});
   if (load_data) m_engine.send(cmd::LoadData{});
   if (start_training) {
-    if (m_ui.training.preview_every != m_ui.training.preview_every_sent)
-      set_preview_every(m_ui.training.preview_every);
+    if (!m_ui.training.preview_sent) send_preview_settings();
     m_engine.send(cmd::StartTraining{});
   }
 }
@@ -205,10 +204,15 @@ void Actions::report(JobKind kind, bool ok, const std::string& message, const st
   m_engine.send(cmd::Report{result});
 }
 
-void Actions::set_preview_every(int64_t steps) {
-  m_ui.training.preview_every = std::max<int64_t>(steps, 0);
-  m_ui.training.preview_every_sent = m_ui.training.preview_every;
-  m_engine.send(cmd::SetPreviewEvery{m_ui.training.preview_every});
+void Actions::send_preview_settings() {
+  auto& t = m_ui.training;
+  t.preview_every = std::max<int64_t>(t.preview_every, 0);
+  t.preview_every_s = std::max(t.preview_every_s, 0.0);
+  // Off is 0 in either unit: by time with 0 s sends 0 steps too.
+  const bool off = t.preview_by_time ? t.preview_every_s <= 0 : t.preview_every <= 0;
+  m_engine.send(cmd::SetPreviewEvery{off || t.preview_by_time ? 0 : t.preview_every,
+                                     off || !t.preview_by_time ? 0.0 : t.preview_every_s});
+  t.preview_sent = true;
 }
 
 void Actions::set_autosave_minutes(const Snapshot& snap, double minutes) {

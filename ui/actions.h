@@ -44,7 +44,8 @@ class Actions {
   void load_checkpoint(const Snapshot& snap);
   // The start-up offer: load the newest checkpoint of `dir` and continue training it.
   void resume_run(const std::string& dir);
-  void set_preview_every(int64_t steps);
+  // Sends ui.training's preview settings (by time or by steps) to the engine.
+  void send_preview_settings();
   // While training: applies a new train.autosave_minutes to the run at once (the config in
   // force with only that changed; other edits wait for the next Train).
   void set_autosave_minutes(const Snapshot& snap, double minutes);

@@ -25,6 +25,7 @@ enum class Panel {
   Toy2d,
   Log,
   ControlNet,
+  Runs,
   Count
 };
 constexpr size_t kPanelCount = static_cast<size_t>(Panel::Count);
@@ -40,6 +41,7 @@ void draw_forward_panel(const Snapshot& snap, UiContext& ctx);
 void draw_toy2d_panel(const Snapshot& snap, UiContext& ctx);
 void draw_log_panel(const Snapshot& snap, UiContext& ctx);
 void draw_controlnet_panel(const Snapshot& snap, UiContext& ctx);
+void draw_runs_panel(const Snapshot& snap, UiContext& ctx);
 
 // A rectangle of the default tiling: one of three columns (26 % | 37 % | 37 % of the
 // width) and the band [top, bottom) of the height below the menu bar, as fractions.
@@ -69,6 +71,8 @@ constexpr PanelInfo kPanels[] = {
     {Panel::Log, "Log", draw_log_panel, true, {2, 0.80f, 1.0f}, '8'},
     // Over Training + Schedule when opened.
     {Panel::ControlNet, "ControlNet", draw_controlnet_panel, false, {1, 0.0f, 1.0f}, '9'},
+    // Over Training + Schedule when opened, like the ControlNet panel.
+    {Panel::Runs, "Runs", draw_runs_panel, false, {1, 0.0f, 1.0f}, 'R'},
 };
 
 constexpr bool panel_rows_in_order() {

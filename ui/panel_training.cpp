@@ -292,13 +292,48 @@ void draw_loss(const Snapshot& snap, UiState& ui) {
 
 void draw_preview(const Snapshot& snap, UiContext& ctx) {
   UiState& ui = ctx.ui;
+  auto& t = ui.training;
   ImGui::SetNextItemWidth(ImGui::GetFontSize() * 6.0f);
-  int64_t every = ui.training.preview_every;
-  const bool edited = input_int64("Preview every", &every, 50, 0);
+  bool edited = false;
+  if (t.preview_by_time) {
+    int64_t seconds = static_cast<int64_t>(std::lround(t.preview_every_s));
+    edited = input_int64("##preview_every", &seconds, 10, 0);
+    if (edited) t.preview_every_s = static_cast<double>(seconds);
+  } else {
+    edited = input_int64("##preview_every", &t.preview_every, 50, 0);
+  }
   track_item(ui, "PreviewEvery", true);
-  if (edited && every != ui.training.preview_every) ctx.actions.set_preview_every(every);
-  help_marker("Sample a small grid from the EMA model every N steps while training (0 = off). "
-              "Each preview costs a few training steps of time.");
+  ImGui::SameLine();
+  ImGui::SetNextItemWidth(ImGui::GetFontSize() * 5.5f);
+  const char* units[] = {"seconds", "steps"};
+  // No label inside the combo: the tracked rectangle is the box itself (its centre is
+  // where a click opens it).
+  const bool open = ImGui::BeginCombo("##preview_unit", units[t.preview_by_time ? 0 : 1]);
+  track_item(ui, "PreviewUnit", true);
+  if (open) {
+    for (int i = 0; i < 2; ++i) {
+      if (ImGui::Selectable(units[i], (i == 0) == t.preview_by_time)) {
+        edited = edited || (i == 0) != t.preview_by_time;
+        t.preview_by_time = i == 0;
+      }
+      track_item(ui, (std::string("PreviewUnit.") + units[i]).c_str(), true);
+    }
+    ImGui::EndCombo();
+  }
+  ImGui::SameLine();
+  ImGui::TextUnformatted("Preview every");
+  if (edited) {
+    t.preview_sent = false;
+    ctx.actions.send_preview_settings();
+  }
+  help_marker("Sample a small grid from the EMA model while training: every N seconds of "
+              "training (the default, so the first grid comes within a minute on any "
+              "machine) or every N steps; 0 = off. Each preview costs a few training steps of "
+              "time, and is not counted as training time.");
+  if (snap.run.preview_in_s >= 0) {
+    ImGui::SameLine();
+    ImGui::TextDisabled("next in %.0f s", std::ceil(snap.run.preview_in_s));
+  }
   if (snap.preview.empty()) {
     dim_text(snap.points ? "Samples of 2-D models show in the 2-D toy view." : "No preview yet.");
     return;

@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "core/config/config.h"
+#include "core/train/run_folder.h"
 #include "core/vision/hint_preview.h"
 #include "ui/panel_table.h"
 
@@ -49,8 +50,13 @@ struct ModelView {
 
 struct TrainingView {
   std::string checkpoint_path;  // the "Save as" / "Load" path field
-  int64_t preview_every = 200;  // steps between preview samples (cmd::SetPreviewEvery)
-  int64_t preview_every_sent = -1;
+  // Preview samples while training (cmd::SetPreviewEvery): every `preview_every_s` seconds
+  // of training (the default: a first grid within a minute, whatever the model's speed), or
+  // every `preview_every` steps; 0 = off.
+  bool preview_by_time = true;
+  double preview_every_s = 30.0;
+  int64_t preview_every = 200;
+  bool preview_sent = false;    // the engine has the settings above
   float smoothing = 0.95f;      // EMA factor of the smoothed loss curve
   bool log_y = true;
   float zoom = 2.0f;
@@ -152,6 +158,27 @@ struct LogView {
   std::string filter;
 };
 
+// The Runs panel: run folders under `root`, read from disk (metrics.csv), compared.
+struct RunsView {
+  struct Entry {
+    std::string dir, name;
+    RunHistory history;
+    std::vector<RunEvaluation> evals;  // evals.csv: GUI Evaluate and difflab-cli eval
+    bool chosen = false;
+    bool current = false;  // the folder the app's model trains into
+    int64_t modified = 0;  // metrics.csv's last write, for the newest-first order
+  };
+  std::string root;           // "" = the runs root the app was started with
+  std::vector<Entry> runs;    // newest first
+  bool scanned = false;
+  double scanned_at = 0.0;    // ImGui::GetTime() of the last scan
+  std::string scanned_current;  // the current run folder at the last scan
+  bool by_minutes = false;    // x axis: training minutes (train_s) instead of steps
+  bool show_test = true;
+  bool log_y = true;
+  std::string last_event;     // the plot's last "runs plot ..." line (--print-layout)
+};
+
 // Work that would lose unsaved training waits here for the answer to "Save / Discard /
 // Cancel". After Save it runs once the Save job newer than `save_serial` is Done.
 enum class GuardedAction { None, Quit, LoadCheckpoint, ApplyConfig, NewRun };
@@ -229,6 +256,7 @@ struct UiState {
   ControlNetView controlnet;
   ToyView toy;
   LogView log;
+  RunsView runs;
   UnsavedGuard guard;
   ReplaceQuestion replace;
   ResumeOffer resume;

@@ -174,28 +174,22 @@ constexpr int kDefaultEvalSamples = 1000;
 
 void append_csv(const std::string& path, const std::string& checkpoint, int64_t step,
                 const SampleConfig& sc, const EvalResult& r, double seconds) {
-  // Appending = the old rows plus the new one, written atomically: a failed write keeps
-  // the file as it was.
-  std::string text;
-  if (std::filesystem::exists(path)) {
-    std::string why;
-    if (!read_file(path, &text, &why)) throw std::runtime_error("--csv " + path + ": cannot read: " + why);
-    if (!text.empty() && text.back() != '\n') text += '\n';
-  }
-  const bool fresh = text.empty();
-  std::ostringstream out;
-  out << text;
-  if (fresh)
-    out << "checkpoint,step,n,sampler,steps,eta,guidance,classifier_scale,seed,accuracy,fd,"
-           "fd_floor,reference_images,seconds\n";
-  char line[512];
-  std::snprintf(line, sizeof line, ",%lld,%lld,%s,%d,%g,%g,%g,%llu,%.6f,%.6f,%.6f,%lld,%.2f\n",
-                static_cast<long long>(step), static_cast<long long>(r.n),
-                std::string(to_string(sc.sampler)).c_str(), sc.steps, sc.eta, sc.guidance,
-                sc.classifier_scale, static_cast<unsigned long long>(sc.seed), r.accuracy, r.fd,
-                r.fd_floor, static_cast<long long>(r.reference_size), seconds);
-  out << checkpoint << line;
-  write_file_atomic(path, out.str());
+  RunEvaluation e;
+  e.checkpoint = checkpoint;
+  e.step = step;
+  e.n = r.n;
+  e.sampler = std::string(to_string(sc.sampler));
+  e.steps = sc.steps;
+  e.eta = sc.eta;
+  e.guidance = sc.guidance;
+  e.classifier_scale = sc.classifier_scale;
+  e.seed = sc.seed;
+  e.accuracy = r.accuracy;
+  e.fd = r.fd;
+  e.fd_floor = r.fd_floor;
+  e.reference_images = r.reference_size;
+  e.seconds = seconds;
+  append_evaluation_csv(path, e);
 }
 
 // Scores n real training images (other ones than the floor's) as if they were samples.
@@ -272,6 +266,16 @@ int eval_classifier(const Args& args) {
       std::string(to_string(sc.sampler)).c_str(), sc.steps, sc.guidance, sc.classifier_scale,
       static_cast<unsigned long long>(sc.seed), total, seconds);
   if (args.has("csv")) append_csv(args.get("csv"), path, info.step, sc, r, total);
+  // A checkpoint of a run folder: the run keeps the score (the GUI's Runs panel shows it).
+  const std::string run = run_dir_of_checkpoint(path);
+  if (!run.empty()) {
+    const std::string record = (std::filesystem::path(run) / kRunEvaluationsFile).string();
+    if (!args.has("csv") || !std::filesystem::exists(args.get("csv")) ||
+        !std::filesystem::equivalent(args.get("csv"), record)) {
+      append_csv(record, path, info.step, sc, r, total);
+      std::printf("recorded in %s\n", record.c_str());
+    }
+  }
   return 0;
 }
 

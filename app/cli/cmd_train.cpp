@@ -1,4 +1,5 @@
 // difflab-cli train: a training run with progress, logs, sample grids and checkpoints.
+#include <sys/prctl.h>
 #include <torch/torch.h>
 #include <unistd.h>
 
@@ -6,6 +7,7 @@
 #include <chrono>
 #include <cmath>
 #include <csignal>
+#include <cstdlib>
 #include <cstdio>
 #include <exception>
 #include <filesystem>
@@ -115,10 +117,24 @@ int cmd_train(int argc, char** argv) {
     return launch_local_ranks(argc, argv, args.get_int("nproc", 1));
   }
   const auto env = dist_env_from_environment();
+  if (const char* launcher = std::getenv("DIFFLAB_LAUNCHER_PID"); launcher && env) {
+    // Started by --nproc: end with the launcher, even when it is killed outright.
+    prctl(PR_SET_PDEATHSIG, SIGTERM);
+    if (std::to_string(getppid()) != launcher) return 1;  // it is gone already
+  }
   std::shared_ptr<Distributed> dist;
   TrainPlan plan;
   c10::Device device = c10::kCPU;
-  std::string own_copy;  // another rank's copy of the resume checkpoint, removed at the end
+  // Another rank's copy of the resume checkpoint: removed once loaded, or on any error.
+  struct RemovedAtExit {
+    std::string path;
+    void remove() {
+      std::error_code ec;
+      if (!path.empty()) std::filesystem::remove(path, ec);
+      path.clear();
+    }
+    ~RemovedAtExit() { remove(); }
+  } own_copy;
   if (!env || env->world_size == 1) {
     plan = plan_run(args);
     device = setup_runtime(args, plan.config.train.threads);
@@ -151,16 +167,18 @@ int cmd_train(int argc, char** argv) {
     if (!dist->is_main()) plan.config = config_from_yaml(yaml, "rank 0's config");
     if (dist->any(!plan.resume_path.empty())) {
       std::string bytes, read_why;
-      if (dist->is_main() && !read_file(plan.resume_path, &bytes, &read_why))
-        throw CheckpointError("cannot read " + plan.resume_path + ": " + read_why);
-      bytes = dist->broadcast_bytes(bytes);
+      const bool unreadable = dist->is_main() && !read_file(plan.resume_path, &bytes, &read_why);
+      // Empty bytes tell the others that rank 0 could not read it (rank 0 says why).
+      bytes = dist->broadcast_bytes(unreadable ? "" : bytes);
+      if (unreadable) throw CheckpointError("cannot read " + plan.resume_path + ": " + read_why);
+      if (bytes.empty()) return 1;
       if (!dist->is_main()) {
-        own_copy = (std::filesystem::temp_directory_path() /
-                    ("difflab-rank" + std::to_string(dist->rank()) + "-" +
-                     std::to_string(getpid()) + ".pt"))
-                       .string();
-        write_file_atomic(own_copy, bytes);
-        plan.resume_path = own_copy;
+        own_copy.path = (std::filesystem::temp_directory_path() /
+                         ("difflab-rank" + std::to_string(dist->rank()) + "-" +
+                          std::to_string(getpid()) + ".pt"))
+                            .string();
+        write_file_atomic(own_copy.path, bytes);
+        plan.resume_path = own_copy.path;
       }
     }
   }
@@ -168,7 +186,7 @@ int cmd_train(int argc, char** argv) {
   auto data = std::make_shared<DatasetSplits>(load_dataset(config.data));
   auto trainer = std::make_unique<Trainer>(config, data, device, dist);
   if (!plan.resume_path.empty()) trainer->load_checkpoint(plan.resume_path);
-  if (!own_copy.empty()) std::filesystem::remove(own_copy);
+  own_copy.remove();
 
   std::signal(SIGINT, on_signal);
   std::signal(SIGTERM, on_signal);

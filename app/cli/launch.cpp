@@ -125,6 +125,8 @@ int launch_local_ranks(int argc, char** argv, int nproc) {
     env.push_back("LOCAL_WORLD_SIZE=" + std::to_string(nproc));
     env.push_back("MASTER_ADDR=127.0.0.1");
     env.push_back("MASTER_PORT=" + std::to_string(port));
+    // The ranks stop when the launcher dies (app/cli/cmd_train.cpp reads it).
+    env.push_back("DIFFLAB_LAUNCHER_PID=" + std::to_string(getpid()));
     std::vector<char*> cargv, cenv;
     for (auto& a : args) cargv.push_back(a.data());
     cargv.push_back(nullptr);
@@ -149,9 +151,15 @@ int launch_local_ranks(int argc, char** argv, int nproc) {
   constexpr auto kGrace = std::chrono::seconds(60), kKillAfter = std::chrono::seconds(15);
   std::optional<Clock::time_point> failed_at;
   bool terminated = false, killed = false;
-  int living = nproc;
+  int living = nproc, signals = 0;
   while (living > 0) {
-    if (const int sig = g_signal.exchange(0)) signal_living(sig);  // Ctrl-C, kill: every rank
+    // Ctrl-C or kill: to every rank (they stop after the step in progress and rank 0
+    // saves); a third one kills ranks that do not stop (e.g. waiting on a lost peer).
+    if (const int sig = g_signal.exchange(0)) {
+      ++signals;
+      if (signals == 3) std::fprintf(stderr, "launch: killing the ranks\n");
+      signal_living(signals >= 3 ? SIGKILL : sig);
+    }
     int status = 0;
     const pid_t pid = waitpid(-1, &status, WNOHANG);
     if (pid > 0) {

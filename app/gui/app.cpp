@@ -229,6 +229,8 @@ int App::run() {
   engine_options.nice = m_options.worker_nice;
   engine_options.device = m_options.device;
   engine_options.runs_root = m_options.runs_root;
+  // The Runs panel lists the folders where this app's runs go.
+  ui.runs.root = m_options.runs_root.empty() ? default_runs_root(m_config) : m_options.runs_root;
   Engine engine(m_config, engine_options);
   Actions actions(engine, ui);
   TextureCache textures(colormap);
@@ -236,7 +238,7 @@ int App::run() {
   UiContext ctx{ui, actions, textures, points};
   Automation automation(m_options, engine, ui, actions);
   if (m_options.autoload && !automation.driving()) actions.load_dataset(*engine.snapshot());
-  actions.set_preview_every(ui.training.preview_every);
+  actions.send_preview_settings();
   if (!m_options.controlnet.empty()) {
     ui.controlnet.path = m_options.controlnet;
     panel_visible(ui, Panel::ControlNet) = true;

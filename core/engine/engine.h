@@ -173,6 +173,7 @@ struct RunStatus {
   std::string saved_path;
   int64_t unsaved_steps = 0;    // trained steps not in any checkpoint (quitting loses them)
   double autosave_in_s = -1.0;  // seconds of training until the next autosave (−1 = off / not training)
+  double preview_in_s = -1.0;   // seconds of training until the next preview (−1 = by steps / not training)
 };
 
 struct Snapshot {
@@ -286,6 +287,7 @@ struct ResumeRun {
 };
 struct SetPreviewEvery {      // preview samples during training; 0 = off
   int64_t steps;
+  double seconds = 0.0;       // > 0: every this many seconds of training instead of by steps
 };
 // Trains a ControlNet for the current model (ControlNet panel "Train"). The model must be
 // idle; it is frozen while the ControlNet trains. Its newest checkpoint is the base (trained

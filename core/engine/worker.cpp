@@ -188,7 +188,7 @@ TrainingRun& Worker::ensure_run() {
   // anything else gets a new folder of its own.
   const bool resume = !m_loose_dir.empty();
   const std::string dir = resume ? m_loose_dir : new_run_dir(runs_root(), run_stem(m_config.data));
-  RunOptions options{dir, resume, m_preview_every};
+  RunOptions options{dir, resume, m_preview_every, m_preview_every_s};
   m_run = std::make_unique<TrainingRun>(std::move(m_loose), options);
   m_loose_dir.clear();
   remember_last_run(runs_root(), dir);
@@ -409,7 +409,11 @@ void Worker::on(cmd::ResetModel&) {
 
 void Worker::on(cmd::SetPreviewEvery& c) {
   m_preview_every = c.steps;
-  if (m_run) m_run->set_preview_every(c.steps);
+  m_preview_every_s = std::max(0.0, c.seconds);
+  if (m_run) {
+    m_run->set_preview_every(c.steps);
+    m_run->set_preview_every_s(m_preview_every_s);
+  }
 }
 
 void Worker::train_tick() {
@@ -646,6 +650,30 @@ void Worker::on(cmd::Evaluate& c) {
   char line[200];
   std::snprintf(line, sizeof line, "evaluated %lld samples: accuracy %.1f %%, FD %.2f (floor %.2f)",
                 static_cast<long long>(r.n), 100.0 * r.accuracy, r.fd, r.fd_floor);
+  // The run folder keeps the score beside its losses (the Runs panel plots both).
+  const std::string run_dir = m_run ? m_run->dir() : m_loose_dir;
+  if (!run_dir.empty()) {
+    RunEvaluation e;
+    e.step = model->step();
+    e.n = r.n;
+    e.sampler = std::string(to_string(c.config.sampler));
+    e.steps = c.config.steps;
+    e.eta = c.config.eta;
+    e.guidance = c.config.guidance;
+    e.classifier_scale = c.config.classifier_scale;
+    e.seed = c.config.seed;
+    e.accuracy = r.accuracy;
+    e.fd = r.fd;
+    e.fd_floor = r.fd_floor;
+    e.reference_images = r.reference_size;
+    e.seconds = seconds_since(start);
+    const std::string record = (std::filesystem::path(run_dir) / kRunEvaluationsFile).string();
+    try {
+      append_evaluation_csv(record, e);
+    } catch (const std::exception& ex) {
+      say(std::string("the score was not recorded: ") + ex.what());
+    }
+  }
   finish(JobKind::Evaluate, JobOutcome::Done, line);
 }
 
@@ -672,6 +700,7 @@ std::shared_ptr<Snapshot> Worker::make_snapshot() const {
     s->run.saved_path = m_run->saved_path();
     s->run.unsaved_steps = m_run->unsaved_steps();
     s->run.autosave_in_s = m_status == JobStatus::Training ? m_run->seconds_to_autosave() : -1.0;
+    s->run.preview_in_s = m_status == JobStatus::Training ? m_run->seconds_to_preview() : -1.0;
     s->images_per_s = m_run->images_per_s();
     s->eta_s = std::max(0.0, m_run->eta_s());
   } else if (m_loose) {

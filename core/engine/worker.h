@@ -123,6 +123,7 @@ class Worker {
   int64_t m_loose_saved_step = 0;
   uint64_t m_model_serial = 0;
   int64_t m_preview_every = kDefaultPreviewEvery;
+  double m_preview_every_s = 0.0;  // > 0: previews by training time instead
 
   JobStatus m_status = JobStatus::Idle;
   std::string m_message, m_error;

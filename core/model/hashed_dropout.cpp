@@ -45,7 +45,39 @@ void fill_mask(float* out, int64_t n, double p, uint64_t seed, uint64_t call, in
   });
 }
 
+// The same mask as fill_mask, computed with tensor ops on the tensor's own device (CUDA):
+// every 32-bit product is split in 16-bit halves so that no int64 intermediate overflows.
+at::Tensor tensor_mask(const at::Tensor& x, double p, uint64_t seed, uint64_t call, int64_t first) {
+  const uint64_t key = mix64(seed ^ mix64(call + 0x632be59bd9b4e019ULL));
+  const int64_t key_lo = static_cast<int64_t>(key & 0xffffffffULL);
+  const int64_t key_hi = static_cast<int64_t>(key >> 32);
+  constexpr int64_t kLow32 = 0xffffffffLL;
+  const auto mul32 = [](const at::Tensor& v, int64_t c) {  // (v · c) mod 2³², v < 2³²
+    const int64_t c_lo = c & 0xffff, c_hi = c >> 16;
+    return (v * c_lo + at::bitwise_left_shift((v * c_hi).bitwise_and(0xffff), 16))
+        .bitwise_and(kLow32);
+  };
+  const auto hash = [&](at::Tensor v) {  // hash32 above
+    v = v.bitwise_xor(at::bitwise_right_shift(v, 16));
+    v = mul32(v, 0x7feb352d);
+    v = v.bitwise_xor(at::bitwise_right_shift(v, 15));
+    v = mul32(v, 0x846ca68b);
+    return v.bitwise_xor(at::bitwise_right_shift(v, 16));
+  };
+  const auto e = torch::arange(first, first + x.numel(), x.options().dtype(torch::kLong));
+  const auto lo = e.bitwise_and(kLow32), hi = at::bitwise_right_shift(e, 32);
+  const auto h = hash((hash(lo.bitwise_xor(key_lo)) + hi.bitwise_xor(key_hi)).bitwise_and(kLow32));
+  const auto threshold = static_cast<int64_t>(std::min(p * 4294967296.0, 4294967295.0));
+  const double scale = 1.0 / (1.0 - p);
+  return (h >= threshold).to(x.scalar_type()).mul_(scale).view(x.sizes());
+}
+
 }  // namespace
+
+at::Tensor hashed_dropout_mask_on_device(const at::Tensor& like, double p, uint64_t seed,
+                                         uint64_t call, int64_t first_element) {
+  return tensor_mask(like, p, seed, call, first_element);
+}
 
 void set_dropout_seed(uint64_t seed, int64_t first_row) {
   t_seed = seed;
@@ -62,10 +94,13 @@ at::Tensor hashed_dropout_mask(at::IntArrayRef shape, double p, uint64_t seed, u
 
 at::Tensor hashed_dropout(const at::Tensor& x, double p) {
   if (p <= 0.0) return x;
-  if (!x.device().is_cpu()) return torch::dropout(x, p, /*train=*/true);
   // Rows are the leading dimension: row r of this process is row t_first_row + r of the batch.
   const int64_t row_elements = x.dim() > 0 && x.size(0) > 0 ? x.numel() / x.size(0) : 0;
-  auto mask = hashed_dropout_mask(x.sizes(), p, t_seed, t_call++, t_first_row * row_elements);
+  const int64_t first = t_first_row * row_elements;
+  // On CUDA the same hash runs as tensor ops on the device: the same masks as on the CPU
+  // (each rank of a data-parallel run its own rows'), no generator, no host transfer.
+  if (!x.device().is_cpu()) return x * tensor_mask(x, p, t_seed, t_call++, first);
+  auto mask = hashed_dropout_mask(x.sizes(), p, t_seed, t_call++, first);
   return x * mask.to(x.scalar_type());
 }
 

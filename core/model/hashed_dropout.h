@@ -5,7 +5,8 @@
 // Mersenne Twister: profiled on the default MNIST UNet it took 11 % of a training step.
 // Hashing (seed, call, element index) is parallel, needs no shared state, and makes the
 // mask a pure function of the seed, so runs are reproducible and resumable without
-// touching the global generator. CUDA tensors use torch::dropout.
+// touching the global generator. CUDA tensors get the same masks from the same hash as
+// tensor ops on the device.
 #pragma once
 
 #include <ATen/core/Tensor.h>
@@ -29,5 +30,9 @@ at::Tensor hashed_dropout(const at::Tensor& x, double p);
 // element `first_element` + i of the hashed sequence.
 at::Tensor hashed_dropout_mask(at::IntArrayRef shape, double p, uint64_t seed, uint64_t call,
                                int64_t first_element = 0);
+// The same mask computed with tensor ops on `like`'s device, dtype and shape (what CUDA
+// tensors use); on a CPU tensor it must equal hashed_dropout_mask (tested).
+at::Tensor hashed_dropout_mask_on_device(const at::Tensor& like, double p, uint64_t seed,
+                                         uint64_t call, int64_t first_element = 0);
 
 }  // namespace difflab

@@ -12,6 +12,7 @@
 #include <torch/csrc/distributed/c10d/TCPStore.hpp>
 #endif
 #if defined(DIFFLAB_HAVE_NCCL)
+#include <c10/cuda/CUDAFunctions.h>
 #include <torch/csrc/distributed/c10d/ProcessGroupNCCL.hpp>
 #endif
 
@@ -138,6 +139,12 @@ Distributed::Distributed(const DistEnv& env, c10::Device device, std::chrono::mi
   try {
 #if defined(DIFFLAB_HAVE_NCCL)
     if (device.is_cuda() && env.local_world_size <= static_cast<int>(torch::cuda::device_count())) {
+      // NCCL's wait() returns at once unless asked to block; then a dead rank or a timeout
+      // reaches this thread as an error (and the last common step is saved) instead of a
+      // hang or the watchdog's abort. The names of LibTorch 1.x and 2.x.
+      setenv("NCCL_BLOCKING_WAIT", "1", 0);
+      setenv("TORCH_NCCL_BLOCKING_WAIT", "1", 0);
+      c10::cuda::set_device(device.index() < 0 ? 0 : device.index());
       auto opts = c10d::ProcessGroupNCCL::Options::create();
       opts->timeout = timeout;
       m->nccl = c10::make_intrusive<c10d::ProcessGroupNCCL>(m->store, env.rank, env.world_size,
@@ -246,10 +253,9 @@ void Distributed::barrier() {
 #else  // no Gloo: the type exists, and says why it cannot be made
 
 struct Distributed::Impl {};
-Distributed::Distributed(const DistEnv&, c10::Device device, std::chrono::milliseconds) {
-  std::string why;
-  distributed_available(device, &why);
-  throw DistributedError(why);
+Distributed::Distributed(const DistEnv&, c10::Device, std::chrono::milliseconds) {
+  throw DistributedError(
+      "this build has no Gloo (the c10d CPU backend): install libgloo-dev and rebuild");
 }
 Distributed::~Distributed() = default;
 int Distributed::rank() const { return 0; }

@@ -1,5 +1,6 @@
 #include "core/train/metrics_log.h"
 
+#include <algorithm>
 #include <cerrno>
 #include <cmath>
 #include <cstdio>
@@ -57,6 +58,33 @@ void move_aside(const std::string& path) {
   }
 }
 
+
+// Rewrites `path` (whose header is `old_header`) under `header`, which adds columns at the
+// end: every row gets that many empty cells. The original is copied to <path>.old-<n>
+// first, and the new file replaces it atomically, so either one is complete at any time.
+void widen_csv(const std::string& path, const std::string& old_header, const std::string& header) {
+  const auto count = [](const std::string& h) { return std::count(h.begin(), h.end(), ','); };
+  const std::string pad(static_cast<size_t>(count(header) - count(old_header)), ',');
+  std::string bytes, why;
+  if (!read_file(path, &bytes, &why)) throw std::runtime_error("cannot read '" + path + "': " + why);
+  std::string aside;
+  for (int n = 1;; ++n) {
+    aside = path + ".old-" + std::to_string(n);
+    if (!fs::exists(aside)) break;
+  }
+  write_file_atomic(aside, bytes, IfExists::Refuse);
+  std::string out = header + "\n";
+  size_t pos = bytes.find('\n');
+  while (pos != std::string::npos && pos + 1 < bytes.size()) {
+    const size_t end = bytes.find('\n', pos + 1);
+    std::string line = bytes.substr(pos + 1, end == std::string::npos ? std::string::npos : end - pos - 1);
+    if (!line.empty() && line.back() == '\r') line.pop_back();
+    if (!line.empty()) out += line + pad + "\n";
+    pos = end;
+  }
+  write_file_atomic(path, out);
+}
+
 }  // namespace
 
 MetricsLog::MetricsLog(const std::string& dir, std::vector<std::string> columns)
@@ -67,7 +95,15 @@ MetricsLog::MetricsLog(const std::string& dir, std::vector<std::string> columns)
 
   bool append = false;
   if (fs::exists(m_csv_path) && fs::file_size(m_csv_path) > 0) {
-    if (first_line(m_csv_path) == header) {
+    const std::string old_header = first_line(m_csv_path);
+    if (old_header == header) {
+      append = true;
+    } else if (header.size() > old_header.size() && header.compare(0, old_header.size(), old_header) == 0 &&
+               header[old_header.size()] == ',') {
+      // The same run logged by an older version, with fewer columns at the end (e.g. before
+      // train_s): its rows continue in the new layout, their new cells empty. The file as
+      // it was is kept beside it.
+      widen_csv(m_csv_path, old_header, header);
       append = true;
     } else {
       move_aside(m_csv_path);  // a different run's columns: keep it, start fresh

@@ -51,6 +51,43 @@ std::vector<std::string> split_csv(const std::string& line) {
   return cells;
 }
 
+// A CSV line split into cells, with RFC 4180 quotes ("a, b" and "" inside them).
+std::vector<std::string> split_csv_quoted(const std::string& line) {
+  std::vector<std::string> cells(1);
+  bool quoted = false;
+  for (size_t i = 0; i < line.size(); ++i) {
+    const char c = line[i];
+    if (quoted) {
+      if (c == '"' && i + 1 < line.size() && line[i + 1] == '"') {
+        cells.back() += '"';
+        ++i;
+      } else if (c == '"') {
+        quoted = false;
+      } else {
+        cells.back() += c;
+      }
+    } else if (c == '"') {
+      quoted = true;
+    } else if (c == ',') {
+      cells.emplace_back();
+    } else {
+      cells.back() += c;
+    }
+  }
+  return cells;
+}
+
+std::string csv_quote(const std::string& text) {
+  if (text.find_first_of(",\"\n\r") == std::string::npos) return text;
+  std::string out = "\"";
+  for (const char c : text) out += c == '"' ? std::string("\"\"") : std::string(1, c);
+  return out + "\"";
+}
+
+constexpr const char* kEvaluationHeader =
+    "checkpoint,step,n,sampler,steps,eta,guidance,classifier_scale,seed,accuracy,fd,fd_floor,"
+    "reference_images,seconds";
+
 bool parse_double(const std::string& text, double* out) {
   if (text.empty()) return false;
   char* end = nullptr;
@@ -149,17 +186,76 @@ int64_t checkpoint_step_from_name(const std::string& path) {
   return std::stoll(m[1].str());
 }
 
+void append_evaluation_csv(const std::string& path, const RunEvaluation& e) {
+  std::string text;
+  if (fs::exists(path)) {
+    std::string why;
+    if (!read_file(path, &text, &why)) throw std::runtime_error("cannot read '" + path + "': " + why);
+    if (!text.empty() && text.back() != '\n') text += '\n';
+  }
+  if (text.empty()) text = std::string(kEvaluationHeader) + "\n";
+  char line[512];
+  std::snprintf(line, sizeof line, ",%lld,%lld,%s,%d,%g,%g,%g,%llu,%.6f,%.6f,%.6f,%lld,%.2f\n",
+                static_cast<long long>(e.step), static_cast<long long>(e.n),
+                csv_quote(e.sampler).c_str(), e.steps, e.eta, e.guidance, e.classifier_scale,
+                static_cast<unsigned long long>(e.seed), e.accuracy, e.fd, e.fd_floor,
+                static_cast<long long>(e.reference_images), e.seconds);
+  text += csv_quote(e.checkpoint) + line;
+  write_file_atomic(path, text);
+}
+
+std::vector<RunEvaluation> read_run_evaluations(const std::string& dir) {
+  std::vector<RunEvaluation> rows;
+  std::ifstream in(fs::path(dir) / kRunEvaluationsFile, std::ios::binary);
+  std::string line;
+  if (!in || !std::getline(in, line)) return rows;
+  if (!line.empty() && line.back() == '\r') line.pop_back();
+  if (line != kEvaluationHeader) return rows;  // another layout: nothing this reads
+  while (std::getline(in, line)) {
+    if (!line.empty() && line.back() == '\r') line.pop_back();
+    const auto c = split_csv_quoted(line);
+    if (c.size() != 14) continue;
+    RunEvaluation e;
+    double v[12];
+    bool ok = true;
+    for (int i = 0; i < 12 && ok; ++i) {
+      const std::string& cell = c[static_cast<size_t>(i < 2 ? i + 1 : i + 2)];
+      // accuracy ("nan" for an unconditional model) may be NaN; the rest must be numbers
+      if (i == 7 && (cell == "nan" || cell == "-nan")) v[i] = std::nan("");
+      else ok = parse_double(cell, &v[i]);
+    }
+    if (!ok) continue;  // a torn row
+    e.checkpoint = c[0];
+    e.sampler = c[3];
+    e.step = static_cast<int64_t>(v[0]);
+    e.n = static_cast<int64_t>(v[1]);
+    e.steps = static_cast<int>(v[2]);
+    e.eta = v[3];
+    e.guidance = v[4];
+    e.classifier_scale = v[5];
+    e.seed = static_cast<uint64_t>(v[6]);
+    e.accuracy = v[7];
+    e.fd = v[8];
+    e.fd_floor = v[9];
+    e.reference_images = static_cast<int64_t>(v[10]);
+    e.seconds = v[11];
+    rows.push_back(std::move(e));
+  }
+  return rows;
+}
+
 RunHistory read_run_history(const std::string& dir, int64_t max_step) {
   RunHistory h;
   std::ifstream in(fs::path(dir) / "metrics.csv", std::ios::binary);
   std::string line;
-  int loss_col = -1, test_col = -1;
+  int loss_col = -1, test_col = -1, time_col = -1;
   if (in && std::getline(in, line)) {
     if (!line.empty() && line.back() == '\r') line.pop_back();
     const auto header = split_csv(line);
     for (size_t i = 0; i < header.size(); ++i) {
       if (header[i] == "loss") loss_col = static_cast<int>(i);
       if (header[i] == "test_loss") test_col = static_cast<int>(i);
+      if (header[i] == "train_s") time_col = static_cast<int>(i);
     }
     while (std::getline(in, line)) {
       if (!line.empty() && line.back() == '\r') line.pop_back();
@@ -170,12 +266,14 @@ RunHistory read_run_history(const std::string& dir, int64_t max_step) {
       if (max_step >= 0 && s > max_step) continue;  // after the checkpoint: not this model's
       // A run resumed after a crash repeats the steps after its checkpoint: a row for step
       // s replaces whatever the earlier attempt wrote for steps ≥ s.
-      for (auto* series : {&h.loss, &h.test_loss})
+      for (auto* series : {&h.loss, &h.test_loss, &h.train_s})
         while (!series->empty() && series->back().first >= s) series->pop_back();
       if (loss_col > 0 && loss_col < static_cast<int>(cells.size()) && parse_double(cells[loss_col], &v))
         h.loss.emplace_back(s, v);
       if (test_col > 0 && test_col < static_cast<int>(cells.size()) && parse_double(cells[test_col], &v))
         h.test_loss.emplace_back(s, v);
+      if (time_col > 0 && time_col < static_cast<int>(cells.size()) && parse_double(cells[time_col], &v))
+        h.train_s.emplace_back(s, v);
     }
   }
   std::error_code ec;

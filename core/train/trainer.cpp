@@ -217,6 +217,9 @@ StepResult Trainer::train_step() {
 
 StepResult Trainer::step_once() {
   auto& s = *m;
+  // Resolved before the step's draws: `auto` times a few passes (on rank 0 only) that must
+  // not move this step's dropout counter.
+  const bool bf16 = precision().chosen == Precision::Bf16;
   s.model->train();
   // Every rank draws what one process training the whole global batch would draw (same
   // generator, same state) and keeps its own rows [first, first + b) of it.
@@ -261,7 +264,6 @@ StepResult Trainer::step_once() {
   const auto& xt = batch.input;
   // bf16: the network's matrix work under autocast; its output, the loss and everything
   // after it in float32 (the weights, gradients, AdamW state and EMA stay float32).
-  const bool bf16 = precision().chosen == Precision::Bf16;
   at::Tensor raw;
   {
     PrecisionScope scope(bf16, s.device);
@@ -413,8 +415,6 @@ void Trainer::save_checkpoint(const std::string& path) const {
   archive.write("step", c10::IValue(s.step));
   archive.write("epoch", c10::IValue(s.batches.epoch()));
   archive.write("position", c10::IValue(s.batches.position()));
-  // The batch position counts global batches (batch_size × ranks).
-  archive.write("world_size", c10::IValue(s.world()));
   write_module_weights(archive, "model", *s.model);
   write_module_weights(archive, "ema", *s.ema);
   torch::serialize::OutputArchive opt(archive.compilation_unit());
@@ -490,16 +490,8 @@ void Trainer::load_checkpoint(const std::string& path) {
   }
   const int64_t step = read_int(archive, "step", path);
   const int64_t epoch = read_int(archive, "epoch", path);
-  int64_t position = read_int(archive, "position", path);
-  int64_t epoch_start = epoch;
-  // A run resumed on another number of ranks has another global batch: it starts the
-  // next epoch (as a new batch size does), since its position counted the old batches.
-  c10::IValue saved_world;
-  if (archive.try_read("world_size", saved_world) && saved_world.isInt() &&
-      saved_world.toInt() != s.world()) {
-    epoch_start = epoch + 1;
-    position = 0;
-  }
+  // The position counts examples, so a run continues on any number of ranks where it was.
+  const int64_t position = read_int(archive, "position", path);
   TimestepSampler timesteps(s.config.train.timestep_sampler, s.config.diffusion.timesteps,
                             s.config.train.timestep_uniform_mix);
   torch::Tensor history, counts;
@@ -519,7 +511,7 @@ void Trainer::load_checkpoint(const std::string& path) {
   s.optimizer = std::move(optimizer);
   s.gen.set_state(rng);
   s.step = step;
-  s.batches.set_state(epoch_start, position);
+  s.batches.set_state(epoch, position);
   s.timesteps = std::move(timesteps);
   s.recent.clear();
   s.pending.clear();

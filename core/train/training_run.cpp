@@ -2,6 +2,7 @@
 
 #include <torch/torch.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <filesystem>
@@ -21,7 +22,10 @@ namespace {
 constexpr double kRateWindowS = 1.0;
 
 std::vector<std::string> metrics_columns(bool hybrid) {
-  std::vector<std::string> columns = {"loss", "test_loss", "lr", "grad_norm", "images_per_s", "epoch"};
+  // train_s: seconds of training since the run began (previews and checkpoints not
+  // counted; a resumed run continues its count), the x axis of runs compared by time.
+  std::vector<std::string> columns = {"loss", "test_loss", "lr", "grad_norm", "images_per_s",
+                                      "epoch", "train_s"};
   // The hybrid loss also logs its parts: L_simple and the mean L_t in bits/dim.
   if (hybrid) columns.insert(columns.end(), {"loss_simple", "loss_vlb"});
   return columns;
@@ -60,6 +64,12 @@ TrainingRun::TrainingRun(std::unique_ptr<Trainer> trainer, RunOptions options)
   make_dirs((fs::path(m_options.dir) / "samples").string());
   save_config(c, (fs::path(m_options.dir) / "config.yaml").string());
   m_hybrid = c.diffusion.loss == LossKind::Hybrid;
+  if (m_options.resume) {
+    // The training time the run had at the checkpoint's step (none for a run logged
+    // before train_s: it counts from 0 from here).
+    const RunHistory history = read_run_history(m_options.dir, m_trainer->step());
+    if (!history.train_s.empty()) m_train_s = history.train_s.back().second;
+  }
   m_log = std::make_unique<MetricsLog>(m_options.dir, metrics_columns(m_hybrid));
   if (m_options.resume) {
     m_saved_path = latest_checkpoint(m_options.dir);
@@ -81,6 +91,11 @@ int64_t TrainingRun::preview_every() const {
 
 int64_t TrainingRun::unsaved_steps() const {
   return m_trainer->step() - std::max<int64_t>(m_saved_step, 0);
+}
+
+double TrainingRun::seconds_to_preview() const {
+  if (m_options.preview_every_s <= 0) return -1.0;
+  return std::max(0.0, m_options.preview_every_s - m_since_preview_s);
 }
 
 double TrainingRun::seconds_to_autosave() const {
@@ -121,7 +136,10 @@ RunStepReport TrainingRun::step() {
   }
   const StepResult& r = report.step;
   const auto now = Clock::now();
-  m_trained_since_save_s += std::chrono::duration<double>(now - m_last_step_end).count();
+  const double step_s = std::chrono::duration<double>(now - m_last_step_end).count();
+  m_trained_since_save_s += step_s;
+  m_train_s += step_s;
+  m_since_preview_s += step_s;
   m_last_step_end = now;
   m_window_loss += r.loss;
   m_window_grad += r.grad_norm;
@@ -142,7 +160,7 @@ RunStepReport TrainingRun::step() {
     report.window_loss = m_window_loss / m_window_steps;
     std::vector<double> values = {report.window_loss, report.test_loss, r.lr,
                                   m_window_grad / m_window_steps, m_rate,
-                                  static_cast<double>(m_trainer->epoch())};
+                                  static_cast<double>(m_trainer->epoch()), m_train_s};
     if (m_hybrid) values.insert(values.end(), {m_window_simple / m_window_steps, m_window_vlb / m_window_steps});
     m_log->write(s, values);
     m_log->flush();  // a crash keeps every row written so far
@@ -153,7 +171,9 @@ RunStepReport TrainingRun::step() {
     m_window_steps = 0;
   }
   const int64_t every = preview_every();
-  if (every > 0 && s % every == 0) {
+  const bool by_time = m_options.preview_every_s > 0;
+  if (by_time ? m_since_preview_s >= m_options.preview_every_s : every > 0 && s % every == 0) {
+    m_since_preview_s = 0.0;
     const auto result = preview(false, preview_path(m_options.dir, s));
     if (!result.cancelled) {
       report.previewed = true;

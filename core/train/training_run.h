@@ -33,6 +33,9 @@ struct RunOptions {
   bool resume = false;
   // Steps between preview grids (samples/step_N.png); −1 = config.train.sample_every.
   int64_t preview_every = -1;
+  // Seconds of training between previews instead (> 0; the GUI's default, so the first
+  // grid comes within a minute whatever the model's speed); 0 = by steps.
+  double preview_every_s = 0.0;
 };
 
 // What one step did besides training.
@@ -83,6 +86,10 @@ class TrainingRun {
   double eta_s() const;
   void set_preview_every(int64_t steps) { m_options.preview_every = steps; }
   int64_t preview_every() const;
+  // Previews every `seconds` of training (previews and checkpoints not counted); 0 = by steps.
+  void set_preview_every_s(double seconds) { m_options.preview_every_s = seconds; }
+  // Seconds of training until the next time-based preview (−1 when previews go by steps).
+  double seconds_to_preview() const;
   // Applies new train settings to the trainer and the run (log/eval/preview intervals).
   void set_train_config(const TrainConfig& train);
 
@@ -95,6 +102,8 @@ class TrainingRun {
   int64_t m_saved_step = -1;
   std::string m_saved_path;
   double m_trained_since_save_s = 0.0;  // training wall time since the last checkpoint
+  double m_train_s = 0.0;               // training wall time of the whole run (train_s)
+  double m_since_preview_s = 0.0;       // training wall time since the last preview
   Clock::time_point m_last_step_end;
   bool m_clock_running = false;
   // The window of steps since the last metrics row.
