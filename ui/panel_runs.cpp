@@ -129,6 +129,10 @@ void draw_runs_panel(const Snapshot& snap, UiContext& ctx) {
   ImGui::Checkbox("test loss", &v.show_test);
   ImGui::SameLine();
   ImGui::Checkbox("log y", &v.log_y);
+  help_marker("Lines: the training loss each run logged; dots: its test loss. Losses of "
+              "different objectives measure different targets (ε, x₀, v, velocity, EDM's "
+              "F): compare runs of one objective by loss, and any runs by their evaluations "
+              "below (Evaluate in the Sampling panel, or difflab-cli eval of a checkpoint).");
 
   if (v.runs.empty()) {
     dim_text(("No run folders in '" + v.root + "' yet. Train a model (Training panel) or "
@@ -140,17 +144,21 @@ void draw_runs_panel(const Snapshot& snap, UiContext& ctx) {
   const ImGuiTableFlags flags = ImGuiTableFlags_RowBg | ImGuiTableFlags_BordersInnerH |
                                 ImGuiTableFlags_SizingFixedFit | ImGuiTableFlags_ScrollY;
   const float rows_height =
-      std::min(ImGui::GetTextLineHeightWithSpacing() * (static_cast<float>(v.runs.size()) + 1.5f),
+      std::min(ImGui::GetFrameHeightWithSpacing() * (static_cast<float>(v.runs.size()) + 1.2f),
                ImGui::GetContentRegionAvail().y * 0.4f);
+  float name_width = ImGui::CalcTextSize("run").x;
+  for (const auto& r : v.runs)
+    name_width = std::max(name_width, ImGui::CalcTextSize((r.name + " (current)").c_str()).x);
   if (ImGui::BeginTable("runs", 7, flags, ImVec2(0, rows_height))) {
     ImGui::TableSetupScrollFreeze(0, 1);
     ImGui::TableSetupColumn("");
-    ImGui::TableSetupColumn("run", ImGuiTableColumnFlags_WidthStretch);
+    ImGui::TableSetupColumn("run", ImGuiTableColumnFlags_WidthFixed,
+                            std::min(name_width, ImGui::GetContentRegionAvail().x * 0.45f));
     ImGui::TableSetupColumn("steps");
     ImGui::TableSetupColumn("minutes");
     ImGui::TableSetupColumn("loss");
     ImGui::TableSetupColumn("test loss");
-    ImGui::TableSetupColumn("last evaluation");
+    ImGui::TableSetupColumn("last evaluation", ImGuiTableColumnFlags_WidthStretch);
     ImGui::TableHeadersRow();
     for (size_t i = 0; i < v.runs.size(); ++i) {
       auto& r = v.runs[i];
@@ -182,12 +190,13 @@ void draw_runs_panel(const Snapshot& snap, UiContext& ctx) {
       } else {
         const auto& e = r.evals.back();
         if (std::isnan(e.accuracy))
-          ImGui::Text("FD %.1f (floor %.1f)", e.fd, e.fd_floor);
+          ImGui::Text("FD %.1f", e.fd);
         else
-          ImGui::Text("%.1f %%, FD %.1f (floor %.1f)", 100.0 * e.accuracy, e.fd, e.fd_floor);
+          ImGui::Text("%.1f %%, FD %.1f", 100.0 * e.accuracy, e.fd);
         if (ImGui::IsItemHovered())
-          ImGui::SetTooltip("step %lld, N %lld, %s %d steps, guidance %.2g", static_cast<long long>(e.step),
-                            static_cast<long long>(e.n), e.sampler.c_str(), e.steps, e.guidance);
+          ImGui::SetTooltip("step %lld: N %lld, %s %d steps, guidance %.2g; FD floor %.1f",
+                            static_cast<long long>(e.step), static_cast<long long>(e.n),
+                            e.sampler.c_str(), e.steps, e.guidance, e.fd_floor);
       }
       ImGui::PopID();
     }
