@@ -174,22 +174,7 @@ constexpr int kDefaultEvalSamples = 1000;
 
 void append_csv(const std::string& path, const std::string& checkpoint, int64_t step,
                 const SampleConfig& sc, const EvalResult& r, double seconds) {
-  RunEvaluation e;
-  e.checkpoint = checkpoint;
-  e.step = step;
-  e.n = r.n;
-  e.sampler = std::string(to_string(sc.sampler));
-  e.steps = sc.steps;
-  e.eta = sc.eta;
-  e.guidance = sc.guidance;
-  e.classifier_scale = sc.classifier_scale;
-  e.seed = sc.seed;
-  e.accuracy = r.accuracy;
-  e.fd = r.fd;
-  e.fd_floor = r.fd_floor;
-  e.reference_images = r.reference_size;
-  e.seconds = seconds;
-  append_evaluation_csv(path, e);
+  append_evaluation_csv(path, evaluation_record(checkpoint, step, sc, r, seconds));
 }
 
 // Scores n real training images (other ones than the floor's) as if they were samples.

@@ -653,23 +653,10 @@ void Worker::on(cmd::Evaluate& c) {
   // The run folder keeps the score beside its losses (the Runs panel plots both).
   const std::string run_dir = m_run ? m_run->dir() : m_loose_dir;
   if (!run_dir.empty()) {
-    RunEvaluation e;
-    e.step = model->step();
-    e.n = r.n;
-    e.sampler = std::string(to_string(c.config.sampler));
-    e.steps = c.config.steps;
-    e.eta = c.config.eta;
-    e.guidance = c.config.guidance;
-    e.classifier_scale = c.config.classifier_scale;
-    e.seed = c.config.seed;
-    e.accuracy = r.accuracy;
-    e.fd = r.fd;
-    e.fd_floor = r.fd_floor;
-    e.reference_images = r.reference_size;
-    e.seconds = seconds_since(start);
     const std::string record = (std::filesystem::path(run_dir) / kRunEvaluationsFile).string();
     try {
-      append_evaluation_csv(record, e);
+      append_evaluation_csv(
+          record, evaluation_record("", model->step(), c.config, r, seconds_since(start)));
     } catch (const std::exception& ex) {
       say(std::string("the score was not recorded: ") + ex.what());
     }

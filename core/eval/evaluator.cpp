@@ -275,6 +275,27 @@ Evaluator load_or_train_evaluator(const std::string& cache_path, const DatasetSp
   return e;
 }
 
+RunEvaluation evaluation_record(const std::string& checkpoint, int64_t step,
+                                const SampleConfig& sample, const EvalResult& result,
+                                double seconds) {
+  RunEvaluation e;
+  e.checkpoint = checkpoint;
+  e.step = step;
+  e.n = result.n;
+  e.sampler = std::string(to_string(sample.sampler));
+  e.steps = sample.steps;
+  e.eta = sample.eta;
+  e.guidance = sample.guidance;
+  e.classifier_scale = sample.classifier_scale;
+  e.seed = sample.seed;
+  e.accuracy = result.accuracy;
+  e.fd = result.fd;
+  e.fd_floor = result.fd_floor;
+  e.reference_images = result.reference_size;
+  e.seconds = seconds;
+  return e;
+}
+
 EvalResult evaluate_samples(const Evaluator& evaluator, const at::Tensor& samples,
                             const at::Tensor& labels, const DatasetSplits& data, uint64_t seed) {
   check_image_data(data);

@@ -24,6 +24,7 @@
 
 #include "core/data/dataset.h"
 #include "core/sampling/sampler.h"
+#include "core/train/run_folder.h"  // RunEvaluation
 
 namespace difflab {
 
@@ -100,6 +101,12 @@ struct EvalResult {
   double fd_floor = 0;         // FD(n random training images, test split)
   int64_t reference_size = 0;  // test images the FDs are measured against
 };
+
+// The row of evals.csv for one evaluation: what was scored (`checkpoint`, "" for a model in
+// memory), at which step, sampled how, and the result.
+RunEvaluation evaluation_record(const std::string& checkpoint, int64_t step,
+                                const SampleConfig& sample, const EvalResult& result,
+                                double seconds);
 
 // Scores `samples` (N, C, H, W) drawn for `labels` (N; −1 = no class) against `data`'s test
 // split; the floor uses N training images chosen with `seed`.

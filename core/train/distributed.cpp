@@ -80,6 +80,9 @@ struct Distributed::Impl {
   c10::intrusive_ptr<c10d::ProcessGroupGloo> gloo;
 #if defined(DIFFLAB_HAVE_NCCL)
   c10::intrusive_ptr<c10d::ProcessGroupNCCL> nccl;
+  bool uses_nccl() const { return static_cast<bool>(nccl); }
+#else
+  bool uses_nccl() const { return false; }
 #endif
 
   // Runs one collective on the group and waits for it; any failure becomes a
@@ -175,16 +178,11 @@ Distributed::~Distributed() = default;
 
 int Distributed::rank() const { return m->env.rank; }
 int Distributed::world_size() const { return m->env.world_size; }
-const char* Distributed::backend() const {
-#if defined(DIFFLAB_HAVE_NCCL)
-  if (m->nccl) return "nccl";
-#endif
-  return "gloo";
-}
+const char* Distributed::backend() const { return m->uses_nccl() ? "nccl" : "gloo"; }
 
 // NCCL carries only CUDA tensors: CPU ones (flags, sizes, bytes) travel through the device.
 void Distributed::all_reduce_sum(at::Tensor& t) {
-  const bool via_device = std::string(backend()) == "nccl" && !t.is_cuda();
+  const bool via_device = m->uses_nccl() && !t.is_cuda();
   std::vector<at::Tensor> ts{via_device ? t.to(m->device) : t};
   m->run("all-reduce", [&](auto& pg) { return pg.allreduce(ts); });
   if (via_device) t.copy_(ts[0]);
@@ -223,7 +221,7 @@ double Distributed::average_gradients(const std::vector<at::Tensor>& params) {
 }
 
 void Distributed::broadcast(at::Tensor& t) {
-  const bool via_device = std::string(backend()) == "nccl" && !t.is_cuda();
+  const bool via_device = m->uses_nccl() && !t.is_cuda();
   std::vector<at::Tensor> ts{via_device ? t.to(m->device) : t};
   m->run("broadcast", [&](auto& pg) { return pg.broadcast(ts); });
   if (via_device) t.copy_(ts[0]);

@@ -44,13 +44,17 @@ bool ends_with_newline(const std::string& path) {
   return last == '\n';
 }
 
+// <path>.old-<n> with the first n that names no file.
+std::string free_aside_path(const std::string& path) {
+  for (int n = 1;; ++n) {
+    std::string aside = path + ".old-" + std::to_string(n);
+    if (!fs::exists(aside)) return aside;
+  }
+}
+
 // Moves `path` out of the way to <path>.old-<n> with the first free n.
 void move_aside(const std::string& path) {
-  std::string aside;
-  for (int n = 1;; ++n) {
-    aside = path + ".old-" + std::to_string(n);
-    if (!fs::exists(aside)) break;
-  }
+  const std::string aside = free_aside_path(path);
   std::error_code ec;
   fs::rename(path, aside, ec);
   if (ec) {
@@ -67,12 +71,7 @@ void widen_csv(const std::string& path, const std::string& old_header, const std
   const std::string pad(static_cast<size_t>(count(header) - count(old_header)), ',');
   std::string bytes, why;
   if (!read_file(path, &bytes, &why)) throw std::runtime_error("cannot read '" + path + "': " + why);
-  std::string aside;
-  for (int n = 1;; ++n) {
-    aside = path + ".old-" + std::to_string(n);
-    if (!fs::exists(aside)) break;
-  }
-  write_file_atomic(aside, bytes, IfExists::Refuse);
+  write_file_atomic(free_aside_path(path), bytes, IfExists::Refuse);
   std::string out = header + "\n";
   size_t pos = bytes.find('\n');
   while (pos != std::string::npos && pos + 1 < bytes.size()) {

@@ -42,17 +42,8 @@ std::string today() {
 }
 
 // Splits one CSV line into cells (metrics.csv has no quoting).
-std::vector<std::string> split_csv(const std::string& line) {
-  std::vector<std::string> cells;
-  std::string cell;
-  std::istringstream in(line);
-  while (std::getline(in, cell, ',')) cells.push_back(cell);
-  if (!line.empty() && line.back() == ',') cells.emplace_back();
-  return cells;
-}
-
 // A CSV line split into cells, with RFC 4180 quotes ("a, b" and "" inside them).
-std::vector<std::string> split_csv_quoted(const std::string& line) {
+std::vector<std::string> split_csv(const std::string& line) {
   std::vector<std::string> cells(1);
   bool quoted = false;
   for (size_t i = 0; i < line.size(); ++i) {
@@ -213,7 +204,7 @@ std::vector<RunEvaluation> read_run_evaluations(const std::string& dir) {
   if (line != kEvaluationHeader) return rows;  // another layout: nothing this reads
   while (std::getline(in, line)) {
     if (!line.empty() && line.back() == '\r') line.pop_back();
-    const auto c = split_csv_quoted(line);
+    const auto c = split_csv(line);
     if (c.size() != 14) continue;
     RunEvaluation e;
     double v[12];
