@@ -1,7 +1,9 @@
 // ControlNet: a fresh one (zero convolutions still zero) leaves the base model's output
 // exactly unchanged, in the network and through a whole sampler run with CFG; the copy
 // starts as the base's encoder; gradients reach only the ControlNet; hints batch as CFG
-// needs; the trainer learns, saves, and its checkpoints load only with their own base.
+// needs; the trainer learns, saves, and its checkpoints load only with their own base;
+// exported copies (the starter models) of a base and its ControlNet load, sample, train on
+// and move together.
 #include <gtest/gtest.h>
 #include <torch/torch.h>
 
@@ -15,6 +17,7 @@
 #include "core/model/unet.h"
 #include "core/sampling/sampler.h"
 #include "core/train/controlnet_trainer.h"
+#include "core/train/export.h"
 #include "core/train/trainer.h"
 
 using namespace difflab;
@@ -229,9 +232,11 @@ std::shared_ptr<DatasetSplits> bar_images(int64_t n = 96) {
 
 // A base checkpoint trained for a few steps on bar_images, written by the real Trainer.
 std::string train_base(const std::string& dir, std::shared_ptr<DatasetSplits> data,
-                       int steps = 3) {
+                       int steps = 3, Objective objective = Objective::Ddpm) {
   Config c;
   c.data.image_size = 12;
+  c.diffusion.objective = objective;
+  if (objective != Objective::Ddpm) c.sample.sampler = SamplerKind::Euler;
   c.diffusion.timesteps = 50;
   c.model = tiny_model();
   c.model.zero_init_last = true;
@@ -512,4 +517,144 @@ TEST(HintCurve, ScoresTheControlledSamplesWithFixedSeeds) {
   EXPECT_LE(with, 1.0);
   // A cancelled run gives no point.
   EXPECT_TRUE(std::isnan(hint_curve_f1(curve, base, net, 1.0, torch::kCPU, [](const StepInfo&) { return false; })));
+}
+
+namespace {
+
+std::vector<torch::Tensor> weights(const torch::nn::Module& m) {
+  std::vector<torch::Tensor> out;
+  for (const auto& p : m.parameters()) out.push_back(p.detach().clone());
+  return out;
+}
+
+int64_t size_of(const std::string& path) { return static_cast<int64_t>(fs::file_size(path)); }
+
+}  // namespace
+
+TEST(Export, AModelAndItsControlNetTravelAsHalfPrecisionCopies) {
+  const std::string dir = temp_dir("export");
+  auto data = bar_images();
+  // A flow-matching base, as the starter models are.
+  const std::string base = train_base(dir, data, 4, Objective::FlowMatching);
+  const std::string starter = dir + "/starter/model.pt";
+  ExportOptions half;
+  const ExportSummary s = export_checkpoint(base, starter, half);
+  EXPECT_EQ(s.kind, CheckpointKind::Model);
+  EXPECT_EQ(s.step, 4);
+  EXPECT_EQ(exported_precision(starter), "fp16");
+  EXPECT_EQ(exported_precision(base), "");
+  // EMA weights alone in 2 bytes, against raw + EMA + two AdamW moments in 4.
+  EXPECT_LT(size_of(starter) * 5, size_of(base)) << size_of(starter) << " vs " << size_of(base);
+
+  // The copy is the original's EMA rounded to half precision, whichever weights are asked for.
+  auto ema = load_checkpoint_model(base, /*use_ema=*/true, torch::kCPU);
+  for (bool use_ema : {true, false}) {
+    CheckpointInfo info;
+    auto copy = load_checkpoint_model(starter, use_ema, torch::kCPU, &info);
+    EXPECT_EQ(info.step, 4);
+    const auto a = weights(*ema), b = weights(*copy);
+    ASSERT_EQ(a.size(), b.size());
+    for (size_t i = 0; i < a.size(); ++i)
+      EXPECT_TRUE(torch::equal(a[i].to(torch::kHalf).to(torch::kFloat), b[i])) << i;
+  }
+  // Its samples are the original's to half-precision rounding (same seeds).
+  {
+    SampleRequest request;
+    request.config.sampler = SamplerKind::Euler;
+    request.config.n = 4;
+    request.config.steps = 5;
+    request.config.guidance = 2.0;
+    request.config.seed = 3;
+    const auto original = run_sampling(load_sampling_model(base, true, torch::kCPU), request, torch::kCPU);
+    const auto copied = run_sampling(load_sampling_model(starter, true, torch::kCPU), request, torch::kCPU);
+    const double diff = (original.images - copied.images).abs().max().item<double>();
+    EXPECT_LT(diff, 0.02);
+    EXPECT_GT(original.images.abs().max().item<double>(), 0.1);
+  }
+  // A trainer takes it: the weights as model and EMA, a fresh optimizer, and it trains on.
+  {
+    Config c = read_checkpoint_info(starter).config;
+    Trainer t(c, data, torch::kCPU);
+    t.load_checkpoint(starter);
+    EXPECT_EQ(t.step(), 4);
+    const auto w = weights(*load_checkpoint_model(starter, true, torch::kCPU));
+    const auto m = weights(*t.model()), e = weights(*t.ema_model());
+    for (size_t i = 0; i < w.size(); ++i) {
+      EXPECT_TRUE(torch::equal(w[i], m[i])) << i;
+      EXPECT_TRUE(torch::equal(w[i], e[i])) << i;
+    }
+    EXPECT_TRUE(std::isfinite(t.train_step().loss));
+    EXPECT_EQ(t.step(), 5);
+  }
+
+  // A ControlNet trained on the exported base, exported beside it.
+  Config cc = controlnet_config(starter);
+  ControlNetTrainer cn(cc, data, torch::kCPU);
+  for (int i = 0; i < 3; ++i) cn.train_step();
+  const std::string full = dir + "/controlnet_full.pt";
+  cn.save(full);
+  const std::string cn_copy = dir + "/starter/controlnets/mixed/controlnet.pt";
+  ExportOptions with_base;
+  with_base.base = starter;
+  const ExportSummary cs = export_checkpoint(full, cn_copy, with_base);
+  EXPECT_EQ(cs.kind, CheckpointKind::ControlNet);
+  EXPECT_EQ(cs.base, "../../model.pt");
+  EXPECT_EQ(exported_precision(cn_copy), "fp16");
+  // The pair moves together: the base is found relative to the ControlNet.
+  fs::rename(dir + "/starter", dir + "/moved");
+  const auto loaded = load_controlnet(dir + "/moved/controlnets/mixed/controlnet.pt", torch::kCPU);
+  EXPECT_EQ(loaded.step, 3);
+  EXPECT_EQ(fs::path(loaded.base_path), fs::path(dir + "/moved/model.pt").lexically_normal());
+  const auto cw = weights(*cn.controlnet()), lw = weights(*loaded.net);
+  ASSERT_EQ(cw.size(), lw.size());
+  for (size_t i = 0; i < cw.size(); ++i)
+    EXPECT_TRUE(torch::equal(cw[i].to(torch::kHalf).to(torch::kFloat), lw[i])) << i;
+  // The full-precision base is another base: the ControlNet does not belong to it.
+  try {
+    export_checkpoint(full, dir + "/wrong.pt", ExportOptions{ExportPrecision::Fp16, base});
+    FAIL() << "exported a ControlNet with a base it was not trained on";
+  } catch (const CheckpointError& e) {
+    EXPECT_NE(std::string(e.what()).find("other base weights"), std::string::npos) << e.what();
+  }
+  EXPECT_FALSE(fs::exists(dir + "/wrong.pt"));
+  // Not a model or ControlNet; the file itself; a base named for a model.
+  std::ofstream(dir + "/junk.pt") << "not a checkpoint";
+  try {
+    export_checkpoint(dir + "/junk.pt", dir + "/junk_copy.pt", half);
+    FAIL();
+  } catch (const CheckpointError& e) {
+    EXPECT_NE(std::string(e.what()).find(dir + "/junk.pt"), std::string::npos) << e.what();
+  }
+  EXPECT_THROW(export_checkpoint(base, base, half), CheckpointError);
+  EXPECT_THROW(export_checkpoint(base, dir + "/x.pt", ExportOptions{ExportPrecision::Fp16, base}),
+               CheckpointError);
+  EXPECT_FALSE(fs::exists(dir + "/junk_copy.pt"));
+  EXPECT_FALSE(fs::exists(dir + "/x.pt"));
+  EXPECT_EQ(parse_export_precision("bf16"), ExportPrecision::Bf16);
+  EXPECT_THROW(parse_export_precision("fp8"), std::invalid_argument);
+}
+
+// The ControlNet learns to steer a base of any objective, on that base's own training
+// draws: flow matching and EDM as DDPM.
+TEST(ControlNetTrainer, LearnsOnFlowMatchingAndEdmBases) {
+  auto data = bar_images();
+  for (Objective objective : {Objective::FlowMatching, Objective::Edm}) {
+    const std::string dir = temp_dir(std::string("objective_") + std::string(to_string(objective)));
+    const std::string base = train_base(dir, data, 3, objective);
+    ControlNetTrainer trainer(controlnet_config(base), data, torch::kCPU);
+    EXPECT_EQ(trainer.config().diffusion.objective, objective);
+    EXPECT_DOUBLE_EQ(trainer.evaluate(2, 1.0), trainer.evaluate(2, 0.0));
+    for (int i = 0; i < 40; ++i) ASSERT_TRUE(std::isfinite(trainer.train_step().loss));
+    EXPECT_LT(trainer.evaluate(2, 1.0), trainer.evaluate(2, 0.0)) << to_string(objective);
+    // It samples through the objective's own sampler with the hint.
+    trainer.save(dir + "/controlnet.pt");
+    const auto loaded = load_controlnet(dir + "/controlnet.pt", torch::kCPU);
+    SampleRequest request;
+    request.config.sampler = SamplerKind::Euler;
+    request.config.steps = 4;
+    request.config.n = 2;
+    request.control = {loaded.net, random_hint(2, 9), 1.0};
+    const auto out = run_sampling(sampling_model(loaded), request, torch::kCPU);
+    EXPECT_TRUE(torch::isfinite(out.images).all().item<bool>());
+  }
 }

@@ -11,6 +11,7 @@
 #include "core/data/dataset.h"
 #include "core/diffusion/gaussian_diffusion.h"
 #include "core/train/checkpoint_io.h"
+#include "core/sampling/field.h"
 #include "core/train/nll_eval.h"
 #include "core/train/trainer.h"
 
@@ -125,6 +126,18 @@ TEST(Trainer, LearnsEightGaussiansWithTheMlp) {
   auto dist = torch::cdist(points, centres).amin(1);
   const double near = (dist < 0.25).to(torch::kFloat32).mean().item<double>();
   EXPECT_GT(near, 0.6) << "only " << near << " of samples near a mode";
+
+  // The field the 2-D view draws (core/sampling/field.h): at a small t, the score just
+  // outside each mode points back to it; at a large t, far points are pulled inwards.
+  const SamplingModel model = sampling_model(trainer, /*ema=*/true);
+  const auto outside = centres * (1.0 + 0.2 / 0.8);
+  const auto near_field = sampling_field(model, outside, 2, -1, 1.0, torch::kCPU);
+  ASSERT_EQ(near_field.sizes(), outside.sizes());
+  const auto back = ((centres - outside) * near_field).sum(1);
+  EXPECT_GE((back > 0).sum().item<int64_t>(), 7) << near_field;
+  const auto far = centres * (3.0 / 0.8);
+  const auto far_field = sampling_field(model, far, 60, -1, 1.0, torch::kCPU);
+  EXPECT_EQ(((-far * far_field).sum(1) > 0).sum().item<int64_t>(), 8) << far_field;
 }
 
 TEST(Trainer, TinyUNetLossFallsAndSamplesHaveTheDataShape) {

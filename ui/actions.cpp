@@ -4,6 +4,7 @@
 #include <exception>
 
 #include "core/util/paths.h"
+#include "ui/widgets.h"
 
 namespace difflab {
 
@@ -282,6 +283,7 @@ void Actions::set_frame(const Snapshot& snap, int frame) {
   // Positions 0 .. F−1 are the recorded frames; F is the final result.
   const int frames = snap.samples ? static_cast<int>(snap.samples->x_t.size()) : 0;
   m_ui.sampling.frame = std::clamp(frame, 0, frames);
+  print_event(m_ui, "scrub frame " + std::to_string(m_ui.sampling.frame) + " of " + std::to_string(frames));
 }
 
 bool Actions::open_config(const Snapshot& snap, const std::string& path, std::string* error) {

@@ -4,10 +4,12 @@
 #include <imgui_stdlib.h>
 
 #include <algorithm>
+#include <filesystem>
 #include <cstdio>
 #include <functional>
 #include <vector>
 
+#include "core/train/export.h"
 #include "ui/panels.h"
 #include "ui/widgets.h"
 
@@ -82,6 +84,21 @@ void draw_main_menu(const Snapshot& snap, UiContext& ctx) {
     if (ImGui::BeginMenu("File")) {
       if (ImGui::MenuItem("Open config...")) ui.menu.open_config = true;
       if (ImGui::MenuItem("Save config...")) ui.menu.save_config = true;
+      ImGui::Separator();
+      // The trained models shipped in assets/starters/ (scripts/make_starters.sh).
+      if (ImGui::BeginMenu("Starter model")) {
+        const auto starters = starter_models();
+        if (starters.empty()) ImGui::TextDisabled("none found in assets/starters/");
+        for (const auto& path : starters) {
+          const std::string name = std::filesystem::path(path).parent_path().filename().string();
+          if (ImGui::MenuItem(name.c_str())) {
+            ui.training.checkpoint_path = path;
+            ctx.actions.load_checkpoint(snap);
+          }
+          if (ImGui::IsItemHovered()) ImGui::SetTooltip("%s", path.c_str());
+        }
+        ImGui::EndMenu();
+      }
       ImGui::Separator();
       if (ImGui::MenuItem("Save screenshot...")) ui.menu.save_screenshot = true;
       if (ImGui::MenuItem("Quick screenshot", "Ctrl+P")) ui.screenshot_request = ui.menu.screenshot_path;

@@ -147,6 +147,8 @@ struct ToyView {
   bool show_samples = true;
   bool show_x0 = false;
   bool show_trails = true;
+  bool show_field = true;       // the model's field at the scrubbed step, as arrows
+  bool show_density = false;    // a density estimate of the particles at that step
   int trail_count = 200;        // particles whose path is drawn
   float point_size = 3.0f;
   float range = 2.0f;           // half-width of the view in data units

@@ -15,5 +15,6 @@ int cmd_eval_controlnet(int argc, char** argv);
 int cmd_canny(int argc, char** argv);
 int cmd_scribble(int argc, char** argv);
 int cmd_hint(int argc, char** argv);
+int cmd_export(int argc, char** argv);
 
 }  // namespace difflab::cli

@@ -29,7 +29,8 @@ void print_usage() {
       "  eval-controlnet   edge F1 of samples with and without a ControlNet\n"
       "  canny     edges of a PNG/JPG (the ControlNet hint), white on black\n"
       "  scribble  a synthesised scribble hint of a PNG/JPG\n"
-      "  hint      any hint kind of a picture: canny, scribble, hough, mask, distance\n\n"
+      "  hint      any hint kind of a picture: canny, scribble, hough, mask, distance\n"
+      "  export    a compact copy of a model or ControlNet (EMA weights, fp16): the starter models\n\n"
       "difflab-cli <command> --help shows the options of a command.\n");
 }
 
@@ -57,6 +58,7 @@ int main(int argc, char** argv) {
     if (command == "canny") return cmd_canny(argc, argv);
     if (command == "scribble") return cmd_scribble(argc, argv);
     if (command == "hint") return cmd_hint(argc, argv);
+    if (command == "export") return cmd_export(argc, argv);
     std::fprintf(stderr, "difflab-cli: unknown command '%s'\n\n", command.c_str());
     print_usage();
     return 2;

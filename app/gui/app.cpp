@@ -19,6 +19,7 @@
 
 #include "app/gui/automation.h"
 #include "core/engine/engine.h"
+#include "core/train/export.h"
 #include "core/train/run_folder.h"
 #include "ui/actions.h"
 #include "ui/colormap.h"
@@ -251,6 +252,16 @@ int App::run() {
     if (!ui.resume.dir.empty()) {
       ui.resume.step = checkpoint_step_from_name(latest_checkpoint(ui.resume.dir));
       ui.resume.open_popup = true;
+    }
+    // A new user meets a trained model: sample, scrub and scribble at once.
+    std::string starter = m_options.starter;
+    if (starter == "auto")
+      starter = ui.resume.dir.empty() && !m_options.config_given
+                    ? starter_model(std::string(to_string(m_config.data.kind)))
+                    : std::string();
+    if (!starter.empty() && starter != "none") {
+      ui.training.checkpoint_path = starter;
+      actions.load_checkpoint(*engine.snapshot());
     }
   }
 

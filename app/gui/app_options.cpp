@@ -54,6 +54,10 @@ usage: difflab [options]
   --no-autoload         do not load the dataset at start-up
   --controlnet PATH     load a ControlNet (difflab-cli train-controlnet) at start-up and
                         open the ControlNet panel
+  --starter auto|none|PATH
+                        the model loaded at start-up: auto (default) loads the starter
+                        model shipped for the dataset (assets/starters/) when the app starts
+                        plainly (no --config, --set or earlier run); none; or a checkpoint
 
 automation (tests):
   --script smoke        load data, train a few steps, stop, sample DDIM 10 steps n=16,
@@ -81,7 +85,7 @@ AppOptions parse_app_options(int argc, char** argv) {
   int64_t busy_redraw_ms = 500;
   std::string size;
   app.add_flag("-h,--help", o.help);
-  app.add_option("--config", o.config_path);
+  CLI::Option* config_option = app.add_option("--config", o.config_path);
   app.add_option("--set", o.overrides)->type_size(1)->allow_extra_args(false);
   app.add_option("--runs", o.runs_root);
   app.add_option("--script", o.script)->check(CLI::IsMember({"smoke", "demo"}));
@@ -103,12 +107,14 @@ AppOptions parse_app_options(int argc, char** argv) {
   app.add_option("--busy-redraw-ms", busy_redraw_ms)->check(CLI::Range(int64_t{1}, int64_t{60000}));
   app.add_option("--device", o.device)->check(CLI::IsMember({"auto", "cpu", "cuda"}));
   app.add_flag("--no-autoload{false}", o.autoload);
+  app.add_option("--starter", o.starter);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
     throw std::invalid_argument(std::string(e.what()) + " (see --help)");
   }
   o.busy_redraw_s = static_cast<double>(busy_redraw_ms) / 1000.0;
+  o.config_given = config_option->count() > 0 || !o.overrides.empty();
   if (!size.empty()) {
     const size_t x = size.find('x');
     int64_t w = 0;

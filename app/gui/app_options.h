@@ -4,7 +4,7 @@
 //           [--script smoke] [--frames N] [--screenshot PATH] [--bench-frames N]
 //           [--print-layout] [--exit-when-step N] [--timeout S]
 //           [--ini PATH|none] [--size WxH] [--threads N] [--device auto|cpu|cuda]
-//           [--no-autoload]
+//           [--no-autoload] [--starter auto|none|PATH]
 #pragma once
 
 #include <cstdint>
@@ -40,6 +40,11 @@ struct AppOptions {
   double busy_redraw_s = 0.5;
   std::string device = "auto";
   bool autoload = true;                // load the config's dataset at start-up
+  // The model loaded at start-up: "auto" = the starter model of the default dataset
+  // (assets/starters/, core/train/export.h) when the app starts as a new user starts it
+  // (no --config, --set or script, and no earlier run to resume); "none"; or a checkpoint.
+  std::string starter = "auto";
+  bool config_given = false;           // --config or --set was on the command line
   bool help = false;
 
   bool automated() const {

@@ -70,6 +70,10 @@ struct TrajectoryFrames {
   double control_scale = 0.0;
   // The model that made it (Snapshot::model_serial; 0 for a ControlNet's own base).
   uint64_t model_serial = 0;
+  // 2-D point runs: the model's field (core/sampling/field.h: the score for ddpm and edm,
+  // −v̂ for flow matching) on the points of `field_grid` at each recorded frame.
+  FloatImages field_grid;
+  std::vector<FloatImages> field;
 };
 
 // The ControlNet the worker holds (cmd::LoadControlNet), if any.

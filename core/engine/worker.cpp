@@ -6,6 +6,8 @@
 #include <filesystem>
 
 #include "core/eval/noisy_classifier.h"
+#include "core/sampling/field.h"
+#include "core/train/export.h"
 #include "core/train/run_folder.h"
 #include "core/util/runtime.h"
 #include "core/vision/png.h"
@@ -72,6 +74,23 @@ std::shared_ptr<TrajectoryFrames> to_frames(const SampleResult& result, const Sa
     frames->eps.push_back(to_float_images(tr.eps[i]));
   }
   return frames;
+}
+
+// The field's grid for the 2-D toy view: kFieldSide² points over [−kFieldHalfWidth,
+// kFieldHalfWidth]² (the toy sets lie within ±2; sampling starts from N(0, I)).
+constexpr int kFieldSide = 21;
+constexpr double kFieldHalfWidth = 3.0;
+
+// The model's field at every frame of a 2-D run (one batched forward of the grid a frame:
+// 441 points through the MLP, about a millisecond each).
+void add_field(TrajectoryFrames& frames, const SamplingModel& model, c10::Device device) {
+  const auto axis = torch::linspace(-kFieldHalfWidth, kFieldHalfWidth, kFieldSide, torch::kFloat32);
+  const auto grid = torch::stack({axis.repeat({kFieldSide}), axis.repeat_interleave(kFieldSide)}, 1);
+  frames.field_grid = to_float_images(grid);
+  const int64_t label = frames.config.class_label;
+  for (int t : frames.timesteps)
+    frames.field.push_back(to_float_images(
+        sampling_field(model, grid, t, label, frames.config.guidance, device)));
 }
 
 // A run folder's name stem for a dataset: mnist, fashion_mnist, toy2d-swiss_roll, ...
@@ -217,6 +236,7 @@ void Worker::replace_model(std::unique_ptr<Trainer> trainer, const std::string& 
   m_cn_found_serial = 0;
   m_cn_found_step = -1;
   m_model_home.clear();
+  m_model_exported = false;
   if (!m_samples_controlnet) m_samples.reset();
   if (m_controlnet_on_model) {
     m_controlnet.reset();
@@ -354,6 +374,11 @@ void Worker::on(cmd::StartTraining&) {
     cmd::LoadData load;
     on(load);
   };
+  if (m_model_exported && !m_run) {
+    // A starter model is there to sample; training makes a model of one's own.
+    say("the starter model stays as it was: training starts a new model from scratch");
+    replace_model(nullptr, "");
+  }
   if (!trainer()) {
     auto fresh = std::make_unique<Trainer>(m_config, m_data, m_device);
     m_config = fresh->config();  // num_classes taken from the data
@@ -471,6 +496,7 @@ void Worker::on(cmd::SaveCheckpoint& c) {
 void Worker::load_checkpoint(const std::string& path) {
   // Everything is read and checked before anything the user has is replaced.
   const CheckpointInfo info = read_checkpoint_info(path);
+  const bool exported = !exported_precision(path).empty();
   Config config = info.config;
   config.train.out_dir = m_config.train.out_dir;
   const bool new_data = !m_data || !same_data(m_data_config, config.data);
@@ -481,13 +507,18 @@ void Worker::load_checkpoint(const std::string& path) {
   // older one would move `latest` back); otherwise the next Train or Save makes a new one.
   std::string dir = run_dir_of_checkpoint(path);
   std::error_code ec;
-  if (!dir.empty() && !fs::equivalent(latest_checkpoint(dir), path, ec)) dir.clear();
+  if (exported || (!dir.empty() && !fs::equivalent(latest_checkpoint(dir), path, ec))) dir.clear();
   m_config = loaded->config();
   if (new_data) {
     adopt_data(data);
     m_data_config = config.data;
   }
   replace_model(std::move(loaded), dir);
+  if (exported) {  // its ControlNets lie beside it (assets/starters/<set>/controlnets/)
+    m_model_exported = true;
+    m_model_home = fs::path(path).parent_path().string();
+    return;
+  }
   const std::string history_dir = run_dir_of_checkpoint(path);
   m_model_home = history_dir;
   if (!history_dir.empty()) restore_history(history_dir);
@@ -496,7 +527,25 @@ void Worker::load_checkpoint(const std::string& path) {
 void Worker::on(cmd::LoadCheckpoint& c) {
   load_checkpoint(c.path);
   finish(JobKind::Load, JobOutcome::Done,
-         "loaded " + c.path + " at step " + std::to_string(trainer()->step()), c.path);
+         "loaded " + c.path + " at step " + std::to_string(trainer()->step()) +
+             (m_model_exported ? " (a starter model, EMA weights only: Generate, scrub and draw "
+                                 "hints now; Train starts a model of your own from scratch)"
+                               : ""),
+         c.path);
+  if (!m_model_exported) return;
+  // A starter's ControlNet lies beside it: loaded too, so hints work at once.
+  cmd::FindControlNets find;
+  on(find);
+  for (const auto& found : m_cn_found) {
+    if (!found.fits) continue;
+    try {
+      cmd::LoadControlNet load{found.path, ""};
+      on(load);
+    } catch (const std::exception& e) {
+      say("the starter's ControlNet " + found.path + " did not load: " + e.what());
+    }
+    break;
+  }
 }
 
 void Worker::on(cmd::ResumeRun& c) {
@@ -605,6 +654,8 @@ void Worker::on(cmd::Sample& c) {
     frames->control_scale = c.control_scale;
   }
   frames->model_serial = c.controlnet && !m_controlnet_on_model ? 0 : m_model_serial;
+  if (!c.controlnet && m_data && m_data->shape.points && !frames->x_t.empty())
+    add_field(*frames, sampling_model(*trainer(), c.config.use_ema), m_device);
   m_samples = std::move(frames);
   m_samples_controlnet = c.controlnet;
   char line[128];

@@ -154,6 +154,9 @@ class Worker {
   uint64_t m_cn_found_serial = 0;
   int64_t m_cn_found_step = -1;
   std::string m_model_home;  // the run folder the model's checkpoint was loaded from ("" none)
+  // The model is an exported copy (a starter model, core/train/export.h): it samples, and
+  // Train starts a new model from scratch rather than fine-tuning it.
+  bool m_model_exported = false;
 
   // Dataset summary.
   FloatImages m_data_preview;

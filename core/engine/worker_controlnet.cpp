@@ -130,10 +130,6 @@ void Worker::on(cmd::TrainControlNet& c) {
         "no model: train or load one first (a ControlNet steers a trained model)");
   if (model->data().shape.points)
     throw std::runtime_error("a ControlNet needs an image model, not 2-D points");
-  if (model->config().diffusion.objective != Objective::Ddpm)
-    throw std::runtime_error(
-        "a ControlNet trains on DDPM's forward process: this model's objective is " +
-        std::string(to_string(model->config().diffusion.objective)));
   if (!m_data || !same_data(m_data_config, model->config().data))
     throw std::runtime_error(
         "the model's dataset is not loaded: load it in the Dataset panel first");

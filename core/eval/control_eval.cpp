@@ -8,6 +8,7 @@
 
 #include "core/eval/noisy_classifier.h"
 #include "core/sampling/sampler.h"
+#include "core/sampling/sampler_registry.h"
 #include "core/vision/canny.h"
 #include "core/vision/edge_metrics.h"
 #include "core/vision/scribble.h"
@@ -71,6 +72,9 @@ double hint_curve_f1(const HintCurve& curve, const SamplingModel& model, const C
   unconditional.num_classes = 0;  // the hint alone decides what is drawn
   SampleRequest request;
   request.config = curve.sample;
+  // DDIM where it applies (ddpm); otherwise the objective's own ODE sampler, same steps.
+  if (!sampler_applies(request.config.sampler, model.objective.objective))
+    request.config.sampler = default_sampler(model.objective.objective);
   if (control) request.control = {control, curve.hints.to(device), scale};
   const SampleResult result = run_sampling(unconditional, request, device, callback);
   if (result.cancelled || !result.images.defined()) return std::nan("");

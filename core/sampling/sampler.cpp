@@ -6,6 +6,7 @@
 
 #include <stdexcept>
 
+#include "core/sampling/field.h"
 #include "core/sampling/sampler_registry.h"
 #include "core/sampling/samplers.h"
 
@@ -361,6 +362,55 @@ SampleResult run_sampling(const SamplingModel& model, const SampleRequest& reque
     }
   }
   return result;
+}
+
+}  // namespace difflab
+
+namespace difflab {
+
+at::Tensor sampling_field(const SamplingModel& model, const at::Tensor& points, int timestep,
+                          int64_t label, double guidance, c10::Device device) {
+  if (model.shape.size() != 1)
+    throw std::invalid_argument("sampling_field: a field is drawn for 2-D point models only");
+  if (points.dim() != 2 || points.size(1) != 2)
+    throw std::invalid_argument("sampling_field: points must be (G, 2)");
+  c10::InferenceMode inference;
+  EvalModeGuard eval_mode(model.net);
+  GaussianDiffusion diffusion(model.schedule, model.prediction, device);
+  const int64_t g = points.size(0);
+  at::Tensor labels;
+  if (label >= 0 && model.num_classes > 0) {
+    if (label >= model.num_classes)
+      throw std::invalid_argument("sampling_field: class " + std::to_string(label) +
+                                  " is out of range");
+    labels = torch::full({g}, label, torch::kLong).to(device);
+  }
+  Denoiser denoiser(model.net, diffusion, labels, labels.defined() ? guidance : 1.0,
+                    /*clip_denoised=*/false);
+  denoiser.set_objective(model.objective);
+  const auto x = points.to(device, torch::kFloat32);
+  const ObjectiveParams& p = model.objective;
+  at::Tensor field;
+  switch (p.objective) {
+    case Objective::FlowMatching: {
+      const double t = std::clamp(timestep / static_cast<double>(p.time_scale), 1e-4, 1.0);
+      field = -denoiser.at_flow_time(x, t).velocity;
+      break;
+    }
+    case Objective::Edm: {
+      const double sigma = edm_sigma_of_network_time(timestep, p);
+      field = -denoiser.at_sigma(x, sigma).first / sigma;
+      break;
+    }
+    default: {
+      const int row = std::clamp(timestep, 0, model.schedule.size() - 1);
+      const double alpha_bar = model.schedule.alphas_cumprod()[static_cast<size_t>(row)];
+      const auto t = torch::full({g}, static_cast<int64_t>(row), torch::kLong).to(device);
+      field = -denoiser(x, t).first / std::sqrt(std::max(1.0 - alpha_bar, 1e-12));
+      break;
+    }
+  }
+  return field.to(torch::kCPU, torch::kFloat32).contiguous();
 }
 
 }  // namespace difflab

@@ -460,7 +460,10 @@ DenoiserNet load_checkpoint_model(const std::string& path, bool use_ema, c10::De
     throw CheckpointError("checkpoint " + path +
                           ": its config and data shape disagree: " + e.what());
   }
-  load_module(archive, use_ema ? "ema" : "model", *net, path);
+  // An exported checkpoint (core/train/export.h) holds the EMA weights alone.
+  c10::IValue exported;
+  const bool ema_only = archive.try_read("exported", exported);
+  load_module(archive, use_ema || ema_only ? "ema" : "model", *net, path);
   net->to(device);
   net->eval();
   if (info_out) *info_out = info;

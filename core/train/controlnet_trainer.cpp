@@ -8,6 +8,7 @@
 #include <sstream>
 
 #include "core/diffusion/gaussian_diffusion.h"
+#include "core/diffusion/objectives.h"
 #include "core/model/hashed_dropout.h"
 #include "core/train/checkpoint_io.h"
 #include "core/vision/canny.h"
@@ -125,8 +126,16 @@ struct ControlNetTrainer::Impl {
                    bool label_dropout) {
     auto x0 = gather_batch(set, idx);
     const int64_t b = x0.size(0);
-    auto t = torch::randint(0, diffusion->num_steps(), {b}, g, torch::kLong);
+    const auto& d = config.diffusion;
+    const Objective objective = d.objective;
+    // DDPM draws t then ε (as before the other objectives existed); EDM its σ and flow
+    // matching its t after ε, as the Trainer does.
+    auto t = objective == Objective::Ddpm ? torch::randint(0, diffusion->num_steps(), {b}, g, torch::kLong)
+                                          : at::Tensor();
     auto noise = torch::randn(x0.sizes(), g, torch::kFloat32);
+    at::Tensor level;  // EDM: σ; flow matching: t (continuous objectives)
+    if (objective == Objective::Edm) level = edm_sigmas(d, torch::randn({b}, g, torch::kFloat32));
+    if (objective == Objective::FlowMatching) level = flow_times(d, b, g);
     Batch out;
     if (base->num_classes() > 0) {
       out.y = set.labels.index_select(0, idx);
@@ -138,12 +147,22 @@ struct ControlNetTrainer::Impl {
     }
     x0 = x0.to(device);
     noise = noise.to(device);
-    t = t.to(device);
     const auto& c = config.controlnet;
     out.hint = make_training_hints(x0, c.hint, c.canny_low, c.canny_high, g);
-    out.xt = diffusion->q_sample(x0, t, noise);
-    out.model_t = diffusion->model_timesteps(t);
-    out.target = diffusion->training_target(x0, t, noise);
+    if (objective == Objective::Ddpm) {
+      t = t.to(device);
+      out.xt = diffusion->q_sample(x0, t, noise);
+      out.model_t = diffusion->model_timesteps(t);
+      out.target = diffusion->training_target(x0, t, noise);
+      return out;
+    }
+    // The base's own objective: the ControlNet learns to steer what the base predicts.
+    const ObjectiveBatch ob = objective == Objective::Edm
+                                  ? edm_training_batch(d, x0, noise, level.to(device))
+                                  : flow_training_batch(d, x0, noise, level.to(device));
+    out.xt = ob.input;
+    out.model_t = ob.net_time;
+    out.target = ob.target;
     return out;
   }
 
@@ -184,10 +203,6 @@ ControlNetTrainer::ControlNetTrainer(const Config& config,
   m->config.controlnet = cn;
   m->config.data = config.data;
   validate(m->config, "ControlNet config");
-  if (m->config.diffusion.objective != Objective::Ddpm)
-    throw TrainingError("base checkpoint " + m->base_path + " was trained with diffusion.objective = " +
-                        std::string(to_string(m->config.diffusion.objective)) +
-                        "; a ControlNet trains on DDPM's forward process and needs a ddpm base");
   m->base->eval();  // frozen: no dropout, no gradients for its weights
   for (auto& p : m->base->parameters()) p.set_requires_grad(false);
   m->base_fingerprint = weights_fingerprint(*m->base);
@@ -333,7 +348,12 @@ LoadedControlNet load_controlnet(const std::string& path, c10::Device device,
   const CheckpointInfo info = read_checkpoint_info(archive, path);
   out.config = info.config;
   out.step = info.step;
-  const std::string stored_base = read_string(archive, "base_checkpoint", path);
+  std::string stored_base = read_string(archive, "base_checkpoint", path);
+  // An exported ControlNet (core/train/export.h) names its base relative to its own
+  // folder, so the pair moves together.
+  c10::IValue exported;
+  if (archive.try_read("exported", exported) && std::filesystem::path(stored_base).is_relative())
+    stored_base = (std::filesystem::path(path).parent_path() / stored_base).lexically_normal().string();
   out.base_path = base_override.empty() ? stored_base : base_override;
   if (!std::filesystem::exists(out.base_path))
     throw CheckpointError("ControlNet " + path + " belongs to the base model " + out.base_path +

@@ -469,11 +469,29 @@ void Trainer::load_checkpoint(const std::string& path) {
   // Load into fresh objects and swap them in only when everything has been read.
   auto model = make_model(s.config, shape);
   auto ema = make_model(s.config, shape);
-  load_module(archive, "model", *model, path);
+  // An exported checkpoint (core/train/export.h) holds the EMA weights alone: training
+  // goes on from them with a fresh optimizer and this trainer's RNG, from the first batch.
+  c10::IValue exported;
+  const bool ema_only = archive.try_read("exported", exported);
+  load_module(archive, ema_only ? "ema" : "model", *model, path);
   load_module(archive, "ema", *ema, path);
   model->to(s.device);
   ema->to(s.device);
   auto optimizer = make_optimizer(model, s.config.train);
+  if (ema_only) {
+    s.model = model;
+    s.ema = ema;
+    s.ema->eval();
+    for (auto& p : s.ema->parameters()) p.set_requires_grad(false);
+    s.optimizer = std::move(optimizer);
+    s.step = read_int(archive, "step", path);
+    s.batches.set_state(0, 0);
+    s.timesteps = TimestepSampler(s.config.train.timestep_sampler, s.config.diffusion.timesteps,
+                                  s.config.train.timestep_uniform_mix);
+    s.recent.clear();
+    s.pending.clear();
+    return;
+  }
   try {
     torch::serialize::InputArchive opt;
     archive.read("optimizer", opt);
