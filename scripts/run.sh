@@ -8,7 +8,7 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
 BUILD="${BUILD_DIR:-$ROOT/build}"
 if [ -n "${DISPLAY:-}${WAYLAND_DISPLAY:-}" ] && [ -x "$BUILD/app/gui/difflab" ]; then
-  exec "$BUILD/app/gui/difflab" --config configs/mnist.yaml "$@"
+  exec "$BUILD/app/gui/difflab" "$@"  # configs/mnist.yaml, with the MNIST starter model loaded
 fi
 echo "run: no display found; running the headless MNIST job (difflab-cli train) instead"
 exec "$BUILD/difflab-cli" train --config configs/mnist.yaml --steps "${STEPS:-1000}" --out runs/quickstart "$@"
