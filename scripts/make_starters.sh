@@ -10,7 +10,7 @@
 #      steps on MNIST and on Fashion-MNIST, EMA 0.995;
 #   2. exports each (difflab-cli export: EMA weights only, fp16) to
 #      assets/starters/<dataset>/model.pt;
-#   3. trains a mixed canny/scribble ControlNet on the *exported* MNIST base (so its weight
+#   3. trains a mixed canny/scribble ControlNet on each *exported* base (so its weight
 #      fingerprint is the one shipped) and exports it beside it, in controlnets/mixed/;
 #   4. scores them: evaluator accuracy and FD (N 1000, Euler 50, guidance 3) and the
 #      ControlNet's edge F1 with and without it (64 test images).
@@ -34,10 +34,11 @@ OUT=assets/starters
 if [ -e "$OUT/mnist/model.pt" ] || [ -e "$OUT/fashion_mnist/model.pt" ]; then
   [ "$FORCE" = 1 ] || { echo "make_starters: $OUT already holds starter models; pass --force to rebuild them" >&2; exit 1; }
 fi
-STEPS=2400
+STEPS=${STEPS:-2400}
 CN_STEPS=${CN_STEPS:-800}
+EVAL_N=${EVAL_N:-1000}
 mkdir -p "$WORK"
-rm -rf "$WORK/mnist" "$WORK/fashion_mnist" "$WORK/mnist_controlnet" "$WORK/staging"
+rm -rf "$WORK/mnist" "$WORK/fashion_mnist" "$WORK/mnist_controlnet" "$WORK/fashion_mnist_controlnet" "$WORK/staging"
 STAGE=$WORK/staging
 COMMON=(--config configs/mnist_quick.yaml --steps "$STEPS" --quiet
         --set train.ema_decay=0.995 --set train.sample_every=0 --set train.checkpoint_every=1200)
@@ -48,19 +49,24 @@ for set in mnist fashion_mnist; do
   "$CLI" export "$WORK/$set" "$STAGE/$set/model.pt"
 done
 
-echo "== training the MNIST ControlNet ($CN_STEPS steps) on the exported base"
-"$CLI" train-controlnet --config configs/mnist_quick.yaml --base "$STAGE/mnist/model.pt" \
-  --hint mixed --steps "$CN_STEPS" --eval-every 0 --out "$WORK/mnist_controlnet" | tail -n 3
-"$CLI" export "$WORK/mnist_controlnet/controlnet.pt" "$STAGE/mnist/controlnets/mixed/controlnet.pt" \
-  --base "$STAGE/mnist/model.pt"
+for set in mnist fashion_mnist; do
+  echo "== training the $set ControlNet ($CN_STEPS steps) on the exported base"
+  "$CLI" train-controlnet --config configs/mnist_quick.yaml --set data.kind=$set \
+    --base "$STAGE/$set/model.pt" --hint mixed --steps "$CN_STEPS" --eval-every 0 \
+    --out "$WORK/${set}_controlnet" 2>&1 | tail -n 3
+  "$CLI" export "$WORK/${set}_controlnet/controlnet.pt" "$STAGE/$set/controlnets/mixed/controlnet.pt" \
+    --base "$STAGE/$set/model.pt"
+done
 
 echo "== scoring"
 for set in mnist fashion_mnist; do
-  "$CLI" eval --checkpoint "$STAGE/$set/model.pt" --n 1000 --evaluator "$WORK/$set/evaluator.pt" \
+  "$CLI" eval --checkpoint "$STAGE/$set/model.pt" --n "$EVAL_N" --evaluator "$WORK/$set/evaluator.pt" \
     --csv "$WORK/starters_eval.csv" 2>&1 | grep -a "^eval "
 done
-"$CLI" eval-controlnet --controlnet "$STAGE/mnist/controlnets/mixed/controlnet.pt" --n 64 \
-  --out "$WORK/mnist_controlnet/eval" --overwrite 2>&1 | grep -a -v "^sampling step" | tail -n 6
+for set in mnist fashion_mnist; do
+  "$CLI" eval-controlnet --controlnet "$STAGE/$set/controlnets/mixed/controlnet.pt" --n 64 \
+    --out "$WORK/${set}_controlnet/eval" --overwrite 2>&1 | grep -a -v "^sampling step" | tail -n 6
+done
 
 # Everything made and scored: replace the shipped copies in one move per dataset.
 for set in mnist fashion_mnist; do

@@ -89,3 +89,9 @@ execute_process(COMMAND ${CLI} export ${WORK}/bad.yaml ${WORK}/bad.pt RESULT_VAR
 if(rc EQUAL 0 OR NOT err MATCHES "bad.yaml" OR EXISTS ${WORK}/bad.pt)
   message(FATAL_ERROR "export of a non-checkpoint not reported clearly: ${rc} ${err}")
 endif()
+# An exported copy has no optimizer state or data position: --resume refuses it by name.
+execute_process(COMMAND ${CLI} train ${common} --steps 6 --resume ${WORK}/export.pt
+                RESULT_VARIABLE rc ERROR_VARIABLE err)
+if(rc EQUAL 0 OR NOT err MATCHES "export.pt is an exported copy")
+  message(FATAL_ERROR "--resume of an exported copy not refused clearly: ${rc} ${err}")
+endif()

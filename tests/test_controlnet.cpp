@@ -644,6 +644,16 @@ TEST(ControlNetTrainer, LearnsOnFlowMatchingAndEdmBases) {
     ControlNetTrainer trainer(controlnet_config(base), data, torch::kCPU);
     EXPECT_EQ(trainer.config().diffusion.objective, objective);
     EXPECT_DOUBLE_EQ(trainer.evaluate(2, 1.0), trainer.evaluate(2, 0.0));
+    // The ControlNet's batches are the base's own kind: the base alone scores on them as
+    // on its trainer's test batches (DDPM batches would give a flow-matching base about
+    // half its loss: ε against ε − x₀).
+    {
+      Trainer own(read_checkpoint_info(base).config, data, torch::kCPU);
+      own.load_checkpoint(base);
+      const double ratio = trainer.evaluate(4, 0.0) / own.evaluate(4);
+      EXPECT_GT(ratio, 0.75) << to_string(objective);
+      EXPECT_LT(ratio, 1.33) << to_string(objective);
+    }
     for (int i = 0; i < 40; ++i) ASSERT_TRUE(std::isfinite(trainer.train_step().loss));
     EXPECT_LT(trainer.evaluate(2, 1.0), trainer.evaluate(2, 0.0)) << to_string(objective);
     // It samples through the objective's own sampler with the hint.

@@ -15,6 +15,7 @@
 #include "core/data/dataset.h"
 #include "core/diffusion/gaussian_diffusion.h"
 #include "core/diffusion/objectives.h"
+#include "core/sampling/field.h"
 #include "core/sampling/sampler.h"
 #include "core/sampling/sampler_registry.h"
 #include "core/sampling/sigmas.h"
@@ -713,4 +714,45 @@ TEST(ObjectiveTraining, RunPreviewsWorkForEveryObjective) {
     }
     EXPECT_EQ(previews, 1) << name;
   }
+}
+
+// ---- The field the 2-D view draws (core/sampling/field.h) ---------------------------------
+
+// With the exact networks of N(μ, s²) data the field is known in closed form: EDM's score of
+// the recorded variance-preserving x (x_ve = a x, a = √(1 + σ²)): a · −(a x − μ) / (s² + σ²);
+// flow matching's −E[v | x_t] (the GaussianFlowNet formula above).
+TEST(Field, IsTheScoreOrVelocityOfGaussianDataInClosedForm) {
+  auto gen = at::make_generator<at::CPUGeneratorImpl>(3);
+  const auto x = torch::randn({6, static_cast<int64_t>(kMu.size())}, gen, torch::kFloat32);
+  const auto mu = torch::tensor(kMu, torch::kFloat64);
+  const auto s2 = torch::tensor(kStd, torch::kFloat64).pow(2);
+  const auto xd = x.to(torch::kFloat64);
+  {
+    ObjectiveParams p;
+    p.objective = Objective::Edm;
+    const SamplingModel model = gaussian_model(std::make_shared<GaussianEdmNet>(p), Objective::Edm);
+    for (double sigma : {0.3, 1.3, 6.0}) {
+      const int timestep = static_cast<int>(std::lround(edm_network_time(sigma, model.objective)));
+      const double s = edm_sigma_of_network_time(timestep, model.objective);
+      const double a = std::sqrt(1.0 + s * s);
+      const auto expected = -a * (a * xd - mu) / (s2 + s * s);
+      const auto field = sampling_field(model, x, timestep, -1, 1.0, torch::kCPU).to(torch::kFloat64);
+      EXPECT_TRUE(torch::allclose(field, expected, 1e-4, 1e-4)) << "sigma " << s << "\n" << field << expected;
+    }
+  }
+  {
+    const SamplingModel model =
+        gaussian_model(std::make_shared<GaussianFlowNet>(), Objective::FlowMatching);
+    for (int timestep : {100, 400, 900}) {
+      const double t = timestep / static_cast<double>(kT);
+      const auto V = (1.0 - t) * (1.0 - t) * s2 + t * t;
+      const auto expected = -((t - (1.0 - t) * s2) * (xd - (1.0 - t) * mu) / V - mu);
+      const auto field = sampling_field(model, x, timestep, -1, 1.0, torch::kCPU).to(torch::kFloat64);
+      EXPECT_TRUE(torch::allclose(field, expected, 1e-4, 1e-4)) << "t " << t;
+    }
+  }
+  // Image models have no field.
+  SamplingModel images = gaussian_model(std::make_shared<GaussianFlowNet>(), Objective::FlowMatching);
+  images.shape = {1, 4, 4};
+  EXPECT_THROW(sampling_field(images, x, 100, -1, 1.0, torch::kCPU), std::invalid_argument);
 }

@@ -18,6 +18,7 @@
 #include "app/cli/launch.h"
 #include "core/data/dataset.h"
 #include "core/train/distributed.h"
+#include "core/train/export.h"
 #include "core/train/run_folder.h"
 #include "core/train/training_run.h"
 #include "core/util/runtime.h"
@@ -72,6 +73,10 @@ TrainPlan plan_run(const Args& args) {
     if (resume_path.empty())
       throw CheckpointError("--resume latest: no checkpoint in " + config.train.out_dir +
                             "/checkpoints");
+    if (!exported_precision(resume_path).empty())
+      throw CheckpointError(resume_path + " is an exported copy (difflab-cli export: EMA weights "
+                            "only, no optimizer or data position), so a run cannot continue "
+                            "from it; train a new run");
     if (args.has("config"))
       std::cout << "note: --config is not used with --resume: the run keeps the settings it "
                    "was trained with (--set and --steps still apply)\n";

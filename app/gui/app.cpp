@@ -256,12 +256,15 @@ int App::run() {
     // A new user meets a trained model: sample, scrub and scribble at once.
     std::string starter = m_options.starter;
     if (starter == "auto")
-      starter = ui.resume.dir.empty() && !m_options.config_given
+      starter = ui.resume.dir.empty() && !m_options.config_given && m_options.autoload
                     ? starter_model(std::string(to_string(m_config.data.kind)))
                     : std::string();
     if (!starter.empty() && starter != "none") {
+      // Loaded as the Load button does, leaving the path field (Save as) as it was.
+      const std::string field = ui.training.checkpoint_path;
       ui.training.checkpoint_path = starter;
       actions.load_checkpoint(*engine.snapshot());
+      ui.training.checkpoint_path = field;
     }
   }
 

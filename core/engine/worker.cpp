@@ -374,7 +374,7 @@ void Worker::on(cmd::StartTraining&) {
     cmd::LoadData load;
     on(load);
   };
-  if (m_model_exported && !m_run) {
+  if (m_model_exported) {  // also after Save or a ControlNet gave it a run folder
     // A starter model is there to sample; training makes a model of one's own.
     say("the starter model stays as it was: training starts a new model from scratch");
     replace_model(nullptr, "");

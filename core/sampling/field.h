@@ -12,14 +12,15 @@
 
 namespace difflab {
 
-// For a 2-D point model, at `points` (G, 2) in the coordinates the trajectory records
+// For a point model (2-D toy sets; any D), at `points` (G, D) in the coordinates the trajectory records
 // x_t in, at the model timestep a trajectory frame records (original scale; T·t for flow
 // matching; EDM's network time), the direction sampling moves a particle there:
 //   ddpm:          the score ∇ₓ log p_t(x) = −ε̂ / √(1 − ᾱ_t)
-//   edm:           the score −ε̂ / σ, σ from the network time
+//   edm:           the score of the recorded (variance-preserving) x_t: a times −ε̂(a x) / σ,
+//                  a = √(1 + σ²), σ from the network time
 //   flow_matching: −v̂, the velocity as t runs from 1 to 0
 // for class `label` with classifier-free guidance `guidance` (label < 0: unconditional).
-// Returns (G, 2) float32 on the CPU. Throws std::invalid_argument for image models.
+// Returns (G, D) float32 on the CPU. Throws std::invalid_argument for image models.
 at::Tensor sampling_field(const SamplingModel& model, const at::Tensor& points, int timestep,
                           int64_t label, double guidance, c10::Device device);
 

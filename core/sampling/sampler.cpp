@@ -371,9 +371,10 @@ namespace difflab {
 at::Tensor sampling_field(const SamplingModel& model, const at::Tensor& points, int timestep,
                           int64_t label, double guidance, c10::Device device) {
   if (model.shape.size() != 1)
-    throw std::invalid_argument("sampling_field: a field is drawn for 2-D point models only");
-  if (points.dim() != 2 || points.size(1) != 2)
-    throw std::invalid_argument("sampling_field: points must be (G, 2)");
+    throw std::invalid_argument("sampling_field: a field is drawn for point models only");
+  if (points.dim() != 2 || points.size(1) != model.shape[0])
+    throw std::invalid_argument("sampling_field: points must be (G, " +
+                                std::to_string(model.shape[0]) + ")");
   c10::InferenceMode inference;
   EvalModeGuard eval_mode(model.net);
   GaussianDiffusion diffusion(model.schedule, model.prediction, device);
@@ -398,8 +399,12 @@ at::Tensor sampling_field(const SamplingModel& model, const at::Tensor& points, 
       break;
     }
     case Objective::Edm: {
+      // Trajectories record EDM's x on the variance-preserving scale, x / √(1 + σ²)
+      // (SigmaSpace::report): the network sees a·x, and the score there is a times the
+      // variance-exploding one, −ε̂ / σ.
       const double sigma = edm_sigma_of_network_time(timestep, p);
-      field = -denoiser.at_sigma(x, sigma).first / sigma;
+      const double a = std::sqrt(1.0 + sigma * sigma);
+      field = -a * denoiser.at_sigma(x * a, sigma).first / sigma;
       break;
     }
     default: {

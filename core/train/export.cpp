@@ -72,7 +72,9 @@ ExportSummary export_controlnet(const std::string& in, const std::string& out,
   summary.kind = CheckpointKind::ControlNet;
   summary.step = cn.step;
   summary.parameters = parameter_count(*cn.net);
-  summary.base = o.base.empty() ? cn.base_path : base_as_seen_from(o.base, out);
+  // Where the ControlNet's base is now (as named, or as the file says, resolved), seen
+  // from the copy: exported ControlNets read their base path against their own folder.
+  summary.base = base_as_seen_from(o.base.empty() ? cn.base_path : o.base, out);
   cn.net->to(dtype_of(o.precision));
   torch::serialize::OutputArchive archive;
   write_checkpoint_kind(archive, CheckpointKind::ControlNet);
@@ -140,8 +142,13 @@ std::string exported_precision(const std::string& path) {
   torch::serialize::InputArchive archive;
   try {
     open_checkpoint(path, archive, CheckpointKind::Model);
-  } catch (const CheckpointError&) {
-    open_checkpoint(path, archive, CheckpointKind::ControlNet);  // throws for the rest
+  } catch (const CheckpointError& model_error) {
+    // A ControlNet; anything else gets the model opener's message (missing, damaged, ...).
+    try {
+      open_checkpoint(path, archive, CheckpointKind::ControlNet);
+    } catch (const CheckpointError&) {
+      throw model_error;
+    }
   }
   c10::IValue v;
   return archive.try_read("exported", v) && v.isString() ? v.toStringRef() : std::string();

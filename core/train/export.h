@@ -28,7 +28,7 @@ struct ExportOptions {
   // ControlNets only: the base model the copy belongs to (an exported base, as shipped),
   // recorded relative to the output's folder when both lie in one tree, so the pair can
   // move together. Its weights must match the fingerprint the ControlNet was trained on.
-  // Empty: the base path the ControlNet names now.
+  // Empty: the base the ControlNet names now (recorded relative to OUT's folder too).
   std::string base;
 };
 
