@@ -5,7 +5,7 @@
 #
 #   scripts/make_starters.sh [--force] [--work DIR]
 #
-# What it does (about 35 minutes on 2 cores; figures in assets/starters/README.md):
+# What it does (about an hour on 2 busy cores; figures in assets/starters/README.md):
 #   1. trains configs/mnist_quick.yaml (flow matching, a 0.23 M-parameter UNet) for 2400
 #      steps on MNIST and on Fashion-MNIST, EMA 0.995;
 #   2. exports each (difflab-cli export: EMA weights only, fp16) to

@@ -57,7 +57,8 @@ usage: difflab [options]
   --starter auto|none|PATH
                         the model loaded at start-up: auto (default) loads the starter
                         model shipped for the dataset (assets/starters/) when the app starts
-                        plainly (no --config, --set or earlier run); none; or a checkpoint
+                        plainly (no --config, --set, --controlnet, --no-autoload or script,
+                        no earlier run); none; or a checkpoint
 
 automation (tests):
   --script smoke        load data, train a few steps, stop, sample DDIM 10 steps n=16,
