@@ -187,10 +187,14 @@ void Actions::save_checkpoint_as(const std::string& path, bool overwrite) {
 }
 
 void Actions::load_checkpoint(const Snapshot& snap) {
+  load_checkpoint_file(snap, m_ui.training.checkpoint_path);
+}
+
+void Actions::load_checkpoint_file(const Snapshot& snap, const std::string& path) {
   UnsavedGuard action;
   action.action = GuardedAction::LoadCheckpoint;
-  action.what = "load " + m_ui.training.checkpoint_path;
-  action.path = m_ui.training.checkpoint_path;
+  action.what = "load " + path;
+  action.path = path;
   guard(snap, std::move(action));
 }
 

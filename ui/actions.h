@@ -42,6 +42,8 @@ class Actions {
   void save_checkpoint_as(const std::string& path, bool overwrite);
   // "Load" the path field's checkpoint.
   void load_checkpoint(const Snapshot& snap);
+  // The same for a file named elsewhere (a starter model): the path field stays as it is.
+  void load_checkpoint_file(const Snapshot& snap, const std::string& path);
   // The start-up offer: load the newest checkpoint of `dir` and continue training it.
   void resume_run(const std::string& dir);
   // Sends ui.training's preview settings (by time or by steps) to the engine.

@@ -91,12 +91,7 @@ void draw_main_menu(const Snapshot& snap, UiContext& ctx) {
         if (starters.empty()) ImGui::TextDisabled("none found in assets/starters/");
         for (const auto& path : starters) {
           const std::string name = std::filesystem::path(path).parent_path().filename().string();
-          if (ImGui::MenuItem(name.c_str())) {  // as Load does; the path field stays
-            const std::string field = ui.training.checkpoint_path;
-            ui.training.checkpoint_path = path;
-            ctx.actions.load_checkpoint(snap);
-            ui.training.checkpoint_path = field;
-          }
+          if (ImGui::MenuItem(name.c_str())) ctx.actions.load_checkpoint_file(snap, path);
           if (ImGui::IsItemHovered()) ImGui::SetTooltip("%s", path.c_str());
         }
         ImGui::EndMenu();

@@ -259,13 +259,7 @@ int App::run() {
       starter = ui.resume.dir.empty() && !m_options.config_given && m_options.autoload
                     ? starter_model(std::string(to_string(m_config.data.kind)))
                     : std::string();
-    if (!starter.empty() && starter != "none") {
-      // Loaded as the Load button does, leaving the path field (Save as) as it was.
-      const std::string field = ui.training.checkpoint_path;
-      ui.training.checkpoint_path = starter;
-      actions.load_checkpoint(*engine.snapshot());
-      ui.training.checkpoint_path = field;
-    }
+    if (!starter.empty() && starter != "none") actions.load_checkpoint_file(*engine.snapshot(), starter);
   }
 
   // Scripted runs park the pointer on the menu bar's right end, where hovering shows

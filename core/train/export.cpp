@@ -24,10 +24,21 @@ c10::ScalarType dtype_of(ExportPrecision p) {
   return torch::kFloat32;
 }
 
-int64_t parameter_count(const torch::nn::Module& module) {
-  int64_t n = 0;
-  for (const auto& p : module.parameters()) n += p.numel();
-  return n;
+// Opens `path` as a model checkpoint or, failing that, a ControlNet; any other file gets the
+// model opener's message (missing, damaged, another kind) with `suffix`. True for a ControlNet.
+bool open_model_or_controlnet(const std::string& path, torch::serialize::InputArchive& archive,
+                              const std::string& suffix = "") {
+  try {
+    open_checkpoint(path, archive, CheckpointKind::Model);
+    return false;
+  } catch (const CheckpointError& model_error) {
+    try {
+      open_checkpoint(path, archive, CheckpointKind::ControlNet);
+      return true;
+    } catch (const CheckpointError&) {
+      throw CheckpointError(std::string(model_error.what()) + suffix);
+    }
+  }
 }
 
 uint64_t file_size(const std::string& path) {
@@ -51,7 +62,7 @@ ExportSummary export_model(const std::string& in, const std::string& out, const 
   ExportSummary summary;
   summary.kind = CheckpointKind::Model;
   summary.step = info.step;
-  summary.parameters = parameter_count(*net);
+  summary.parameters = count_parameters(*net);
   net->to(dtype_of(o.precision));
   torch::serialize::OutputArchive archive;
   write_checkpoint_kind(archive, CheckpointKind::Model);
@@ -71,7 +82,7 @@ ExportSummary export_controlnet(const std::string& in, const std::string& out,
   ExportSummary summary;
   summary.kind = CheckpointKind::ControlNet;
   summary.step = cn.step;
-  summary.parameters = parameter_count(*cn.net);
+  summary.parameters = count_parameters(*cn.net);
   // Where the ControlNet's base is now (as named, or as the file says, resolved), seen
   // from the copy: exported ControlNets read their base path against their own folder.
   summary.base = base_as_seen_from(o.base.empty() ? cn.base_path : o.base, out);
@@ -112,22 +123,9 @@ ExportSummary export_checkpoint(const std::string& in, const std::string& out,
   std::error_code ec;
   if (fs::exists(out, ec) && fs::equivalent(in, out, ec))
     throw CheckpointError("export " + in + ": the copy would replace the checkpoint itself");
-  // Which kind: the opener names the one found when it is not a model checkpoint.
-  bool controlnet = false;
-  {
-    torch::serialize::InputArchive probe;
-    try {
-      open_checkpoint(in, probe, CheckpointKind::Model);
-    } catch (const CheckpointError& model_error) {
-      try {
-        open_checkpoint(in, probe, CheckpointKind::ControlNet);
-        controlnet = true;
-      } catch (const CheckpointError&) {
-        throw CheckpointError(std::string(model_error.what()) +
-                              " (export takes model and ControlNet checkpoints)");
-      }
-    }
-  }
+  torch::serialize::InputArchive probe;
+  const bool controlnet =
+      open_model_or_controlnet(in, probe, " (export takes model and ControlNet checkpoints)");
   if (!controlnet && !options.base.empty())
     throw CheckpointError("export " + in + ": a base is named only for a ControlNet, and " + in +
                           " is a model checkpoint");
@@ -140,16 +138,7 @@ ExportSummary export_checkpoint(const std::string& in, const std::string& out,
 
 std::string exported_precision(const std::string& path) {
   torch::serialize::InputArchive archive;
-  try {
-    open_checkpoint(path, archive, CheckpointKind::Model);
-  } catch (const CheckpointError& model_error) {
-    // A ControlNet; anything else gets the model opener's message (missing, damaged, ...).
-    try {
-      open_checkpoint(path, archive, CheckpointKind::ControlNet);
-    } catch (const CheckpointError&) {
-      throw model_error;
-    }
-  }
+  open_model_or_controlnet(path, archive);
   c10::IValue v;
   return archive.try_read("exported", v) && v.isString() ? v.toStringRef() : std::string();
 }
