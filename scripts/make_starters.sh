@@ -5,15 +5,17 @@
 #
 #   scripts/make_starters.sh [--force] [--work DIR]
 #
-# What it does (about an hour on 2 busy cores; figures in assets/starters/README.md):
+# What it does (about two hours on 2 busy cores; figures in assets/starters/README.md):
 #   1. trains configs/mnist_quick.yaml (flow matching, a 0.23 M-parameter UNet) for 2400
 #      steps on MNIST and on Fashion-MNIST, EMA 0.995;
 #   2. exports each (difflab-cli export: EMA weights only, fp16) to
 #      assets/starters/<dataset>/model.pt;
-#   3. trains a mixed canny/scribble ControlNet on each *exported* base (so its weight
-#      fingerprint is the one shipped) and exports it beside it, in controlnets/mixed/;
-#   4. scores them: evaluator accuracy and FD (N 1000, Euler 50, guidance 3) and the
-#      ControlNet's edge F1 with and without it (64 test images).
+#   3. trains ControlNets on each *exported* base (so their weight fingerprint is the one
+#      shipped), one per hint kind in $KINDS (default: mixed canny/scribble, hough, mask,
+#      distance), and exports each beside it, in controlnets/<kind>/;
+#   4. scores them: evaluator accuracy and FD (N 1000, Euler 50, guidance 3) and each
+#      ControlNet's hint following with and without it (64 test images: edge F1 for canny,
+#      scribble and hough hints, IoU for mask, mean absolute difference for distance).
 # Needs the build (build/difflab-cli) and the data (scripts/setup.sh installs both).
 # Existing starters are kept unless --force.
 set -euo pipefail
@@ -36,9 +38,10 @@ if [ -e "$OUT/mnist/model.pt" ] || [ -e "$OUT/fashion_mnist/model.pt" ]; then
 fi
 STEPS=${STEPS:-2400}
 CN_STEPS=${CN_STEPS:-800}
+KINDS=${KINDS:-mixed hough mask distance}
 EVAL_N=${EVAL_N:-1000}
 mkdir -p "$WORK"
-rm -rf "$WORK/mnist" "$WORK/fashion_mnist" "$WORK/mnist_controlnet" "$WORK/fashion_mnist_controlnet" "$WORK/staging"
+rm -rf "$WORK/mnist" "$WORK/fashion_mnist" "$WORK"/*_controlnet_* "$WORK/staging"
 STAGE=$WORK/staging
 COMMON=(--config configs/mnist_quick.yaml --steps "$STEPS" --quiet
         --set train.ema_decay=0.995 --set train.sample_every=0 --set train.checkpoint_every=1200)
@@ -50,12 +53,14 @@ for set in mnist fashion_mnist; do
 done
 
 for set in mnist fashion_mnist; do
-  echo "== training the $set ControlNet ($CN_STEPS steps) on the exported base"
-  "$CLI" train-controlnet --config configs/mnist_quick.yaml --set data.kind=$set \
-    --base "$STAGE/$set/model.pt" --hint mixed --steps "$CN_STEPS" --eval-every 0 \
-    --out "$WORK/${set}_controlnet" 2>&1 | tail -n 3
-  "$CLI" export "$WORK/${set}_controlnet/controlnet.pt" "$STAGE/$set/controlnets/mixed/controlnet.pt" \
-    --base "$STAGE/$set/model.pt"
+  for kind in $KINDS; do
+    echo "== training the $set $kind ControlNet ($CN_STEPS steps) on the exported base"
+    "$CLI" train-controlnet --config configs/mnist_quick.yaml --set data.kind=$set \
+      --base "$STAGE/$set/model.pt" --hint "$kind" --steps "$CN_STEPS" --eval-every 0 \
+      --out "$WORK/${set}_controlnet_$kind" 2>&1 | tail -n 3
+    "$CLI" export "$WORK/${set}_controlnet_$kind/controlnet.pt" \
+      "$STAGE/$set/controlnets/$kind/controlnet.pt" --base "$STAGE/$set/model.pt"
+  done
 done
 
 echo "== scoring"
@@ -64,8 +69,14 @@ for set in mnist fashion_mnist; do
     --csv "$WORK/starters_eval.csv" 2>&1 | grep -a "^eval "
 done
 for set in mnist fashion_mnist; do
-  "$CLI" eval-controlnet --controlnet "$STAGE/$set/controlnets/mixed/controlnet.pt" --n 64 \
-    --out "$WORK/${set}_controlnet/eval" --overwrite 2>&1 | grep -a -v "^sampling step" | tail -n 6
+  for kind in $KINDS; do
+    # A mixed ControlNet is scored on each of its two kinds.
+    for hints in $( [ "$kind" = mixed ] && echo "canny scribble" || echo "$kind" ); do
+      "$CLI" eval-controlnet --controlnet "$STAGE/$set/controlnets/$kind/controlnet.pt" --n 64 \
+        --kind "$hints" --out "$WORK/${set}_controlnet_$kind/eval_$hints" --overwrite 2>&1 |
+        grep -a -v "^sampling step" | tail -n 6
+    done
+  done
 done
 
 # Everything made and scored: replace the shipped copies in one move per dataset.

@@ -1,8 +1,9 @@
 # CLI test of the ControlNet commands, run by CTest on MNIST with a tiny network (a few
 # steps: the plumbing, not the quality): train a base, train-controlnet on it (a run folder
-# as --base), eval-controlnet (edge F1 with and without, pictures), sample --controlnet with
-# a canny hint and with a drawn scribble PNG, and clear errors for a missing hint, a base
-# checkpoint given as a ControlNet and a ControlNet whose base has changed.
+# as --base), eval-controlnet (edge F1 with and without, pictures; a mask ControlNet scored
+# by IoU), sample --controlnet with a canny hint, a drawn scribble PNG and a distance map,
+# and clear errors for a missing hint, a base checkpoint given as a ControlNet and a
+# ControlNet whose base has changed.
 file(REMOVE_RECURSE ${WORK})
 file(MAKE_DIRECTORY ${WORK})
 set(tiny --set model.base_channels=16 --set "model.channel_mult=[1,2]"
@@ -47,6 +48,22 @@ if(NOT EXISTS ${WORK}/canny_samples_hint.png)
 endif()
 run(${CLI} sample --controlnet ${WORK}/cn/controlnet.pt --hint ${WORK}/picture_edges.png
     --hint-kind scribble --control-scale 0.5 --n 2 --steps 2 --threads 1 --out ${WORK}/scribble_samples.png)
+# A mask ControlNet: trained, scored by the IoU of silhouettes, steered by a distance map
+# (a plane it was not trained on: allowed, it is the user's choice).
+run(${CLI} train-controlnet ${tiny} --base ${WORK}/base --steps 1 --hint mask --set controlnet.batch_size=8
+    --out ${WORK}/cn_mask)
+run(${CLI} eval-controlnet --controlnet ${WORK}/cn_mask/controlnet.pt --n 4 --steps 2 --threads 1
+    --out ${WORK}/eval_mask)
+if(NOT last_out MATCHES "4 mask hints" OR NOT last_out MATCHES "ratio [0-9.]+x \\(IoU with / without\\)"
+   OR NOT EXISTS ${WORK}/eval_mask/scores.csv)
+  message(FATAL_ERROR "eval-controlnet of a mask ControlNet gave no IoU")
+endif()
+run(${CLI} sample --controlnet ${WORK}/cn_mask/controlnet.pt --hint ${SRC}/assets/readme/mnist_20min_ddim50_cfg3.png
+    --hint-kind distance --n 2 --steps 2 --threads 1 --out ${WORK}/distance_samples.png)
+expect_error("--hint-kind mixed: choose one of canny, scribble, hough, mask, distance" ${CLI} sample
+             --controlnet ${WORK}/cn_mask/controlnet.pt --hint ${WORK}/picture_edges.png --hint-kind mixed)
+expect_error("--edge-scale applies to canny hints only" ${CLI} eval-controlnet
+             --controlnet ${WORK}/cn_mask/controlnet.pt --edge-scale 2)
 
 expect_error("needs --hint" ${CLI} sample --controlnet ${WORK}/cn/controlnet.pt --n 2 --steps 2)
 expect_error("is a model checkpoint, not a ControlNet checkpoint" ${CLI} eval-controlnet --controlnet ${WORK}/base/checkpoints/step_00000002.pt)

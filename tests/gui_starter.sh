@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # A new user's first minute: the app started plainly (no --config, no earlier run) loads
-# the MNIST starter model and its ControlNet from assets/starters/; Generate samples from
-# it, a click on the timeline scrubs into the reverse process, and Train starts a model of
-# one's own in a new run folder while the starter file stays as it was.
+# the MNIST starter model and its mixed ControlNet from assets/starters/; Generate samples
+# from it, a click on the timeline scrubs into the reverse process, a click loads the mask
+# ControlNet and a drawn outline steers samples as a silhouette, and Train starts a model
+# of one's own in a new run folder while the starter file stays as it was.
 #
 # usage: gui_starter.sh APP SOURCE_DIR WORK_DIR PNG_CHECK
 # Prints "SKIPPED: ..." and exits 0 when Xvfb or xdotool is missing.
@@ -57,10 +58,54 @@ LINE=$(wait_new "$M" "^scrub frame " 30) || fail "the click did not move the scr
 echo "$LINE"
 read -r _ _ K _ F <<< "$LINE"
 [ "$K" -gt 0 ] && [ "$K" -lt "$F" ] || fail "expected a frame inside the run: $LINE"
+SCRUB=$LINE
 sleep 0.5
 press ctrl+p
 wait_line "difflab_screenshot.png" 30 > /dev/null || fail "no screenshot"
 "$CHECK" "$WORK/difflab_screenshot.png" || fail "the screenshot is not a plausible picture"
+
+# Another hint kind: a click loads the starter's mask ControlNet from the panel's list; a
+# closed outline drawn on the canvas is filled into a silhouette, and Generate sends it in
+# the mask plane (3).
+press ctrl+9
+M=$(lines)
+click ControlNetFound.mask 60
+LINE=$(wait_new "$M" "^job ControlNet (done|failed) " 60) || fail "the mask ControlNet did not load"
+case "$LINE" in "job ControlNet done path=$SRC/assets/starters/mnist/controlnets/mask/controlnet.pt "*) ;;
+  *) fail "expected the starter's mask ControlNet: $LINE" ;; esac
+sleep 0.5
+LINE=$(wait_line "^layout ControlNetCanvas .* enabled=1" 60) || fail "no canvas"
+read -r _ _ X Y W H _ <<< "$LINE"
+app_window
+PX0=3
+PY0=2
+xdotool mousemove --window "$WID" $((X + PX0 * W / 10)) $((Y + PY0 * H / 10))
+sleep 0.2
+xdotool mousedown 1
+for P in "7 2" "7 8" "3 8" "3 2"; do  # a rectangle's corners, in tenths of the canvas
+  read -r PX PY <<< "$P"
+  for i in 1 2 3 4 5 6; do
+    xdotool mousemove --window "$WID" $((X + (PX0 * 6 + (PX - PX0) * i) * W / 60)) \
+      $((Y + (PY0 * 6 + (PY - PY0) * i) * H / 60))
+    sleep 0.05
+  done
+  PX0=$PX
+  PY0=$PY
+done
+xdotool mouseup 1
+sleep 0.5
+M=$(lines)
+click ControlNetGenerate 60
+LINE=$(wait_new "$M" "^controlnet hint kind " 30) || fail "Generate sent no hint"
+echo "$LINE"
+read -r _ _ _ KIND _ PLANE <<< "$LINE"
+[ "$KIND" = mask ] || fail "expected a mask hint: $LINE"
+case "$PLANE" in *" "*|"") fail "expected the mask plane alone: $LINE" ;; 3:*) ;; *) fail "expected the mask plane (3): $LINE" ;; esac
+[ "${PLANE#3:}" -gt 60 ] || fail "the outline was not filled into a region: $LINE"
+LINE=$(wait_new "$M" "^job ControlNet (done|failed|cancelled) path= " 300) || fail "Generate with the mask did not finish"
+case "$LINE" in *"sampled "*" with the ControlNet"*) ;; *) fail "sampling with the mask failed: $LINE" ;; esac
+press ctrl+9  # the ControlNet panel closes again: Train is the Training panel's
+sleep 0.5
 
 # Train: a model of one's own from step 0 in a new run folder; the starter is untouched.
 M=$(lines)
@@ -77,5 +122,5 @@ click UnsavedSave 30  # the new model's steps: saved into its run folder
 wait_exit 60 || fail "difflab did not quit"
 [ "$RC" -eq 0 ] || fail "difflab exited with $RC"
 ls "$RUNS"/mnist-*/checkpoints/step_*.pt > /dev/null 2>&1 || fail "the new run's steps were not saved in its folder"
-echo "PASS: the starter model loaded with its ControlNet, generated, scrubbed to frame $LINE; Train started a new run"
+echo "PASS: the starter model loaded with its ControlNet, generated, scrubbed ($SCRUB), a drawn mask steered samples; Train started a new run"
 exit 0

@@ -9,6 +9,7 @@
 
 #include <filesystem>
 #include <fstream>
+#include <sstream>
 
 #include "core/data/dataset.h"
 #include "core/engine/engine.h"
@@ -16,9 +17,11 @@
 #include "core/model/controlnet.h"
 #include "core/model/unet.h"
 #include "core/sampling/sampler.h"
+#include "core/train/checkpoint_io.h"
 #include "core/train/controlnet_trainer.h"
 #include "core/train/export.h"
 #include "core/train/trainer.h"
+#include "core/vision/canny.h"
 
 using namespace difflab;
 namespace fs = std::filesystem;
@@ -252,6 +255,13 @@ std::string train_base(const std::string& dir, std::shared_ptr<DatasetSplits> da
   return path;
 }
 
+// The controlnet section for training hints of `kind` (default thresholds).
+ControlNetConfig hint_config(HintKind kind) {
+  ControlNetConfig cn;
+  cn.hint = kind;
+  return cn;
+}
+
 Config controlnet_config(const std::string& base) {
   Config c;
   c.data.image_size = 12;
@@ -353,22 +363,142 @@ TEST(ControlNetHints, TrainingHintsPutEachKindInItsChannel) {
   auto data = bar_images(8);
   auto images = gather_batch(data->train, torch::arange(8));
   auto gen = at::make_generator<at::CPUGeneratorImpl>(3);
-  const auto canny_hint = make_training_hints(images, HintKind::Canny, 100, 200, gen);
+  const auto canny_hint = make_training_hints(images, hint_config(HintKind::Canny), gen);
   ASSERT_EQ(canny_hint.sizes(), (std::vector<int64_t>{8, kHintChannels, 12, 12}));
-  EXPECT_GT(canny_hint.select(1, kCannyHintChannel).sum().item<double>(), 8 * 10);
-  EXPECT_EQ(canny_hint.select(1, kScribbleHintChannel).sum().item<double>(), 0.0);
-  const auto scribble_hint = make_training_hints(images, HintKind::Scribble, 100, 200, gen);
-  EXPECT_EQ(scribble_hint.select(1, kCannyHintChannel).sum().item<double>(), 0.0);
-  EXPECT_GT(scribble_hint.select(1, kScribbleHintChannel).sum().item<double>(), 0.0);
+  EXPECT_GT(canny_hint.select(1, hint_plane(HintKind::Canny)).sum().item<double>(), 8 * 10);
+  EXPECT_EQ(canny_hint.select(1, hint_plane(HintKind::Scribble)).sum().item<double>(), 0.0);
+  const auto scribble_hint = make_training_hints(images, hint_config(HintKind::Scribble), gen);
+  EXPECT_EQ(scribble_hint.select(1, hint_plane(HintKind::Canny)).sum().item<double>(), 0.0);
+  EXPECT_GT(scribble_hint.select(1, hint_plane(HintKind::Scribble)).sum().item<double>(), 0.0);
   // Mixed: every image gets exactly one kind.
-  const auto mixed = make_training_hints(images, HintKind::Mixed, 100, 200, gen);
-  const auto has_canny = mixed.select(1, kCannyHintChannel).sum({1, 2}) > 0;
-  const auto has_scribble = mixed.select(1, kScribbleHintChannel).sum({1, 2}) > 0;
+  const auto mixed = make_training_hints(images, hint_config(HintKind::Mixed), gen);
+  const auto has_canny = mixed.select(1, hint_plane(HintKind::Canny)).sum({1, 2}) > 0;
+  const auto has_scribble = mixed.select(1, hint_plane(HintKind::Scribble)).sum({1, 2}) > 0;
   EXPECT_FALSE((has_canny & has_scribble).any().item<bool>());
   // Scribbles of the bars lie on the bars (within the jitter).
-  const auto strokes = scribble_hint.select(1, kScribbleHintChannel);
+  const auto strokes = scribble_hint.select(1, hint_plane(HintKind::Scribble));
   const auto near_bar = torch::max_pool2d((images > 0).to(torch::kFloat32), 5, 1, 2).squeeze(1);
   EXPECT_GT((strokes * near_bar).sum().item<double>(), 0.9 * strokes.sum().item<double>());
+}
+
+TEST(ControlNetHints, HoughMaskAndDistanceHintsOfBarsInTheirPlanes) {
+  auto data = bar_images(8);
+  auto images = gather_batch(data->train, torch::arange(8));
+  const auto bars = (images > 0).to(torch::kFloat32);  // 3 × 8 px, one per image
+  auto gen = at::make_generator<at::CPUGeneratorImpl>(3);
+  auto others_zero = [](const at::Tensor& hint, HintKind kind) {
+    return (hint.sum({0, 2, 3}) != 0).nonzero().flatten().equal(torch::tensor({int64_t{hint_plane(kind)}}));
+  };
+  // Mask: the bar itself.
+  const auto mask = make_training_hints(images, hint_config(HintKind::Mask), gen);
+  ASSERT_EQ(mask.sizes(), (std::vector<int64_t>{8, kHintChannels, 12, 12}));
+  EXPECT_TRUE(others_zero(mask, HintKind::Mask));
+  EXPECT_TRUE(torch::equal(mask.narrow(1, hint_plane(HintKind::Mask), 1), bars));
+  // Distance: 2 px from the outside on the bar's centre line (rows 3-8), 1 px on its rim;
+  // divided by the peak: 6 pixels of 1 and 18 of 0.5, nothing outside the bar.
+  const auto distance = make_training_hints(images, hint_config(HintKind::Distance), gen);
+  EXPECT_TRUE(others_zero(distance, HintKind::Distance));
+  const auto d = distance.narrow(1, hint_plane(HintKind::Distance), 1);
+  EXPECT_TRUE(torch::allclose(d.sum({1, 2, 3}), torch::full({8}, 15.0f)));
+  EXPECT_EQ((d * (1 - bars)).abs().sum().item<double>(), 0.0);
+  EXPECT_TRUE(torch::allclose(d.amax({1, 2, 3}), torch::ones({8})));
+  // Hough: a straight segment along a bar's long side, on its canny edges.
+  const auto hough = make_training_hints(images, hint_config(HintKind::Hough), gen);
+  EXPECT_TRUE(others_zero(hough, HintKind::Hough));
+  const auto lines = hough.narrow(1, hint_plane(HintKind::Hough), 1);
+  // Canny outlines a bar with 8 pixels on one long side and 6 on the other: with the
+  // default 8 votes a line needs, the 8-pixel side alone is a segment.
+  EXPECT_TRUE(torch::equal(lines.sum({1, 2, 3}), torch::full({8}, 8.0f)));
+  const auto edges = canny(((images + 1) * 0.5).clamp(0, 1));
+  EXPECT_EQ((lines * (1 - edges)).sum().item<double>(), 0.0);
+}
+
+TEST(HintScores, EdgeF1IouAndMeanAbsoluteDifferenceInClosedForm) {
+  auto maps = torch::zeros({3, 1, 4, 4});
+  auto ref = torch::zeros({3, 1, 4, 4});
+  ref[0].narrow(1, 0, 2).fill_(1);       // 8 px
+  maps[0].narrow(1, 1, 2).fill_(1);      // 8 px, 4 shared: IoU 4 / 12
+  ref[1].fill_(1);                       // disjoint from an empty map: IoU 0
+  const auto iou = hint_scores(maps, ref, HintKind::Mask);  // image 2: both empty → 1
+  EXPECT_TRUE(torch::allclose(iou, torch::tensor({1.0f / 3.0f, 0.0f, 1.0f})));
+  // Distance: mean |a − b| over the 16 pixels.
+  auto a = torch::zeros({1, 1, 4, 4}), b = torch::zeros({1, 1, 4, 4});
+  a[0][0][1][1] = 1.0f;
+  b[0][0][1][1] = 0.5f;
+  b[0][0][2][2] = 0.25f;
+  EXPECT_NEAR(hint_scores(a, b, HintKind::Distance).item<double>(), 0.75 / 16.0, 1e-7);
+  // Line kinds: the edge F1 (identical maps: 1; one empty: 0).
+  for (HintKind kind : {HintKind::Canny, HintKind::Scribble, HintKind::Hough}) {
+    EXPECT_TRUE(torch::equal(hint_scores(ref, ref, kind), torch::ones({3})));
+    EXPECT_EQ(hint_scores(maps, ref, kind)[1].item<double>(), 0.0);
+  }
+  EXPECT_FALSE(hint_metric(HintKind::Distance).higher_is_better);
+  EXPECT_STREQ(hint_metric(HintKind::Mask).key, "iou");
+  EXPECT_STREQ(hint_metric(HintKind::Mixed).name, "edge F1");
+  EXPECT_THROW(hint_scores(maps, ref.narrow(0, 0, 2), HintKind::Mask), std::invalid_argument);
+}
+
+TEST(HintCurve, MaskAndDistanceCurvesScoreTheirOwnMaps) {
+  auto data = bar_images();
+  HintCurveOptions options;
+  options.n = 4;
+  for (HintKind kind : {HintKind::Hough, HintKind::Mask, HintKind::Distance}) {
+    const HintCurve curve = make_hint_curve(*data, hint_config(kind), options);
+    EXPECT_EQ(curve.kind, kind);
+    EXPECT_TRUE(torch::equal(curve.hints.narrow(1, hint_plane(kind), 1), curve.reference));
+    EXPECT_EQ(curve.hints.sum().item<double>(), curve.reference.sum().item<double>());
+    EXPECT_GT(curve.reference.sum().item<double>(), 4 * 5);
+  }
+}
+
+// ControlNets written before the Hough, mask and distance planes have a 2-plane hint
+// encoder (the shipped starter ControlNets among them): they load with zero weights on the
+// new planes, so they steer exactly as before, and continue training with a fresh optimizer.
+TEST(ControlNetCheckpoint, TwoPlaneFilesLoadWithZeroWeightsForTheNewPlanes) {
+  const std::string dir = temp_dir("legacy");
+  auto data = bar_images();
+  const std::string base = train_base(dir, data);
+  ControlNetTrainer trainer(controlnet_config(base), data, torch::kCPU);
+  trainer.train_step();
+  trainer.train_step();
+  trainer.save(dir + "/now.pt");
+  // The same file as the old code wrote it: the hint encoder's first weight with 2 planes.
+  torch::serialize::InputArchive in;
+  open_checkpoint(dir + "/now.pt", in, CheckpointKind::ControlNet);
+  torch::serialize::OutputArchive out;
+  at::Tensor original;
+  for (const std::string& key : in.keys()) {
+    if (key == "controlnet_tensors") continue;
+    c10::IValue value;
+    if (in.try_read(key, value)) out.write(key, value);
+  }
+  c10::IValue names, tensors;
+  ASSERT_TRUE(in.try_read("controlnet_names", names) && in.try_read("controlnet_tensors", tensors));
+  auto list = tensors.toTensorVector();
+  std::istringstream lines(names.toStringRef());
+  size_t i = 0;
+  for (std::string name; std::getline(lines, name); ++i)
+    if (name == kHintInputWeight) {
+      original = list[i].clone();
+      list[i] = list[i].narrow(1, 0, kLegacyHintChannels).clone();
+    }
+  ASSERT_TRUE(original.defined());
+  ASSERT_EQ(original.size(1), kHintChannels);
+  out.write("controlnet_tensors", c10::List<at::Tensor>(list));
+  save_archive_atomic(out, dir + "/legacy.pt");
+
+  const auto loaded = load_controlnet(dir + "/legacy.pt", torch::kCPU);
+  at::Tensor weight;
+  for (const auto& p : loaded.net->named_parameters())
+    if (p.key() == kHintInputWeight) weight = p.value();
+  ASSERT_EQ(weight.size(1), kHintChannels);
+  EXPECT_TRUE(torch::equal(weight.narrow(1, 0, kLegacyHintChannels), original.narrow(1, 0, kLegacyHintChannels)));
+  EXPECT_EQ(weight.narrow(1, kLegacyHintChannels, kHintChannels - kLegacyHintChannels).abs().sum().item<double>(), 0.0);
+  ControlNetTrainer again(controlnet_config(base), data, torch::kCPU);
+  EXPECT_FALSE(again.resume(dir + "/legacy.pt"));  // weights only: its optimizer was for 2 planes
+  EXPECT_EQ(again.step(), 2);
+  EXPECT_TRUE(std::isfinite(again.train_step().loss));
+  EXPECT_TRUE(again.resume(dir + "/now.pt"));
 }
 
 TEST(ControlNetEngine, LoadsAndSamplesThroughCommandsAsThePanelDoes) {
@@ -416,7 +546,7 @@ TEST(ControlNetEngine, LoadsAndSamplesThroughCommandsAsThePanelDoes) {
   cmd::Sample sample = early;
   sample.config.guidance = 2.0;
   sample.config.n = 3;
-  for (int y = 2; y < 10; ++y) sample.hint[kScribbleHintChannel * 144 + y * 12 + 5] = 1.0f;
+  for (int y = 2; y < 10; ++y) sample.hint[hint_plane(HintKind::Scribble) * 144 + y * 12 + 5] = 1.0f;
   sample.control_scale = 0.7;
   engine.send(sample);
   ASSERT_TRUE(engine.wait_idle(60));
@@ -472,8 +602,8 @@ TEST(HintCurve, HintsOfTheTrainedKindInTheirChannel) {
   const HintCurve scribble = make_hint_curve(*data, cn, options);
   EXPECT_EQ(scribble.kind, HintKind::Scribble);
   ASSERT_EQ(scribble.hints.sizes(), (std::vector<int64_t>{4, kHintChannels, 12, 12}));
-  EXPECT_EQ(scribble.hints.select(1, kCannyHintChannel).sum().item<double>(), 0.0);
-  EXPECT_TRUE(torch::equal(scribble.hints.select(1, kScribbleHintChannel), scribble.reference.squeeze(1)));
+  EXPECT_EQ(scribble.hints.select(1, hint_plane(HintKind::Canny)).sum().item<double>(), 0.0);
+  EXPECT_TRUE(torch::equal(scribble.hints.select(1, hint_plane(HintKind::Scribble)), scribble.reference.squeeze(1)));
   // Strokes are the bars' centre lines: thinner than the 3-px bars, and there.
   const double stroke_pixels = scribble.reference.sum().item<double>();
   EXPECT_GT(stroke_pixels, 4 * 4);
@@ -482,8 +612,8 @@ TEST(HintCurve, HintsOfTheTrainedKindInTheirChannel) {
     cn.hint = kind;
     const HintCurve canny = make_hint_curve(*data, cn, options);
     EXPECT_EQ(canny.kind, HintKind::Canny);  // mixed ControlNets are scored on canny hints
-    EXPECT_EQ(canny.hints.select(1, kScribbleHintChannel).sum().item<double>(), 0.0);
-    EXPECT_TRUE(torch::equal(canny.hints.select(1, kCannyHintChannel), canny.reference.squeeze(1)));
+    EXPECT_EQ(canny.hints.select(1, hint_plane(HintKind::Scribble)).sum().item<double>(), 0.0);
+    EXPECT_TRUE(torch::equal(canny.hints.select(1, hint_plane(HintKind::Canny)), canny.reference.squeeze(1)));
     EXPECT_GT(canny.reference.sum().item<double>(), 4 * 8);
   }
 }
@@ -500,23 +630,27 @@ TEST(HintCurve, ScoresTheControlledSamplesWithFixedSeeds) {
   options.n = 4;
   options.steps = 3;
   const HintCurve curve = make_hint_curve(*data, cn, options);
-  const double without = hint_curve_f1(curve, base, ControlNet{}, 0.0, torch::kCPU);
+  const double without = hint_curve_score(curve, base, ControlNet{}, 0.0, torch::kCPU);
   EXPECT_GE(without, 0.0);
   EXPECT_LE(without, 1.0);
-  EXPECT_EQ(hint_curve_f1(curve, base, ControlNet{}, 0.0, torch::kCPU), without);  // fixed seeds
+  EXPECT_EQ(hint_curve_score(curve, base, ControlNet{}, 0.0, torch::kCPU), without);  // fixed seeds
   // A fresh ControlNet adds exactly nothing; a changed one steers the samples, unless at scale 0.
   ControlNet net = make_controlnet(info.config.model, info.shape);
   net->copy_encoder_from(*base.net);
   net->eval();
-  EXPECT_EQ(hint_curve_f1(curve, base, net, 1.0, torch::kCPU), without);
-  perturb_zero_convs(net);
-  EXPECT_EQ(hint_curve_f1(curve, base, net, 0.0, torch::kCPU), without);
-  const double with = hint_curve_f1(curve, base, net, 1.0, torch::kCPU);
+  EXPECT_EQ(hint_curve_score(curve, base, net, 1.0, torch::kCPU), without);
+  {
+    torch::NoGradGuard no_grad;
+    torch::manual_seed(5);
+    for (auto& p : net->zero_conv_parameters()) p.normal_(0.0, 1.0);  // well past what 3 steps of noise hide
+  }
+  EXPECT_EQ(hint_curve_score(curve, base, net, 0.0, torch::kCPU), without);
+  const double with = hint_curve_score(curve, base, net, 1.0, torch::kCPU);
   EXPECT_NE(with, without);
   EXPECT_GE(with, 0.0);
   EXPECT_LE(with, 1.0);
   // A cancelled run gives no point.
-  EXPECT_TRUE(std::isnan(hint_curve_f1(curve, base, net, 1.0, torch::kCPU, [](const StepInfo&) { return false; })));
+  EXPECT_TRUE(std::isnan(hint_curve_score(curve, base, net, 1.0, torch::kCPU, [](const StepInfo&) { return false; })));
 }
 
 namespace {

@@ -11,7 +11,9 @@
 #include <random>
 #include <vector>
 
+#include "core/vision/hint_preview.h"
 #include "core/vision/hints.h"
+#include "core/vision/scribble.h"
 
 namespace difflab {
 namespace {
@@ -233,6 +235,53 @@ TEST(Hints, ABatchGivesWhatEachPictureGivesAlone) {
     EXPECT_TRUE(torch::allclose(distances[b], distance_transform(masks.narrow(0, b, 1))[0]));
     EXPECT_TRUE(torch::equal(acc[b], hough_accumulator(edges.narrow(0, b, 1))[0]));
   }
+}
+
+TEST(HintMap, EachKindIsItsOwnFunctionOfThePicture) {
+  const auto picture = ring(21);
+  HintMapOptions o;
+  o.threshold = 0.5;
+  EXPECT_TRUE(torch::equal(hint_map(picture, HintKind::Canny, o), canny(picture, o.canny)));
+  EXPECT_TRUE(torch::equal(hint_map(picture, HintKind::Mixed, o), canny(picture, o.canny)));
+  EXPECT_TRUE(torch::equal(hint_map(picture, HintKind::Scribble, o),
+                           skeletonize((picture > 0.5).to(torch::kFloat32))));
+  EXPECT_TRUE(torch::equal(hint_map(picture, HintKind::Hough, o),
+                           draw_segments(hough_segments(canny(picture, o.canny), o.hough), 21, 21)));
+  EXPECT_TRUE(torch::equal(hint_map(picture, HintKind::Mask, o), silhouette(picture, 0.5)));
+  EXPECT_TRUE(torch::allclose(hint_map(picture, HintKind::Distance, o), distance_hint(silhouette(picture, 0.5))));
+  // The object threshold: a faint ring (0.3) is an object above 0.2, nothing above 0.5.
+  const auto faint = picture / 3.0;
+  o.threshold = 0.2;
+  EXPECT_TRUE(torch::equal(hint_map(faint, HintKind::Mask, o), silhouette(picture, 0.5)));
+  o.threshold = 0.5;
+  EXPECT_EQ(hint_map(faint, HintKind::Mask, o).sum().item<float>(), 0.0f);
+  EXPECT_THROW(hint_map(torch::zeros({1, 3, 8, 8}), HintKind::Mask), std::invalid_argument);
+}
+
+// The GUI's torch-free entry points: a drawn outline means its filled region for mask
+// hints and that region's distance map for distance hints; line kinds keep the strokes.
+TEST(HintPreview, DrawnOutlinesAreFilledAndPicturesMapByKind) {
+  const auto outline = ring(21);
+  GrayPicture canvas{21, 21, {}};
+  const auto binary = (outline > 0.5).to(torch::kFloat32).contiguous();
+  canvas.pixels.assign(binary.data_ptr<float>(), binary.data_ptr<float>() + binary.numel());
+  auto as_tensor = [](const GrayPicture& p) {
+    return torch::tensor(p.pixels).view({1, 1, p.height, p.width});
+  };
+  EXPECT_TRUE(torch::equal(as_tensor(drawn_hint(canvas, HintKind::Mask)), silhouette(outline, 0.5)));
+  EXPECT_TRUE(torch::allclose(as_tensor(drawn_hint(canvas, HintKind::Distance)),
+                              distance_hint(silhouette(outline, 0.5))));
+  for (HintKind kind : {HintKind::Canny, HintKind::Scribble, HintKind::Hough})
+    EXPECT_EQ(drawn_hint(canvas, kind).pixels, canvas.pixels);
+  GrayPicture picture{21, 21, {}};
+  const auto grey = outline.contiguous();
+  picture.pixels.assign(grey.data_ptr<float>(), grey.data_ptr<float>() + grey.numel());
+  HintMapOptions o;
+  o.threshold = 0.2;
+  for (HintKind kind : {HintKind::Canny, HintKind::Hough, HintKind::Mask, HintKind::Distance})
+    EXPECT_TRUE(torch::allclose(as_tensor(picture_hint(picture, kind, 100, 200, 0.2)), hint_map(outline, kind, o)))
+        << to_string(kind);
+  EXPECT_THROW(drawn_hint(GrayPicture{4, 4, {1.0f}}, HintKind::Mask), std::invalid_argument);
 }
 
 }  // namespace

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <exception>
 
+#include "core/model/hint_planes.h"
 #include "core/util/paths.h"
 #include "ui/widgets.h"
 
@@ -262,6 +263,16 @@ void Actions::generate_controlnet(std::vector<float> hint) {
   sample.config.classifier_scale = 0.0;
   sample.max_frames = kMaxTrajectoryFrames;
   sample.controlnet = true;
+  // Which planes the hint fills, for scripts (--print-layout): "controlnet hint kind mask
+  // planes 3:412" = 412 pixels of plane 3 (mask) are set.
+  const size_t plane = hint.size() / kHintChannels;
+  std::string planes;
+  for (int c = 0; c < kHintChannels && plane > 0; ++c) {
+    const auto first = hint.begin() + static_cast<std::ptrdiff_t>(c * plane);
+    const auto set = std::count_if(first, first + static_cast<std::ptrdiff_t>(plane), [](float x) { return x > 0.0f; });
+    if (set > 0) planes += " " + std::to_string(c) + ":" + std::to_string(set);
+  }
+  print_event(m_ui, "controlnet hint kind " + std::string(to_string(v.kind)) + " planes" + planes);
   sample.hint = std::move(hint);
   sample.control_scale = v.scale;
   m_engine.send(sample);

@@ -57,7 +57,7 @@ class Actions {
   void evaluate(int n);
   void cancel_sampling();
   // ControlNet panel: load a train-controlnet checkpoint (and the base it names); generate
-  // with a hint of kHintChannels planes (canny, scribble) at the model's resolution.
+  // with a hint of kHintChannels planes (core/model/hint_planes.h) at the model's resolution.
   void load_controlnet(const std::string& path, const std::string& base_override);
   void generate_controlnet(std::vector<float> hint);
   // ControlNet panel, Train tab: a ControlNet for the current model with the tab's settings

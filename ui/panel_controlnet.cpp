@@ -1,13 +1,16 @@
 // ControlNet panel (Zhang et al. 2023). Train tab: train a ControlNet for the current model
 // in the worker (hint kind, steps; Train / Pause / Stop), with its loss and the
-// hint-following curve (edge F1 with and without it, on fixed held-out hints). Generate
-// tab: pick one of the model's ControlNets (listed from its run folder, checked against its
-// weights) or load one, make a hint — strokes drawn on
-// a canvas at the model's resolution (brush, eraser, clear, undo), or the canny edges of a
-// picture (a PNG/JPG or a dataset image) with live low/high thresholds — then Generate:
-// the samples appear with the hint overlaid, and the Sampling panel's scrubber replays the
-// run. Canny runs on this thread through core/vision/hint_preview.h (a pure function on one
-// small picture, well under a millisecond); the models stay with the engine's worker.
+// hint-following curve (the kind's score with and without it, on fixed held-out hints).
+// Generate tab: pick one of the model's ControlNets (listed from its run folder, checked
+// against its weights) or load one, make a hint of one kind — drawn on a canvas at the
+// model's resolution (freehand strokes for canny and scribble, straight lines for Hough,
+// a painted region for mask and distance, whose holes are filled; eraser, clear, undo), or
+// the kind's map of a picture (a PNG/JPG or a dataset image) with live thresholds — then
+// Generate: the samples appear with the hint overlaid, and the Sampling panel's scrubber
+// replays the run. The hint maps are computed on this thread through
+// core/vision/hint_preview.h (pure functions on one small picture, about a millisecond),
+// only when the canvas, picture, kind or a threshold changed; the models stay with the
+// engine's worker.
 #include <imgui.h>
 
 #include <algorithm>
@@ -17,6 +20,7 @@
 #include <string>
 #include <vector>
 
+#include "core/model/hint_planes.h"
 #include "ui/float_grid.h"
 #include "ui/image_view.h"
 #include "ui/line_plot.h"
@@ -26,11 +30,10 @@
 namespace difflab {
 namespace {
 
-// Hint planes, as core/model/controlnet.h orders them (this header keeps torch out of ui/).
-constexpr int kHintPlanes = 2;
-constexpr int kCannyPlane = 0;
-constexpr int kScribblePlane = 1;
 constexpr size_t kMaxUndo = 64;
+// The kinds a hint can be (mixed is a way of training, not a hint).
+constexpr HintKind kHintKinds[] = {HintKind::Canny, HintKind::Scribble, HintKind::Hough, HintKind::Mask,
+                                   HintKind::Distance};
 constexpr double kLossSmoothing = 0.98;  // EMA weight of the ControlNet loss plot's smoothed line
 constexpr ImU32 kCanvasBackground = IM_COL32(12, 12, 16, 255);
 constexpr ImU32 kCanvasGrid = IM_COL32(255, 255, 255, 14);
@@ -48,7 +51,9 @@ void fit_canvas(ControlNetView& v, int height, int width) {
   v.canvas.assign(static_cast<size_t>(height) * width, 0.0f);
   v.undo.clear();
   v.picture = GrayPicture{};
-  v.edges = GrayPicture{};
+  v.picture_map = GrayPicture{};
+  v.drawn = GrayPicture{};
+  v.drawn_from.clear();
 }
 
 // Paints a square brush of v.brush pixels centred at canvas position (x, y).
@@ -81,8 +86,27 @@ void stroke_to(ControlNetView& v, float x, float y) {
   v.last_y = y;
 }
 
-// The drawing canvas: strokes (scribble mode) or the picture with its edges (picture
-// mode), enlarged; in scribble mode the left mouse button paints.
+// A straight line between two canvas positions, drawn as Hough hints are (core/vision/hints.h
+// draw_segments): Bresenham between the two pixels, 1 px wide, clipped to the canvas.
+void line_to(ControlNetView& v, float x0f, float y0f, float x1f, float y1f) {
+  auto pixel = [&](float f, int size) { return std::clamp(static_cast<int>(std::floor(f)), 0, size - 1); };
+  int x = pixel(x0f, v.width), y = pixel(y0f, v.height);
+  const int x1 = pixel(x1f, v.width), y1 = pixel(y1f, v.height);
+  const int dx = std::abs(x1 - x), dy = -std::abs(y1 - y);
+  const int sx = x < x1 ? 1 : -1, sy = y < y1 ? 1 : -1;
+  int err = dx + dy;
+  for (;;) {
+    v.canvas[static_cast<size_t>(y) * v.width + x] = 1.0f;
+    if (x == x1 && y == y1) break;
+    const int e2 = 2 * err;
+    if (e2 >= dy) { err += dy; x += sx; }
+    if (e2 <= dx) { err += dx; y += sy; }
+  }
+}
+
+// The drawing canvas: what is drawn (draw mode) or the picture (picture mode), enlarged. In
+// draw mode the left mouse button paints freehand, or, for Hough hints, draws a straight
+// line from where it was pressed to where it is let go (shown while dragging).
 void draw_canvas(ControlNetView& v, UiState& ui, bool picture_mode) {
   const float cell = v.canvas_zoom;
   const ImVec2 size(cell * v.width, cell * v.height);
@@ -90,18 +114,22 @@ void draw_canvas(ControlNetView& v, UiState& ui, bool picture_mode) {
   ImGui::InvisibleButton("hint_canvas", size);
   track_item(ui, "ControlNetCanvas", true);
   const bool active = ImGui::IsItemActive() && !picture_mode;
+  const bool lines = v.kind == HintKind::Hough && !v.eraser;
+  const ImVec2 m = ImGui::GetIO().MousePos;
+  const float mx = (m.x - p0.x) / cell, my = (m.y - p0.y) / cell;
   if (active) {
-    const ImVec2 m = ImGui::GetIO().MousePos;
-    const float x = (m.x - p0.x) / cell, y = (m.y - p0.y) / cell;
     if (!v.stroking) {
       v.undo.push_back(v.canvas);
       if (v.undo.size() > kMaxUndo) v.undo.erase(v.undo.begin());
       v.stroking = true;
       v.last_x = v.last_y = -1;
+      v.line_x = mx;
+      v.line_y = my;
     }
-    stroke_to(v, x, y);
+    if (!lines) stroke_to(v, mx, my);
   } else if (v.stroking) {
     v.stroking = false;
+    if (lines && ImGui::IsMousePosValid(&m)) line_to(v, v.line_x, v.line_y, mx, my);
     v.last_x = v.last_y = -1;
   }
   ImDrawList* draw = ImGui::GetWindowDrawList();
@@ -128,55 +156,63 @@ void draw_canvas(ControlNetView& v, UiState& ui, bool picture_mode) {
     for (int y = 1; y < v.height; ++y)
       draw->AddLine(ImVec2(p0.x, p0.y + y * cell), ImVec2(p0.x + size.x, p0.y + y * cell), kCanvasGrid);
   }
+  if (active && lines)
+    draw->AddLine(ImVec2(p0.x + v.line_x * cell, p0.y + v.line_y * cell), m, IM_COL32(120, 200, 255, 220), cell);
   if (!picture_mode && ImGui::IsItemHovered()) {
-    const ImVec2 m = ImGui::GetIO().MousePos;
     const float half = 0.5f * v.brush * cell;
     draw->AddRect(ImVec2(m.x - half, m.y - half), ImVec2(m.x + half, m.y + half),
                   v.eraser ? kEdgeColor : IM_COL32(120, 200, 255, 220));
   }
 }
 
-// A small enlarged view of one 0/1 plane (the hint that will be sent).
-void draw_plane(const char* id, const std::vector<float>& plane, int h, int w, float cell, ImU32 color) {
+// A small enlarged view of one plane (the hint that will be sent): each pixel in `color`
+// at its value's opacity (0/1 maps, and the distance map's levels).
+void draw_plane(const std::vector<float>& plane, int h, int w, float cell, ImU32 color) {
   const ImVec2 p0 = ImGui::GetCursorScreenPos();
   const ImVec2 size(cell * w, cell * h);
   ImGui::Dummy(size);
-  (void)id;
   ImDrawList* draw = ImGui::GetWindowDrawList();
   draw->AddRectFilled(p0, ImVec2(p0.x + size.x, p0.y + size.y), kCanvasBackground);
+  const ImU32 rgb = color & ~IM_COL32_A_MASK;
   for (int y = 0; y < h; ++y)
-    for (int x = 0; x < w; ++x)
-      if (plane[static_cast<size_t>(y) * w + x] > 0.5f) {
-        const ImVec2 a(p0.x + x * cell, p0.y + y * cell);
-        draw->AddRectFilled(a, ImVec2(a.x + cell, a.y + cell), color);
-      }
+    for (int x = 0; x < w; ++x) {
+      const float value = std::clamp(plane[static_cast<size_t>(y) * w + x], 0.0f, 1.0f);
+      if (value <= 0.0f) continue;
+      const auto alpha = static_cast<ImU32>(std::lround(55.0f + 200.0f * value));
+      const ImVec2 a(p0.x + x * cell, p0.y + y * cell);
+      draw->AddRectFilled(a, ImVec2(a.x + cell, a.y + cell), rgb | (alpha << IM_COL32_A_SHIFT));
+    }
 }
 
-// Recomputes the picture's canny edges when the picture or a threshold changed.
-void update_edges(ControlNetView& v) {
+// Brings the hint maps up to date: the picture's map of the current kind and thresholds,
+// and what the canvas means for the current kind (each only when something changed).
+void update_maps(ControlNetView& v) {
   if (v.picture.empty()) {
-    v.edges = GrayPicture{};
-    return;
+    v.picture_map = GrayPicture{};
+  } else if (v.map_low != v.canny_low || v.map_high != v.canny_high || v.map_object != v.object_threshold ||
+             v.map_kind != v.kind || v.map_serial != v.picture_serial || v.picture_map.empty()) {
+    v.picture_map = picture_hint(v.picture, v.kind, v.canny_low, v.canny_high, v.object_threshold);
+    v.map_low = v.canny_low;
+    v.map_high = v.canny_high;
+    v.map_object = v.object_threshold;
+    v.map_kind = v.kind;
+    v.map_serial = v.picture_serial;
   }
-  if (v.edges_low == v.canny_low && v.edges_high == v.canny_high && !v.edges.empty() &&
-      v.edges_serial == v.picture_serial)
-    return;
-  v.edges = canny_edges(v.picture, v.canny_low, v.canny_high);
-  v.edges_low = v.canny_low;
-  v.edges_high = v.canny_high;
-  v.edges_serial = v.picture_serial;
+  if (v.stroking) return;  // a stroke in progress: the map follows when it ends
+  if (v.drawn_kind != v.kind || v.drawn_from != v.canvas || v.drawn.empty()) {
+    v.drawn = drawn_hint(GrayPicture{v.height, v.width, v.canvas}, v.kind);
+    v.drawn_from = v.canvas;
+    v.drawn_kind = v.kind;
+  }
 }
 
-// The hint planes the Generate button sends.
+// The hint the Generate button sends: the map in its kind's plane, the others zero.
 std::vector<float> make_hint(const ControlNetView& v) {
   const size_t plane = static_cast<size_t>(v.height) * v.width;
-  std::vector<float> hint(kHintPlanes * plane, 0.0f);
-  if (v.source == HintSource::Picture) {
-    if (v.edges.pixels.size() == plane)
-      std::copy(v.edges.pixels.begin(), v.edges.pixels.end(), hint.begin() + kCannyPlane * plane);
-  } else {
-    std::copy(v.canvas.begin(), v.canvas.end(), hint.begin() + kScribblePlane * plane);
-  }
+  std::vector<float> hint(kHintChannels * plane, 0.0f);
+  const GrayPicture& map = v.source == HintSource::Picture ? v.picture_map : v.drawn;
+  if (map.pixels.size() == plane)
+    std::copy(map.pixels.begin(), map.pixels.end(), hint.begin() + hint_plane(v.kind) * plane);
   return hint;
 }
 
@@ -202,30 +238,54 @@ void draw_load_row(const Snapshot& snap, UiContext& ctx) {
                         static_cast<long long>(c.base_step), c.width, c.height);
   } else {
     dim_text(
-        "No ControlNet loaded. Train one for a model's run folder with\n  difflab-cli "
-        "train-controlnet --base runs/mnist-YYYY-MM-DD-N\nthen Load it here (with that model "
-        "loaded, or none).");
+        "No ControlNet loaded. Train one in the Train tab, or for a model's run folder with\n"
+        "  difflab-cli train-controlnet --base runs/mnist-YYYY-MM-DD-N [--hint KIND]\nthen Load "
+        "it here (with that model loaded, or none).");
   }
+}
+
+// Whether a ControlNet trained on `trained` hints was trained on hints of `kind`.
+bool trained_on(HintKind trained, HintKind kind) {
+  return trained == kind || (trained == HintKind::Mixed && (kind == HintKind::Canny || kind == HintKind::Scribble));
 }
 
 void draw_source(const Snapshot& snap, UiContext& ctx) {
   ControlNetView& v = ctx.ui.controlnet;
-  int source = static_cast<int>(v.source);
-  ImGui::RadioButton("Draw a scribble", &source, static_cast<int>(HintSource::Scribble));
+  ImGui::SetNextItemWidth(ImGui::GetFontSize() * 7.0f);
+  if (ImGui::BeginCombo("Hint", std::string(to_string(v.kind)).c_str())) {
+    for (HintKind kind : kHintKinds) {
+      const std::string name(to_string(kind));
+      if (ImGui::Selectable(name.c_str(), v.kind == kind)) v.kind = kind;
+      track_item(ctx.ui, ("ControlNetHintKind." + name).c_str(), true);
+    }
+    ImGui::EndCombo();
+  }
+  track_item(ctx.ui, "ControlNetHintKind", true);
+  help_marker("canny: edge outlines. scribble: centre lines, as a hand draws them. hough: "
+              "straight segments (drag from one end to the other). mask: the object's filled "
+              "shape (paint it, or draw its outline: enclosed holes are filled). distance: how "
+              "far inside that shape each pixel lies (paint the shape; the map is computed), "
+              "a depth-like hint for flat grey pictures.");
   ImGui::SameLine();
-  ImGui::RadioButton("Edges of a picture", &source, static_cast<int>(HintSource::Picture));
+  int source = static_cast<int>(v.source);
+  ImGui::RadioButton("Draw", &source, static_cast<int>(HintSource::Draw));
+  ImGui::SameLine();
+  ImGui::RadioButton("From a picture", &source, static_cast<int>(HintSource::Picture));
   track_item(ctx.ui, "ControlNetPictureMode", true);
+  // A mixed ControlNet knows both: draw scribbles, take a picture's canny edges.
+  if (source != static_cast<int>(v.source) && snap.controlnet.ready &&
+      snap.controlnet.config.hint == HintKind::Mixed && (v.kind == HintKind::Canny || v.kind == HintKind::Scribble))
+    v.kind = source == static_cast<int>(HintSource::Picture) ? HintKind::Canny : HintKind::Scribble;
   v.source = static_cast<HintSource>(source);
-  const bool trained_on = snap.controlnet.config.hint == HintKind::Mixed ||
-                          (v.source == HintSource::Scribble) ==
-                              (snap.controlnet.config.hint == HintKind::Scribble);
-  if (snap.controlnet.ready && !trained_on)
-    error_text("This ControlNet was trained on " +
-               std::string(to_string(snap.controlnet.config.hint)) + " hints only.");
+  if (snap.controlnet.ready && !trained_on(snap.controlnet.config.hint, v.kind))
+    error_text("This ControlNet was trained on " + std::string(to_string(snap.controlnet.config.hint)) +
+               " hints, not " + std::string(to_string(v.kind)) + ".");
 
-  if (v.source == HintSource::Scribble) {
+  if (v.source == HintSource::Draw) {
+    const bool region = !hint_is_lines(v.kind);
     ImGui::SetNextItemWidth(ImGui::GetFontSize() * 6.0f);
-    ImGui::SliderInt("Brush", &v.brush, 1, 4, "%d px");
+    v.brush = std::clamp(v.brush, 1, region ? 8 : 4);
+    ImGui::SliderInt("Brush", &v.brush, 1, region ? 8 : 4, "%d px");
     ImGui::SameLine();
     ImGui::Checkbox("Eraser", &v.eraser);
     ImGui::SameLine();
@@ -240,9 +300,16 @@ void draw_source(const Snapshot& snap, UiContext& ctx) {
       v.undo.push_back(v.canvas);
       std::fill(v.canvas.begin(), v.canvas.end(), 0.0f);
     }
-    help_marker("Draw the strokes the samples should follow, at the model's resolution (one "
-                "square = one pixel). Thin centre lines work best: the ControlNet learned from "
-                "skeletons of the training images.");
+    const char* how =
+        v.kind == HintKind::Hough ? "Drag from one end of a straight segment to the other: a 1-pixel line, "
+                                    "as Hough hints are (one square = one pixel of the model); the eraser "
+                                    "rubs out freehand."
+        : region                  ? "Paint the object's shape, or draw its closed outline: holes it encloses "
+                                    "are filled. The hint on the right is what is sent."
+                                  : "Draw the strokes the samples should follow, at the model's resolution "
+                                    "(one square = one pixel). Thin centre lines suit scribble ControlNets "
+                                    "(they learned from skeletons of the training images).";
+    help_marker(how);
     return;
   }
   // Picture source: a file, or a dataset image.
@@ -284,8 +351,19 @@ void draw_source(const Snapshot& snap, UiContext& ctx) {
     v.picture_name = "dataset image " + std::to_string(v.dataset_index);
     ++v.picture_serial;
   }
-  help_marker("The hint is the canny edge map of this picture (resized to the model's size). "
-              "Dataset images come from the Dataset panel's preview.");
+  help_marker("The hint is this picture's map of the chosen kind (resized to the model's size): "
+              "its canny edges, its bright strokes thinned, the Hough segments of its edges, its "
+              "filled silhouette or that silhouette's distance map. Dataset images come from the "
+              "Dataset panel's preview.");
+  if (!hint_is_lines(v.kind)) {
+    ImGui::SetNextItemWidth(ImGui::GetFontSize() * 8.0f);
+    ImGui::SliderFloat("Object above", &v.object_threshold, 0.0f, 0.95f, "%.2f");
+    help_marker("Pixels brighter than this (0 = black, 1 = white) belong to the object; holes "
+                "inside it are filled. The ControlNet's own value (controlnet.mask_threshold) "
+                "is set when it loads.");
+    return;
+  }
+  if (v.kind == HintKind::Scribble) return;
   ImGui::SetNextItemWidth(ImGui::GetFontSize() * 8.0f);
   ImGui::SliderFloat("Low", &v.canny_low, 0.0f, 1000.0f, "%.0f");
   ImGui::SameLine();
@@ -294,7 +372,7 @@ void draw_source(const Snapshot& snap, UiContext& ctx) {
   v.canny_high = std::max(v.canny_high, v.canny_low);
   help_marker("Canny hysteresis thresholds on the gradient magnitude (0-255 image scale, "
               "|gx| + |gy| of 3×3 Sobel, as OpenCV): pixels above High start an edge, pixels "
-              "above Low continue one.");
+              "above Low continue one. Hough hints look for straight segments in these edges.");
 }
 
 // The last ControlNet run's samples with the hint drawn over each.
@@ -327,20 +405,35 @@ void draw_results(const Snapshot& snap, UiContext& ctx) {
   options.labels = &labels;
   image_view("controlnet_samples", img, &v.zoom, options);
   if (!v.overlay) return;
-  // The hint (both planes) over every cell.
+  // The hint over every cell: the line planes' pixels, and the outline of the region planes
+  // (mask, distance: their inside would hide the sample).
   const ImVec2 p0 = ImGui::GetItemRectMin();
   const float z = v.zoom;
   const GridLayout& g = img.layout;
   const int h = run.hint.h, w = run.hint.w;
   const size_t plane = static_cast<size_t>(h) * w;
+  auto at = [&](int c, int x, int y) {
+    if (x < 0 || y < 0 || x >= w || y >= h) return 0.0f;
+    return run.hint.data[c * plane + static_cast<size_t>(y) * w + x];
+  };
+  std::vector<uint8_t> shown(plane, 0);
+  for (int c = 0; c < run.hint.c; ++c) {
+    const bool lines = c < hint_plane(HintKind::Mask);
+    for (int y = 0; y < h; ++y)
+      for (int x = 0; x < w; ++x) {
+        if (lines ? at(c, x, y) < 0.5f
+                  : at(c, x, y) <= 0.0f || (at(c, x - 1, y) > 0.0f && at(c, x + 1, y) > 0.0f &&
+                                            at(c, x, y - 1) > 0.0f && at(c, x, y + 1) > 0.0f))
+          continue;
+        shown[static_cast<size_t>(y) * w + x] = 1;
+      }
+  }
   ImDrawList* draw = ImGui::GetWindowDrawList();
   for (int i = 0; i < g.count; ++i) {
     const float cx = p0.x + g.cell_x(i) * z, cy = p0.y + g.cell_y(i) * z;
     for (int y = 0; y < h; ++y)
       for (int x = 0; x < w; ++x) {
-        float value = 0.0f;
-        for (int c = 0; c < run.hint.c; ++c) value += run.hint.data[c * plane + static_cast<size_t>(y) * w + x];
-        if (value < 0.5f) continue;
+        if (!shown[static_cast<size_t>(y) * w + x]) continue;
         const ImVec2 a(cx + x * z, cy + y * z);
         draw->AddRectFilled(a, ImVec2(a.x + z, a.y + z), kOverlayColor);
       }
@@ -368,7 +461,7 @@ void draw_found(const Snapshot& snap, UiContext& ctx) {
     ImGui::BeginDisabled(!f.fits || busy);
     if (ImGui::Selectable(label, loaded) && !loaded) ctx.actions.load_controlnet(f.path, "");
     ImGui::EndDisabled();
-    track_item(ui, ("ControlNetFound" + std::to_string(i)).c_str(), f.fits && !busy);
+    track_item(ui, ("ControlNetFound." + name).c_str(), f.fits && !busy);  // by its folder's name
     if (ImGui::IsItemHovered(ImGuiHoveredFlags_AllowWhenDisabled))
       ImGui::SetTooltip("%s", f.fits ? f.path.c_str() : f.why.c_str());
     ImGui::PopID();
@@ -397,9 +490,11 @@ void draw_train_tab(const Snapshot& snap, UiContext& ctx) {
   ImGui::BeginDisabled(active);
   ImGui::PushItemWidth(ImGui::GetFontSize() * 8.0f);
   enum_combo("Hints##train", &v.train_hint, &ui, "ControlNetTrainHint");
-  help_marker("What the ControlNet learns to follow: canny edge maps of the training images, "
-              "scribbles (their thinned strokes, jittered and broken), or mixed (each image gets "
-              "one of the two at random).");
+  help_marker("What the ControlNet learns to follow, made from each training image: canny "
+              "edge maps; scribbles (its thinned strokes, jittered and broken); mixed (each "
+              "image gets one of those two at random); hough (the straight segments of its "
+              "edges); mask (its filled silhouette); distance (how far inside the silhouette "
+              "each pixel lies).");
   ImGui::SameLine();
   input_int64("Steps##train", &v.train_steps, 100, 1);
   help_marker("Train up to this step (controlnet.lr, batch_size and the rest come from the "
@@ -407,8 +502,9 @@ void draw_train_tab(const Snapshot& snap, UiContext& ctx) {
   input_int64("Curve every", &v.curve_every, 50, 0);
   help_marker("Steps between points of the hint-following curve: 8 held-out test images' "
               "hints of this kind, sampled with 10 DDIM steps and fixed seeds, with the "
-              "ControlNet and (once) without it; a point is the mean edge F1 of the samples "
-              "against their hints. A point costs a few seconds on a CPU. 0 = off.");
+              "ControlNet and (once) without it; a point compares the samples' maps with the "
+              "hints: edge F1 for line hints, IoU for mask, mean absolute difference for "
+              "distance. A point costs a few seconds on a CPU. 0 = off.");
   // Continue one of this model's ControlNets, or start a new one.
   std::string current = "a new ControlNet";
   for (const auto& f : snap.controlnets_found)
@@ -495,10 +591,13 @@ void draw_train_tab(const Snapshot& snap, UiContext& ctx) {
     line_plot("controlnet_loss", {raw, smooth}, options);
   }
   if (t.curve_every <= 0) return;
-  ImGui::TextUnformatted("Hint following (edge F1, higher is better)");
+  const HintMetric metric = hint_metric(t.hint);
+  ImGui::Text("Hint following (%s, %s is better)", metric.name, metric.higher_is_better ? "higher" : "lower");
   help_marker("Each point: the ControlNet at that step samples the same 8 held-out hints with "
-              "the same seeds; the score is the mean edge F1 (1 px tolerance) between the "
-              "samples and their hints. The flat line is the base model alone on the same hints.");
+              "the same seeds; the score compares the same kind of map of each sample with its "
+              "hint: edge F1 (1 px tolerance) for canny, scribble and hough hints, IoU of the "
+              "silhouettes for mask, mean absolute difference of the distance maps for distance. "
+              "The flat line is the base model alone on the same hints.");
   if (t.f1.empty()) {
     dim_text("The first point is on its way (sampling with and without the ControlNet).");
     return;
@@ -523,8 +622,8 @@ void draw_train_tab(const Snapshot& snap, UiContext& ctx) {
   line_plot("controlnet_f1", {with, without}, options);
   char caption[240];
   std::snprintf(caption, sizeof caption,
-                "last point: F1 %.3f at step %lld (base alone %.3f); %d hints, %d DDIM steps, %.1f s",
-                t.f1.back().value, static_cast<long long>(t.f1.back().step), t.f1_without, t.curve_images,
+                "last point: %s %.3f at step %lld (base alone %.3f); %d hints, %d DDIM steps, %.1f s",
+                metric.name, t.f1.back().value, static_cast<long long>(t.f1.back().step), t.f1_without, t.curve_images,
                 t.curve_steps, t.curve_seconds);
   dim_text(caption);
 }
@@ -538,12 +637,15 @@ void draw_generate_tab(const Snapshot& snap, UiContext& ctx) {
   const int height = c.ready ? c.height : (snap.data_preview.empty() ? 28 : snap.data_preview.h);
   const int width = c.ready ? c.width : (snap.data_preview.empty() ? 28 : snap.data_preview.w);
   fit_canvas(v, height, width);
-  // A newly loaded ControlNet brings the thresholds it was trained with and its scale
-  // (once: afterwards the sliders are the user's).
+  // A newly loaded ControlNet brings its hint kind, the thresholds it was trained with and
+  // its scale (once: afterwards the choices are the user's).
   const std::string key = c.path + "@" + std::to_string(c.step);
   if (c.ready && v.adopted != key) {
+    if (!trained_on(c.config.hint, v.kind))
+      v.kind = c.config.hint == HintKind::Mixed ? HintKind::Scribble : c.config.hint;
     v.canny_low = static_cast<float>(c.config.canny_low);
     v.canny_high = static_cast<float>(c.config.canny_high);
+    v.object_threshold = static_cast<float>(c.config.mask_threshold);
     v.scale = static_cast<float>(c.config.scale);
     v.path = c.path;  // the path field names what is loaded (a listed or trained one too)
     v.adopted = key;
@@ -551,7 +653,6 @@ void draw_generate_tab(const Snapshot& snap, UiContext& ctx) {
   ImGui::Separator();
   draw_source(snap, ctx);
   const bool picture_mode = v.source == HintSource::Picture;
-  if (picture_mode) update_edges(v);
 
   // Canvas (left) and the hint that will be sent (right).
   const float avail = ImGui::GetContentRegionAvail().x;
@@ -565,13 +666,14 @@ void draw_generate_tab(const Snapshot& snap, UiContext& ctx) {
   ImGui::EndGroup();
   ImGui::SameLine();
   ImGui::BeginGroup();
+  update_maps(v);
   const std::vector<float> hint = make_hint(v);
   const size_t plane = static_cast<size_t>(v.height) * v.width;
-  const std::vector<float> shown(hint.begin() + (picture_mode ? kCannyPlane : kScribblePlane) * plane,
-                                 hint.begin() + (picture_mode ? kCannyPlane + 1 : kScribblePlane + 1) * plane);
-  const int hint_pixels = static_cast<int>(std::count_if(shown.begin(), shown.end(), [](float x) { return x > 0.5f; }));
-  ImGui::TextDisabled("hint: %d px", hint_pixels);
-  draw_plane("hint_preview", shown, v.height, v.width, std::max(2.0f, std::floor(v.canvas_zoom * 0.5f)),
+  const auto first = hint.begin() + static_cast<std::ptrdiff_t>(hint_plane(v.kind) * plane);
+  const std::vector<float> shown(first, first + static_cast<std::ptrdiff_t>(plane));
+  const int hint_pixels = static_cast<int>(std::count_if(shown.begin(), shown.end(), [](float x) { return x > 0.0f; }));
+  ImGui::TextDisabled("%s hint: %d px", std::string(to_string(v.kind)).c_str(), hint_pixels);
+  draw_plane(shown, v.height, v.width, std::max(2.0f, std::floor(v.canvas_zoom * 0.5f)),
              picture_mode ? kEdgeColor : kStrokeColor);
   ImGui::Spacing();
   ImGui::PushItemWidth(ImGui::GetFontSize() * 7.0f);
@@ -603,7 +705,7 @@ void draw_generate_tab(const Snapshot& snap, UiContext& ctx) {
   track_item(ui, "ControlNetGenerate", can_generate);
   if (ImGui::IsItemHovered(ImGuiHoveredFlags_AllowWhenDisabled) && !can_generate)
     ImGui::SetTooltip("%s", !c.ready ? "Load a ControlNet first."
-                            : hint_pixels == 0 ? "Draw a stroke or pick a picture first."
+                            : hint_pixels == 0 ? "Draw a hint or pick a picture first."
                                                : "Wait for the current job (training can be paused).");
   ImGui::TextDisabled("%s %d steps, seed %llu", std::string(to_string(ui.edit.sample.sampler)).c_str(),
                       ui.edit.sample.steps, static_cast<unsigned long long>(ui.edit.sample.seed));

@@ -86,34 +86,46 @@ struct SamplingView {
       false;  // the Export job's last outcome is the scrubber's (not a screenshot)
 };
 
-// Where the ControlNet panel's hint comes from.
-enum class HintSource { Scribble, Picture, Count };
+// Where the ControlNet panel's hint comes from: drawn on the canvas, or made from a picture.
+enum class HintSource { Draw, Picture, Count };
 
 struct ControlNetView {
   std::string path = "runs/mnist_controlnet/controlnet.pt";
   std::string base_override;   // "" = the base named in the ControlNet checkpoint
   bool load_requested = false; // --controlnet at start-up
-  HintSource source = HintSource::Scribble;
-  // The scribble canvas at the model's resolution, row-major, 0/1; undo keeps earlier canvases.
+  HintSource source = HintSource::Draw;
+  // The hint's kind (canny, scribble, hough, mask, distance: never mixed); a loaded
+  // ControlNet brings its own (a mixed one: scribble).
+  HintKind kind = HintKind::Scribble;
+  // The canvas at the model's resolution, row-major, 0/1; undo keeps earlier canvases.
   int height = 0, width = 0;
   std::vector<float> canvas;
   std::vector<std::vector<float>> undo;
-  int brush = 2;               // brush width in pixels (1-4)
+  int brush = 2;               // brush width in pixels (1-4; 1-8 for mask and distance)
   bool eraser = false;
   bool stroking = false;       // the mouse is down on the canvas
   float last_x = -1, last_y = -1;  // previous brush position (canvas pixels), for continuous strokes
+  float line_x = -1, line_y = -1;  // hough: where the straight line being drawn starts
   float canvas_zoom = 10.0f;
-  // The picture whose canny edges are the hint (a PNG/JPG or a dataset image).
+  // What the canvas means as a hint of `drawn_kind` (drawn_hint: the strokes, or the
+  // enclosed region filled, or its distance map), for the canvas `drawn_from`.
+  GrayPicture drawn;
+  std::vector<float> drawn_from;
+  HintKind drawn_kind = HintKind::Count;
+  // The picture whose hint map is the hint (a PNG/JPG or a dataset image).
   std::string picture_path;
   GrayPicture picture;
   std::string picture_name;
   int dataset_index = 0;
   float canny_low = 100.0f, canny_high = 200.0f;
+  float object_threshold = 0.2f;  // mask and distance: brightness that counts as the object
   uint64_t picture_serial = 0; // counts pictures taken
-  GrayPicture edges;           // canny of picture `edges_serial` at (edges_low, edges_high)
-  float edges_low = -1.0f, edges_high = -1.0f;
-  uint64_t edges_serial = 0;
-  std::string adopted;         // the ControlNet (path, step) whose thresholds and scale were taken
+  // The hint map of `map_kind` of picture `map_serial` at (map_low, map_high, map_object).
+  GrayPicture picture_map;
+  HintKind map_kind = HintKind::Count;
+  float map_low = -1.0f, map_high = -1.0f, map_object = -1.0f;
+  uint64_t map_serial = 0;
+  std::string adopted;         // the ControlNet (path, step) whose kind, thresholds and scale were taken
   // Generation.
   float scale = 1.0f;
   float guidance = 0.0f;       // 0 = unconditional: the hint alone decides

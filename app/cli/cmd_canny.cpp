@@ -156,7 +156,7 @@ int cmd_hint(int argc, char** argv) {
       {"kind", true, "canny|scribble|hough|mask|distance  which hint (default canny)"},
       {"low", true, "T  canny weak-edge threshold, 0-255 (canny, hough; default 100)", real(0, 1e4)},
       {"high", true, "T  canny strong-edge threshold (canny, hough; default 200)", real(0, 1e4)},
-      {"threshold", true, "T  brightness in [0, 1] that counts as the object (scribble, mask, distance; default 0.5)", real(0, 1)},
+      {"threshold", true, "T  brightness in [0, 1] that counts as the object (scribble: default 0.5; mask, distance: default 0.2, as controlnet.mask_threshold)", real(0, 1)},
       {"seed", true, "N  seed of the synthetic scribble (default 0)", integer(0, kInt64Max)},
       {"votes", true, "N  hough: votes (edge pixels) a line needs (default 8)", integer(1, 1000000)},
       {"min-length", true, "PX  hough: shorter segments are dropped (default 5)", real(0, 1e6)},
@@ -186,7 +186,8 @@ int cmd_hint(int argc, char** argv) {
   canny_options.high = args.get_double("high", canny_options.high);
   if (canny_options.low > canny_options.high)
     throw UsageError("--low " + args.get("low", "100") + " is above --high " + args.get("high", "200"));
-  const double threshold = args.get_double("threshold", 0.5);
+  const bool region = kind == "mask" || kind == "distance";
+  const double threshold = args.get_double("threshold", region ? ControlNetConfig{}.mask_threshold : 0.5);
   const int scale = scale_option(args);
   const auto image = load_picture(in);
   at::Tensor hint;
@@ -209,9 +210,10 @@ int cmd_hint(int argc, char** argv) {
     hint = draw_segments(segments, image.size(2), image.size(3));
     what = "pixels on " + std::to_string(segments[0].size()) + " segments";
   } else {
-    hint = silhouette(to_gray(image), threshold);
-    what = "silhouette pixels";
-    if (kind == "distance") hint = distance_hint(hint);
+    HintMapOptions options;
+    options.threshold = threshold;
+    hint = hint_map(to_gray(image), kind == "mask" ? HintKind::Mask : HintKind::Distance, options);
+    what = kind == "mask" ? "silhouette pixels" : "pixels inside the silhouette";
   }
   if (kind == "distance")
     write_gray(out, hint, scale, if_exists(args));

@@ -166,9 +166,10 @@ const std::vector<OptionSpec> kEvalOptions = {
     {"n", true, "N  hints from N test images spread over the test split (default 64)", integer(1, 100000)},
     {"labels", true, "none|true  sample unconditionally (default) or with each test image's class"},
     {"control-scale", true, "S  ControlNet conditioning scale (default: controlnet.scale)", real(0, 100)},
+    {"kind", true, "canny|scribble|hough|mask|distance  the hints (default: the ControlNet's kind; canny for a mixed one)"},
     {"tolerance", true, "PX  edge F1 tolerance in pixels (default 1)", integer(0, 16)},
-    {"edge-scale", true, "K  compare edges on K-times enlarged pictures (default 1: the model's size)", integer(1, 16)},
-    {"out", true, "DIR  writes hints/with/without grids and per-image F1 (default <controlnet dir>/eval, or eval_2, ... when taken)"},
+    {"edge-scale", true, "K  canny: compare edges on K-times enlarged pictures (default 1: the model's size)", integer(1, 16)},
+    {"out", true, "DIR  writes hints/with/without grids and per-image scores (default <controlnet dir>/eval, or eval_2, ... when taken)"},
     overwrite_option(),
     {"help", false, "   show this help"},
 };
@@ -180,9 +181,11 @@ int cmd_eval_controlnet(int argc, char** argv) {
   Args args(argc, argv, 2, specs);
   if (args.has("help")) {
     std::cout << "usage: difflab-cli eval-controlnet [options]\n\n"
-                 "For N held-out test images (evenly spaced): canny edges as hints, samples with the ControlNet\n"
-                 "and with the base model alone (same seeds and labels), and the edge F1 between\n"
-                 "each hint and the canny edges of its sample.\n\n"
+                 "For N held-out test images (evenly spaced): their hint maps of one kind as hints, samples\n"
+                 "with the ControlNet and with the base model alone (same seeds and labels), and how closely\n"
+                 "the same kind of map of each sample matches its hint: edge F1 at a pixel tolerance for\n"
+                 "canny, scribble (skeletons) and hough; IoU of the silhouettes for mask; mean absolute\n"
+                 "difference of the distance maps for distance (lower is better).\n\n"
               << format_options(specs);
     return 0;
   }
@@ -198,6 +201,15 @@ int cmd_eval_controlnet(int argc, char** argv) {
   options.tolerance = args.get_int("tolerance", 1);
   options.edge_scale = args.get_int("edge-scale", 1);
   if (options.edge_scale < 1 || options.edge_scale > 8) throw UsageError("--edge-scale must be in [1, 8]");
+  if (args.has("kind")) {
+    const auto kind = parse_enum<HintKind>(args.get("kind"));
+    if (!kind || *kind == HintKind::Mixed)
+      throw UsageError("--kind " + args.get("kind") + ": choose one of canny, scribble, hough, mask, distance");
+    options.kind = *kind;
+  }
+  const HintKind kind = options.kind.value_or(control.config.controlnet.hint);
+  if (options.edge_scale > 1 && kind != HintKind::Canny && kind != HintKind::Mixed)
+    throw UsageError("--edge-scale applies to canny hints only");
   if (options.tolerance < 0) throw UsageError("--tolerance must be >= 0");
   options.sample = apply_sampling_options(args, control.config.sample,
                                           control.config.diffusion.timesteps);
@@ -211,7 +223,7 @@ int cmd_eval_controlnet(int argc, char** argv) {
       args.has("out") ? args.get("out")
                       : free_path((std::filesystem::path(path).parent_path() / "eval").string());
   for (const char* name : {"hints.png", "with_controlnet.png", "without_controlnet.png",
-                           "test_images.png", "f1.csv"})
+                           "test_images.png", "scores.csv"})
     check_output(args, "--out", out + "/" + name);
   const auto data = load_dataset(control.config.data);
   const auto r = evaluate_controlnet(control, data, options, device);
@@ -222,33 +234,47 @@ int cmd_eval_controlnet(int argc, char** argv) {
   write_png(out + "/with_controlnet.png", make_grid(r.with_samples, 8, 2, 2), mode);
   write_png(out + "/without_controlnet.png", make_grid(r.without_samples, 8, 2, 2), mode);
   write_png(out + "/test_images.png", make_grid(r.images, 8, 2, 2), mode);
+  const std::string key = r.metric.key;
   {
     std::ostringstream csv;
-    csv << "index,f1_with,f1_without\n";
+    csv << "index," << key << "_with," << key << "_without\n";
     for (int64_t i = 0; i < n; ++i)
-      csv << i << "," << r.f1_with[i].item<double>() << "," << r.f1_without[i].item<double>() << "\n";
-    write_file_atomic(out + "/f1.csv", csv.str(), mode);
+      csv << i << "," << r.score_with[i].item<double>() << "," << r.score_without[i].item<double>() << "\n";
+    write_file_atomic(out + "/scores.csv", csv.str(), mode);
   }
   const auto& sc = options.sample;
+  const auto& cn = control.config.controlnet;
   char guidance_text[64];
   std::snprintf(guidance_text, sizeof guidance_text, "true labels, guidance %.1f", sc.guidance);
-  std::printf("ControlNet %s (step %lld) on base %s; %lld canny hints (low %.0f, high %.0f) from "
-              "held-out test images, %s %d steps, %s, seed %llu, tolerance %d px at %dx%d, %.1f s\n",
-              path.c_str(), static_cast<long long>(control.step), control.base_path.c_str(),
-              static_cast<long long>(n), control.config.controlnet.canny_low,
-              control.config.controlnet.canny_high, std::string(to_string(sc.sampler)).c_str(),
-              sc.steps,
+  char thresholds[96] = "";
+  if (r.kind == HintKind::Canny || r.kind == HintKind::Hough)
+    std::snprintf(thresholds, sizeof thresholds, " (canny low %.0f, high %.0f)", cn.canny_low, cn.canny_high);
+  else if (!hint_is_lines(r.kind))
+    std::snprintf(thresholds, sizeof thresholds, " (object above %.2f)", cn.mask_threshold);
+  std::printf("ControlNet %s (step %lld, %s hints) on base %s; %lld %s hints%s from held-out "
+              "test images, %s %d steps, %s, seed %llu, %dx%d, %.1f s\n",
+              path.c_str(), static_cast<long long>(control.step), std::string(to_string(cn.hint)).c_str(),
+              control.base_path.c_str(), static_cast<long long>(n), std::string(to_string(r.kind)).c_str(),
+              thresholds, std::string(to_string(sc.sampler)).c_str(), sc.steps,
               options.class_labels ? guidance_text : "unconditional",
-              static_cast<unsigned long long>(sc.seed), options.tolerance,
-              static_cast<int>(r.reference_edges.size(3)), static_cast<int>(r.reference_edges.size(2)),
-              r.seconds);
-  std::printf("                      precision  recall   edge F1\n");
-  std::printf("with ControlNet  %.2f  %8.3f  %7.3f  %8.3f\n", options.scale,
-              r.with_control.precision, r.with_control.recall, r.with_control.f1);
-  std::printf("without (base)         %8.3f  %7.3f  %8.3f\n", r.without_control.precision,
-              r.without_control.recall, r.without_control.f1);
-  std::printf("ratio                                     %6.2fx\n",
-              r.with_control.f1 / std::max(r.without_control.f1, 1e-9));
+              static_cast<unsigned long long>(sc.seed), static_cast<int>(r.reference.size(3)),
+              static_cast<int>(r.reference.size(2)), r.seconds);
+  if (hint_is_lines(r.kind)) {
+    std::printf("edge F1 at %d px          precision  recall   edge F1\n", options.tolerance);
+    std::printf("with ControlNet  %.2f  %8.3f  %7.3f  %8.3f\n", options.scale,
+                r.with_edges.precision, r.with_edges.recall, r.with_edges.f1);
+    std::printf("without (base)         %8.3f  %7.3f  %8.3f\n", r.without_edges.precision,
+                r.without_edges.recall, r.without_edges.f1);
+  } else {
+    std::printf("%-24s %8s\n", "", r.metric.name);
+    std::printf("with ControlNet  %.2f  %8.3f\n", options.scale, r.with_score);
+    std::printf("without (base)          %8.3f\n", r.without_score);
+  }
+  // The ratio reads "times better" either way: with / without, or without / with when lower is better.
+  const double ratio = r.metric.higher_is_better ? r.with_score / std::max(r.without_score, 1e-9)
+                                                 : r.without_score / std::max(r.with_score, 1e-9);
+  std::printf("ratio %.2fx (%s %s)\n", ratio, r.metric.name,
+              r.metric.higher_is_better ? "with / without" : "without / with, lower is better");
   std::printf("pictures: %s/{hints,with_controlnet,without_controlnet,test_images}.png\n", out.c_str());
   return 0;
 }

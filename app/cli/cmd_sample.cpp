@@ -32,7 +32,7 @@ const std::vector<OptionSpec> kSampleOptions = {
     {"raw", false, "   use the raw weights instead of the EMA"},
     {"controlnet", true, "PATH  steer with a ControlNet (train-controlnet); the base it names is the model (--checkpoint overrides that path)"},
     {"hint", true, "PNG  the ControlNet's hint picture (any size; resized to the model's)"},
-    {"hint-kind", true, "canny|scribble  canny: use the picture's canny edges; scribble: the picture is white strokes on black (default canny)"},
+    {"hint-kind", true, "canny|scribble|hough|mask|distance  what to make of the --hint picture: its canny edges, its white strokes on black thinned to centre lines (scribble), the Hough segments of its edges, its filled silhouette, its distance map (default: the ControlNet's kind; canny for a mixed one)"},
     {"low", true, "X  canny low threshold, 0-255 (default: controlnet.canny_low)", real(0, 1e4)},
     {"high", true, "X  canny high threshold, 0-255 (default: controlnet.canny_high)", real(0, 1e4)},
     {"control-scale", true, "S  ControlNet conditioning scale (default: controlnet.scale)", real(0, 100)},
@@ -80,7 +80,7 @@ int cmd_sample(int argc, char** argv) {
   const bool use_ema = !args.has("raw");
   SamplingModel model;
   ControlInput control;
-  at::Tensor hint_map;  // (1, 1, H, W), for the PNG written next to the grid
+  at::Tensor hint_shown;  // (1, 1, H, W), for the PNG written next to the grid
   if (args.has("controlnet")) {
     if (!args.has("hint")) throw UsageError("--controlnet needs --hint PNG");
     if (args.has("raw")) throw UsageError("a ControlNet steers the base's EMA weights; drop --raw");
@@ -88,11 +88,15 @@ int cmd_sample(int argc, char** argv) {
     model = sampling_model(loaded);
     info = loaded.base_info;
     info.config.controlnet = loaded.config.controlnet;
-    const std::string kind_name = args.get("hint-kind", "canny");
-    if (kind_name != "canny" && kind_name != "scribble")
-      throw UsageError("--hint-kind must be canny or scribble");
-    const auto kind = kind_name == "canny" ? HintKind::Canny : HintKind::Scribble;
     const auto& cn = loaded.config.controlnet;
+    HintKind kind = cn.hint == HintKind::Mixed ? HintKind::Canny : cn.hint;
+    if (args.has("hint-kind")) {
+      const auto named = parse_enum<HintKind>(args.get("hint-kind"));
+      if (!named || *named == HintKind::Mixed)
+        throw UsageError("--hint-kind " + args.get("hint-kind") +
+                         ": choose one of canny, scribble, hough, mask, distance");
+      kind = *named;
+    }
     const auto picture = image_to_gray_tensor(read_image(args.get("hint")), info.shape.height,
                                               info.shape.width);
     control.net = loaded.net;
@@ -100,9 +104,12 @@ int cmd_sample(int argc, char** argv) {
     const double high = args.get_double("high", cn.canny_high);
     if (low > high)
       throw UsageError("--low " + std::to_string(low) + " is above --high " + std::to_string(high));
-    control.hint = hint_from_picture(picture, kind, low, high);
+    HintMapOptions map_options = hint_map_options(cn, kind);
+    map_options.canny.low = low;
+    map_options.canny.high = high;
+    control.hint = hint_from_picture(picture, kind, map_options);
     control.scale = args.get_double("control-scale", cn.scale);
-    hint_map = control.hint.sum(1, /*keepdim=*/true);
+    hint_shown = control.hint.sum(1, /*keepdim=*/true);
   } else {
     model = load_sampling_model(path, use_ema, device, &info);
   }
@@ -146,10 +153,10 @@ int cmd_sample(int argc, char** argv) {
     write_png(grid, make_grid(result.images, columns, 2, 2), if_exists(args));
   }
   std::printf("grid: %s\n", grid.c_str());
-  if (hint_map.defined()) {
-    write_png(hint_png, make_grid(hint_map * 2.0 - 1.0, 1, 0, 2), if_exists(args));
+  if (hint_shown.defined()) {
+    write_png(hint_png, make_grid(hint_shown * 2.0 - 1.0, 1, 0, 2), if_exists(args));
     std::printf("hint: %s (%lld pixels, scale %.2f)\n", hint_png.c_str(),
-                static_cast<long long>(hint_map.sum().item<double>()), control.scale);
+                static_cast<long long>((hint_shown > 0).sum().item<int64_t>()), control.scale);
   }
   if (args.has("out-dir") && !shape.points) {
     const std::string dir = args.get("out-dir");

@@ -155,6 +155,7 @@ IfSection<ControlNetConfig, S> visit_fields(S& s, V&& v) {
   v("hint", s.hint);
   v("canny_low", s.canny_low);
   v("canny_high", s.canny_high);
+  v("mask_threshold", s.mask_threshold);
   v("batch_size", s.batch_size);
   v("steps", s.steps);
   v("lr", s.lr);
@@ -625,6 +626,8 @@ void check_controlnet(const ControlNetConfig& n, Checker& c) {
             "must be a finite number >= 0");
   c.require(n.canny_high >= n.canny_low && std::isfinite(n.canny_high), "controlnet.canny_high",
             n.canny_high, "must be a finite number >= controlnet.canny_low");
+  c.require(n.mask_threshold >= 0.0 && n.mask_threshold < 1.0, "controlnet.mask_threshold",
+            n.mask_threshold, "must be in [0, 1)");
   c.require(n.batch_size >= 1, "controlnet.batch_size", n.batch_size, "must be >= 1");
   c.require(n.steps >= 1, "controlnet.steps", n.steps, "must be >= 1");
   c.require(n.lr > 0.0 && std::isfinite(n.lr), "controlnet.lr", n.lr, "must be a finite number > 0");

@@ -152,9 +152,14 @@ struct SampleConfig {
 // model's encoder steered by a hint image; the base stays frozen.
 struct ControlNetConfig {
   std::string base_checkpoint;  // the trained base model (a `difflab-cli train` checkpoint)
-  HintKind hint = HintKind::Mixed;  // what training hints are: canny, scribble or mixed
+  // What training hints are: canny, scribble, mixed (canny or scribble), hough, mask or
+  // distance (core/config/enums.h).
+  HintKind hint = HintKind::Mixed;
   double canny_low = 100.0;     // hysteresis thresholds on the 0-255 scale, as OpenCV
-  double canny_high = 200.0;
+  double canny_high = 200.0;    // (canny, mixed and hough hints)
+  // Brightness in [0, 1] above which a pixel belongs to the object, for mask and distance
+  // hints: low enough that Fashion-MNIST's dark garments keep their whole silhouette.
+  double mask_threshold = 0.2;
   int batch_size = 32;          // with lr 1e-3: the settings of the measured run (README)
   int64_t steps = 2000;
   double lr = 1e-3;             // AdamW, after a linear warm-up

@@ -44,10 +44,13 @@ enum class LossKind { Simple, Hybrid, Count };
 // How training draws t: uniformly, or by loss-aware importance sampling (Nichol & Dhariwal
 // 2021, §3.3: p_t ∝ √E[L_t²]).
 enum class TimestepSamplerKind { Uniform, LossAware, Count };
-// What a ControlNet is conditioned on (Zhang et al. 2023): canny edges of the image, or
+// What a ControlNet is conditioned on (Zhang et al. 2023): canny edges of the image,
 // synthetic scribbles (thin, jittered, partly dropped centre lines) like hand-drawn strokes,
-// or both (each training image gets one of the two, in its own hint channel).
-enum class HintKind { Canny, Scribble, Mixed, Count };
+// or both (mixed: each training image gets one of the two); the straight segments a Hough
+// transform finds in the canny edges; the filled silhouette (mask); or the distance map of
+// the silhouette (a depth-like hint). Each kind has its own hint plane
+// (core/model/hint_planes.h).
+enum class HintKind { Canny, Scribble, Mixed, Hough, Mask, Distance, Count };
 // Arithmetic of the network (core/model/precision.h): float32, bfloat16 autocast, or
 // `auto`: measured once per CPU model and network, bf16 only when faster and close to fp32.
 enum class Precision { Fp32, Bf16, Auto, Count };
@@ -74,7 +77,7 @@ DIFFLAB_ENUM_NAMES(SigmaSpacing, "model", "karras")
 DIFFLAB_ENUM_NAMES(VarianceKind, "fixed_small", "fixed_large", "learned")
 DIFFLAB_ENUM_NAMES(LossKind, "simple", "hybrid")
 DIFFLAB_ENUM_NAMES(TimestepSamplerKind, "uniform", "loss_aware")
-DIFFLAB_ENUM_NAMES(HintKind, "canny", "scribble", "mixed")
+DIFFLAB_ENUM_NAMES(HintKind, "canny", "scribble", "mixed", "hough", "mask", "distance")
 DIFFLAB_ENUM_NAMES(Precision, "fp32", "bf16", "auto")
 #undef DIFFLAB_ENUM_NAMES
 

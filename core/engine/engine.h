@@ -64,7 +64,8 @@ struct TrajectoryFrames {
   std::vector<int64_t> labels;      // requested class per image (−1 = unconditional)
   SampleConfig config;              // what produced it
   double seconds = 0.0;
-  // ControlNet runs: the hint every image followed (1 × kHintChannels planes × h × w, 0/1),
+  // ControlNet runs: the hint every image followed (1 × kHintChannels planes × h × w, in
+  // [0, 1]: core/model/hint_planes.h),
   // and its conditioning scale; empty for plain runs.
   FloatImages hint;
   double control_scale = 0.0;
@@ -92,9 +93,10 @@ struct LossPoint {
 };
 
 // A ControlNet trained in the GUI (cmd::TrainControlNet): its folder, progress, loss, and
-// the hint-following curve — the mean edge F1 between a fixed set of held-out hints and the
-// samples drawn with them (core/eval/control_eval.h, HintCurve), against the same samples
-// drawn by the base model alone.
+// the hint-following curve — the mean score (edge F1, IoU or mean absolute difference by
+// hint kind: hint_metric) between a fixed set of held-out hints and the samples drawn with
+// them (core/eval/control_eval.h, HintCurve), against the same samples drawn by the base
+// model alone.
 struct ControlNetTraining {
   bool active = false;          // a trainer is held (running or paused)
   std::string dir;              // <run>/controlnets/<hint>-N
@@ -105,7 +107,7 @@ struct ControlNetTraining {
   double images_per_s = 0.0;
   int64_t saved_step = -1;      // step of the newest controlnet.pt (−1 = none yet)
   std::vector<LossPoint> loss;  // per step (thinned like Snapshot::loss)
-  std::vector<LossPoint> f1;    // hint-following edge F1 with the ControlNet, per curve point
+  std::vector<LossPoint> f1;    // hint-following score with the ControlNet, per curve point
   double f1_without = -1.0;     // the base model alone on the same hints and seeds (−1 = not yet)
   int64_t curve_every = 0;      // steps between curve points (0 = off)
   int curve_images = 0, curve_steps = 0;  // what one point samples: images, DDIM steps
@@ -257,7 +259,7 @@ struct Sample {               // run a sampler; records the trajectory for the s
   SampleConfig config;
   int max_frames = 200;       // frames kept (evenly spread) for long runs
   // Steer with the loaded ControlNet (its own base model, not the trained one): `hint`
-  // holds kHintChannels planes of height × width (0/1), shared by all images.
+  // holds kHintChannels planes of height × width (core/model/hint_planes.h), shared by all images.
   bool controlnet = false;
   std::vector<float> hint;
   double control_scale = 1.0;

@@ -533,18 +533,20 @@ void Worker::on(cmd::LoadCheckpoint& c) {
                                : ""),
          c.path);
   if (!m_model_exported) return;
-  // A starter's ControlNet lies beside it: loaded too, so hints work at once.
+  // A starter's ControlNets lie beside it: one is loaded too, so hints work at once (the
+  // mixed canny/scribble one where there is one: a drawn scribble is the first thing to try).
   cmd::FindControlNets find;
   on(find);
-  for (const auto& found : m_cn_found) {
-    if (!found.fits) continue;
-    try {
-      cmd::LoadControlNet load{found.path, ""};
-      on(load);
-    } catch (const std::exception& e) {
-      say("the starter's ControlNet " + found.path + " did not load: " + e.what());
-    }
-    break;
+  const FoundControlNet* pick = nullptr;
+  for (const auto& found : m_cn_found)
+    if (found.fits && (!pick || (found.hint == HintKind::Mixed && pick->hint != HintKind::Mixed))) pick = &found;
+  if (!pick) return;
+  const std::string path = pick->path;  // loading lists the ControlNets again
+  try {
+    cmd::LoadControlNet load{path, ""};
+    on(load);
+  } catch (const std::exception& e) {
+    say("the starter's ControlNet " + path + " did not load: " + e.what());
   }
 }
 

@@ -180,9 +180,10 @@ void Worker::on(cmd::TrainControlNet& c) {
   Config saved = t.config();
   saved.controlnet.out_dir = dir;
   save_config(saved, (fs::path(dir) / "config.yaml").string());
+  // The curve's columns name its score: hint_f1, hint_iou or hint_mad (core/vision/hint_preview.h).
+  const std::string score = std::string("hint_") + hint_metric(t.config().controlnet.hint).key;
   job->log = std::make_unique<MetricsLog>(
-      dir, std::vector<std::string>{"loss", "hint_f1", "hint_f1_base", "lr", "grad_norm",
-                                    "images_per_s"});
+      dir, std::vector<std::string>{"loss", score, score + "_base", "lr", "grad_norm", "images_per_s"});
   if (st.curve_every > 0) {
     HintCurveOptions curve;
     curve.n = kCurveImages;
@@ -215,11 +216,11 @@ bool Worker::controlnet_curve_point() {
   ControlNet net = job.trainer->controlnet();
   EvalModeGuard eval_mode(net);
   if (job.status.f1_without < 0.0) {  // the base alone: once per run, the same hints and seeds
-    const double f1 = hint_curve_f1(job.curve, job.base, ControlNet{}, 0.0, m_device, progress);
+    const double f1 = hint_curve_score(job.curve, job.base, ControlNet{}, 0.0, m_device, progress);
     if (std::isnan(f1)) return false;
     job.status.f1_without = f1;
   }
-  const double f1 = hint_curve_f1(job.curve, job.base, net, 1.0, m_device, progress);
+  const double f1 = hint_curve_score(job.curve, job.base, net, 1.0, m_device, progress);
   if (std::isnan(f1)) return false;
   const int64_t step = job.trainer->step();
   job.status.f1.push_back({step, static_cast<float>(f1)});
@@ -229,8 +230,9 @@ bool Worker::controlnet_curve_point() {
       step, {std::nan(""), f1, job.status.f1_without, std::nan(""), std::nan(""), std::nan("")});
   char line[200];
   std::snprintf(line, sizeof line,
-                "ControlNet step %lld: hint-following F1 %.3f (base alone %.3f), %.1f s",
-                static_cast<long long>(step), f1, job.status.f1_without, job.status.curve_seconds);
+                "ControlNet step %lld: hint-following %s %.3f (base alone %.3f), %.1f s",
+                static_cast<long long>(step), hint_metric(job.curve.kind).name, f1,
+                job.status.f1_without, job.status.curve_seconds);
   say(line);
   return true;
 }

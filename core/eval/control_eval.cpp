@@ -11,35 +11,40 @@
 #include "core/sampling/sampler_registry.h"
 #include "core/vision/canny.h"
 #include "core/vision/edge_metrics.h"
-#include "core/vision/scribble.h"
 
 namespace difflab {
 namespace {
 
-EdgeScoreSummary summarise(const EdgeScores& s) {
-  return {s.precision.mean().item<double>(), s.recall.mean().item<double>(),
-          s.f1.mean().item<double>()};
-}
-
-// Threshold of a sample's (or test image's) pixels in [0, 1] that count as strokes.
-constexpr double kStrokeThreshold = 0.5;
-
-// (n, C, H, W) in [−1, 1] → (n, 1, H, W) in [0, 1], the mean of the channels.
+// (n, C, H, W) in [−1, 1] → (n, 1, H, W) in [0, 1], grey as the trainer's hints see it.
 at::Tensor unit_gray(const at::Tensor& images) {
-  return ((images + 1.0) * 0.5).clamp(0.0, 1.0).mean(1, /*keepdim=*/true);
+  return to_gray(((images + 1.0) * 0.5).clamp(0.0, 1.0));
 }
 
-// What a curve scores of pictures in [−1, 1]: canny edges, or thinned strokes.
-at::Tensor curve_edges(const HintCurve& curve, const at::Tensor& images) {
-  const auto gray = unit_gray(images);
-  if (curve.kind == HintKind::Scribble) return skeletonize((gray > kStrokeThreshold).to(torch::kFloat32));
-  CannyOptions options;
-  options.low = curve.canny_low;
-  options.high = curve.canny_high;
-  return canny(gray, options);
+// Mixed ControlNets are probed and scored with canny hints.
+HintKind probe_kind(HintKind kind) { return kind == HintKind::Mixed ? HintKind::Canny : kind; }
+
+// (n) indices spread over the whole test split (loaders may keep it ordered by class).
+at::Tensor spread(int64_t n, int64_t size) {
+  return torch::arange(n, torch::kLong).mul(size).div(n, "floor");
 }
 
 }  // namespace
+
+at::Tensor hint_scores(const at::Tensor& maps, const at::Tensor& reference, HintKind kind,
+                       int tolerance) {
+  if (maps.sizes() != reference.sizes() || maps.dim() != 4 || maps.size(1) != 1)
+    throw std::invalid_argument("hint_scores: needs two (n, 1, H, W) maps of one shape");
+  torch::NoGradGuard no_grad;
+  if (kind == HintKind::Distance)
+    return (maps.to(torch::kFloat32) - reference.to(torch::kFloat32)).abs().mean({1, 2, 3});
+  if (kind == HintKind::Mask) {
+    const auto a = maps > 0.5, b = reference > 0.5;
+    const auto inter = (a & b).sum({1, 2, 3}).to(torch::kFloat32);
+    const auto uni = (a | b).sum({1, 2, 3}).to(torch::kFloat32);
+    return torch::where(uni > 0, inter / uni.clamp_min(1.0f), torch::ones_like(uni));
+  }
+  return edge_f1(maps, reference, tolerance).f1;
+}
 
 HintCurve make_hint_curve(const DatasetSplits& data, const ControlNetConfig& cn,
                           const HintCurveOptions& options) {
@@ -48,9 +53,8 @@ HintCurve make_hint_curve(const DatasetSplits& data, const ControlNetConfig& cn,
   if (n < 1) throw std::invalid_argument("the hint-following curve needs test images");
   if (data.shape.points) throw std::invalid_argument("the hint-following curve needs images, not 2-D points");
   HintCurve curve;
-  curve.kind = cn.hint == HintKind::Scribble ? HintKind::Scribble : HintKind::Canny;
-  curve.canny_low = cn.canny_low;
-  curve.canny_high = cn.canny_high;
+  curve.kind = probe_kind(cn.hint);
+  curve.map_options = hint_map_options(cn, curve.kind);
   curve.tolerance = options.tolerance;
   curve.sample.sampler = SamplerKind::Ddim;
   curve.sample.eta = 0.0;
@@ -58,15 +62,15 @@ HintCurve make_hint_curve(const DatasetSplits& data, const ControlNetConfig& cn,
   curve.sample.seed = options.seed;
   curve.sample.n = static_cast<int>(n);
   curve.sample.class_label = -1;
-  // Spread over the whole test split (loaders may keep it ordered by class).
-  const auto index = torch::arange(n, torch::kLong).mul(data.test.size()).div(n, "floor");
-  curve.reference = curve_edges(curve, gather_batch(data.test, index));
+  const auto images = gather_batch(data.test, spread(n, data.test.size()));
+  curve.reference = hint_map(unit_gray(images), curve.kind, curve.map_options);
   curve.hints = make_hint(curve.reference, curve.kind);
   return curve;
 }
 
-double hint_curve_f1(const HintCurve& curve, const SamplingModel& model, const ControlNet& control,
-                     double scale, c10::Device device, const StepCallback& callback) {
+double hint_curve_score(const HintCurve& curve, const SamplingModel& model,
+                        const ControlNet& control, double scale, c10::Device device,
+                        const StepCallback& callback) {
   torch::NoGradGuard no_grad;
   SamplingModel unconditional = model;
   unconditional.num_classes = 0;  // the hint alone decides what is drawn
@@ -78,8 +82,8 @@ double hint_curve_f1(const HintCurve& curve, const SamplingModel& model, const C
   if (control) request.control = {control, curve.hints.to(device), scale};
   const SampleResult result = run_sampling(unconditional, request, device, callback);
   if (result.cancelled || !result.images.defined()) return std::nan("");
-  const auto scores = edge_f1(curve_edges(curve, result.images), curve.reference, curve.tolerance);
-  return scores.f1.mean().item<double>();
+  const auto maps = hint_map(unit_gray(result.images), curve.kind, curve.map_options);
+  return hint_scores(maps, curve.reference, curve.kind, curve.tolerance).mean().item<double>();
 }
 
 ControlEvalResult evaluate_controlnet(const LoadedControlNet& control, const DatasetSplits& data,
@@ -92,12 +96,17 @@ ControlEvalResult evaluate_controlnet(const LoadedControlNet& control, const Dat
       data.shape.width != shape.width)
     throw std::invalid_argument("the dataset's images are not the shape the base model was trained on");
   const auto& cn = control.config.controlnet;
-  CannyOptions canny_options;
-  canny_options.low = cn.canny_low;
-  canny_options.high = cn.canny_high;
+  ControlEvalResult r;
+  r.kind = probe_kind(options.kind.value_or(cn.hint));
+  r.metric = hint_metric(r.kind);
   if (options.edge_scale < 1) throw std::invalid_argument("edge_scale must be >= 1");
-  auto edges_of = [&](const at::Tensor& images, int scale) {
-    auto unit = ((images + 1.0) * 0.5).clamp(0.0, 1.0);
+  if (options.edge_scale > 1 && r.kind != HintKind::Canny)
+    throw std::invalid_argument("edge_scale applies to canny hints only, not " +
+                                std::string(to_string(r.kind)));
+  const HintMapOptions map_options = hint_map_options(cn, r.kind);
+  // The kind's map of pictures in [−1, 1], for canny at `scale` × their size.
+  auto map_of = [&](const at::Tensor& images, int scale) {
+    auto unit = unit_gray(images);
     if (scale > 1) {
       namespace F = torch::nn::functional;
       unit = F::interpolate(unit, F::InterpolateFuncOptions()
@@ -106,15 +115,13 @@ ControlEvalResult evaluate_controlnet(const LoadedControlNet& control, const Dat
                                       .align_corners(false)
                                       .recompute_scale_factor(false));
     }
-    return canny(unit, canny_options);
+    return hint_map(unit, r.kind, map_options);
   };
 
-  ControlEvalResult r;
-  // Spread over the whole test split (loaders may keep it ordered by class).
-  const auto index = torch::arange(n, torch::kLong).mul(data.test.size()).div(n, "floor");
+  const auto index = spread(n, data.test.size());
   r.images = gather_batch(data.test, index);
-  r.hints = edges_of(r.images, 1);
-  r.reference_edges = options.edge_scale > 1 ? edges_of(r.images, options.edge_scale) : r.hints;
+  r.hints = map_of(r.images, 1);
+  r.reference = options.edge_scale > 1 ? map_of(r.images, options.edge_scale) : r.hints;
   SamplingModel model = sampling_model(control);
   SampleRequest request;
   request.config = options.sample;
@@ -125,17 +132,24 @@ ControlEvalResult evaluate_controlnet(const LoadedControlNet& control, const Dat
   else
     model.num_classes = 0;  // unconditional: the net sees its null class
   r.without_samples = run_sampling(model, request, device).images;
-  request.control = {control.net, make_hint(r.hints, HintKind::Canny), options.scale};
+  request.control = {control.net, make_hint(r.hints, r.kind), options.scale};
   r.with_samples = run_sampling(model, request, device).images;
 
   const int k = options.edge_scale;
-  const auto with_scores = edge_f1(edges_of(r.with_samples, k), r.reference_edges, options.tolerance);
-  const auto without_scores =
-      edge_f1(edges_of(r.without_samples, k), r.reference_edges, options.tolerance);
-  r.with_control = summarise(with_scores);
-  r.without_control = summarise(without_scores);
-  r.f1_with = with_scores.f1;
-  r.f1_without = without_scores.f1;
+  r.with_maps = map_of(r.with_samples, k);
+  r.without_maps = map_of(r.without_samples, k);
+  r.score_with = hint_scores(r.with_maps, r.reference, r.kind, options.tolerance);
+  r.score_without = hint_scores(r.without_maps, r.reference, r.kind, options.tolerance);
+  r.with_score = r.score_with.mean().item<double>();
+  r.without_score = r.score_without.mean().item<double>();
+  if (hint_is_lines(r.kind)) {
+    auto summarise = [](const EdgeScores& s) {
+      return EdgeScoreSummary{s.precision.mean().item<double>(), s.recall.mean().item<double>(),
+                              s.f1.mean().item<double>()};
+    };
+    r.with_edges = summarise(edge_f1(r.with_maps, r.reference, options.tolerance));
+    r.without_edges = summarise(edge_f1(r.without_maps, r.reference, options.tolerance));
+  }
   r.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   return r;
 }

@@ -15,15 +15,14 @@
 #include <vector>
 
 #include "core/model/denoiser_net.h"
+#include "core/model/hint_planes.h"
 
 namespace difflab {
 
-// A hint has two channels, one per kind: 0 = canny edges, 1 = scribbles (values 0 or 1, at
-// the data's resolution); a hint of one kind leaves the other channel zero. One network can
-// so learn both kinds and knows which one it is given.
-constexpr int kHintChannels = 2;
-constexpr int kCannyHintChannel = 0;
-constexpr int kScribbleHintChannel = 1;
+
+// The hint encoder's first convolution (kHintChannels inputs), which a checkpoint with
+// fewer hint planes widens on loading (core/model/hint_planes.h).
+constexpr const char* kHintInputWeight = "hint_encoder.0.weight";
 
 class ControlNetImpl : public torch::nn::Module {
  public:

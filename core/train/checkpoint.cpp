@@ -321,8 +321,9 @@ int64_t read_int(torch::serialize::InputArchive& archive, const std::string& key
   return v.toInt();
 }
 
-void load_module(torch::serialize::InputArchive& archive, const std::string& key,
-                 torch::nn::Module& module, const std::string& path) {
+int load_module(torch::serialize::InputArchive& archive, const std::string& key,
+                torch::nn::Module& module, const std::string& path,
+                const std::vector<std::string>& widen_inputs) {
   c10::IValue names_v, tensors_v;
   if (!archive.try_read(key + "_names", names_v) || !names_v.isString() ||
       !archive.try_read(key + "_tensors", tensors_v) || !tensors_v.isTensorList())
@@ -334,6 +335,14 @@ void load_module(torch::serialize::InputArchive& archive, const std::string& key
   if (names.size() != tensors.size())
     throw CheckpointError("checkpoint " + path + ": weights '" + key + "' are inconsistent");
 
+  // A tensor of `widen_inputs` with fewer input channels (dim 1) than the layer, the rest equal.
+  auto narrower_input = [&](const std::string& name, const torch::Tensor& stored, const torch::Tensor& mine) {
+    if (std::find(widen_inputs.begin(), widen_inputs.end(), name) == widen_inputs.end()) return false;
+    if (stored.dim() != mine.dim() || stored.dim() < 2 || stored.size(1) >= mine.size(1)) return false;
+    for (int64_t d = 0; d < stored.dim(); ++d)
+      if (d != 1 && stored.size(d) != mine.size(d)) return false;
+    return true;
+  };
   std::map<std::string, torch::Tensor> own;
   for (auto& p : module.named_parameters()) own[p.key()] = p.value();
   for (auto& b : module.named_buffers()) own[b.key()] = b.value();
@@ -346,7 +355,7 @@ void load_module(torch::serialize::InputArchive& archive, const std::string& key
     if (it == own.end())
       throw CheckpointError("checkpoint " + path + ": '" + key + "' has tensor '" + names[i] +
                             "' that this model lacks (different architecture)");
-    if (it->second.sizes() != tensors[i].sizes()) {
+    if (it->second.sizes() != tensors[i].sizes() && !narrower_input(names[i], tensors[i], it->second)) {
       std::ostringstream msg;
       msg << "checkpoint " << path << ": tensor '" << names[i] << "' has shape "
           << tensors[i].sizes() << " but the model expects " << it->second.sizes()
@@ -355,7 +364,18 @@ void load_module(torch::serialize::InputArchive& archive, const std::string& key
     }
   }
   torch::NoGradGuard no_grad;
-  for (size_t i = 0; i < names.size(); ++i) own[names[i]].copy_(tensors[i]);
+  int widened = 0;
+  for (size_t i = 0; i < names.size(); ++i) {
+    auto& target = own[names[i]];
+    if (target.sizes() == tensors[i].sizes()) {
+      target.copy_(tensors[i]);
+      continue;
+    }
+    target.zero_();
+    target.narrow(1, 0, tensors[i].size(1)).copy_(tensors[i]);
+    ++widened;
+  }
+  return widened;
 }
 
 void write_module_weights(torch::serialize::OutputArchive& archive, const std::string& key,

@@ -22,9 +22,13 @@ std::string read_string(torch::serialize::InputArchive& archive, const std::stri
 int64_t read_int(torch::serialize::InputArchive& archive, const std::string& key,
                  const std::string& path);
 // Loads `key` (a nested module archive) into `module`, checking that every parameter
-// and buffer exists with the same shape. Throws CheckpointError on any mismatch.
-void load_module(torch::serialize::InputArchive& archive, const std::string& key,
-                 torch::nn::Module& module, const std::string& path);
+// and buffer exists with the same shape. Throws CheckpointError on any mismatch, except
+// for the tensors named in `widen_inputs` (convolution weights (out, in, ...)) stored with
+// fewer input channels than the module has: those fill the leading input channels and the
+// rest are set to zero (an older file read by a wider layer). Returns how many were widened.
+int load_module(torch::serialize::InputArchive& archive, const std::string& key,
+                torch::nn::Module& module, const std::string& path,
+                const std::vector<std::string>& widen_inputs = {});
 // Writes every parameter and buffer of `module` under `key` (names + tensors), in the
 // layout load_module reads.
 void write_module_weights(torch::serialize::OutputArchive& archive, const std::string& key,

@@ -39,46 +39,46 @@ void check_base_fingerprint(torch::serialize::InputArchive& archive, const std::
 
 }  // namespace
 
+HintMapOptions hint_map_options(const ControlNetConfig& cn, HintKind kind) {
+  HintMapOptions options;
+  options.canny.low = cn.canny_low;
+  options.canny.high = cn.canny_high;
+  if (!hint_is_lines(kind)) options.threshold = cn.mask_threshold;
+  return options;
+}
+
 at::Tensor make_hint(const at::Tensor& map, HintKind kind) {
-  auto zeros = torch::zeros_like(map);
-  const bool scribble = kind == HintKind::Scribble;
-  return scribble ? torch::cat({zeros, map}, 1) : torch::cat({map, zeros}, 1);
+  if (map.dim() != 4 || map.size(1) != 1)
+    throw std::invalid_argument("make_hint: needs a (B, 1, H, W) map");
+  auto hint = torch::zeros({map.size(0), kHintChannels, map.size(2), map.size(3)},
+                           map.options().dtype(torch::kFloat32));
+  hint.narrow(1, hint_plane(kind), 1).copy_(map);
+  return hint;
 }
 
-at::Tensor hint_from_picture(const at::Tensor& gray, HintKind kind, double canny_low,
-                             double canny_high) {
+at::Tensor hint_from_picture(const at::Tensor& gray, HintKind kind, const HintMapOptions& options) {
   torch::NoGradGuard no_grad;
-  if (kind == HintKind::Scribble) return make_hint((gray > 0.5).to(torch::kFloat32), kind);
-  CannyOptions options;
-  options.low = canny_low;
-  options.high = canny_high;
-  return make_hint(canny(gray, options), HintKind::Canny);
+  const HintKind k = kind == HintKind::Mixed ? HintKind::Canny : kind;
+  return make_hint(hint_map(gray, k, options), k);
 }
 
-at::Tensor make_training_hints(const at::Tensor& images, HintKind kind, double canny_low,
-                               double canny_high, at::Generator& gen) {
+at::Tensor make_training_hints(const at::Tensor& images, const ControlNetConfig& cn,
+                               at::Generator& gen) {
   torch::NoGradGuard no_grad;
   const auto unit = ((images + 1.0) * 0.5).clamp(0.0, 1.0);
-  CannyOptions canny_options;
-  canny_options.low = canny_low;
-  canny_options.high = canny_high;
-  switch (kind) {
-    case HintKind::Canny:
-      return make_hint(canny(unit, canny_options), HintKind::Canny);
-    case HintKind::Scribble:
-      return make_hint(synthesize_scribbles(unit, gen), HintKind::Scribble);
-    case HintKind::Mixed:
-    case HintKind::Count:
-      break;
-  }
-  const auto edges = canny(unit, canny_options);
+  const HintKind kind = cn.hint;
+  if (kind == HintKind::Scribble) return make_hint(synthesize_scribbles(unit, gen), kind);
+  const auto gray = to_gray(unit);
+  if (kind != HintKind::Mixed) return make_hint(hint_map(gray, kind, hint_map_options(cn, kind)), kind);
+  // Mixed: canny or scribble, one of the two per image.
+  const auto edges = canny(gray, hint_map_options(cn, HintKind::Canny).canny);
   const auto strokes = synthesize_scribbles(unit, gen);
   const auto pick_canny =
       (torch::rand({images.size(0)}, gen, torch::kFloat32) < 0.5).to(images.device())
           .view({-1, 1, 1, 1});
   const auto zeros = torch::zeros_like(edges);
-  return torch::cat({torch::where(pick_canny, edges, zeros), torch::where(pick_canny, zeros, strokes)},
-                    1);
+  return make_hint(torch::where(pick_canny, edges, zeros), HintKind::Canny) +
+         make_hint(torch::where(pick_canny, zeros, strokes), HintKind::Scribble);
 }
 
 double weights_fingerprint(const torch::nn::Module& module) {
@@ -148,7 +148,7 @@ struct ControlNetTrainer::Impl {
     x0 = x0.to(device);
     noise = noise.to(device);
     const auto& c = config.controlnet;
-    out.hint = make_training_hints(x0, c.hint, c.canny_low, c.canny_high, g);
+    out.hint = make_training_hints(x0, c, g);
     if (objective == Objective::Ddpm) {
       t = t.to(device);
       out.xt = diffusion->q_sample(x0, t, noise);
@@ -304,12 +304,15 @@ bool ControlNetTrainer::resume(const std::string& path) {
   check_base_fingerprint(archive, path, s.base_fingerprint, s.base_path, s.base_info.step);
   const int64_t step = read_checkpoint_info(archive, path).step;
   auto control = make_controlnet(s.config.model, s.base_info.shape);
-  load_module(archive, "controlnet", *control, path);
+  // A ControlNet from before the Hough, mask and distance planes gets zero weights for them;
+  // its optimizer state no longer fits, so it continues as from a file of weights alone
+  // (a fresh optimizer, this run's RNG and batch position).
+  const bool widened = load_module(archive, "controlnet", *control, path, {kHintInputWeight}) > 0;
   control->to(s.device);
   auto optimizer = std::make_unique<torch::optim::AdamW>(
       control->parameters(), torch::optim::AdamWOptions(s.config.controlnet.lr).weight_decay(0.0));
   torch::Tensor rng;
-  const bool complete = archive.try_read("rng", rng);
+  const bool complete = !widened && archive.try_read("rng", rng);
   int64_t epoch = 0, position = 0;
   if (complete) {
     try {
@@ -362,7 +365,7 @@ LoadedControlNet load_controlnet(const std::string& path, c10::Device device,
   check_base_fingerprint(archive, path, weights_fingerprint(*out.base), out.base_path,
                          out.base_info.step);
   out.net = make_controlnet(out.base_info.config.model, out.base_info.shape);
-  load_module(archive, "controlnet", *out.net, path);
+  load_module(archive, "controlnet", *out.net, path, {kHintInputWeight});
   out.net->to(device);
   out.net->eval();
   return out;
@@ -383,7 +386,7 @@ LoadedControlNet load_controlnet_onto(const std::string& path, DenoiserNet base,
   out.base = std::move(base);
   out.base_info = base_info;
   out.net = make_controlnet(base_info.config.model, base_info.shape);
-  load_module(archive, "controlnet", *out.net, path);
+  load_module(archive, "controlnet", *out.net, path, {kHintInputWeight});
   out.net->to(device);
   out.net->eval();
   return out;

@@ -17,22 +17,29 @@
 #include "core/data/dataset.h"
 #include "core/model/controlnet.h"
 #include "core/train/trainer.h"
+#include "core/vision/hints.h"
 
 namespace difflab {
 
-// Hints for a batch of images in [−1, 1], (B, C, H, W) → (B, kHintChannels, H, W): canny
-// edges (controlnet.canny_low/high) in channel 0, synthetic scribbles in channel 1;
-// `kind` mixed gives each image one of the two at random (from `gen`).
-at::Tensor make_training_hints(const at::Tensor& images, HintKind kind, double canny_low,
-                               double canny_high, at::Generator& gen);
-// A hint of one kind from a (B, 1, H, W) 0/1 edge or stroke map.
+// The options of hint_map (core/vision/hints.h) for hints of `kind` under `cn`: its canny
+// thresholds, and its mask threshold for mask and distance hints (scribbles keep 0.5).
+HintMapOptions hint_map_options(const ControlNetConfig& cn, HintKind kind);
+
+// Training hints for a batch of images in [−1, 1], (B, C, H, W) → (B, kHintChannels, H, W),
+// each in its kind's plane (core/model/hint_planes.h): canny edges; synthetic scribbles
+// (core/vision/scribble.h, drawn from `gen`); mixed gives each image one of those two at
+// random (from `gen`); Hough segments of the canny edges; the filled silhouette; its
+// distance map. Thresholds from `cn`.
+at::Tensor make_training_hints(const at::Tensor& images, const ControlNetConfig& cn,
+                               at::Generator& gen);
+// A hint of `kind` from a (B, 1, H, W) map of that kind: the map in the kind's plane, the
+// other planes zero (mixed: the canny plane).
 at::Tensor make_hint(const at::Tensor& map, HintKind kind);
 
-// A hint from a picture at the model's resolution, (B, 1, H, W) grey in [0, 1]: its canny
-// edges (kind canny, thresholds on the 0-255 scale) or the picture itself as strokes
-// (kind scribble: white strokes on black, pixels > 0.5).
-at::Tensor hint_from_picture(const at::Tensor& gray, HintKind kind, double canny_low,
-                             double canny_high);
+// A hint from a picture at the model's resolution, (B, 1, H, W) grey in [0, 1]: its hint
+// map of `kind` (canny edges, its bright strokes thinned to centre lines, Hough segments,
+// silhouette, distance map; mixed: canny), as the GUI makes it from a picture.
+at::Tensor hint_from_picture(const at::Tensor& gray, HintKind kind, const HintMapOptions& options);
 
 struct ControlNetStepResult {
   int64_t step = 0;

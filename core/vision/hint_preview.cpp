@@ -5,6 +5,7 @@
 #include <stdexcept>
 
 #include "core/vision/canny.h"
+#include "core/vision/hints.h"
 #include "core/vision/image_grid.h"
 #include "core/vision/png.h"
 
@@ -18,19 +19,54 @@ GrayPicture load_gray_picture(const std::string& path, int height, int width) {
   return out;
 }
 
-GrayPicture canny_edges(const GrayPicture& picture, double low, double high) {
+namespace {
+
+// `picture` as a (1, 1, H, W) tensor (a view of its pixels), checked.
+at::Tensor as_tensor(const GrayPicture& picture, const char* what) {
   if (picture.pixels.size() != static_cast<size_t>(picture.height) * picture.width || picture.empty())
-    throw std::invalid_argument("canny_edges: empty or inconsistent picture");
-  c10::InferenceMode inference;
-  const auto input = torch::from_blob(const_cast<float*>(picture.pixels.data()),
-                                      {1, 1, picture.height, picture.width}, torch::kFloat32);
-  CannyOptions options;
-  options.low = low;
-  options.high = high;
-  const auto edges = canny(input, options).to(torch::kFloat32).contiguous();
-  GrayPicture out{picture.height, picture.width, {}};
-  out.pixels.assign(edges.data_ptr<float>(), edges.data_ptr<float>() + edges.numel());
+    throw std::invalid_argument(std::string(what) + ": empty or inconsistent picture");
+  return torch::from_blob(const_cast<float*>(picture.pixels.data()),
+                          {1, 1, picture.height, picture.width}, torch::kFloat32);
+}
+
+GrayPicture to_picture(const at::Tensor& map, int height, int width) {
+  const auto values = map.to(torch::kCPU, torch::kFloat32).contiguous();
+  GrayPicture out{height, width, {}};
+  out.pixels.assign(values.data_ptr<float>(), values.data_ptr<float>() + values.numel());
   return out;
+}
+
+}  // namespace
+
+GrayPicture canny_edges(const GrayPicture& picture, double low, double high) {
+  return picture_hint(picture, HintKind::Canny, low, high);
+}
+
+GrayPicture picture_hint(const GrayPicture& picture, HintKind kind, double low, double high,
+                         double object) {
+  c10::InferenceMode inference;
+  const auto input = as_tensor(picture, "picture_hint");
+  HintMapOptions options;
+  options.canny.low = low;
+  options.canny.high = high;
+  if (kind == HintKind::Mask || kind == HintKind::Distance) options.threshold = object;
+  return to_picture(hint_map(input, kind, options), picture.height, picture.width);
+}
+
+GrayPicture drawn_hint(const GrayPicture& canvas, HintKind kind) {
+  if (kind != HintKind::Mask && kind != HintKind::Distance) {
+    as_tensor(canvas, "drawn_hint");
+    return canvas;
+  }
+  c10::InferenceMode inference;
+  const auto region = silhouette(as_tensor(canvas, "drawn_hint"), 0.5);
+  return to_picture(kind == HintKind::Mask ? region : distance_hint(region), canvas.height, canvas.width);
+}
+
+HintMetric hint_metric(HintKind kind) {
+  if (kind == HintKind::Mask) return {"iou", "IoU", true};
+  if (kind == HintKind::Distance) return {"mad", "mean abs diff", false};
+  return {"f1", "edge F1", true};
 }
 
 }  // namespace difflab

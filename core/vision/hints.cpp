@@ -9,6 +9,8 @@
 #include <stdexcept>
 #include <string>
 
+#include "core/vision/scribble.h"
+
 namespace difflab {
 namespace {
 
@@ -263,6 +265,29 @@ at::Tensor distance_hint(const at::Tensor& mask) {
   const auto d = distance_transform(mask);
   const auto peak = std::get<0>(d.flatten(1).max(1)).clamp_min(1.0f).view({-1, 1, 1, 1});
   return d / peak;
+}
+
+at::Tensor hint_map(const at::Tensor& gray, HintKind kind, const HintMapOptions& options) {
+  if (gray.dim() != 4 || gray.size(1) != 1)
+    throw std::invalid_argument("hint_map: needs (B, 1, H, W) grey pictures");
+  torch::NoGradGuard no_grad;
+  switch (kind) {
+    case HintKind::Scribble:
+      return skeletonize((gray > options.threshold).to(torch::kFloat32));
+    case HintKind::Hough:
+      return draw_segments(hough_segments(canny(gray, options.canny), options.hough), gray.size(2),
+                           gray.size(3))
+          .to(gray.device());
+    case HintKind::Mask:
+      return silhouette(gray, options.threshold);
+    case HintKind::Distance:
+      return distance_hint(silhouette(gray, options.threshold));
+    case HintKind::Canny:
+    case HintKind::Mixed:
+    case HintKind::Count:
+      break;
+  }
+  return canny(gray, options.canny);
 }
 
 }  // namespace difflab

@@ -12,6 +12,9 @@
 #include <cstdint>
 #include <vector>
 
+#include "core/config/enums.h"
+#include "core/vision/canny.h"
+
 namespace difflab {
 
 // The parameters of OpenCV's cv::HoughLinesP, with its meanings:
@@ -67,5 +70,18 @@ at::Tensor distance_transform(const at::Tensor& mask);
 // The depth-like hint: distance_transform(mask) divided by its largest value in each
 // picture, so the deepest point of the shape is 1 and the outline about 1 / max.
 at::Tensor distance_hint(const at::Tensor& mask);
+
+struct HintMapOptions {
+  CannyOptions canny;      // canny and hough (the edges Hough reads)
+  HoughOptions hough;
+  double threshold = 0.5;  // brightness that counts as the object: scribble, mask, distance
+};
+// The hint map of `kind` for (B, 1, H, W) grey pictures in [0, 1], (B, 1, H, W) float:
+// canny (and mixed) → canny edges; scribble → the bright strokes thinned to centre lines
+// (what a steady hand would draw; training adds jitter and breaks, core/vision/scribble.h);
+// hough → the segments of hough_segments(canny edges) drawn 1 px wide; mask → silhouette;
+// distance → distance_hint(silhouette). What the hint-following scores compare: the map of
+// a sample against the map of the picture its hint came from.
+at::Tensor hint_map(const at::Tensor& gray, HintKind kind, const HintMapOptions& options = {});
 
 }  // namespace difflab
