@@ -285,7 +285,9 @@ void draw_source(const Snapshot& snap, UiContext& ctx) {
     const bool region = !hint_is_lines(v.kind);
     ImGui::SetNextItemWidth(ImGui::GetFontSize() * 6.0f);
     v.brush = std::clamp(v.brush, 1, region ? 8 : 4);
+    ImGui::BeginDisabled(v.kind == HintKind::Hough && !v.eraser);  // lines are 1 px; the eraser has a size
     ImGui::SliderInt("Brush", &v.brush, 1, region ? 8 : 4, "%d px");
+    ImGui::EndDisabled();
     ImGui::SameLine();
     ImGui::Checkbox("Eraser", &v.eraser);
     ImGui::SameLine();
@@ -400,7 +402,7 @@ void draw_results(const Snapshot& snap, UiContext& ctx) {
                        });
   v.zoom = std::min(fit_zoom(static_cast<float>(img.width()), avail.x, 1.0f, 8.0f),
                     avail.y > 40.0f ? fit_zoom(static_cast<float>(img.height()), avail.y - 4.0f, 1.0f, 8.0f) : 8.0f);
-  const auto labels = class_labels(snap, run.labels);
+  const auto labels = run_class_labels(snap, run);
   ImageViewOptions options;
   options.labels = &labels;
   image_view("controlnet_samples", img, &v.zoom, options);

@@ -24,6 +24,12 @@ std::vector<std::string> class_labels(const Snapshot& snap, const std::vector<in
   return out;
 }
 
+std::vector<std::string> run_class_labels(const Snapshot& snap, const TrajectoryFrames& run) {
+  const SampleConfig& c = run.config;
+  const bool steered = c.guidance != 0.0 || (!c.classifier.empty() && c.classifier_scale != 0.0);
+  return steered ? class_labels(snap, run.labels) : std::vector<std::string>{};
+}
+
 void status_line(const Snapshot& snap) {
   ImVec4 color(0.7f, 0.7f, 0.72f, 1.0f);
   switch (snap.status) {

@@ -57,6 +57,9 @@ void draw_ui(const Snapshot& snap, UiContext& ctx);
 std::string class_name(const Snapshot& snap, int64_t label);
 // Labels for a grid of images with these class labels.
 std::vector<std::string> class_labels(const Snapshot& snap, const std::vector<int64_t>& labels);
+// The class names a sampling run's images were drawn for; none when nothing steered them
+// toward a class (guidance 0 without classifier guidance is the unconditional model alone).
+std::vector<std::string> run_class_labels(const Snapshot& snap, const TrajectoryFrames& run);
 // One line: status, step, message; coloured by status.
 void status_line(const Snapshot& snap);
 

@@ -252,7 +252,7 @@ void draw_scrubber(const Snapshot& snap, UiContext& ctx) {
           *layout = compose_grid(*images, 0, images->n, columns, 2, v.grid_field == FrameField::Eps, &plane);
           return plane;
         });
-    const std::vector<std::string> labels = class_labels(snap, run.labels);
+    const std::vector<std::string> labels = run_class_labels(snap, run);
     ImVec2 avail = ImGui::GetContentRegionAvail();
     avail.y -= ImGui::GetFrameHeightWithSpacing() * 2.0f;
     v.zoom = std::min(fit_zoom(static_cast<float>(grid.width()), avail.x, 0.5f, 6.0f),
