@@ -5,7 +5,7 @@
 #
 # usage: scripts/controlnet_demo.sh [CONTROLNET] [OUT.png] [scribble|picture]
 #   defaults: runs/mnist_controlnet/controlnet.pt, assets/readme/gui_controlnet_scribble.png,
-#   scribble. `picture` instead switches to "Edges of a picture" and uses the first image of
+#   scribble. `picture` instead switches to "From a picture" and uses the first image of
 #   the Dataset panel's preview (canny at the ControlNet's thresholds).
 set -eu
 cd "$(dirname "$0")/.."

@@ -87,16 +87,20 @@ void stroke_to(ControlNetView& v, float x, float y) {
 }
 
 // A straight line between two canvas positions, drawn as Hough hints are (core/vision/hints.h
-// draw_segments): Bresenham between the two pixels, 1 px wide, clipped to the canvas.
+// draw_segments): Bresenham between the two pixels, 1 px wide; the pixels off the canvas are
+// skipped, so a line let go beyond the edge keeps its slope.
 void line_to(ControlNetView& v, float x0f, float y0f, float x1f, float y1f) {
-  auto pixel = [&](float f, int size) { return std::clamp(static_cast<int>(std::floor(f)), 0, size - 1); };
+  // Pixel of a position, bounded a few canvases out (a pointer far away costs no long walk).
+  auto pixel = [&](float f, int size) {
+    return static_cast<int>(std::floor(std::clamp(f, -4.0f * size, 5.0f * size)));
+  };
   int x = pixel(x0f, v.width), y = pixel(y0f, v.height);
   const int x1 = pixel(x1f, v.width), y1 = pixel(y1f, v.height);
   const int dx = std::abs(x1 - x), dy = -std::abs(y1 - y);
   const int sx = x < x1 ? 1 : -1, sy = y < y1 ? 1 : -1;
   int err = dx + dy;
   for (;;) {
-    v.canvas[static_cast<size_t>(y) * v.width + x] = 1.0f;
+    if (x >= 0 && y >= 0 && x < v.width && y < v.height) v.canvas[static_cast<size_t>(y) * v.width + x] = 1.0f;
     if (x == x1 && y == y1) break;
     const int e2 = 2 * err;
     if (e2 >= dy) { err += dy; x += sx; }
@@ -129,7 +133,10 @@ void draw_canvas(ControlNetView& v, UiState& ui, bool picture_mode) {
     if (!lines) stroke_to(v, mx, my);
   } else if (v.stroking) {
     v.stroking = false;
-    if (lines && ImGui::IsMousePosValid(&m)) line_to(v, v.line_x, v.line_y, mx, my);
+    // The line is drawn when the button is let go (not when the canvas merely went away
+    // mid-drag, e.g. its panel closed).
+    if (lines && ImGui::IsMouseReleased(ImGuiMouseButton_Left) && ImGui::IsMousePosValid(&m))
+      line_to(v, v.line_x, v.line_y, mx, my);
     v.last_x = v.last_y = -1;
   }
   ImDrawList* draw = ImGui::GetWindowDrawList();
@@ -159,7 +166,7 @@ void draw_canvas(ControlNetView& v, UiState& ui, bool picture_mode) {
   if (active && lines)
     draw->AddLine(ImVec2(p0.x + v.line_x * cell, p0.y + v.line_y * cell), m, IM_COL32(120, 200, 255, 220), cell);
   if (!picture_mode && ImGui::IsItemHovered()) {
-    const float half = 0.5f * v.brush * cell;
+    const float half = 0.5f * (lines ? 1 : v.brush) * cell;
     draw->AddRect(ImVec2(m.x - half, m.y - half), ImVec2(m.x + half, m.y + half),
                   v.eraser ? kEdgeColor : IM_COL32(120, 200, 255, 220));
   }
@@ -643,8 +650,10 @@ void draw_generate_tab(const Snapshot& snap, UiContext& ctx) {
   // its scale (once: afterwards the choices are the user's).
   const std::string key = c.path + "@" + std::to_string(c.step);
   if (c.ready && v.adopted != key) {
-    if (!trained_on(c.config.hint, v.kind))
-      v.kind = c.config.hint == HintKind::Mixed ? HintKind::Scribble : c.config.hint;
+    if (!trained_on(c.config.hint, v.kind))  // a mixed one: scribbles to draw, a picture's edges
+      v.kind = c.config.hint != HintKind::Mixed     ? c.config.hint
+               : v.source == HintSource::Picture ? HintKind::Canny
+                                                 : HintKind::Scribble;
     v.canny_low = static_cast<float>(c.config.canny_low);
     v.canny_high = static_cast<float>(c.config.canny_high);
     v.object_threshold = static_cast<float>(c.config.mask_threshold);

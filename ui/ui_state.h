@@ -95,7 +95,7 @@ struct ControlNetView {
   bool load_requested = false; // --controlnet at start-up
   HintSource source = HintSource::Draw;
   // The hint's kind (canny, scribble, hough, mask, distance: never mixed); a loaded
-  // ControlNet brings its own (a mixed one: scribble).
+  // ControlNet brings its own (a mixed one: scribble to draw, canny from a picture).
   HintKind kind = HintKind::Scribble;
   // The canvas at the model's resolution, row-major, 0/1; undo keeps earlier canvases.
   int height = 0, width = 0;

@@ -46,8 +46,10 @@ int cmd_train_controlnet(int argc, char** argv) {
   if (args.has("help")) {
     std::cout << "usage: difflab-cli train-controlnet [options]\n\n"
                  "Trains a ControlNet for a trained base model: a copy of its encoder that reads\n"
-                 "canny edges and/or synthetic scribbles computed from each batch; the base stays\n"
-                 "frozen. Ctrl-C stops after the current step and saves.\n\n"
+                 "hints computed from each batch (--hint: canny edges, synthetic scribbles, mixed =\n"
+                 "one of those two per image, hough segments, mask = filled silhouettes, distance =\n"
+                 "their distance maps); the base stays frozen. Ctrl-C stops after the current step\n"
+                 "and saves.\n\n"
               << format_options(specs);
     return 0;
   }

@@ -32,7 +32,7 @@ const std::vector<OptionSpec> kSampleOptions = {
     {"raw", false, "   use the raw weights instead of the EMA"},
     {"controlnet", true, "PATH  steer with a ControlNet (train-controlnet); the base it names is the model (--checkpoint overrides that path)"},
     {"hint", true, "PNG  the ControlNet's hint picture (any size; resized to the model's)"},
-    {"hint-kind", true, "canny|scribble|hough|mask|distance  what to make of the --hint picture: its canny edges, its white strokes on black thinned to centre lines (scribble), the Hough segments of its edges, its filled silhouette, its distance map (default: the ControlNet's kind; canny for a mixed one)"},
+    {"hint-kind", true, "canny|scribble|hough|mask|distance  what to make of the --hint picture: its canny edges, its white strokes on black thinned to centre lines (scribble), the Hough segments of its edges, its filled silhouette, the distance map of that silhouette (give a picture of the object, not a distance map) (default: the ControlNet's kind; canny for a mixed one)"},
     {"low", true, "X  canny low threshold, 0-255 (default: controlnet.canny_low)", real(0, 1e4)},
     {"high", true, "X  canny high threshold, 0-255 (default: controlnet.canny_high)", real(0, 1e4)},
     {"control-scale", true, "S  ControlNet conditioning scale (default: controlnet.scale)", real(0, 100)},
