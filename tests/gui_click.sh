@@ -10,13 +10,8 @@ set -u
 APP=$1
 SRC=$2
 WORK=$3
-mkdir -p "$WORK"
-OUT=$WORK/stdout.txt
-ERR=$WORK/stderr.txt
-: > "$OUT"
-: > "$ERR"
-
 source "$(dirname "${BASH_SOURCE[0]}")/gui_common.sh"
+gui_workdir "$WORK"
 require_gui_tools
 start_xvfb 91 160 "$WORK"
 

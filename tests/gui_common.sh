@@ -1,8 +1,21 @@
 # Shared by the GUI tests (sourced): tool checks, failure report, a private Xvfb display.
 #
-#   source gui_common.sh; require_gui_tools; start_xvfb 91 160 "$WORK"
-# Expects OUT and ERR (the app's stdout/stderr files) for fail(); sets DISPLAY, and
-# APP_PID is killed with the display on exit.
+#   source gui_common.sh; gui_workdir "$WORK"; require_gui_tools; start_xvfb 91 160 "$WORK"
+# fail() reports OUT and ERR (the app's stdout/stderr files, set by gui_workdir); sets
+# DISPLAY, and APP_PID is killed with the display on exit.
+
+# A fresh work folder (what an earlier run left is removed) with empty files for the app's
+# output: OUT=WORK/stdout[N].txt, ERR=WORK/stderr[N].txt (N numbers the files of a test
+# that starts the app more than once).
+gui_workdir() {  # gui_workdir WORK [N]
+  [ -n "$1" ] || { echo "FAIL: no work folder"; exit 1; }
+  rm -rf -- "$1"
+  mkdir -p "$1"
+  OUT=$1/stdout${2:-}.txt
+  ERR=$1/stderr${2:-}.txt
+  : > "$OUT"
+  : > "$ERR"
+}
 
 # Prints "SKIPPED: ..." and exits 0 when Xvfb or xdotool is missing.
 require_gui_tools() {

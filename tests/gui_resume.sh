@@ -11,14 +11,8 @@ set -u
 APP=$1
 SRC=$2
 WORK=$3
-[ -n "$WORK" ] && rm -rf -- "$WORK"
-mkdir -p "$WORK"
-OUT=$WORK/stdout1.txt
-ERR=$WORK/stderr1.txt
-: > "$OUT"
-: > "$ERR"
-
 source "$(dirname "${BASH_SOURCE[0]}")/gui_common.sh"
+gui_workdir "$WORK" 1
 require_gui_tools
 start_xvfb 301 370 "$WORK"
 

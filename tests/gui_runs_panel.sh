@@ -11,14 +11,8 @@ APP=$1
 CLI=$2
 SRC=$3
 WORK=$4
-[ -n "$WORK" ] && rm -rf -- "$WORK"
-mkdir -p "$WORK"
-OUT=$WORK/stdout.txt
-ERR=$WORK/stderr.txt
-: > "$OUT"
-: > "$ERR"
-
 source "$(dirname "${BASH_SOURCE[0]}")/gui_common.sh"
+gui_workdir "$WORK"
 require_gui_tools
 
 cd "$SRC" || fail "no source dir $SRC"

@@ -12,14 +12,8 @@ APP=$1
 SRC=$2
 WORK=$3
 CHECK=$4
-[ -n "$WORK" ] && rm -rf -- "$WORK"
-mkdir -p "$WORK"
-OUT=$WORK/stdout.txt
-ERR=$WORK/stderr.txt
-: > "$OUT"
-: > "$ERR"
-
 source "$(dirname "${BASH_SOURCE[0]}")/gui_common.sh"
+gui_workdir "$WORK"
 require_gui_tools
 
 STARTER=$SRC/assets/starters/mnist/model.pt
