@@ -46,6 +46,21 @@ endif()
 run(${CLI} sample --run ${WORK}/run --sampler ddim --steps 5 --n 16 --out ${WORK}/grid.png --threads 1)
 run(${CLI} sample --run ${WORK}/run --sampler heun --sigmas karras --rho 5 --steps 4 --n 8
     --out ${WORK}/grid_heun.png --threads 1)
+# bench times one network call a step: DDIM for DDPM, Euler where DDIM does not apply.
+foreach(objective ddpm flow_matching)
+  execute_process(COMMAND ${CLI} bench --config ${SRC}/configs/toy2d.yaml --threads 1
+                  --set diffusion.objective=${objective} --train-steps 1 --sample-steps 1
+                  --large 8 --large-steps 2 --no-kernels
+                  RESULT_VARIABLE rc OUTPUT_VARIABLE out ERROR_VARIABLE err)
+  if(objective STREQUAL "ddpm")
+    set(want "sample \\(DDIM, batch 16\\): [0-9.]+ ms/step")
+  else()
+    set(want "sample \\(Euler, batch 16\\): [0-9.]+ ms/step")
+  endif()
+  if(NOT rc EQUAL 0 OR NOT out MATCHES "${want}" OR NOT out MATCHES "sample 8 images")
+    message(FATAL_ERROR "bench with ${objective}: ${rc}\n${out}\n${err}")
+  endif()
+endforeach()
 run(${CLI} schedule --kind cosine --steps 100 --respace 10 --csv ${WORK}/cosine.csv)
 file(STRINGS ${WORK}/cosine.csv rows)
 list(LENGTH rows n)

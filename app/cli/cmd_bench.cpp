@@ -12,12 +12,12 @@ int cmd_bench(int argc, char** argv) {
   const auto specs = join(join(config_options(), runtime_options()), {
       {"batch", true, "N  training batch (default 64)", integer(1, 4096)},
       {"train-steps", true, "N  timed training steps (default 20)", integer(1, 1000000)},
-      {"sample-batch", true, "N  DDIM batch (default 16)", integer(1, 4096)},
-      {"sample-steps", true, "N  timed DDIM steps (default 20)", integer(1, 100000)},
+      {"sample-batch", true, "N  sampling batch (default 16); DDIM, or Euler for edm and flow_matching models", integer(1, 4096)},
+      {"sample-steps", true, "N  timed sampling steps, one network call each (default 20)", integer(1, 100000)},
       {"no-kernels", false, "   skip the sgemm / convolution ceiling"},
       {"precision", true, "P  fp32, bf16 or auto for training and sampling (default fp32)"},
       {"large", true, "N  then sample N images with guidance end to end (default 1000; 0 = skip)", integer(0, 1000000)},
-      {"large-steps", true, "N  DDIM steps of that run (default 20)", integer(1, 100000)},
+      {"large-steps", true, "N  sampling steps of that run (default 20)", integer(1, 100000)},
       {"help", false, "   show this help"},
   });
   Args args(argc, argv, 2, specs);

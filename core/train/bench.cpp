@@ -113,11 +113,15 @@ BenchResult run_bench(const Config& base, const BenchOptions& o) {
   r.train_images_per_s = o.train_batch * o.train_steps / train_s;
   r.train_gflops = r.train_gflop_per_step * o.train_steps / train_s;
 
-  // DDIM without guidance (one forward per step), then with classifier-free guidance
-  // (one forward over 2B per step) when the model is class-conditional.
+  // DDIM (Euler for edm and flow matching, where DDIM does not apply; the same one network
+  // call a step) without guidance, then with classifier-free guidance (one forward over 2B
+  // per step) when the model is class-conditional.
+  const SamplerKind one_call =
+      config.diffusion.objective == Objective::Ddpm ? SamplerKind::Ddim : SamplerKind::Euler;
+  r.sampler = one_call == SamplerKind::Ddim ? "DDIM" : "Euler";
   auto time_ddim = [&](double guidance) {
     SampleConfig sc = config.sample;
-    sc.sampler = SamplerKind::Ddim;
+    sc.sampler = one_call;
     sc.n = o.sample_batch;
     sc.steps = o.sample_steps + 2;
     sc.guidance = guidance;
@@ -142,7 +146,7 @@ BenchResult run_bench(const Config& base, const BenchOptions& o) {
   if (o.large_n > 0) {
     // What a user asking for a big batch waits: all of it, chunked as run_sampling chooses.
     SampleConfig sc = config.sample;
-    sc.sampler = SamplerKind::Ddim;
+    sc.sampler = one_call;
     sc.n = o.large_n;
     sc.steps = o.large_steps;
     sc.guidance = trainer.model()->num_classes() > 0 ? 3.0 : 1.0;
@@ -185,12 +189,12 @@ std::string format_bench(const BenchResult& r, const BenchOptions& o) {
     << "train  (batch " << o.train_batch << "): " << r.train_images_per_s << " images/s, "
     << r.train_step_ms << " ms/step, " << r.train_gflop_per_step << " GFLOP/step, "
     << r.train_gflops << " GFLOP/s achieved\n"
-    << "sample (DDIM, batch " << o.sample_batch << "): " << r.ddim_ms_per_step << " ms/step";
+    << "sample (" << r.sampler << ", batch " << o.sample_batch << "): " << r.ddim_ms_per_step << " ms/step";
   if (r.ddim_cfg_ms_per_step > 0)
     s << "; with guidance (2x" << o.sample_batch << " per step) " << r.ddim_cfg_ms_per_step << " ms/step";
   s << "\n";
   if (r.large_seconds > 0)
-    s << "sample " << o.large_n << " images (DDIM " << o.large_steps << " steps, guidance 3, chunks of "
+    s << "sample " << o.large_n << " images (" << r.sampler << " " << o.large_steps << " steps, guidance 3, chunks of "
       << r.large_chunk << "): " << r.large_seconds << " s end to end, "
       << 1e3 * r.large_seconds / (static_cast<double>(o.large_n) * o.large_steps) << " ms per image-step\n";
   if (r.sgemm_gflops > 0)
