@@ -1,13 +1,16 @@
 // UNet and MLP shapes for every supported size, conditioning, init options.
 #include <gtest/gtest.h>
 #include <torch/torch.h>
+#include <torch/version.h>
 
 #include "core/model/denoiser_net.h"
 #include "core/model/attention_kernel.h"
+#include "core/model/conv_grad.h"
 #include "core/model/flops.h"
 #include "core/model/hashed_dropout.h"
 #include "core/model/norm_act.h"
 #include "core/model/precision.h"
+#include "core/util/runtime.h"
 
 #include <unistd.h>
 
@@ -415,6 +418,191 @@ TEST(Precision, AutoMeasuresOnceAndCachesPerNetwork) {
   int lines = 0;
   while (std::getline(in, line)) ++lines;
   EXPECT_EQ(lines, 2);
+  unsetenv("DIFFLAB_CACHE_DIR");
+  std::filesystem::remove_all(dir);
+}
+
+// ---- bf16 weight gradients in float32 where oneDNN's kernel stalls (core/model/conv_grad.h) ----
+
+TEST(ConvGrad, Float32WeightGradientHasTheBf16ForwardAndTheFloat32Gradients) {
+  torch::manual_seed(3);
+  for (const int64_t stride : {1, 2}) {
+    auto x = torch::randn({3, 8, 9, 9}).requires_grad_(true);
+    auto w = (0.2 * torch::randn({4, 8, 3, 3})).requires_grad_(true);
+    auto b = torch::randn({4}).requires_grad_(true);
+    torch::Tensor ours, theirs;
+    {
+      PrecisionScope scope(true, torch::kCPU);
+      ours = conv2d_float32_weight_grad(x, w, b, stride, 1);
+      theirs = torch::conv2d(x, w, b, stride, 1);  // what autocast runs
+    }
+    ASSERT_EQ(ours.scalar_type(), torch::kBFloat16);
+    EXPECT_TRUE(torch::equal(ours, theirs)) << "the forward is autocast's bf16 convolution";
+    const auto g = torch::randn(ours.sizes());
+    const auto grads = torch::autograd::grad({(ours.to(torch::kFloat32) * g).sum()}, {x, w, b});
+    const auto auto_grads = torch::autograd::grad({(theirs.to(torch::kFloat32) * g).sum()}, {x, w, b});
+    for (const auto& gr : grads) EXPECT_EQ(gr.scalar_type(), torch::kFloat32);
+    // The input gradient is bf16's kernel, as autocast's; weight and bias gradients are the
+    // float32 ones of the same bf16 operands.
+    EXPECT_TRUE(torch::allclose(grads[0], auto_grads[0], 1e-2, 1e-2));
+    const auto xb = x.detach().to(torch::kBFloat16).to(torch::kFloat32);
+    const auto wb = w.detach().to(torch::kBFloat16).to(torch::kFloat32);
+    const auto gb = g.to(torch::kBFloat16).to(torch::kFloat32);
+    const auto ref = at::convolution_backward(gb, xb, wb, c10::nullopt, {stride, stride}, {1, 1}, {1, 1},
+                                              false, {0, 0}, 1, {false, true, false});
+    EXPECT_TRUE(torch::allclose(grads[1], std::get<1>(ref), 1e-4, 1e-4))
+        << (grads[1] - std::get<1>(ref)).abs().max().item<double>();
+    EXPECT_TRUE(torch::allclose(grads[2], gb.sum({0, 2, 3}), 1e-4, 1e-4));
+    // bf16's own weight gradient rounds to 8 bits: close to it, and not the same numbers.
+    EXPECT_TRUE(torch::allclose(grads[1], auto_grads[1], 0.05, 0.05 * auto_grads[1].abs().max().item<double>()));
+  }
+}
+
+TEST(ConvGrad, UNetRecordsItsShapesAndTakesFlaggedOnesInFloat32) {
+  torch::manual_seed(4);
+  auto net = make_model(small_unet(), DataShape{1, 28, 28, false, 10});
+  {
+    torch::NoGradGuard ng;
+    for (auto& p : net->parameters()) p.add_(0.02 * torch::randn(p.sizes()));
+  }
+  net->eval();  // no dropout: the same function every call
+  auto x = torch::randn({4, 1, 28, 28});
+  auto t = torch::randint(0, 1000, {4}, torch::kLong);
+  auto y = torch::randint(0, 10, {4}, torch::kLong);
+  std::vector<ConvShape> shapes;
+  EXPECT_FALSE(conv_grad_hooks_active());
+  {
+    ConvShapeRecorder recorder;
+    EXPECT_TRUE(conv_grad_hooks_active());
+    torch::NoGradGuard ng;
+    net->forward(x, t, y);
+    shapes = recorder.shapes();
+  }
+  EXPECT_FALSE(conv_grad_hooks_active());
+  ASSERT_GE(shapes.size(), 8u);
+  const auto down = std::find_if(shapes.begin(), shapes.end(), [](const ConvShape& s) { return s.stride == 2; });
+  ASSERT_NE(down, shapes.end()) << "the down-sampler is a stride-2 convolution";
+  EXPECT_EQ(down->batch, 4);
+  EXPECT_EQ(down->kernel, 3);
+  EXPECT_EQ(down->padding, 1);
+  EXPECT_EQ(shapes.front().key(), "b4_i1_o16_28x28_k3_s1_p1");  // the input convolution
+
+  auto weight_grads = [&] {
+    torch::Tensor out;
+    {
+      PrecisionScope scope(true, torch::kCPU);
+      out = net->forward(x, t, y);
+    }
+    const auto loss = out.to(torch::kFloat32).pow(2).mean();
+    std::vector<torch::Tensor> flat;
+    for (auto& g : torch::autograd::grad({loss}, net->parameters(), {}, false, false, true))
+      if (g.defined()) flat.push_back(g.reshape(-1));
+    return torch::cat(flat);
+  };
+  const auto plain = weight_grads();
+  set_float32_weight_grad(shapes, true);
+  EXPECT_TRUE(float32_weight_grad(*down));
+  const auto flagged = weight_grads();
+  set_float32_weight_grad(shapes, false);
+  EXPECT_FALSE(float32_weight_grad(*down));
+  EXPECT_FALSE(conv_grad_hooks_active());
+  const double cosine = (plain.dot(flagged) / (plain.norm() * flagged.norm())).item<double>();
+  EXPECT_GT(cosine, 1.0 - kBf16GradientTolerance) << "the same gradient, rounded differently";
+  EXPECT_FALSE(torch::equal(plain, flagged)) << "the float32 path must have run";
+  // Without autocast (fp32 training) a flagged shape changes nothing.
+  set_float32_weight_grad({*down}, true);
+  const auto loss32 = [&] { return net->forward(x, t, y).pow(2).mean(); };
+  const auto g1 = torch::autograd::grad({loss32()}, net->parameters(), {}, false, false, true);
+  set_float32_weight_grad({*down}, false);
+  const auto g2 = torch::autograd::grad({loss32()}, net->parameters(), {}, false, false, true);
+  for (size_t i = 0; i < g1.size(); ++i)
+    if (g1[i].defined()) EXPECT_TRUE(torch::equal(g1[i], g2[i]));
+}
+
+TEST(ConvGrad, StallRuleNeedsBothTheRatioAndTheExtraTime) {
+  EXPECT_TRUE(conv_stalls(2.0, 1000.0));   // the stride-2 down-sampler, seen: 500x
+  EXPECT_TRUE(conv_stalls(25.0, 275.0));   // 11x, +250 ms
+  EXPECT_FALSE(conv_stalls(0.4, 15.0));    // 37x but +15 ms: a barrier or two
+  EXPECT_TRUE(conv_stalls(40.0, 128.0));   // 3.2x, +88 ms: a stall the probe half saw
+  EXPECT_FALSE(conv_stalls(10.0, 25.0));   // 2.5x: noise on busy cores
+  EXPECT_FALSE(conv_stalls(20.0, 12.0));   // bf16 faster, as it is when nothing stalls
+}
+
+TEST(ConvGrad, ProtectReadsTheCacheAndFlagsWhatItSays) {
+  const auto dir = std::filesystem::temp_directory_path() /
+                   ("difflab_convgrad_" + std::to_string(::getpid()));
+  std::filesystem::remove_all(dir);
+  std::filesystem::create_directories(dir);
+  setenv("DIFFLAB_CACHE_DIR", dir.c_str(), 1);
+  const int threads = at::get_num_threads();
+  at::set_num_threads(2);
+  ModelConfig tiny = small_unet();  // few shapes: the measuring part below times each one
+  tiny.base_channels = 8;
+  tiny.channel_mult = {1, 2};
+  tiny.attention_resolutions = {};
+  auto net = make_model(tiny, DataShape{1, 12, 12, false, 10});
+  PrecisionProbe probe;
+  probe.training = true;
+  probe.batch = 4;
+  probe.shape = DataShape{1, 12, 12, false, 10};
+  std::vector<ConvShape> shapes;
+  {
+    ConvShapeRecorder recorder;
+    run(net, 4, 1, 12, 12);
+    shapes = recorder.shapes();
+  }
+  ASSERT_GE(shapes.size(), 2u);
+  // Every shape answered by the cache: the second one stalls, the others do not.
+  const std::string prefix = cpu_model_name() + "|" + TORCH_VERSION + "|2|";
+  {
+    std::ofstream out(dir / "conv_stalls.tsv");
+    out << "a line that is not a cache entry\n";
+    for (size_t i = 0; i < shapes.size(); ++i)
+      out << prefix << shapes[i].key() << '\t' << (i == 1 ? 1 : 0) << '\t' << 2.5 << '\t'
+          << (i == 1 ? 500.0 : 3.0) << '\n';
+  }
+  const auto report = protect_stalling_convs(net, probe, torch::kCPU);
+  EXPECT_TRUE(report.measured);
+  EXPECT_TRUE(report.cached);
+  EXPECT_EQ(report.shapes, static_cast<int>(shapes.size()));
+  EXPECT_EQ(report.flagged, 1);
+  EXPECT_DOUBLE_EQ(report.bf16_ms, 500.0);
+  EXPECT_DOUBLE_EQ(report.float32_ms, 2.5);
+  EXPECT_NE(report.reason.find("1 of " + std::to_string(shapes.size())), std::string::npos) << report.reason;
+  EXPECT_NE(report.reason.find("measured earlier"), std::string::npos) << report.reason;
+  EXPECT_TRUE(float32_weight_grad(shapes[1]));
+  EXPECT_FALSE(float32_weight_grad(shapes[0]));
+  set_float32_weight_grad({shapes[1]}, false);
+  // Without the cache it measures every shape (beside busy threads) and writes one line each.
+  std::filesystem::remove(dir / "conv_stalls.tsv");
+  const auto measured = protect_stalling_convs(net, probe, torch::kCPU);
+  std::printf("%s\n", measured.reason.c_str());
+  EXPECT_TRUE(measured.measured);
+  EXPECT_FALSE(measured.cached);
+  EXPECT_NE(measured.reason.find("measured now"), std::string::npos) << measured.reason;
+  std::ifstream in(dir / "conv_stalls.tsv");
+  std::string line;
+  size_t lines = 0;
+  int stalling = 0;
+  while (std::getline(in, line)) {
+    ++lines;
+    EXPECT_EQ(line.rfind(prefix, 0), 0u) << line;
+    stalling += line.find("\t1\t") != std::string::npos;
+  }
+  EXPECT_EQ(lines, shapes.size());
+  EXPECT_EQ(measured.flagged, stalling);
+  std::vector<ConvShape> flagged;
+  for (const auto& s : shapes)
+    if (float32_weight_grad(s)) flagged.push_back(s);
+  EXPECT_EQ(static_cast<int>(flagged.size()), stalling);
+  set_float32_weight_grad(flagged, false);
+  // Not applicable: one thread, or a sampling probe.
+  at::set_num_threads(1);
+  EXPECT_FALSE(protect_stalling_convs(net, probe, torch::kCPU).measured);
+  at::set_num_threads(2);
+  probe.training = false;
+  EXPECT_FALSE(protect_stalling_convs(net, probe, torch::kCPU).measured);
+  at::set_num_threads(threads);
   unsetenv("DIFFLAB_CACHE_DIR");
   std::filesystem::remove_all(dir);
 }

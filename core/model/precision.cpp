@@ -5,15 +5,21 @@
 #include <torch/version.h>
 
 #include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <cmath>
 #include <cstdlib>
+#include <filesystem>
 #include <fstream>
 #include <map>
 #include <mutex>
+#include <set>
 #include <sstream>
 #include <stdexcept>
+#include <thread>
+#include <tuple>
 
+#include "core/model/conv_grad.h"
 #include "core/util/paths.h"
 #include "core/util/runtime.h"
 
@@ -356,6 +362,289 @@ PrecisionChoice resolve_precision(Precision requested, const DenoiserNet& net,
   else
     cache_store(key.str(), choice);
   return choice;
+}
+
+// ---- bf16 weight gradients that stall on a busy machine (core/model/conv_grad.h) ----
+
+namespace {
+
+std::atomic<int> g_conv_hooks{0};  // flagged shapes + live recorders
+std::mutex g_flagged_mutex;
+std::set<ConvShape> g_flagged;
+thread_local ConvShapeRecorder* t_recorder = nullptr;
+
+// The input gradient in bf16 (oneDNN's kernel, as autocast's backward would run it), the
+// weight and bias gradients in float32 from the same bf16 operands cast up.
+struct Float32WeightGradConv : torch::autograd::Function<Float32WeightGradConv> {
+  static at::Tensor forward(torch::autograd::AutogradContext* ctx, const at::Tensor& x,
+                            const at::Tensor& weight, const at::Tensor& bias, int64_t stride,
+                            int64_t padding) {
+    const auto xb = x.to(at::kBFloat16), wb = weight.to(at::kBFloat16);
+    const auto bb = bias.defined() ? bias.to(at::kBFloat16) : bias;
+    ctx->save_for_backward({xb, wb});
+    ctx->saved_data["stride"] = stride;
+    ctx->saved_data["padding"] = padding;
+    ctx->saved_data["x_type"] = static_cast<int64_t>(x.scalar_type());
+    ctx->saved_data["w_type"] = static_cast<int64_t>(weight.scalar_type());
+    ctx->saved_data["bias"] = bias.defined();
+    return at::convolution(xb, wb, bb, {stride, stride}, {padding, padding}, {1, 1}, false, {0, 0}, 1);
+  }
+
+  static torch::autograd::variable_list backward(torch::autograd::AutogradContext* ctx,
+                                                 torch::autograd::variable_list grads) {
+    const auto saved = ctx->get_saved_variables();
+    const auto& xb = saved[0];
+    const auto& wb = saved[1];
+    const int64_t stride = ctx->saved_data["stride"].toInt();
+    const int64_t padding = ctx->saved_data["padding"].toInt();
+    const bool has_bias = ctx->saved_data["bias"].toBool();
+    const auto gy = grads[0].to(at::kBFloat16).contiguous();
+    const std::vector<int64_t> s{stride, stride}, p{padding, padding}, d{1, 1}, op{0, 0};
+    at::Tensor gx, gw, gb;
+    if (ctx->needs_input_grad(0)) {
+      gx = std::get<0>(at::convolution_backward(gy, xb, wb, c10::nullopt, s, p, d, false, op, 1,
+                                                {true, false, false}))
+               .to(static_cast<at::ScalarType>(ctx->saved_data["x_type"].toInt()));
+    }
+    if (ctx->needs_input_grad(1) || (has_bias && ctx->needs_input_grad(2))) {
+      const auto gy32 = gy.to(at::kFloat);
+      gw = std::get<1>(at::convolution_backward(gy32, xb.to(at::kFloat), wb.to(at::kFloat),
+                                                c10::nullopt, s, p, d, false, op, 1,
+                                                {false, true, false}))
+               .to(static_cast<at::ScalarType>(ctx->saved_data["w_type"].toInt()));
+      if (has_bias) gb = gy32.sum({0, 2, 3});
+    }
+    return {gx, gw, gb, at::Tensor(), at::Tensor()};
+  }
+};
+
+std::string conv_stall_cache_path() {
+  const auto p = precision_cache_path();
+  if (p.empty()) return "";
+  return std::filesystem::path(p).parent_path().append("conv_stalls.tsv").string();
+}
+
+// conv_stalls.tsv: key <TAB> 0|1 <TAB> float32_ms <TAB> bf16_ms, the last line for a key wins.
+struct StallEntry {
+  bool stalls = false;
+  double float32_ms = 0, bf16_ms = 0;
+};
+
+std::map<std::string, StallEntry> read_stall_cache(const std::string& path) {
+  std::map<std::string, StallEntry> out;
+  std::ifstream in(path);
+  std::string line;
+  while (std::getline(in, line)) {
+    std::istringstream fields(line);
+    std::string k;
+    int flag = 0;
+    StallEntry e;
+    if (!std::getline(fields, k, '\t')) continue;
+    if (!(fields >> flag >> e.float32_ms >> e.bf16_ms) || (flag != 0 && flag != 1)) continue;
+    e.stalls = flag == 1;
+    out[k] = e;
+  }
+  return out;
+}
+
+void write_stall_cache(const std::string& path, const std::map<std::string, StallEntry>& fresh) {
+  if (path.empty() || fresh.empty()) return;
+  std::lock_guard<std::mutex> lock(g_cache_mutex);
+  auto all = read_stall_cache(path);  // another process may have added keys
+  for (const auto& [k, e] : fresh) all[k] = e;
+  std::ostringstream bytes;
+  for (const auto& [k, e] : all)
+    bytes << k << '\t' << (e.stalls ? 1 : 0) << '\t' << e.float32_ms << '\t' << e.bf16_ms
+          << '\n';
+  try {
+    write_file_atomic(path, bytes.str());
+  } catch (const std::exception&) {
+    // Not written: measured again by the next process.
+  }
+}
+
+// One busy thread per core while alive: the "another program wants the cores" of the probe.
+class BusyCores {
+ public:
+  BusyCores() {
+    const unsigned n = std::max(1u, std::thread::hardware_concurrency());
+    for (unsigned i = 0; i < n; ++i)
+      m_threads.emplace_back([this] {
+        uint64_t x = 0;
+        while (!m_stop.load(std::memory_order_relaxed)) x = x * 6364136223846793005ull + 1;
+        m_sink.fetch_add(x, std::memory_order_relaxed);
+      });
+  }
+  ~BusyCores() {
+    m_stop = true;
+    for (auto& t : m_threads) t.join();
+  }
+
+ private:
+  std::atomic<bool> m_stop{false};
+  std::atomic<uint64_t> m_sink{0};
+  std::vector<std::thread> m_threads;
+};
+
+}  // namespace
+
+std::string ConvShape::key() const {
+  std::ostringstream s;
+  s << 'b' << batch << "_i" << in << "_o" << out << '_' << height << 'x' << width << "_k" << kernel
+    << "_s" << stride << "_p" << padding;
+  return s.str();
+}
+
+bool ConvShape::operator<(const ConvShape& o) const {
+  return std::tie(batch, in, out, height, width, kernel, stride, padding) <
+         std::tie(o.batch, o.in, o.out, o.height, o.width, o.kernel, o.stride, o.padding);
+}
+
+bool conv_grad_hooks_active() { return g_conv_hooks.load(std::memory_order_relaxed) > 0; }
+
+bool float32_weight_grad(const ConvShape& shape) {
+  std::lock_guard<std::mutex> lock(g_flagged_mutex);
+  return g_flagged.count(shape) > 0;
+}
+
+void set_float32_weight_grad(const std::vector<ConvShape>& shapes, bool on) {
+  std::lock_guard<std::mutex> lock(g_flagged_mutex);
+  for (const auto& s : shapes) {
+    const bool had = g_flagged.count(s) > 0;
+    if (on && !had) {
+      g_flagged.insert(s);
+      ++g_conv_hooks;
+    } else if (!on && had) {
+      g_flagged.erase(s);
+      --g_conv_hooks;
+    }
+  }
+}
+
+bool bf16_autocast_on_cpu() { return autocast_enabled(c10::DeviceType::CPU); }
+
+at::Tensor conv2d_float32_weight_grad(const at::Tensor& x, const at::Tensor& weight,
+                                      const at::Tensor& bias, int64_t stride, int64_t padding) {
+  return Float32WeightGradConv::apply(x, weight, bias, stride, padding);
+}
+
+ConvShapeRecorder::ConvShapeRecorder() : m_previous(t_recorder) {
+  t_recorder = this;
+  ++g_conv_hooks;
+}
+
+ConvShapeRecorder::~ConvShapeRecorder() {
+  t_recorder = m_previous;
+  --g_conv_hooks;
+}
+
+ConvShapeRecorder* ConvShapeRecorder::active() { return t_recorder; }
+
+void ConvShapeRecorder::add(const ConvShape& shape) {
+  if (std::find(m_shapes.begin(), m_shapes.end(), shape) == m_shapes.end()) m_shapes.push_back(shape);
+}
+
+bool conv_stalls(double float32_ms, double bf16_ms) {
+  return bf16_ms > kConvStallRatio * float32_ms && bf16_ms - float32_ms >= kConvStallMinExtraMs;
+}
+
+ConvStallReport protect_stalling_convs(const DenoiserNet& net, const PrecisionProbe& probe,
+                                       c10::Device device) {
+  ConvStallReport report;
+  const int threads = at::get_num_threads();
+  if (!device.is_cpu() || threads < 2 || !probe.training || probe.shape.points) return report;
+
+  // The shapes, from one bf16 forward at the training batch.
+  std::vector<ConvShape> shapes;
+  {
+    ProbeGuard guard(net);
+    net->eval();
+    const auto batch = probe_batch(net, probe, device);
+    torch::NoGradGuard no_grad;
+    ConvShapeRecorder recorder;
+    PrecisionScope scope(true, device);
+    net->forward(batch.x, batch.t, batch.y);
+    shapes = recorder.shapes();
+  }
+  report.shapes = static_cast<int>(shapes.size());
+  if (shapes.empty()) return report;
+
+  std::ostringstream prefix;
+  prefix << cpu_model_name() << '|' << TORCH_VERSION << '|' << threads << '|';
+  const auto path = conv_stall_cache_path();
+  const auto cache = path.empty() ? std::map<std::string, StallEntry>{} : read_stall_cache(path);
+  std::map<std::string, StallEntry> fresh;
+  std::vector<ConvShape> todo;
+  for (const auto& s : shapes)
+    if (!cache.count(prefix.str() + s.key())) todo.push_back(s);
+
+  if (!todo.empty()) {
+    // Each shape's weight gradient beside busy cores: in float32 as the replacement computes
+    // it (casts included; best of two after a set-up call), then in bf16.
+    struct Operands {
+      at::Tensor x, w, gy;
+    };
+    auto gen = at::make_generator<at::CPUGeneratorImpl>(4321);
+    auto bf16_grad = [](const ConvShape& s, const Operands& o) {
+      at::convolution_backward(o.gy, o.x, o.w, c10::nullopt, {s.stride, s.stride},
+                               {s.padding, s.padding}, {1, 1}, false, {0, 0}, 1, {false, true, false});
+    };
+    auto float32_grad = [](const ConvShape& s, const Operands& o) {
+      at::convolution_backward(o.gy.to(at::kFloat), o.x.to(at::kFloat), o.w.to(at::kFloat),
+                               c10::nullopt, {s.stride, s.stride}, {s.padding, s.padding}, {1, 1},
+                               false, {0, 0}, 1, {false, true, false});
+    };
+    BusyCores busy;
+    for (const auto& s : todo) {
+      Operands o;
+      o.x = torch::randn({s.batch, s.in, s.height, s.width}, gen, torch::kFloat32).to(at::kBFloat16);
+      o.w = torch::randn({s.out, s.in, s.kernel, s.kernel}, gen, torch::kFloat32).to(at::kBFloat16);
+      const auto y = at::convolution(o.x, o.w, {}, {s.stride, s.stride}, {s.padding, s.padding},
+                                     {1, 1}, false, {0, 0}, 1);
+      o.gy = torch::randn(y.sizes(), gen, torch::kFloat32).to(at::kBFloat16);
+      StallEntry e;
+      float32_grad(s, o);
+      e.float32_ms = time_ms([&] { float32_grad(s, o); }, device, 2);
+      bf16_grad(s, o);
+      // A kernel that can stall does not on every call (it depends on where the scheduler
+      // puts the threads): up to five calls, the slowest counts, the first stall decides.
+      for (int call = 0; call < 5 && !e.stalls; ++call) {
+        e.bf16_ms = std::max(e.bf16_ms, time_ms([&] { bf16_grad(s, o); }, device, 1));
+        e.stalls = conv_stalls(e.float32_ms, e.bf16_ms);
+      }
+      fresh[prefix.str() + s.key()] = e;
+    }
+    write_stall_cache(path, fresh);
+  }
+
+  std::vector<ConvShape> flagged;
+  for (const auto& s : shapes) {
+    const auto k = prefix.str() + s.key();
+    const auto it = fresh.count(k) ? fresh.find(k) : cache.find(k);
+    if (!it->second.stalls) continue;
+    flagged.push_back(s);
+    report.bf16_ms += it->second.bf16_ms;
+    report.float32_ms += it->second.float32_ms;
+  }
+  set_float32_weight_grad(flagged, true);
+  report.flagged = static_cast<int>(flagged.size());
+  report.measured = true;
+  report.cached = todo.empty();
+  std::ostringstream r;
+  r.setf(std::ios::fixed);
+  r.precision(0);
+  if (flagged.empty()) {
+    r << "bf16 weight gradients: none of the " << report.shapes
+      << " convolution shapes stalls beside busy cores";
+  } else {
+    r << "bf16 weight gradients of " << report.flagged << " of " << report.shapes
+      << " convolution shapes in float32: oneDNN's bf16 kernel for them stalls when other programs "
+         "want the cores (beside busy cores: bf16 "
+      << report.bf16_ms << " ms, float32 " << report.float32_ms << " ms)";
+  }
+  r << (report.cached ? ", measured earlier on this machine" : ", measured now");
+  report.reason = r.str();
+  return report;
 }
 
 }  // namespace difflab

@@ -8,9 +8,10 @@
 #include <sstream>
 #include <stdexcept>
 
-#include "core/model/controlnet.h"
-#include "core/model/embedding.h"
 #include "core/model/attention_kernel.h"
+#include "core/model/controlnet.h"
+#include "core/model/conv_grad.h"
+#include "core/model/embedding.h"
 #include "core/model/flops.h"
 #include "core/model/hashed_dropout.h"
 #include "core/model/norm_act.h"
@@ -48,9 +49,28 @@ void zero_module(nn::Module& m) {
   for (auto& p : m.parameters()) p.zero_();
 }
 
-// Layer calls that also feed an active FlopCounter (benchmarks only).
+// Layer calls that also feed an active FlopCounter (benchmarks only). Convolutions also
+// feed an active ConvShapeRecorder and take their weight gradient in float32 where bf16
+// training flagged their shape (core/model/conv_grad.h).
 torch::Tensor run(nn::Conv2d& conv, const torch::Tensor& x) {
-  auto y = conv(x);
+  torch::Tensor y;
+  if (conv_grad_hooks_active() && x.dim() == 4) {
+    const auto& o = conv->options;
+    ConvShape s;
+    s.batch = x.size(0);
+    s.in = x.size(1);
+    s.height = x.size(2);
+    s.width = x.size(3);
+    s.out = o.out_channels();
+    s.kernel = o.kernel_size()->at(0);
+    s.stride = o.stride()->at(0);
+    s.padding = s.kernel / 2;  // conv3x3 and conv1x1 above, the only convolutions here
+    if (auto* recorder = ConvShapeRecorder::active()) recorder->add(s);
+    if (torch::GradMode::is_enabled() && bf16_autocast_on_cpu() && x.device().is_cpu() &&
+        float32_weight_grad(s))
+      y = conv2d_float32_weight_grad(x, conv->weight, conv->bias, s.stride, s.padding);
+  }
+  if (!y.defined()) y = conv(x);
   if (FlopCounter::active()) {
     const auto& w = conv->weight;  // (out, in, kh, kw)
     FlopCounter::add(2 * y.numel() * w.size(1) * w.size(2) * w.size(3));

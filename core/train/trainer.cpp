@@ -13,6 +13,7 @@
 #include "core/diffusion/objectives.h"
 #include "core/diffusion/timestep_sampler.h"
 #include "core/eval/noisy_classifier.h"
+#include "core/model/conv_grad.h"
 #include "core/model/hashed_dropout.h"
 #include "core/model/precision.h"
 #include "core/sampling/sampler_registry.h"
@@ -543,7 +544,16 @@ const PrecisionChoice& Trainer::precision() {
     probe.batch = s.config.train.batch_size;
     probe.shape = s.data->shape;
     if (!s.dist || s.dist->is_main()) {
+      // bf16 weight gradients that would stall on a busy machine are taken in float32
+      // (core/model/conv_grad.h); measured before `auto` times bf16, so it times what runs.
+      // Not for data-parallel ranks: they usually run one thread each, and probing beside
+      // each other would be the contention it measures.
+      ConvStallReport stalls;
+      if (s.config.train.precision != Precision::Fp32 && !s.dist)
+        stalls = protect_stalling_convs(s.model, probe, s.device);
       s.precision = resolve_precision(s.config.train.precision, s.model, probe, s.device);
+      if (s.precision->chosen == Precision::Bf16 && !stalls.reason.empty())
+        s.precision->reason += "; " + stalls.reason;
     }
     if (s.dist) {
       // All ranks compute in the precision rank 0 chose (it measured for them all).
