@@ -71,7 +71,7 @@ class ConvShapeRecorder {
   ConvShapeRecorder* m_previous = nullptr;
 };
 
-// A bf16 weight gradient stalls when, beside one busy thread per core, it takes more than
+// A bf16 weight gradient stalls when, beside two busy threads per core, it takes more than
 // this many times the float32 weight gradient of the same shape (what would replace it,
 // casts included), and at least kConvStallMinExtraMs more. Both on all the intra-op
 // threads under the same load, so the answer holds whether or not the machine was busy
@@ -94,8 +94,8 @@ struct ConvStallReport {
 
 // For bf16 training of `net` on a CPU with more than one intra-op thread: records the
 // network's convolution shapes at the probe's batch, times each one's weight gradient in
-// bf16 (up to five calls; a stall on any flags the shape) and in float32 beside one busy
-// thread per core (0.5-1 s for each shape that stalls, a few ms for the others), flags the ones that stall (conv_stalls), remembers the
+// bf16 (up to five calls; a stall on any flags the shape) and in float32 beside two busy
+// threads per core (0.5-1 s for each shape that stalls, a few ms for the others), flags the ones that stall (conv_stalls), remembers the
 // answers per CPU model, LibTorch version, thread count and shape in conv_stalls.tsv next
 // to the precision cache. `net` is used, not changed.
 ConvStallReport protect_stalling_convs(const DenoiserNet& net, const PrecisionProbe& probe,
