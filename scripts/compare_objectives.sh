@@ -47,15 +47,15 @@ for row in "${runs[@]}"; do
   resume=()
   for steps in $STEPS; do
     ckpt="$run/checkpoints/$(printf "step_%08d.pt" "$steps")"
+    if [ -f "$CSV" ] && grep -q "^$ckpt,$steps,$N," "$CSV"; then  # scored before: rerun-safe
+      resume=(--resume latest); continue  # (its checkpoint may be gone: a run keeps three)
+    fi
     if [ ! -f "$ckpt" ]; then
       # shellcheck disable=SC2086  # $sets is a word list
       "$CLI" train --config configs/mnist.yaml --out "$run" --steps "$steps" --quiet \
         --threads "$THREADS" --set data.kind="$DATASET" \
         --set train.sample_every=0 --set train.checkpoint_every=100000 \
         --set train.precision="$PRECISION" $sets "${resume[@]}"
-    fi
-    if [ -f "$CSV" ] && grep -q "^$ckpt,$steps,$N," "$CSV"; then  # scored before: rerun-safe
-      resume=(--resume latest); continue
     fi
     # shellcheck disable=SC2086  # $sampler is a word list
     "$CLI" eval --checkpoint "$ckpt" --evaluator "$EVALUATOR" --n "$N" --seed "$SEED" \

@@ -345,7 +345,7 @@ if [ "$CUDA_MODE" = 1 ] && [ "$EXPECT_CUDA" = 1 ]; then
     fi
     rm -rf "$RUN"
     t0=$(elapsed)
-    # --steps far beyond the preset's 1200: the time limit ends the run.
+    # --steps far beyond the preset's 1,800: the time limit ends the run.
     "$CLI" train --config configs/mnist.yaml --device cuda --time-limit "$minutes" \
       --steps 1000000 --out "$RUN" --quiet > "$OUT/train.log" 2>&1
     train_rc=$?
@@ -367,7 +367,7 @@ if [ "$CUDA_MODE" = 1 ] && [ "$EXPECT_CUDA" = 1 ]; then
     t0=$(elapsed)
     "$CLI" sample --run "$RUN" --device cuda --out "$OUT/sample.png" 2>&1 | tail -5
     if [ "${PIPESTATUS[0]}" = 0 ]; then
-      result sample OK "64 images, DDIM 50 steps, guidance 3: $(($(elapsed) - t0)) s with start-up"
+      result sample OK "64 images, the preset's Euler 50 steps, guidance 3: $(($(elapsed) - t0)) s with start-up"
     else
       fail sample "see summary.txt"
     fi

@@ -71,10 +71,11 @@ double relative_error(const std::vector<at::Tensor>& a, const std::vector<at::Te
   return std::sqrt(num / std::max(den, 1e-30));
 }
 
-// The reference preset (configs/mnist.yaml), with its real UNet: attention at 7×7 (the
-// custom attention kernel) and dropout 0.1 (hashed dropout).
+// The reference preset's DDPM twin (configs/mnist_ddpm.yaml: the DDPM samplers below
+// apply to it), with its real UNet: attention at 7×7 (the custom attention kernel) and
+// dropout 0.1 (hashed dropout).
 Config mnist_preset() {
-  Config c = load_config(std::string(DIFFLAB_SOURCE_DIR) + "/configs/mnist.yaml");
+  Config c = load_config(std::string(DIFFLAB_SOURCE_DIR) + "/configs/mnist_ddpm.yaml");
   c.train.batch_size = 16;
   c.sample.n = 8;
   c.sample.steps = 10;
