@@ -5,7 +5,8 @@
 # and the floor: N real training images against the same split) and appends one CSV row
 # each. DDPM over all 1000 steps costs 20x a 50-step sampler, so it gets its own N.
 #
-#   RUN=runs/mnist N=200 N_DDPM=40 OUT=eval_samplers.csv scripts/eval_samplers.sh
+#   RUN=runs/mnist_ddpm N=200 N_DDPM=40 OUT=eval_samplers.csv scripts/eval_samplers.sh
+# RUN must be a DDPM run (configs/mnist_ddpm.yaml): DDIM, DDPM and DPM++ apply to DDPM only.
 # With CLASSIFIER=runs/mnist_classifier/classifier.pt (difflab-cli train-classifier) it also
 # scores classifier guidance on the unconditional model (w = 0): DDIM 50 at scales 1, 3, 10
 # (the DDIM form) and DDPM 50 at scale 3 (the ancestral form).
@@ -14,7 +15,7 @@ set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
 CLI="${BUILD_DIR:-$ROOT/build}/difflab-cli"
-RUN="${RUN:-runs/mnist}"
+RUN="${RUN:-runs/mnist_ddpm}"
 N="${N:-200}"
 N_DDPM="${N_DDPM:-40}"
 OUT="${OUT:-$RUN/eval_samplers.csv}"
