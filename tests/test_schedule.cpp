@@ -4,10 +4,16 @@
 #include <cmath>
 #include <sstream>
 
+#include "core/schedule/forward_process.h"
 #include "core/schedule/noise_schedule.h"
 
 using difflab::NoiseSchedule;
 using difflab::ScheduleKind;
+using difflab::ddpm_forward_point;
+using difflab::edm_forward_point;
+using difflab::flow_forward_point;
+using difflab::forward_mix;
+using difflab::forward_noise;
 
 namespace {
 
@@ -181,4 +187,36 @@ TEST(Schedule, RejectsBadInput) {
   EXPECT_THROW(NoiseSchedule::from_betas({0.1, 1.0}), std::invalid_argument);
   EXPECT_THROW(NoiseSchedule::from_betas({0.1, 0.2}, {0}), std::invalid_argument);
   EXPECT_THROW(NoiseSchedule::named(ScheduleKind::Linear, 10).table("nope"), std::invalid_argument);
+}
+
+TEST(ForwardProcess, EachObjectivesPointIsItsClosedForm) {
+  // DDPM: the schedule's √ᾱ_t and √(1 − ᾱ_t), the same x_t as forward_noise.
+  const auto schedule = NoiseSchedule::named(ScheduleKind::Linear, 1000);
+  const auto d = ddpm_forward_point(schedule, 250);
+  EXPECT_NEAR(d.a * d.a + d.b * d.b, 1.0, 1e-12);
+  EXPECT_NEAR(d.snr(), schedule.snr()[250], 1e-9 * schedule.snr()[250]);
+  const std::vector<float> x0 = {1.0f, -0.5f, 0.25f}, eps = {0.3f, 2.0f, -1.0f};
+  const auto mixed = forward_mix(x0, eps, d), reference = forward_noise(x0, eps, schedule, 250);
+  for (size_t i = 0; i < x0.size(); ++i) EXPECT_FLOAT_EQ(mixed[i], reference[i]);
+  // Flow matching: x_t = (1 − t) x₀ + t ε, t = pos / (positions − 1); SNR ((1 − t)/t)².
+  const auto f = flow_forward_point(250, 1001);
+  EXPECT_DOUBLE_EQ(f.level, 0.25);
+  EXPECT_DOUBLE_EQ(f.a, 0.75);
+  EXPECT_DOUBLE_EQ(f.b, 0.25);
+  EXPECT_DOUBLE_EQ(f.snr(), 9.0);
+  EXPECT_EQ(flow_forward_point(0, 1001).b, 0.0);
+  EXPECT_EQ(flow_forward_point(1000, 1001).a, 0.0);
+  EXPECT_FLOAT_EQ(forward_mix(x0, eps, f)[1], 0.75f * -0.5f + 0.25f * 2.0f);
+  // EDM: σ evenly in log σ from σ_min to σ_max; x₀ + σ ε divided by √(1 + σ²); SNR 1/σ².
+  const auto lo = edm_forward_point(0, 1001, 0.002, 80.0), hi = edm_forward_point(1000, 1001, 0.002, 80.0);
+  EXPECT_NEAR(lo.level, 0.002, 1e-12);
+  EXPECT_NEAR(hi.level, 80.0, 1e-9);
+  const auto mid = edm_forward_point(500, 1001, 0.002, 80.0);
+  EXPECT_NEAR(mid.level, std::sqrt(0.002 * 80.0), 1e-9);  // the geometric mean
+  EXPECT_NEAR(mid.a, 1.0 / std::sqrt(1.0 + 0.16), 1e-9);
+  EXPECT_NEAR(mid.b / mid.a, mid.level, 1e-9);
+  EXPECT_NEAR(mid.snr(), 1.0 / 0.16, 1e-9);
+  EXPECT_THROW(flow_forward_point(5, 1), std::invalid_argument);
+  EXPECT_THROW(edm_forward_point(0, 10, 1.0, 0.5), std::invalid_argument);
+  EXPECT_THROW(forward_mix(x0, {1.0f}, f), std::invalid_argument);
 }
