@@ -116,6 +116,12 @@ void draw_schedule_panel(const Snapshot& snap, UiContext& ctx) {
     view.respace = view.timesteps;
     view.initialised = true;
   }
+  if (snap.config.diffusion.objective != Objective::Ddpm)
+    dim_text(snap.config.diffusion.objective == Objective::FlowMatching
+                 ? "DDPM's schedules, for comparison: this model trains flow matching, "
+                   "x_t = (1 − t) x₀ + t ε (Forward process panel)."
+                 : "DDPM's schedules, for comparison: this model trains EDM, x₀ + σ ε "
+                   "(Forward process panel).");
   for (int i = 0; i < static_cast<int>(ScheduleCurve::Count); ++i) {
     if (i > 0) ImGui::SameLine();
     if (ImGui::RadioButton(kCurveNames[i], view.curve == static_cast<ScheduleCurve>(i)))
@@ -151,9 +157,12 @@ void draw_schedule_panel(const Snapshot& snap, UiContext& ctx) {
     if (view.respace < view.timesteps) s = s.respaced(view.respace);
     PlotSeries line;
     line.label = std::string(to_string(kind));
-    if (kind == snap.config.diffusion.schedule) line.label += " (training)";
+    // The schedule trains only DDPM models; flow matching and EDM draw their own t or σ.
+    const bool trains = kind == snap.config.diffusion.schedule &&
+                        snap.config.diffusion.objective == Objective::Ddpm;
+    if (trains) line.label += " (training)";
     line.color = schedule_color(static_cast<int>(i));
-    line.thickness = kind == snap.config.diffusion.schedule ? 2.5f : 1.5f;
+    line.thickness = trains ? 2.5f : 1.5f;
     line.y = curve_table(s, view.curve);
     for (int r = 0; r < s.size(); ++r) line.x.push_back(s.model_timestep(r));
     line.markers = s.size() <= 60;
