@@ -63,8 +63,15 @@ for row in "${runs[@]}"; do
     resume=(--resume latest)
   done
 done
-first="$(for row in "${runs[@]}"; do IFS='|' read -r name _ <<<"$row"; \
-  ls "$OUT_DIR/$name"/checkpoints/*.pt 2>/dev/null | head -1; done | head -1)"
-if [ -n "$first" ]; then
+# The floor: N real training images against the test split, once (with any checkpoint of
+# the dataset for the config).
+first=""
+for row in "${runs[@]}"; do
+  IFS='|' read -r name _ <<<"$row"
+  for f in "$OUT_DIR/$name"/checkpoints/*.pt; do
+    if [ -f "$f" ] && [ -z "$first" ]; then first="$f"; fi
+  done
+done
+if [ -n "$first" ] && ! grep -q "(real images),[0-9]*,$N," "$CSV" 2>/dev/null; then
   "$CLI" eval --checkpoint "$first" --evaluator "$EVALUATOR" --n "$N" --real --csv "$CSV"
 fi
