@@ -54,7 +54,11 @@ void zero_module(nn::Module& m) {
 // training flagged their shape (core/model/conv_grad.h).
 torch::Tensor run(nn::Conv2d& conv, const torch::Tensor& x) {
   torch::Tensor y;
-  if (conv_grad_hooks_active() && x.dim() == 4) {
+  // Sampling (no gradients) and float32 training skip the shape and the registry lookup.
+  auto* recorder = conv_grad_hooks_active() ? ConvShapeRecorder::active() : nullptr;
+  const bool bf16_training = conv_grad_hooks_active() && torch::GradMode::is_enabled() &&
+                             x.device().is_cpu() && bf16_autocast_on_cpu();
+  if ((recorder || bf16_training) && x.dim() == 4) {
     const auto& o = conv->options;
     ConvShape s;
     s.batch = x.size(0);
@@ -65,9 +69,8 @@ torch::Tensor run(nn::Conv2d& conv, const torch::Tensor& x) {
     s.kernel = o.kernel_size()->at(0);
     s.stride = o.stride()->at(0);
     s.padding = s.kernel / 2;  // conv3x3 and conv1x1 above, the only convolutions here
-    if (auto* recorder = ConvShapeRecorder::active()) recorder->add(s);
-    if (torch::GradMode::is_enabled() && bf16_autocast_on_cpu() && x.device().is_cpu() &&
-        float32_weight_grad(s))
+    if (recorder) recorder->add(s);
+    if (bf16_training && float32_weight_grad(s))
       y = conv2d_float32_weight_grad(x, conv->weight, conv->bias, s.stride, s.padding);
   }
   if (!y.defined()) y = conv(x);
