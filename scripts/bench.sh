@@ -63,8 +63,17 @@ ddim_ms() { awk '/^sample/ { for (i = 2; i <= NF; i++) if ($i ~ /^ms\/step/) { p
 params() { awk '/^model:/ { print $2; exit }' "$1"; }
 rss() { awk '/^peak memory/ { print $(NF - 1); exit }' "$1"; }
 
-# Each precision PyTorch also has on a CPU (fp32, bf16 autocast), like for like.
-PRECISIONS="${PRECISIONS:-fp32 bf16}"
+# Each precision PyTorch also has on a CPU (fp32, bf16 autocast), like for like. bf16 only
+# where the CPU has bf16 instructions: elsewhere both sides emulate it (a training step
+# took 10x fp32's on an AVX2 AMD EPYC), which measures nothing a user would run.
+if [[ -z "${PRECISIONS:-}" ]]; then
+  if grep -qwE 'avx512_bf16|amx_bf16|bf16' /proc/cpuinfo; then
+    PRECISIONS="fp32 bf16"
+  else
+    PRECISIONS="fp32"
+    echo "bench.sh: this CPU has no bf16 instructions: fp32 only (PRECISIONS=\"fp32 bf16\" to time emulated bf16 too)"
+  fi
+fi
 rows=""
 for p in $PRECISIONS; do
   echo "== C++ ($p): $CLI bench --threads $THREADS --precision $p --large 0 $* --set diffusion.objective=ddpm (load average: $(cut -d' ' -f1-3 /proc/loadavg))"

@@ -370,11 +370,96 @@ TEST(Precision, UNetInBf16StaysCloseToFp32) {
   EXPECT_LT(rel, 0.05);
 }
 
+TEST(Runtime, InstructionSetTagFromTheFlagsLine) {
+  // An AVX2-only AMD EPYC (family 23) seen here, trimmed; Zen 4 and Sapphire Rapids add
+  // AVX-512 with BF16; a Skylake Xeon has AVX-512 without; Neoverse V1 lists bf16.
+  const std::string zen2 = "fpu vme sse sse2 ssse3 fma sse4_1 sse4_2 avx f16c avx2 sha_ni clzero";
+  EXPECT_EQ(cpu_isa_tag_from_flags(zen2), "avx2");
+  EXPECT_EQ(cpu_isa_tag_from_flags(zen2 + " avx512f avx512dq avx512bw avx512vl avx512_bf16 avx512_vnni"),
+            "avx512_bf16");
+  EXPECT_EQ(cpu_isa_tag_from_flags(zen2 + " avx512f avx512_bf16 amx_bf16 amx_tile amx_int8"), "amx_bf16");
+  EXPECT_EQ(cpu_isa_tag_from_flags(zen2 + " avx512f avx512dq avx512bw avx512vl avx512_vnni"), "avx512");
+  EXPECT_EQ(cpu_isa_tag_from_flags("fpu sse sse2"), "sse");
+  EXPECT_EQ(cpu_isa_tag_from_flags(" fp asimd evtstrm aes pmull sha1 sha2 crc32 atomics bf16 i8mm"), "bf16");
+  EXPECT_EQ(cpu_isa_tag_from_flags(" fp asimd evtstrm aes"), "neon");
+  EXPECT_EQ(cpu_isa_tag_from_flags(""), "");
+  // "avx512_bf16" is a flag of its own: a flag that merely contains "bf16" is not it.
+  EXPECT_EQ(cpu_isa_tag_from_flags("sse2 avx2 xbf16x"), "avx2");
+  EXPECT_EQ(cpu_bf16_from_tag("avx512_bf16"), CpuBf16::Native);
+  EXPECT_EQ(cpu_bf16_from_tag("amx_bf16"), CpuBf16::Native);
+  EXPECT_EQ(cpu_bf16_from_tag("bf16"), CpuBf16::Native);
+  EXPECT_EQ(cpu_bf16_from_tag("avx512"), CpuBf16::Emulated);
+  EXPECT_EQ(cpu_bf16_from_tag("avx2"), CpuBf16::Emulated);
+  EXPECT_EQ(cpu_bf16_from_tag("neon"), CpuBf16::Emulated);
+  EXPECT_EQ(cpu_bf16_from_tag(""), CpuBf16::Unknown);
+  setenv("DIFFLAB_CPU_BF16", "emulated", 1);
+  EXPECT_EQ(cpu_bf16(), CpuBf16::Emulated);
+  setenv("DIFFLAB_CPU_BF16", "native", 1);
+  EXPECT_EQ(cpu_bf16(), CpuBf16::Native);
+  unsetenv("DIFFLAB_CPU_BF16");
+  EXPECT_EQ(cpu_bf16(), cpu_bf16_from_tag(cpu_isa_tag()));
+  std::printf("this CPU: %s [%s]\n", cpu_model_name().c_str(), cpu_isa_tag().c_str());
+}
+
+TEST(Precision, WithoutBf16InstructionsAutoIsFloat32Untimed) {
+  const auto dir = std::filesystem::temp_directory_path() /
+                   ("difflab_precision_emulated_" + std::to_string(::getpid()));
+  std::filesystem::remove_all(dir);
+  setenv("DIFFLAB_CACHE_DIR", dir.c_str(), 1);
+  setenv("DIFFLAB_CPU_BF16", "emulated", 1);
+  auto net = make_model(small_unet(), DataShape{1, 28, 28, false, 10});
+  PrecisionProbe probe;
+  probe.training = true;
+  probe.batch = 4;
+  probe.shape = DataShape{1, 28, 28, false, 10};
+  for (const bool training : {true, false}) {
+    probe.training = training;
+    const auto a = resolve_precision(Precision::Auto, net, probe, torch::kCPU);
+    EXPECT_EQ(a.chosen, Precision::Fp32);
+    EXPECT_FALSE(a.measured);
+    EXPECT_EQ(a.bf16_ms, 0.0);
+    EXPECT_NE(a.reason.find("no bf16 instructions"), std::string::npos) << a.reason;
+    EXPECT_NE(a.reason.find("not timed"), std::string::npos) << a.reason;
+  }
+  EXPECT_FALSE(std::filesystem::exists(dir / "precision.tsv")) << "nothing measured, nothing cached";
+  // Asked for explicitly, bf16 is what the user gets, with a warning.
+  const auto b = resolve_precision(Precision::Bf16, net, probe, torch::kCPU);
+  EXPECT_EQ(b.chosen, Precision::Bf16);
+  EXPECT_NE(b.reason.find("warning"), std::string::npos) << b.reason;
+  EXPECT_EQ(resolve_precision(Precision::Fp32, net, probe, torch::kCPU).reason.find("warning"),
+            std::string::npos);
+  // Its weight gradients are all taken in float32, untimed, at any number of threads.
+  const int threads = at::get_num_threads();
+  at::set_num_threads(1);
+  probe.training = true;
+  const auto stalls = protect_stalling_convs(net, probe, torch::kCPU);
+  EXPECT_TRUE(stalls.measured);
+  EXPECT_GT(stalls.shapes, 0);
+  EXPECT_EQ(stalls.flagged, stalls.shapes);
+  EXPECT_NE(stalls.reason.find("no bf16 instructions"), std::string::npos) << stalls.reason;
+  EXPECT_FALSE(std::filesystem::exists(dir / "conv_stalls.tsv"));
+  std::vector<ConvShape> shapes;
+  {
+    ConvShapeRecorder recorder;
+    run(net, 4, 1, 28, 28);
+    shapes = recorder.shapes();
+  }
+  for (const auto& s : shapes) EXPECT_TRUE(float32_weight_grad(s)) << s.key();
+  set_float32_weight_grad(shapes, false);
+  EXPECT_FALSE(conv_grad_hooks_active());
+  at::set_num_threads(threads);
+  unsetenv("DIFFLAB_CPU_BF16");
+  unsetenv("DIFFLAB_CACHE_DIR");
+  std::filesystem::remove_all(dir);
+}
+
 TEST(Precision, AutoMeasuresOnceAndCachesPerNetwork) {
   const auto dir = std::filesystem::temp_directory_path() /
                    ("difflab_precision_" + std::to_string(::getpid()));
   std::filesystem::remove_all(dir);
   setenv("DIFFLAB_CACHE_DIR", dir.c_str(), 1);
+  // Timed whatever the CPU has (without bf16 instructions auto would not time at all).
+  setenv("DIFFLAB_CPU_BF16", "native", 1);
   auto net = make_model(small_unet(), DataShape{1, 28, 28, false, 10});
   PrecisionProbe probe;
   probe.training = true;
@@ -418,6 +503,7 @@ TEST(Precision, AutoMeasuresOnceAndCachesPerNetwork) {
   int lines = 0;
   while (std::getline(in, line)) ++lines;
   EXPECT_EQ(lines, 2);
+  unsetenv("DIFFLAB_CPU_BF16");
   unsetenv("DIFFLAB_CACHE_DIR");
   std::filesystem::remove_all(dir);
 }
@@ -534,6 +620,7 @@ TEST(ConvGrad, ProtectReadsTheCacheAndFlagsWhatItSays) {
   std::filesystem::remove_all(dir);
   std::filesystem::create_directories(dir);
   setenv("DIFFLAB_CACHE_DIR", dir.c_str(), 1);
+  setenv("DIFFLAB_CPU_BF16", "native", 1);  // the timed path, whatever the CPU has
   const int threads = at::get_num_threads();
   at::set_num_threads(2);
   ModelConfig tiny = small_unet();  // few shapes: the measuring part below times each one
@@ -553,7 +640,7 @@ TEST(ConvGrad, ProtectReadsTheCacheAndFlagsWhatItSays) {
   }
   ASSERT_GE(shapes.size(), 2u);
   // Every shape answered by the cache: the second one stalls, the others do not.
-  const std::string prefix = cpu_model_name() + "|" + TORCH_VERSION + "|2|";
+  const std::string prefix = cpu_model_name() + " [" + cpu_isa_tag() + "]|" + TORCH_VERSION + "|2|";
   {
     std::ofstream out(dir / "conv_stalls.tsv");
     out << "a line that is not a cache entry\n";
@@ -603,6 +690,7 @@ TEST(ConvGrad, ProtectReadsTheCacheAndFlagsWhatItSays) {
   probe.training = false;
   EXPECT_FALSE(protect_stalling_convs(net, probe, torch::kCPU).measured);
   at::set_num_threads(threads);
+  unsetenv("DIFFLAB_CPU_BF16");
   unsetenv("DIFFLAB_CACHE_DIR");
   std::filesystem::remove_all(dir);
 }

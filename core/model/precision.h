@@ -64,8 +64,10 @@ struct PrecisionProbe {
 };
 
 // Resolves `requested` for `net` on `device`. Fp32 / Bf16 come back as they are (Bf16 on a
-// CPU without bf16 support in LibTorch's oneDNN becomes an error). Auto looks up the cache
-// (key: CPU model, LibTorch version, device, purpose, network fingerprint, batch; read
+// CPU without bf16 instructions with a warning in the reason: LibTorch emulates it, many
+// times slower). Auto on such a CPU is fp32 at once, untimed (see cpu_bf16() in
+// core/util/runtime.h). Otherwise auto looks up the cache (key: CPU model and instruction
+// set, LibTorch version, device, purpose, network fingerprint, batch; read
 // from the file once per process) and
 // otherwise times a few calls of both, checks bf16's error against fp32 (see the
 // tolerances above) and stores the answer. `net` is used, never changed: its gradients and

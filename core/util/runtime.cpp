@@ -13,6 +13,7 @@
 #include <cstdlib>
 #include <fstream>
 #include <limits>
+#include <set>
 #include <sstream>
 #include <stdexcept>
 #include <thread>
@@ -49,6 +50,54 @@ std::string cpu_model_name() {
     return std::string("unknown CPU");
   }();
   return name;
+}
+
+std::string cpu_isa_tag_from_flags(const std::string& flags) {
+  std::istringstream words(flags);
+  std::set<std::string> have;
+  std::string w;
+  while (words >> w) have.insert(w);
+  const auto has = [&](const char* f) { return have.count(f) > 0; };
+  if (has("amx_bf16")) return "amx_bf16";
+  if (has("avx512_bf16")) return "avx512_bf16";
+  if (has("avx512f")) return "avx512";
+  if (has("avx2")) return "avx2";
+  if (has("sse2")) return "sse";
+  if (has("bf16")) return "bf16";  // Arm (Features line): BFDOT/BFMMLA
+  if (has("asimd")) return "neon";
+  return "";
+}
+
+std::string cpu_isa_tag() {
+  static const std::string tag = [] {
+    std::ifstream in("/proc/cpuinfo");
+    std::string line;
+    while (std::getline(in, line)) {
+      // x86: "flags : fpu vme ...", Arm: "Features : fp asimd ... bf16".
+      if (line.rfind("flags", 0) != 0 && line.rfind("Features", 0) != 0) continue;
+      const auto colon = line.find(':');
+      if (colon != std::string::npos) return cpu_isa_tag_from_flags(line.substr(colon + 1));
+    }
+    return std::string();
+  }();
+  return tag;
+}
+
+CpuBf16 cpu_bf16_from_tag(const std::string& isa_tag) {
+  if (isa_tag.empty()) return CpuBf16::Unknown;
+  if (isa_tag == "amx_bf16" || isa_tag == "avx512_bf16" || isa_tag == "bf16") return CpuBf16::Native;
+  return CpuBf16::Emulated;
+}
+
+CpuBf16 cpu_bf16() {
+  // DIFFLAB_CPU_BF16=native|emulated overrides what the flags say (read on every call):
+  // to time bf16 on a CPU without it anyway, and for the tests.
+  if (const char* v = std::getenv("DIFFLAB_CPU_BF16"); v && *v) {
+    const std::string s(v);
+    if (s == "native") return CpuBf16::Native;
+    if (s == "emulated") return CpuBf16::Emulated;
+  }
+  return cpu_bf16_from_tag(cpu_isa_tag());
 }
 
 void ensure_blas_environment(int argc, char** argv) {
@@ -145,6 +194,8 @@ std::string runtime_summary(c10::Device device) {
   s << "LibTorch " << TORCH_VERSION << ", device " << device.str() << ", "
     << torch::get_num_threads() << " threads, OPENBLAS_CORETYPE=" << (core ? core : "(auto)")
     << ", ATEN_CPU_CAPABILITY=" << (aten ? aten : "(auto)") << ", OMP_WAIT_POLICY=" << (wait ? wait : "(default)");
+  if (!device.is_cuda())
+    s << ", CPU " << cpu_model_name() << " (" << (cpu_isa_tag().empty() ? "?" : cpu_isa_tag()) << ")";
   return s.str();
 }
 

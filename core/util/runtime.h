@@ -45,6 +45,22 @@ c10::Device choose_device(const std::string& request = "auto");
 // "AMD EPYC 9R14" from /proc/cpuinfo (read once; "unknown CPU" elsewhere).
 std::string cpu_model_name();
 
+// The CPU's vector instructions in one word, from the feature flags of /proc/cpuinfo:
+// "amx_bf16", "avx512_bf16", "avx512", "avx2", "sse" (x86), "bf16" or "neon" (Arm), ""
+// when there is no flags line. Machines sold under one model name differ (two "AMD
+// EPYC" seen here: one with AVX512-BF16, one with AVX2 only), so measurements cached
+// per CPU are keyed by the name and this word.
+std::string cpu_isa_tag_from_flags(const std::string& flags);
+std::string cpu_isa_tag();  // this CPU's (read once)
+
+// Whether the CPU multiplies bfloat16 in hardware (amx_bf16, avx512_bf16, Arm bf16):
+// yes, no (LibTorch then emulates bf16: a training step was 10x and a sampling call 15x
+// slower than float32 on an AVX2-only AMD EPYC), or unknown (no flags line to read).
+enum class CpuBf16 { Native, Emulated, Unknown };
+CpuBf16 cpu_bf16_from_tag(const std::string& isa_tag);
+// This CPU's; the environment variable DIFFLAB_CPU_BF16=native|emulated overrides it.
+CpuBf16 cpu_bf16();
+
 // One line: LibTorch version, device, threads, BLAS core type — for logs and bench.
 std::string runtime_summary(c10::Device device);
 
