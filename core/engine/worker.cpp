@@ -7,6 +7,7 @@
 
 #include "core/eval/noisy_classifier.h"
 #include "core/sampling/field.h"
+#include "core/train/checkpoint_io.h"
 #include "core/train/export.h"
 #include "core/train/run_folder.h"
 #include "core/util/runtime.h"
@@ -494,15 +495,18 @@ void Worker::on(cmd::SaveCheckpoint& c) {
 }
 
 void Worker::load_checkpoint(const std::string& path) {
-  // Everything is read and checked before anything the user has is replaced.
-  const CheckpointInfo info = read_checkpoint_info(path);
-  const bool exported = !exported_precision(path).empty();
+  // Everything is read and checked before anything the user has is replaced. The file is
+  // read once (it used to be three times: info, export tag, weights).
+  torch::serialize::InputArchive archive;
+  open_checkpoint(path, archive, CheckpointKind::Model);
+  const CheckpointInfo info = read_checkpoint_info(archive, path);
+  const bool exported = !exported_precision(archive).empty();
   Config config = info.config;
   config.train.out_dir = m_config.train.out_dir;
   const bool new_data = !m_data || !same_data(m_data_config, config.data);
   auto data = new_data ? read_data(config.data) : m_data;
   auto loaded = std::make_unique<Trainer>(config, data, m_device);
-  loaded->load_checkpoint(path);
+  loaded->load_checkpoint(archive, path);
   // Training continues in the checkpoint's folder only from its newest checkpoint (an
   // older one would move `latest` back); otherwise the next Train or Save makes a new one.
   std::string dir = run_dir_of_checkpoint(path);

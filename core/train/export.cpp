@@ -139,6 +139,10 @@ ExportSummary export_checkpoint(const std::string& in, const std::string& out,
 std::string exported_precision(const std::string& path) {
   torch::serialize::InputArchive archive;
   open_model_or_controlnet(path, archive);
+  return exported_precision(archive);
+}
+
+std::string exported_precision(torch::serialize::InputArchive& archive) {
   c10::IValue v;
   return archive.try_read("exported", v) && v.isString() ? v.toStringRef() : std::string();
 }

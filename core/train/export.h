@@ -48,8 +48,10 @@ struct ExportSummary {
 ExportSummary export_checkpoint(const std::string& in, const std::string& out,
                                 const ExportOptions& options);
 
-// The precision an exported checkpoint was stored in, or "" for a full checkpoint.
+// The precision an exported checkpoint was stored in, or "" for a full checkpoint; the
+// second form reads an archive already opened (open_checkpoint in checkpoint.h).
 std::string exported_precision(const std::string& path);
+std::string exported_precision(torch::serialize::InputArchive& archive);
 
 // The starter models: assets/starters/<data kind>/model.pt (made by
 // scripts/make_starters.sh), found as config paths are (working folder, then the source

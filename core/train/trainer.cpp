@@ -431,9 +431,13 @@ void Trainer::save_checkpoint(const std::string& path) const {
 }
 
 void Trainer::load_checkpoint(const std::string& path) {
-  auto& s = *m;
   torch::serialize::InputArchive archive;
   open_checkpoint(path, archive, CheckpointKind::Model);
+  load_checkpoint(archive, path);
+}
+
+void Trainer::load_checkpoint(torch::serialize::InputArchive& archive, const std::string& path) {
+  auto& s = *m;
   const CheckpointInfo info = read_checkpoint_info(archive, path);
   const auto& shape = s.data->shape;
   if (info.shape.channels != shape.channels || info.shape.height != shape.height ||

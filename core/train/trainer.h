@@ -19,6 +19,10 @@
 #include "core/train/checkpoint.h"  // CheckpointError, CheckpointInfo
 #include "core/train/run_folder.h"  // checkpoint paths of a run folder
 
+namespace torch::serialize {
+class InputArchive;
+}
+
 namespace difflab {
 
 class Distributed;  // core/train/distributed.h
@@ -79,6 +83,9 @@ class Trainer {
   // match this trainer's. Throws CheckpointError naming the file and the problem; on
   // failure the trainer keeps its previous state.
   void load_checkpoint(const std::string& path);
+  // The same from an archive the caller opened with open_checkpoint (core/train/checkpoint.h)
+  // to read its info first, so the file is read once.
+  void load_checkpoint(torch::serialize::InputArchive& archive, const std::string& path);
 
   // Applies new training settings (lr, EMA, clipping, batch size, steps, ...) to the run
   // in progress; the model, optimizer state and step count stay.
