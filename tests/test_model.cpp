@@ -43,6 +43,40 @@ torch::Tensor run(const DenoiserNet& net, int b, int c, int h, int w, bool label
   return net->forward(x, t, y);
 }
 
+// For the precision and conv-stall tests: a fresh folder for their caches and a pinned
+// answer to "has this CPU bf16 instructions" (DIFFLAB_CPU_BF16), both undone when the
+// test ends, a failed ASSERT included.
+class PrecisionSandbox {
+ public:
+  PrecisionSandbox(const std::string& name, const char* cpu_bf16)
+      : m_dir(std::filesystem::temp_directory_path() / (name + "_" + std::to_string(::getpid()))) {
+    std::filesystem::remove_all(m_dir);
+    std::filesystem::create_directories(m_dir);
+    setenv("DIFFLAB_CACHE_DIR", m_dir.c_str(), 1);
+    setenv("DIFFLAB_CPU_BF16", cpu_bf16, 1);
+  }
+  ~PrecisionSandbox() {
+    unsetenv("DIFFLAB_CPU_BF16");
+    unsetenv("DIFFLAB_CACHE_DIR");
+    std::filesystem::remove_all(m_dir);
+  }
+  PrecisionSandbox(const PrecisionSandbox&) = delete;
+  PrecisionSandbox& operator=(const PrecisionSandbox&) = delete;
+  const std::filesystem::path& dir() const { return m_dir; }
+
+ private:
+  std::filesystem::path m_dir;
+};
+
+// A training probe at batch 4 of single-channel images of `side` x `side`, 10 classes.
+PrecisionProbe training_probe(int side) {
+  PrecisionProbe probe;
+  probe.training = true;
+  probe.batch = 4;
+  probe.shape = DataShape{1, side, side, false, 10};
+  return probe;
+}
+
 }  // namespace
 
 struct SizeCase {
@@ -402,16 +436,10 @@ TEST(Runtime, InstructionSetTagFromTheFlagsLine) {
 }
 
 TEST(Precision, WithoutBf16InstructionsAutoIsFloat32Untimed) {
-  const auto dir = std::filesystem::temp_directory_path() /
-                   ("difflab_precision_emulated_" + std::to_string(::getpid()));
-  std::filesystem::remove_all(dir);
-  setenv("DIFFLAB_CACHE_DIR", dir.c_str(), 1);
-  setenv("DIFFLAB_CPU_BF16", "emulated", 1);
+  const PrecisionSandbox sandbox("difflab_precision_emulated", "emulated");
+  const auto& dir = sandbox.dir();
   auto net = make_model(small_unet(), DataShape{1, 28, 28, false, 10});
-  PrecisionProbe probe;
-  probe.training = true;
-  probe.batch = 4;
-  probe.shape = DataShape{1, 28, 28, false, 10};
+  PrecisionProbe probe = training_probe(28);
   for (const bool training : {true, false}) {
     probe.training = training;
     const auto a = resolve_precision(Precision::Auto, net, probe, torch::kCPU);
@@ -448,23 +476,14 @@ TEST(Precision, WithoutBf16InstructionsAutoIsFloat32Untimed) {
   set_float32_weight_grad(shapes, false);
   EXPECT_FALSE(conv_grad_hooks_active());
   at::set_num_threads(threads);
-  unsetenv("DIFFLAB_CPU_BF16");
-  unsetenv("DIFFLAB_CACHE_DIR");
-  std::filesystem::remove_all(dir);
 }
 
 TEST(Precision, AutoMeasuresOnceAndCachesPerNetwork) {
-  const auto dir = std::filesystem::temp_directory_path() /
-                   ("difflab_precision_" + std::to_string(::getpid()));
-  std::filesystem::remove_all(dir);
-  setenv("DIFFLAB_CACHE_DIR", dir.c_str(), 1);
   // Timed whatever the CPU has (without bf16 instructions auto would not time at all).
-  setenv("DIFFLAB_CPU_BF16", "native", 1);
+  const PrecisionSandbox sandbox("difflab_precision", "native");
+  const auto& dir = sandbox.dir();
   auto net = make_model(small_unet(), DataShape{1, 28, 28, false, 10});
-  PrecisionProbe probe;
-  probe.training = true;
-  probe.batch = 4;
-  probe.shape = DataShape{1, 28, 28, false, 10};
+  PrecisionProbe probe = training_probe(28);
   const auto explicit_fp32 = resolve_precision(Precision::Fp32, net, probe, torch::kCPU);
   EXPECT_EQ(explicit_fp32.chosen, Precision::Fp32);
   EXPECT_FALSE(explicit_fp32.measured);
@@ -503,9 +522,6 @@ TEST(Precision, AutoMeasuresOnceAndCachesPerNetwork) {
   int lines = 0;
   while (std::getline(in, line)) ++lines;
   EXPECT_EQ(lines, 2);
-  unsetenv("DIFFLAB_CPU_BF16");
-  unsetenv("DIFFLAB_CACHE_DIR");
-  std::filesystem::remove_all(dir);
 }
 
 // ---- bf16 weight gradients in float32 where oneDNN's kernel stalls (core/model/conv_grad.h) ----
@@ -615,12 +631,8 @@ TEST(ConvGrad, StallRuleNeedsBothTheRatioAndTheExtraTime) {
 }
 
 TEST(ConvGrad, ProtectReadsTheCacheAndFlagsWhatItSays) {
-  const auto dir = std::filesystem::temp_directory_path() /
-                   ("difflab_convgrad_" + std::to_string(::getpid()));
-  std::filesystem::remove_all(dir);
-  std::filesystem::create_directories(dir);
-  setenv("DIFFLAB_CACHE_DIR", dir.c_str(), 1);
-  setenv("DIFFLAB_CPU_BF16", "native", 1);  // the timed path, whatever the CPU has
+  const PrecisionSandbox sandbox("difflab_convgrad", "native");  // the timed path, on any CPU
+  const auto& dir = sandbox.dir();
   const int threads = at::get_num_threads();
   at::set_num_threads(2);
   ModelConfig tiny = small_unet();  // few shapes: the measuring part below times each one
@@ -628,10 +640,7 @@ TEST(ConvGrad, ProtectReadsTheCacheAndFlagsWhatItSays) {
   tiny.channel_mult = {1, 2};
   tiny.attention_resolutions = {};
   auto net = make_model(tiny, DataShape{1, 12, 12, false, 10});
-  PrecisionProbe probe;
-  probe.training = true;
-  probe.batch = 4;
-  probe.shape = DataShape{1, 12, 12, false, 10};
+  PrecisionProbe probe = training_probe(12);
   std::vector<ConvShape> shapes;
   {
     ConvShapeRecorder recorder;
@@ -690,9 +699,6 @@ TEST(ConvGrad, ProtectReadsTheCacheAndFlagsWhatItSays) {
   probe.training = false;
   EXPECT_FALSE(protect_stalling_convs(net, probe, torch::kCPU).measured);
   at::set_num_threads(threads);
-  unsetenv("DIFFLAB_CPU_BF16");
-  unsetenv("DIFFLAB_CACHE_DIR");
-  std::filesystem::remove_all(dir);
 }
 
 // ---- Fused GroupNorm + SiLU (core/model/norm_act.h) against LibTorch's ops ----

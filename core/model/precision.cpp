@@ -290,13 +290,17 @@ std::string precision_cache_path() {
   return "";
 }
 
+bool bf16_emulated(c10::Device device) {
+  return device.is_cpu() && cpu_bf16() == CpuBf16::Emulated;
+}
+
 PrecisionChoice resolve_precision(Precision requested, const DenoiserNet& net,
                                   const PrecisionProbe& probe, c10::Device device) {
   PrecisionChoice choice;
   // Without bf16 instructions LibTorch emulates bf16 arithmetic: there is nothing to gain,
   // and timing it would cost minutes (a training step 10x, a sampling call 15x fp32's on
   // an AVX2-only AMD EPYC: 4.7 minutes before the first step of the default preset).
-  const bool emulated = device.is_cpu() && cpu_bf16() == CpuBf16::Emulated;
+  const bool emulated = bf16_emulated(device);
   const std::string no_bf16 = "this CPU has no bf16 instructions (" + cpu_isa_tag() +
                               "; neither avx512_bf16 nor amx_bf16) and LibTorch emulates bf16";
   if (requested != Precision::Auto) {
@@ -572,7 +576,7 @@ ConvStallReport protect_stalling_convs(const DenoiserNet& net, const PrecisionPr
   // Without bf16 instructions every bf16 weight gradient is emulated, 20-50x float32's
   // (AVX2 AMD EPYC, the default UNet): all of them are taken in float32, untimed, at any
   // number of threads.
-  const bool emulated = cpu_bf16() == CpuBf16::Emulated;
+  const bool emulated = bf16_emulated(device);
   if (!device.is_cpu() || (threads < 2 && !emulated) || !probe.training || probe.shape.points)
     return report;
 

@@ -63,6 +63,10 @@ struct PrecisionProbe {
   DataShape shape;
 };
 
+// True on a CPU without bf16 instructions (cpu_bf16() in core/util/runtime.h), where
+// LibTorch emulates bf16: `auto` is fp32 there without timing anything.
+bool bf16_emulated(c10::Device device);
+
 // Resolves `requested` for `net` on `device`. Fp32 / Bf16 come back as they are (Bf16 on a
 // CPU without bf16 instructions with a warning in the reason: LibTorch emulates it, many
 // times slower). Auto on such a CPU is fp32 at once, untimed (see cpu_bf16() in

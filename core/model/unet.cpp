@@ -55,8 +55,9 @@ void zero_module(nn::Module& m) {
 torch::Tensor run(nn::Conv2d& conv, const torch::Tensor& x) {
   torch::Tensor y;
   // Sampling (no gradients) and float32 training skip the shape and the registry lookup.
-  auto* recorder = conv_grad_hooks_active() ? ConvShapeRecorder::active() : nullptr;
-  const bool bf16_training = conv_grad_hooks_active() && torch::GradMode::is_enabled() &&
+  const bool hooks = conv_grad_hooks_active();
+  auto* recorder = hooks ? ConvShapeRecorder::active() : nullptr;
+  const bool bf16_training = hooks && torch::GradMode::is_enabled() &&
                              x.device().is_cpu() && bf16_autocast_on_cpu();
   if ((recorder || bf16_training) && x.dim() == 4) {
     const auto& o = conv->options;

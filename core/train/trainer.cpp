@@ -16,7 +16,6 @@
 #include "core/model/conv_grad.h"
 #include "core/model/hashed_dropout.h"
 #include "core/model/precision.h"
-#include "core/util/runtime.h"
 #include "core/sampling/sampler_registry.h"
 #include "core/train/checkpoint_io.h"
 #include "core/train/distributed.h"
@@ -556,8 +555,9 @@ const PrecisionChoice& Trainer::precision() {
       ConvStallReport stalls;
       // (auto on a CPU without bf16 instructions is fp32 at once: nothing to protect.)
       const auto requested = s.config.train.precision;
-      if (!s.dist && (requested == Precision::Bf16 ||
-                      (requested == Precision::Auto && !(s.device.is_cpu() && cpu_bf16() == CpuBf16::Emulated))))
+      const bool bf16_possible =
+          requested == Precision::Bf16 || (requested == Precision::Auto && !bf16_emulated(s.device));
+      if (bf16_possible && !s.dist)
         stalls = protect_stalling_convs(s.model, probe, s.device);
       s.precision = resolve_precision(s.config.train.precision, s.model, probe, s.device);
       if (s.precision->chosen == Precision::Bf16 && !stalls.reason.empty())

@@ -21,18 +21,42 @@
 namespace difflab {
 namespace {
 
-bool cpu_has_flag(const std::string& flag) {
-  std::ifstream in("/proc/cpuinfo");
-  std::string line;
-  while (std::getline(in, line)) {
-    if (line.rfind("flags", 0) != 0) continue;
-    std::istringstream words(line);
-    std::string w;
-    while (words >> w)
-      if (w == flag) return true;
-    return false;
-  }
-  return false;
+std::set<std::string> split_flags(const std::string& flags) {
+  std::istringstream words(flags);
+  std::set<std::string> have;
+  std::string w;
+  while (words >> w) have.insert(w);
+  return have;
+}
+
+// The feature flags of /proc/cpuinfo's first CPU (x86 "flags : fpu vme ...", Arm
+// "Features : fp asimd ... bf16"), read once; empty where there is no such line.
+const std::set<std::string>& cpu_flags() {
+  static const std::set<std::string> flags = [] {
+    std::ifstream in("/proc/cpuinfo");
+    std::string line;
+    while (std::getline(in, line)) {
+      if (line.rfind("flags", 0) != 0 && line.rfind("Features", 0) != 0) continue;
+      const auto colon = line.find(':');
+      if (colon != std::string::npos) return split_flags(line.substr(colon + 1));
+    }
+    return std::set<std::string>();
+  }();
+  return flags;
+}
+
+bool cpu_has_flag(const std::string& flag) { return cpu_flags().count(flag) > 0; }
+
+std::string isa_tag(const std::set<std::string>& have) {
+  const auto has = [&](const char* f) { return have.count(f) > 0; };
+  if (has("amx_bf16")) return "amx_bf16";
+  if (has("avx512_bf16")) return "avx512_bf16";
+  if (has("avx512f")) return "avx512";
+  if (has("avx2")) return "avx2";
+  if (has("sse2")) return "sse";
+  if (has("bf16")) return "bf16";  // Arm: BFDOT/BFMMLA
+  if (has("asimd")) return "neon";
+  return "";
 }
 
 }  // namespace
@@ -52,34 +76,10 @@ std::string cpu_model_name() {
   return name;
 }
 
-std::string cpu_isa_tag_from_flags(const std::string& flags) {
-  std::istringstream words(flags);
-  std::set<std::string> have;
-  std::string w;
-  while (words >> w) have.insert(w);
-  const auto has = [&](const char* f) { return have.count(f) > 0; };
-  if (has("amx_bf16")) return "amx_bf16";
-  if (has("avx512_bf16")) return "avx512_bf16";
-  if (has("avx512f")) return "avx512";
-  if (has("avx2")) return "avx2";
-  if (has("sse2")) return "sse";
-  if (has("bf16")) return "bf16";  // Arm (Features line): BFDOT/BFMMLA
-  if (has("asimd")) return "neon";
-  return "";
-}
+std::string cpu_isa_tag_from_flags(const std::string& flags) { return isa_tag(split_flags(flags)); }
 
 std::string cpu_isa_tag() {
-  static const std::string tag = [] {
-    std::ifstream in("/proc/cpuinfo");
-    std::string line;
-    while (std::getline(in, line)) {
-      // x86: "flags : fpu vme ...", Arm: "Features : fp asimd ... bf16".
-      if (line.rfind("flags", 0) != 0 && line.rfind("Features", 0) != 0) continue;
-      const auto colon = line.find(':');
-      if (colon != std::string::npos) return cpu_isa_tag_from_flags(line.substr(colon + 1));
-    }
-    return std::string();
-  }();
+  static const std::string tag = isa_tag(cpu_flags());
   return tag;
 }
 
