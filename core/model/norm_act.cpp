@@ -128,6 +128,41 @@ inline void span_backward2_body(const T* x, const float* dy, T* dx, int64_t n, f
   }
 }
 
+// ---- channels-last (NHWC) forward, for sampling: every pass runs along the channels ----
+
+// acc[c] += Σ over `rows` rows of (x[r][c] − centre[c])² when centre is given, else of
+// x[r][c] (rows of `c` channels, contiguous).
+inline void rows_sums_body(const float* x, int64_t rows, int64_t c, const float* centre, float* acc) {
+  for (int64_t r = 0; r < rows; ++r) {
+    const float* xr = x + r * c;
+    if (centre) {
+      for (int64_t k = 0; k < c; ++k) {
+        const float d = xr[k] - centre[k];
+        acc[k] += d * d;
+      }
+    } else {
+      for (int64_t k = 0; k < c; ++k) acc[k] += xr[k];
+    }
+  }
+}
+
+// out[r][c] = act(a[c]·x[r][c] + b[c])
+inline void rows_forward_body(const float* x, float* out, int64_t rows, int64_t c, const float* a,
+                              const float* b, bool silu) {
+  for (int64_t r = 0; r < rows; ++r) {
+    const float* xr = x + r * c;
+    float* orow = out + r * c;
+    if (silu) {
+      for (int64_t k = 0; k < c; ++k) {
+        const float y = xr[k] * a[k] + b[k];
+        orow[k] = y * sigmoid(y);
+      }
+    } else {
+      for (int64_t k = 0; k < c; ++k) orow[k] = xr[k] * a[k] + b[k];
+    }
+  }
+}
+
 // The clones: GCC compiles each for AVX-512, AVX2 and baseline x86-64 and picks one when
 // the program loads (ifunc). Elsewhere they are ordinary functions, and so under TSan,
 // whose instrumented ifunc resolvers run before TSan is set up and crash at load.
@@ -159,6 +194,14 @@ inline void span_backward2_body(const T* x, const float* dy, T* dx, int64_t n, f
 
 DIFFLAB_SPANS(float, f32)
 #undef DIFFLAB_SPANS
+
+DIFFLAB_CLONES void rows_sums(const float* x, int64_t rows, int64_t c, const float* centre, float* acc) {
+  rows_sums_body(x, rows, c, centre, acc);
+}
+DIFFLAB_CLONES void rows_forward(const float* x, float* out, int64_t rows, int64_t c, const float* a,
+                                 const float* b, bool silu) {
+  rows_forward_body(x, out, rows, c, a, b, silu);
+}
 
 // Overloads so the drivers below are written once.
 inline float span_sum(const float* x, int64_t n) { return span_sum_f32(x, n); }
@@ -250,6 +293,40 @@ void backward_kernel(const T* x, const T* dz, const float* gamma, const float* b
   });
 }
 
+// x (N, H·W, C) channels-last → out in the same layout; statistics per (n, group) in two
+// passes over the image (the sums, then the squared deviations from the group mean), as
+// forward_kernel takes them, so both layouts give the same values to rounding.
+void forward_kernel_nhwc(const float* x, float* out, const float* gamma, const float* beta,
+                         const Shape& s, float eps, bool silu) {
+  at::parallel_for(0, s.n, 1, [&](int64_t begin, int64_t end) {
+    std::vector<float> acc(s.c), centre(s.c), a(s.c), b(s.c);
+    for (int64_t n = begin; n < end; ++n) {
+      const float* xn = x + n * s.hw * s.c;
+      const float m = static_cast<float>(s.cg * s.hw);
+      std::fill(acc.begin(), acc.end(), 0.0f);
+      rows_sums(xn, s.hw, s.c, nullptr, acc.data());
+      for (int64_t g = 0; g < s.groups; ++g) {
+        float sum = 0.0f;
+        for (int64_t k = 0; k < s.cg; ++k) sum += acc[g * s.cg + k];
+        for (int64_t k = 0; k < s.cg; ++k) centre[g * s.cg + k] = sum / m;
+      }
+      std::fill(acc.begin(), acc.end(), 0.0f);
+      rows_sums(xn, s.hw, s.c, centre.data(), acc.data());
+      for (int64_t g = 0; g < s.groups; ++g) {
+        float sq = 0.0f;
+        for (int64_t k = 0; k < s.cg; ++k) sq += acc[g * s.cg + k];
+        const float rstd = 1.0f / std::sqrt(sq / m + eps);
+        for (int64_t k = 0; k < s.cg; ++k) {
+          const int64_t c = g * s.cg + k;
+          a[c] = rstd * gamma[c];
+          b[c] = beta[c] - centre[c] * a[c];
+        }
+      }
+      rows_forward(xn, out + n * s.hw * s.c, s.hw, s.c, a.data(), b.data(), silu);
+    }
+  });
+}
+
 template <typename T> T* ptr(const at::Tensor& t) { return static_cast<T*>(t.data_ptr()); }
 
 class GroupNormActFunction : public torch::autograd::Function<GroupNormActFunction> {
@@ -311,6 +388,18 @@ at::Tensor group_norm_act(const at::Tensor& x, int64_t groups, const at::Tensor&
       weight.scalar_type() == torch::kFloat32 && bias.scalar_type() == torch::kFloat32 &&
       (!activate_out || act == Activation::SiLU) && x.numel() > 0;
   if (!supported) return group_norm_act_reference(x, groups, weight, bias, eps, act, activate_out);
+  // Sampling keeps a channels-last tensor (the Winograd convolutions hand one over) as it
+  // is: no gradient, no reorder.
+  const bool grad = torch::GradMode::is_enabled() &&
+                    (x.requires_grad() || weight.requires_grad() || bias.requires_grad());
+  if (!grad && x.dim() == 4 && !x.is_contiguous() &&
+      x.is_contiguous(at::MemoryFormat::ChannelsLast)) {
+    const auto w = weight.contiguous(), b = bias.contiguous();
+    auto out = torch::empty_like(x, at::MemoryFormat::ChannelsLast);
+    forward_kernel_nhwc(ptr<float>(x), ptr<float>(out), ptr<float>(w), ptr<float>(b),
+                        shape_of(x, groups), static_cast<float>(eps), activate_out);
+    return out;
+  }
   return GroupNormActFunction::apply(x, weight, bias, groups, eps, activate_out);
 }
 

@@ -15,6 +15,7 @@
 #include "core/model/flops.h"
 #include "core/model/hashed_dropout.h"
 #include "core/model/norm_act.h"
+#include "core/model/winograd_conv.h"
 
 namespace difflab {
 namespace {
@@ -73,6 +74,15 @@ torch::Tensor run(nn::Conv2d& conv, const torch::Tensor& x) {
     if (recorder) recorder->add(s);
     if (bf16_training && float32_weight_grad(s))
       y = conv2d_float32_weight_grad(x, conv->weight, conv->bias, s.stride, s.padding);
+  }
+  // float32 on the CPU: Winograd where it measures faster (winograd_conv.h).
+  if (!y.defined()) {
+    const auto& o = conv->options;
+    const auto* pad = c10::get_if<torch::ExpandingArray<2>>(&o.padding());
+    if (pad && (*pad)->at(0) == (*pad)->at(1) && o.stride()->at(0) == o.stride()->at(1) &&
+        o.groups() == 1 && o.dilation()->at(0) == 1 && o.dilation()->at(1) == 1 &&
+        c10::get_if<torch::enumtype::kZeros>(&o.padding_mode()))
+      y = winograd_conv2d_if_faster(x, conv->weight, conv->bias, o.stride()->at(0), (*pad)->at(0));
   }
   if (!y.defined()) y = conv(x);
   if (FlopCounter::active()) {
@@ -337,7 +347,8 @@ class UNetImpl : public DenoiserNetImpl {
       skips.pop_back();
       h = block->forward(h, enc.emb_act);
     }
-    return run(m_out_conv, norm_act(m_out_norm, h, m_act));
+    // Contiguous whatever layout the Winograd convolutions left inside (winograd_conv.h).
+    return run(m_out_conv, norm_act(m_out_norm, h, m_act)).contiguous();
   }
 
   struct Encoded {

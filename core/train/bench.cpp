@@ -7,6 +7,7 @@
 #include <sstream>
 
 #include "core/model/flops.h"
+#include "core/model/winograd_conv.h"
 #include "core/train/trainer.h"
 #include "core/util/runtime.h"
 
@@ -201,6 +202,7 @@ std::string format_bench(const BenchResult& r, const BenchOptions& o) {
     s << "ceiling: sgemm 1024^3 " << r.sgemm_gflops << " GFLOP/s, conv3x3 128->128 @28x28x32 "
       << r.conv_gflops << " GFLOP/s; train step reaches " << 100.0 * r.train_gflops / r.conv_gflops
       << "% of the conv rate\n";
+  if (const auto w = winograd_summary(); !w.empty()) s << w << "\n";
   s << "peak memory (RSS): " << r.peak_rss_mb << " MiB\n";
   return s.str();
 }

@@ -1,0 +1,46 @@
+// Where the networks use the Winograd 3x3 kernel (core/model/winograd.h) instead of
+// LibTorch's convolution: float32 on the CPU (not under bf16 autocast), 3x3 kernels with
+// stride 1 and padding 1, channel counts that are multiples of 8. Sampling runs the
+// forward by Winograd; training its forward and its input gradient (the same convolution
+// with the weight turned 180 degrees and its channels swapped), the weight gradient staying
+// with LibTorch. Whether it is faster depends on the CPU (oneDNN runs a direct convolution close to an
+// AVX2 core's peak, where 4x fewer multiplies win; an AVX-512 core runs it twice as wide),
+// so `auto` times both once per shape and thread count, in this process, and keeps the
+// faster. DIFFLAB_WINOGRAD=on|off overrides (tests, benchmarks).
+//
+// The transformed weights (36 x Cin x Cout, 4x the weight's size) are cached per weight
+// tensor and recomputed when the weight changes (its version counter: an optimizer step,
+// an EMA update, a checkpoint load).
+#pragma once
+
+#include <ATen/core/Tensor.h>
+
+#include <cstdint>
+#include <string>
+
+namespace difflab {
+
+enum class WinogradMode { Auto, On, Off };
+// DIFFLAB_WINOGRAD: auto (default), on, off; set_winograd_mode replaces it (tests).
+WinogradMode winograd_mode();
+void set_winograd_mode(WinogradMode mode);
+
+// True when the kernel can compute this convolution (see above).
+bool winograd_applies(const at::Tensor& x, const at::Tensor& weight, int64_t stride,
+                      int64_t padding);
+
+// conv2d(x, weight, bias, stride 1, padding 1) by Winograd; x (B, Cin, H, W) float32 CPU,
+// weight (Cout, Cin, 3, 3), bias (Cout) or undefined. Not differentiable. The result is
+// channels-last in memory (a permuted view of (B, H, W, Cout)); x may be either.
+at::Tensor winograd_conv2d(const at::Tensor& x, const at::Tensor& weight, const at::Tensor& bias);
+
+// The convolution by Winograd where it applies and is (measured) faster, differentiable
+// when gradients are on; otherwise an undefined tensor, and the caller runs its own.
+at::Tensor winograd_conv2d_if_faster(const at::Tensor& x, const at::Tensor& weight,
+                                     const at::Tensor& bias, int64_t stride, int64_t padding);
+
+// What `auto` chose so far in this process, for the logs: "3x3 convolutions by Winograd:
+// 14 of 14 shapes, 1.7-2.3x faster than LibTorch's", or "" before any was timed.
+std::string winograd_summary();
+
+}  // namespace difflab

@@ -1,0 +1,208 @@
+// The Winograd F(4x4, 3x3) convolution (core/model/winograd.h, winograd_conv.h) against
+// LibTorch's conv2d: outputs, gradients, the weight cache, where it applies, and the UNet
+// run with it against the UNet run without it.
+#include <gtest/gtest.h>
+#include <torch/torch.h>
+
+#include <string>
+#include <vector>
+
+#include "core/model/denoiser_net.h"
+#include "core/model/norm_act.h"
+#include "core/model/winograd.h"
+#include "core/model/winograd_conv.h"
+
+using namespace difflab;
+
+namespace {
+
+// Restores the mode (DIFFLAB_WINOGRAD's or auto) when a test ends, a failed ASSERT included.
+struct ModeScope {
+  explicit ModeScope(WinogradMode m) : previous(winograd_mode()) { set_winograd_mode(m); }
+  ~ModeScope() { set_winograd_mode(previous); }
+  WinogradMode previous;
+};
+
+double max_abs(const torch::Tensor& t) { return t.abs().max().item<double>(); }
+
+// Unit-scale outputs: weights with variance 1 / (9 Cin).
+torch::Tensor weight(int64_t cout, int64_t cin) {
+  return torch::randn({cout, cin, 3, 3}) / std::sqrt(9.0 * static_cast<double>(cin));
+}
+
+}  // namespace
+
+TEST(Winograd, MatchesConv2dAtEveryShape) {
+  torch::manual_seed(0);
+  torch::NoGradGuard no_grad;
+  struct Case { int64_t b, cin, cout, h, w; bool bias; };
+  // Sizes that are and are not multiples of the 4x4 tile, 1x1 images, 16-wide and 8-wide
+  // output-channel panels, a batch that leaves the last block of tiles part-empty.
+  const std::vector<Case> cases = {{1, 8, 8, 1, 1, true},    {2, 16, 24, 7, 9, true},
+                                   {3, 32, 16, 28, 28, false}, {1, 8, 32, 5, 3, true},
+                                   {2, 64, 64, 14, 14, true},  {5, 24, 40, 6, 11, false},
+                                   {16, 128, 64, 7, 7, true}};
+  for (const auto& k : cases) {
+    const auto x = torch::randn({k.b, k.cin, k.h, k.w});
+    const auto w = weight(k.cout, k.cin);
+    const auto b = k.bias ? torch::randn({k.cout}) : torch::Tensor();
+    const auto want = torch::conv2d(x, w, b, 1, 1);
+    const auto got = winograd_conv2d(x, w, b);
+    ASSERT_EQ(got.sizes(), want.sizes());
+    const double err = max_abs(got - want), scale = max_abs(want);
+    EXPECT_LT(err, 2e-5 * scale) << k.b << "x" << k.cin << "->" << k.cout << " at " << k.h << "x"
+                                 << k.w << ": max error " << err << " of " << scale;
+  }
+}
+
+TEST(Winograd, WeightTransformIsGgGt) {
+  // One channel pair by hand: G g Gᵀ with G of Lavin & Gray's F(4x4, 3x3).
+  const float g[9] = {1, 2, 3, 4, 5, 6, 7, 8, 9};
+  float u[36];
+  winograd::transform_weights(g, 1, 1, u);
+  const double G[6][3] = {{0.25, 0, 0},           {-1 / 6.0, -1 / 6.0, -1 / 6.0},
+                          {-1 / 6.0, 1 / 6.0, -1 / 6.0}, {1 / 24.0, 1 / 12.0, 1 / 6.0},
+                          {1 / 24.0, -1 / 12.0, 1 / 6.0}, {0, 0, 1}};
+  for (int a = 0; a < 6; ++a)
+    for (int c = 0; c < 6; ++c) {
+      double want = 0;
+      for (int i = 0; i < 3; ++i)
+        for (int j = 0; j < 3; ++j) want += G[a][i] * g[i * 3 + j] * G[c][j];
+      EXPECT_NEAR(u[a * 6 + c], want, 1e-5) << "point " << a << "," << c;
+    }
+}
+
+TEST(Winograd, GradientsMatchLibTorch) {
+  torch::manual_seed(1);
+  ModeScope on(WinogradMode::On);
+  const auto x0 = torch::randn({3, 16, 9, 10});
+  const auto w0 = weight(24, 16), b0 = torch::randn({24});
+  const auto up = torch::randn({3, 24, 9, 10});  // upstream gradient
+  auto grads = [&](bool winograd) {
+    auto x = x0.clone().requires_grad_(true);
+    auto w = w0.clone().requires_grad_(true);
+    auto b = b0.clone().requires_grad_(true);
+    torch::Tensor y = winograd ? winograd_conv2d_if_faster(x, w, b, 1, 1) : torch::conv2d(x, w, b, 1, 1);
+    EXPECT_TRUE(y.defined());
+    EXPECT_TRUE(y.requires_grad());
+    (y * up).sum().backward();
+    return std::vector<torch::Tensor>{y.detach(), x.grad(), w.grad(), b.grad()};
+  };
+  const auto want = grads(false), got = grads(true);
+  const char* names[] = {"output", "input gradient", "weight gradient", "bias gradient"};
+  for (int i = 0; i < 4; ++i) {
+    ASSERT_TRUE(got[i].defined()) << names[i];
+    EXPECT_LT(max_abs(got[i] - want[i]), 2e-5 * max_abs(want[i])) << names[i];
+  }
+}
+
+TEST(Winograd, FollowsTheWeightWhenItChanges) {
+  // The transformed weights are cached per weight tensor: an in-place update (an optimizer
+  // step, an EMA update, a loaded checkpoint) must reach the next call.
+  torch::manual_seed(2);
+  ModeScope on(WinogradMode::On);
+  torch::NoGradGuard no_grad;
+  const auto x = torch::randn({2, 8, 8, 8});
+  auto w = weight(8, 8);
+  const auto b = torch::zeros({8});
+  const auto y1 = winograd_conv2d_if_faster(x, w, b, 1, 1);
+  ASSERT_TRUE(y1.defined());
+  w.mul_(-3.0);
+  const auto y2 = winograd_conv2d_if_faster(x, w, b, 1, 1);
+  EXPECT_LT(max_abs(y2 + 3.0 * y1), 1e-4 * max_abs(y2));
+  w.copy_(weight(8, 8));
+  EXPECT_LT(max_abs(winograd_conv2d_if_faster(x, w, b, 1, 1) - torch::conv2d(x, w, b, 1, 1)),
+            1e-4);
+}
+
+TEST(Winograd, LeavesOtherConvolutionsToLibTorch) {
+  ModeScope on(WinogradMode::On);
+  torch::NoGradGuard no_grad;
+  const auto x = torch::randn({2, 8, 8, 8});
+  const auto w = weight(8, 8);
+  EXPECT_TRUE(winograd_conv2d_if_faster(x, w, {}, 1, 1).defined());
+  EXPECT_FALSE(winograd_conv2d_if_faster(x, w, {}, 2, 1).defined()) << "stride 2";
+  EXPECT_FALSE(winograd_conv2d_if_faster(x, w, {}, 1, 0).defined()) << "padding 0";
+  EXPECT_FALSE(winograd_conv2d_if_faster(torch::randn({2, 1, 8, 8}), weight(8, 1), {}, 1, 1).defined())
+      << "one input channel";
+  EXPECT_FALSE(winograd_conv2d_if_faster(x, weight(2, 8), {}, 1, 1).defined()) << "two outputs";
+  EXPECT_FALSE(winograd_conv2d_if_faster(x, torch::randn({8, 8, 1, 1}), {}, 1, 0).defined()) << "1x1";
+  EXPECT_FALSE(winograd_conv2d_if_faster(x.to(torch::kDouble), w.to(torch::kDouble), {}, 1, 1).defined())
+      << "float64";
+  {
+    ModeScope off(WinogradMode::Off);
+    EXPECT_FALSE(winograd_conv2d_if_faster(x, w, {}, 1, 1).defined()) << "DIFFLAB_WINOGRAD=off";
+  }
+}
+
+TEST(Winograd, AutoTimesEachShapeOnceAndSaysWhatItChose) {
+  ModeScope automatic(WinogradMode::Auto);
+  torch::NoGradGuard no_grad;
+  const auto x = torch::randn({3, 16, 12, 12});  // a shape no other test times
+  const auto w = weight(16, 16), b = torch::randn({16});
+  const auto want = torch::conv2d(x, w, b, 1, 1);
+  for (int i = 0; i < 2; ++i) {
+    const auto got = winograd_conv2d_if_faster(x, w, b, 1, 1);
+    if (got.defined()) EXPECT_LT(max_abs(got - want), 1e-4);
+  }
+  const auto summary = winograd_summary();
+  EXPECT_NE(summary.find("3x3 convolutions by Winograd:"), std::string::npos) << summary;
+  EXPECT_NE(summary.find("shapes"), std::string::npos) << summary;
+}
+
+TEST(Winograd, TheUNetGivesTheSameOutputAndGradients) {
+  // The default-sized UNet (base 32, [1, 2, 4], attention at 7x7), non-zero last layers so
+  // every convolution shows in the output: Winograd on against off, sampling and training.
+  torch::manual_seed(3);
+  ModelConfig c;
+  c.num_classes = 10;
+  c.class_conditional = true;
+  c.zero_init_last = false;
+  c.dropout = 0.0;
+  DataShape shape;
+  shape.num_classes = 10;
+  auto net = make_model(c, shape);
+  const auto x = torch::randn({4, 1, 28, 28});
+  const auto t = torch::randint(0, 1000, {4}, torch::kLong);
+  const auto y = torch::randint(0, 10, {4}, torch::kLong);
+  auto forward = [&](WinogradMode m) {
+    ModeScope scope(m);
+    torch::NoGradGuard no_grad;
+    net->eval();
+    return net->forward(x, t, y);
+  };
+  const auto off = forward(WinogradMode::Off), on = forward(WinogradMode::On);
+  EXPECT_LT(max_abs(on - off), 1e-4 * max_abs(off));
+  auto gradients = [&](WinogradMode m) {
+    ModeScope scope(m);
+    net->train();
+    net->zero_grad();
+    net->forward(x, t, y).pow(2).mean().backward();
+    std::vector<torch::Tensor> g;
+    for (const auto& p : net->parameters()) g.push_back(p.grad().clone());
+    return g;
+  };
+  const auto g_off = gradients(WinogradMode::Off), g_on = gradients(WinogradMode::On);
+  ASSERT_EQ(g_off.size(), g_on.size());
+  double worst = 0;
+  for (size_t i = 0; i < g_off.size(); ++i)
+    worst = std::max(worst, max_abs(g_on[i] - g_off[i]) / std::max(max_abs(g_off[i]), 1e-12));
+  EXPECT_LT(worst, 1e-3) << "largest relative gradient difference of any parameter";
+}
+
+TEST(Winograd, ChannelsLastGroupNormMatchesTheContiguousOne) {
+  // Sampling hands the Winograd output (channels-last memory) to the fused GroupNorm + SiLU
+  // as it is; its channels-last kernel must agree with the NCHW one and keep the layout.
+  torch::manual_seed(4);
+  torch::NoGradGuard no_grad;
+  for (const bool silu : {true, false}) {
+    const auto x = 3.0 * torch::randn({3, 48, 7, 9}) + 1.5;
+    const auto w = torch::randn({48}), b = torch::randn({48});
+    const auto want = group_norm_act(x, 8, w, b, 1e-5, Activation::SiLU, silu);
+    const auto xl = x.contiguous(at::MemoryFormat::ChannelsLast);
+    ASSERT_FALSE(xl.is_contiguous());
+    const auto got = group_norm_act(xl, 8, w, b, 1e-5, Activation::SiLU, silu);
+    EXPECT_TRUE(got.is_contiguous(at::MemoryFormat::ChannelsLast));
+    EXPECT_LT(max_abs(got - want), 1e-5 * max_abs(want)) << (silu ? "silu" : "no activation");
+  }
+}
