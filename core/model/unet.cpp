@@ -119,7 +119,9 @@ class ResBlockImpl : public nn::Module {
     h = norm_act(m_norm2, h, m_act);
     if (is_training()) h = hashed_dropout(h, m_dropout);
     h = run(m_conv2, h);
-    return (m_skip ? run(m_skip, x) : x) + h;
+    // h first: an elementwise result takes its first operand's memory layout, so the
+    // residual stream stays channels-last once a Winograd convolution made it so.
+    return h + (m_skip ? run(m_skip, x) : x);
   }
 
   nn::Conv2d& last_layer() { return m_conv2; }

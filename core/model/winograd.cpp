@@ -21,6 +21,13 @@ DIFFLAB_INLINE v8 load(const float* p) {
 }
 DIFFLAB_INLINE void store(float* p, v8 v) { std::memcpy(p, &v, sizeof v); }
 
+// u is stored in panels of 16 output channels (8 for a last odd one), each panel (Cin x 16)
+// contiguous, so the product's inner loop reads it as one stream.
+inline int64_t packed_index(int64_t point, int64_t i, int64_t o, int64_t cin, int64_t cout) {
+  const int64_t panel = o / 16, width = std::min<int64_t>(16, cout - panel * 16);
+  return point * cin * cout + panel * 16 * cin + i * width + (o - panel * 16);
+}
+
 struct Problem {
   const float* x;
   int64_t batch, height, width, cin;
@@ -150,10 +157,10 @@ DIFFLAB_INLINE void block_impl(const Problem& p, int64_t t0, float* v, float* m)
     int64_t co = 0;
     for (; co + 16 <= p.cout; co += 16)
       for (int64_t r = 0; r < nb; r += 6)
-        gemm_6xn<2>(vq + r * p.cin, p.cin, uq + co, p.cout, mq + r * p.cout + co, p.cout, p.cin);
-    for (; co < p.cout; co += 8)
+        gemm_6xn<2>(vq + r * p.cin, p.cin, uq + co * p.cin, 16, mq + r * p.cout + co, p.cout, p.cin);
+    for (; co < p.cout; co += 8)  // the last panel, 8 wide
       for (int64_t r = 0; r < nb; r += 6)
-        gemm_6xn<1>(vq + r * p.cin, p.cin, uq + co, p.cout, mq + r * p.cout + co, p.cout, p.cin);
+        gemm_6xn<1>(vq + r * p.cin, p.cin, uq + co * p.cin, 8, mq + r * p.cout + co, p.cout, p.cin);
   }
   for (int64_t t = 0; t < nb && t0 + t < p.tiles; ++t) {
     const int64_t g = t0 + t;
@@ -221,7 +228,7 @@ void transform_weights(const float* weight, int64_t out_channels, int64_t in_cha
         const float g[3] = {tmp[a][0], tmp[a][1], tmp[a][2]};
         float r[6];
         g_rows(g, r);
-        for (int b = 0; b < 6; ++b) u[((a * 6 + b) * in_channels + i) * out_channels + o] = r[b];
+        for (int b = 0; b < 6; ++b) u[packed_index(a * 6 + b, i, o, in_channels, out_channels)] = r[b];
       }
     }
 }

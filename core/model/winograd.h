@@ -23,8 +23,9 @@ constexpr int kPoints = 36;  // 6x6 transform-domain points
 // Channel counts the kernel takes (multiples of 8); others go to the direct convolution.
 bool supports(int64_t in_channels, int64_t out_channels);
 
-// weight (Cout, Cin, 3, 3) contiguous → u (36, Cin, Cout): G g Gᵀ per channel pair
-// (OpenMP threads).
+// weight (Cout, Cin, 3, 3) contiguous → u: G g Gᵀ per channel pair, 36 x Cin x Cout
+// floats, each point's (Cin x Cout) matrix stored as panels of 16 output channels (8 for a
+// last odd one), each panel Cin x 16 row-major (OpenMP threads).
 void transform_weights(const float* weight, int64_t out_channels, int64_t in_channels, float* u);
 
 // y (B, H, W, Cout) = conv3x3(x (B, H, W, Cin)) + bias, stride 1, zero padding 1. `u`
