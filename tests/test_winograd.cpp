@@ -72,6 +72,28 @@ TEST(Winograd, WeightTransformIsGgGt) {
     }
 }
 
+TEST(Winograd, WeightGradientIsTheDirectSum) {
+  // dW[o][i][a][b] = Σ_n,y,x dy[n][y][x][o] · x[n][y+a−1][x+b−1][i], summed by hand in
+  // double, for sizes that leave part tiles and a channel count that is not a multiple of 6.
+  torch::manual_seed(5);
+  const int64_t b = 2, h = 7, w = 9, cin = 16, cout = 24;
+  const auto x = torch::randn({b, h, w, cin});
+  const auto dy = torch::randn({b, h, w, cout});
+  auto dw = torch::empty({cout, cin, 3, 3});
+  winograd::weight_grad_nhwc(x.data_ptr<float>(), dy.data_ptr<float>(), b, h, w, cin, cout,
+                             dw.data_ptr<float>());
+  const auto xd = x.to(torch::kDouble), dyd = dy.to(torch::kDouble);
+  const auto xp = torch::constant_pad_nd(xd, {0, 0, 1, 1, 1, 1});  // pad W and H by 1
+  auto want = torch::zeros({cout, cin, 3, 3}, torch::kDouble);
+  for (int a = 0; a < 3; ++a)
+    for (int c = 0; c < 3; ++c) {
+      const auto shifted = xp.narrow(1, a, h).narrow(2, c, w);  // x[n][y+a−1][x+c−1][i]
+      want.select(3, c).select(2, a).copy_(torch::einsum("nyxo,nyxi->oi", {dyd, shifted}));
+    }
+  const double err = max_abs(dw.to(torch::kDouble) - want), scale = max_abs(want);
+  EXPECT_LT(err, 1e-5 * scale) << "max error " << err << " of " << scale;
+}
+
 TEST(Winograd, GradientsMatchLibTorch) {
   torch::manual_seed(1);
   ModeScope on(WinogradMode::On);

@@ -112,26 +112,54 @@ DIFFLAB_INLINE void output_tile(const Problem& p, int64_t n, int64_t y0, int64_t
   }
 }
 
-// c (6 x 8·COLS) = a (6 x k, row stride lda) @ b (k x 8·COLS, row stride ldb).
-template <int COLS>
-DIFFLAB_INLINE void gemm_6xn(const float* a, int64_t lda, const float* b, int64_t ldb,
-                             float* c, int64_t ldc, int64_t k) {
-  v8 acc[6][COLS] = {};
+// c (ROWS x 8·COLS) = a (ROWS x k) @ b (k x 8·COLS, row stride ldb), or += with ACC.
+// a(i, kk) = a[i * ai + kk * ak]: rows of V for the forward (ai = Cin, ak = 1), columns of
+// V for the weight gradient (ai = 1, ak = Cin).
+template <int ROWS, int COLS, bool ACC>
+DIFFLAB_INLINE void gemm(const float* a, int64_t ai, int64_t ak, const float* b, int64_t ldb,
+                         float* c, int64_t ldc, int64_t k) {
+  v8 acc[ROWS][COLS];
+#pragma GCC unroll 6
+  for (int i = 0; i < ROWS; ++i)
+#pragma GCC unroll 2
+    for (int j = 0; j < COLS; ++j) acc[i][j] = ACC ? load(c + i * ldc + 8 * j) : v8{};
   for (int64_t kk = 0; kk < k; ++kk) {
     v8 bv[COLS];
 #pragma GCC unroll 2
     for (int j = 0; j < COLS; ++j) bv[j] = load(b + kk * ldb + 8 * j);
 #pragma GCC unroll 6
-    for (int i = 0; i < 6; ++i) {
-      const float s = a[i * lda + kk];
+    for (int i = 0; i < ROWS; ++i) {
+      const float s = a[i * ai + kk * ak];
 #pragma GCC unroll 2
       for (int j = 0; j < COLS; ++j) acc[i][j] += s * bv[j];
     }
   }
 #pragma GCC unroll 6
-  for (int i = 0; i < 6; ++i)
+  for (int i = 0; i < ROWS; ++i)
 #pragma GCC unroll 2
     for (int j = 0; j < COLS; ++j) store(c + i * ldc + 8 * j, acc[i][j]);
+}
+
+template <int COLS>
+DIFFLAB_INLINE void gemm_6xn(const float* a, int64_t lda, const float* b, int64_t ldb, float* c,
+                             int64_t ldc, int64_t k) {
+  gemm<6, COLS, false>(a, lda, 1, b, ldb, c, ldc, k);
+}
+
+// c (rows x 8·COLS) += aᵀ b for any row count, 6 at a time.
+template <int COLS>
+DIFFLAB_INLINE void gemm_tn_acc(const float* a, int64_t ak, int64_t rows, const float* b,
+                                int64_t ldb, float* c, int64_t ldc, int64_t k) {
+  int64_t r = 0;
+  for (; r + 6 <= rows; r += 6) gemm<6, COLS, true>(a + r, 1, ak, b, ldb, c + r * ldc, ldc, k);
+  switch (rows - r) {
+    case 5: gemm<5, COLS, true>(a + r, 1, ak, b, ldb, c + r * ldc, ldc, k); break;
+    case 4: gemm<4, COLS, true>(a + r, 1, ak, b, ldb, c + r * ldc, ldc, k); break;
+    case 3: gemm<3, COLS, true>(a + r, 1, ak, b, ldb, c + r * ldc, ldc, k); break;
+    case 2: gemm<2, COLS, true>(a + r, 1, ak, b, ldb, c + r * ldc, ldc, k); break;
+    case 1: gemm<1, COLS, true>(a + r, 1, ak, b, ldb, c + r * ldc, ldc, k); break;
+    default: break;
+  }
 }
 
 // One block of tiles [t0, t0 + block): input transform, 36 products, output transform.
@@ -170,6 +198,68 @@ DIFFLAB_INLINE void block_impl(const Problem& p, int64_t t0, float* v, float* m)
   }
 }
 
+// A dy Aᵀ of one 4x4 output-gradient tile (8 channels; zero outside the image) into the
+// 36 points of dM (stride ps): the transpose of the output transform.
+DIFFLAB_INLINE void a_col(const v8 (&z)[4], v8 (&r)[6]) {
+  const v8 s02 = z[0] + z[2], s13 = z[1] + z[3];
+  r[0] = z[0];
+  r[1] = s02 + s13;
+  r[2] = s02 - s13;
+  r[3] = z[0] + 2.0f * z[1] + 4.0f * z[2] + 8.0f * z[3];
+  r[4] = z[0] - 2.0f * z[1] + 4.0f * z[2] - 8.0f * z[3];
+  r[5] = z[3];
+}
+
+DIFFLAB_INLINE void grad_tile(const float* dy, const Problem& p, int64_t n, int64_t y0, int64_t x0,
+                              int64_t c, float* m, int64_t ps) {
+  v8 t[6][4];  // t[k][j] = (A dy)[k][j]
+  const v8 zero = {};
+  for (int j = 0; j < 4; ++j) {
+    v8 col[4];
+    const int64_t xx = x0 + j;
+    for (int i = 0; i < 4; ++i) {
+      const int64_t yy = y0 + i;
+      col[i] = xx < p.width && yy < p.height
+                   ? load(dy + ((n * p.height + yy) * p.width + xx) * p.cout + c)
+                   : zero;
+    }
+    v8 r[6];
+    a_col(col, r);
+    for (int k = 0; k < 6; ++k) t[k][j] = r[k];
+  }
+  for (int k = 0; k < 6; ++k) {
+    v8 r[6];
+    a_col(t[k], r);
+    for (int l = 0; l < 6; ++l) store(m + (k * 6 + l) * ps, r[l]);
+  }
+}
+
+// dU (36, Cin, Cout) += Σ over the block's tiles of V(tile)ᵀ dM(tile), per point.
+DIFFLAB_INLINE void grad_block_impl(const Problem& p, const float* dy, int64_t t0, float* v,
+                                    float* m, float* du) {
+  const int64_t nb = p.block;
+  const int64_t per_image = p.tiles_h * p.tiles_w;
+  const int64_t vps = nb * p.cin, mps = nb * p.cout;
+  const int64_t count = std::min<int64_t>(nb, p.tiles - t0);
+  for (int64_t t = 0; t < count; ++t) {
+    const int64_t g = t0 + t;
+    const int64_t n = g / per_image, r = g % per_image;
+    const int64_t ty = (r / p.tiles_w) * 4, tx = (r % p.tiles_w) * 4;
+    for (int64_t c = 0; c < p.cin; c += 8) input_tile(p, n, ty - 1, tx - 1, c, v + t * p.cin + c, vps);
+    for (int64_t c = 0; c < p.cout; c += 8) grad_tile(dy, p, n, ty, tx, c, m + t * p.cout + c, mps);
+  }
+  for (int q = 0; q < kPoints; ++q) {
+    const float* vq = v + q * vps;
+    const float* mq = m + q * mps;
+    float* dq = du + q * p.cin * p.cout;
+    int64_t co = 0;
+    for (; co + 16 <= p.cout; co += 16)
+      gemm_tn_acc<2>(vq, p.cin, p.cin, mq + co, p.cout, dq + co, p.cout, count);
+    for (; co < p.cout; co += 8)
+      gemm_tn_acc<1>(vq, p.cin, p.cin, mq + co, p.cout, dq + co, p.cout, count);
+  }
+}
+
 // The same code for three instruction sets, chosen once (GCC's target attribute; an
 // always_inline body takes its caller's instruction set).
 #if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
@@ -183,16 +273,59 @@ __attribute__((target("avx2,fma"))) void block_avx2(const Problem& p, int64_t t0
 }
 #endif
 void block_default(const Problem& p, int64_t t0, float* v, float* m) { block_impl(p, t0, v, m); }
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
+__attribute__((target("avx512f,avx512vl,avx2,fma"))) void grad_block_avx512(
+    const Problem& p, const float* dy, int64_t t0, float* v, float* m, float* du) {
+  grad_block_impl(p, dy, t0, v, m, du);
+}
+__attribute__((target("avx2,fma"))) void grad_block_avx2(const Problem& p, const float* dy,
+                                                         int64_t t0, float* v, float* m, float* du) {
+  grad_block_impl(p, dy, t0, v, m, du);
+}
+#endif
+void grad_block_default(const Problem& p, const float* dy, int64_t t0, float* v, float* m,
+                        float* du) {
+  grad_block_impl(p, dy, t0, v, m, du);
+}
 
 using BlockFn = void (*)(const Problem&, int64_t, float*, float*);
 
-BlockFn pick_block() {
+using GradBlockFn = void (*)(const Problem&, const float*, int64_t, float*, float*, float*);
+
+// 2: AVX-512, 1: AVX2 + FMA, 0: baseline.
+int instruction_level() {
 #if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
   __builtin_cpu_init();
-  if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512vl")) return block_avx512;
-  if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) return block_avx2;
+  if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512vl")) return 2;
+  if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) return 1;
+#endif
+  return 0;
+}
+
+BlockFn pick_block() {
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
+  if (instruction_level() == 2) return block_avx512;
+  if (instruction_level() == 1) return block_avx2;
 #endif
   return block_default;
+}
+
+GradBlockFn pick_grad_block() {
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
+  if (instruction_level() == 2) return grad_block_avx512;
+  if (instruction_level() == 1) return grad_block_avx2;
+#endif
+  return grad_block_default;
+}
+
+// Tiles per block: a block's 36 transformed tiles (in and out) within 256 KB, at least 2
+// blocks per thread, a multiple of the GEMM kernel's 6 rows. (Measured on an AVX2 EPYC,
+// 512 KB L2 a core, 16 images: 256 KB 21.5 ms for the default UNet's seven 3x3 shapes,
+// 512 KB 25.1, 768 KB 24.0, 1.5 MB 24.5, 3 MB 26.8.)
+int64_t block_size(int64_t tiles, int64_t cin, int64_t cout, int threads, int64_t budget = 256 * 1024) {
+  const int64_t by_cache = budget / (kPoints * 4 * (cin + cout));
+  const int64_t by_threads = (tiles + 2 * threads - 1) / (2 * threads);
+  return std::max<int64_t>(6, std::min<int64_t>({by_cache, by_threads, 96}) / 6 * 6);
 }
 
 }  // namespace
@@ -243,13 +376,7 @@ void conv3x3_nhwc(const float* x, int64_t batch, int64_t height, int64_t width,
   p.tiles = batch * p.tiles_h * p.tiles_w;
   if (p.tiles == 0) return;
   const int threads = std::max(1, omp_get_max_threads());
-  // A block's 36 transformed tiles (in and out) within 256 KB, at least 2 blocks per
-  // thread, a multiple of the GEMM kernel's 6 rows. (Measured on an AVX2 EPYC, 512 KB L2 a
-  // core, 16 images: 256 KB 21.5 ms for the default UNet's seven 3x3 shapes, 512 KB 25.1,
-  // 768 KB 24.0, 1.5 MB 24.5, 3 MB 26.8.)
-  const int64_t by_cache = (256 * 1024) / (kPoints * 4 * (in_channels + out_channels));
-  const int64_t by_threads = (p.tiles + 2 * threads - 1) / (2 * threads);
-  p.block = std::max<int64_t>(6, std::min<int64_t>({by_cache, by_threads, 96}) / 6 * 6);
+  p.block = block_size(p.tiles, in_channels, out_channels, threads);
   const int64_t blocks = (p.tiles + p.block - 1) / p.block;
   const size_t v_size = kPoints * p.block * in_channels, m_size = kPoints * p.block * out_channels;
 #pragma omp parallel num_threads(static_cast<int>(std::min<int64_t>(threads, blocks)))
@@ -261,6 +388,69 @@ void conv3x3_nhwc(const float* x, int64_t batch, int64_t height, int64_t width,
 #pragma omp for schedule(static)
     for (int64_t b = 0; b < blocks; ++b) block_fn(p, b * p.block, v, m);
   }
+}
+
+void weight_grad_nhwc(const float* x, const float* dy, int64_t batch, int64_t height,
+                      int64_t width, int64_t in_channels, int64_t out_channels, float* dweight) {
+  static const GradBlockFn grad_fn = pick_grad_block();
+  Problem p{x, batch, height, width, in_channels, nullptr, nullptr, out_channels, nullptr, 0, 0, 0, 0};
+  p.tiles_h = (height + 3) / 4;
+  p.tiles_w = (width + 3) / 4;
+  p.tiles = batch * p.tiles_h * p.tiles_w;
+  const int64_t points = kPoints * in_channels * out_channels;
+  std::vector<float> du(static_cast<size_t>(points), 0.0f);
+  if (p.tiles > 0) {
+    const int threads = std::max(1, omp_get_max_threads());
+    // Larger blocks than the forward's: each block adds into the whole dU, so fewer passes
+    // over it (AVX2 EPYC, batch 64, the default UNet's seven shapes: 256 KB 129 ms, 1 MB
+    // 108, 2 MB 117, 4 MB 121; oneDNN's weight gradients 241 ms).
+    p.block = block_size(p.tiles, in_channels, out_channels, threads, 1024 * 1024);
+    const int64_t blocks = (p.tiles + p.block - 1) / p.block;
+    const int team = static_cast<int>(std::min<int64_t>(threads, blocks));
+    // One dU per thread, summed at the end (the sum's order is fixed: thread 0, 1, ...).
+    std::vector<std::vector<float>> partial(static_cast<size_t>(team));
+    const size_t v_size = kPoints * p.block * in_channels, m_size = kPoints * p.block * out_channels;
+#pragma omp parallel num_threads(team)
+    {
+      const int id = omp_get_thread_num();
+      std::vector<float> scratch(v_size + m_size);
+      auto& mine = partial[static_cast<size_t>(id)];
+      mine.assign(static_cast<size_t>(points), 0.0f);
+#pragma omp for schedule(static)
+      for (int64_t b = 0; b < blocks; ++b)
+        grad_fn(p, dy, b * p.block, scratch.data(), scratch.data() + v_size, mine.data());
+    }
+    for (const auto& part : partial)
+      for (int64_t i = 0; i < points; ++i) du[static_cast<size_t>(i)] += part[static_cast<size_t>(i)];
+  }
+  // dg = Gᵀ dU G per channel pair.
+  const float G[6][3] = {{0.25f, 0, 0},
+                         {-1 / 6.0f, -1 / 6.0f, -1 / 6.0f},
+                         {-1 / 6.0f, 1 / 6.0f, -1 / 6.0f},
+                         {1 / 24.0f, 1 / 12.0f, 1 / 6.0f},
+                         {1 / 24.0f, -1 / 12.0f, 1 / 6.0f},
+                         {0, 0, 1}};
+#pragma omp parallel for schedule(static)
+  for (int64_t o = 0; o < out_channels; ++o)
+    for (int64_t i = 0; i < in_channels; ++i) {
+      float d[6][6];
+      for (int q = 0; q < kPoints; ++q)
+        d[q / 6][q % 6] = du[static_cast<size_t>((q * in_channels + i) * out_channels + o)];
+      float t[3][6];  // Gᵀ d
+      for (int a = 0; a < 3; ++a)
+        for (int c = 0; c < 6; ++c) {
+          float acc = 0;
+          for (int k = 0; k < 6; ++k) acc += G[k][a] * d[k][c];
+          t[a][c] = acc;
+        }
+      float* out = dweight + (o * in_channels + i) * 9;
+      for (int a = 0; a < 3; ++a)
+        for (int b = 0; b < 3; ++b) {
+          float acc = 0;
+          for (int c = 0; c < 6; ++c) acc += t[a][c] * G[c][b];
+          out[a * 3 + b] = acc;
+        }
+    }
 }
 
 }  // namespace difflab::winograd

@@ -34,4 +34,10 @@ void conv3x3_nhwc(const float* x, int64_t batch, int64_t height, int64_t width,
                   int64_t in_channels, const float* u, const float* bias, int64_t out_channels,
                   float* y);
 
+// dweight (Cout, Cin, 3, 3) = the weight gradient of that convolution: x (B, H, W, Cin) and
+// dy (B, H, W, Cout) channels-last. Through the same transforms (dU = Σ over tiles of
+// V(tile)ᵀ · A dy Aᵀ per point, then Gᵀ dU G): 4x fewer multiplies than the direct sum.
+void weight_grad_nhwc(const float* x, const float* dy, int64_t batch, int64_t height,
+                      int64_t width, int64_t in_channels, int64_t out_channels, float* dweight);
+
 }  // namespace difflab::winograd

@@ -140,8 +140,7 @@ at::Tensor run_winograd(const at::Tensor& x, const at::Tensor& u, const at::Tens
   return channels_last ? y : y.contiguous();
 }
 
-// Forward and input gradient by Winograd; the weight and bias gradients by LibTorch
-// (oneDNN's weight-gradient kernel; Winograd has no gain there).
+// Forward, input gradient and weight gradient by Winograd (the bias gradient is a sum).
 struct WinogradConvFunction : torch::autograd::Function<WinogradConvFunction> {
   static at::Tensor forward(torch::autograd::AutogradContext* ctx, const at::Tensor& x,
                             const at::Tensor& weight, const at::Tensor& bias) {
@@ -159,9 +158,13 @@ struct WinogradConvFunction : torch::autograd::Function<WinogradConvFunction> {
     const auto gy = grads[0].contiguous();
     at::Tensor gx, gw, gb;
     if (ctx->needs_input_grad(0)) gx = run_winograd(gy, transformed(weight, true), at::Tensor(), false);
-    if (ctx->needs_input_grad(1))
-      gw = std::get<1>(at::convolution_backward(gy, x, weight, c10::nullopt, {1, 1}, {1, 1},
-                                                {1, 1}, false, {0, 0}, 1, {false, true, false}));
+    if (ctx->needs_input_grad(1)) {
+      const auto xn = x.detach().permute({0, 2, 3, 1}).contiguous();
+      const auto gn = gy.permute({0, 2, 3, 1}).contiguous();
+      gw = at::empty(weight.sizes(), weight.options().requires_grad(false));
+      winograd::weight_grad_nhwc(xn.data_ptr<float>(), gn.data_ptr<float>(), x.size(0), x.size(2),
+                                 x.size(3), x.size(1), weight.size(0), gw.data_ptr<float>());
+    }
     if (has_bias && ctx->needs_input_grad(2)) gb = gy.sum({0, 2, 3});
     return {gx, gw, gb};
   }

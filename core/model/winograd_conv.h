@@ -1,9 +1,9 @@
 // Where the networks use the Winograd 3x3 kernel (core/model/winograd.h) instead of
 // LibTorch's convolution: float32 on the CPU (not under bf16 autocast), 3x3 kernels with
 // stride 1 and padding 1, channel counts that are multiples of 8. Sampling runs the
-// forward by Winograd; training its forward and its input gradient (the same convolution
-// with the weight turned 180 degrees and its channels swapped), the weight gradient staying
-// with LibTorch. Whether it is faster depends on the CPU (oneDNN runs a direct convolution close to an
+// forward by Winograd; training its forward, its input gradient (the same convolution
+// with the weight turned 180 degrees and its channels swapped) and its weight gradient
+// (through the same transforms, winograd::weight_grad_nhwc). Whether it is faster depends on the CPU (oneDNN runs a direct convolution close to an
 // AVX2 core's peak, where 4x fewer multiplies win; an AVX-512 core runs it twice as wide),
 // so `auto` times both once per shape and thread count, in this process, and keeps the
 // faster. DIFFLAB_WINOGRAD=on|off overrides (tests, benchmarks).
