@@ -302,6 +302,10 @@ TEST(Kernels, HashedDropoutIsReproducibleFromItsSeedAndKeepsGradients) {
 
 TEST(UNet, InferenceModeGivesTheSameOutputAsGradMode) {
   // Sampling runs activations in place (activate_temporary); results must not change.
+  // Beyond rounding: without gradients the network keeps channels-last activations (the
+  // Winograd convolutions, winograd_conv.h), whose GroupNorm sums in another order, so the
+  // two agree to float32 rounding, not bit for bit; an in-place activation that overwrote
+  // something still needed would differ by far more.
   for (auto act : {Activation::SiLU, Activation::ReLU, Activation::GELU, Activation::Mish}) {
     ModelConfig c = small_unet();
     c.zero_init_last = false;
@@ -313,7 +317,10 @@ TEST(UNet, InferenceModeGivesTheSameOutputAsGradMode) {
     auto y = torch::tensor({1, 4});
     auto with_grad = net->forward(x, t, y).detach();
     c10::InferenceMode inference;
-    EXPECT_TRUE(torch::equal(with_grad, net->forward(x, t, y))) << to_string(act);
+    const auto without = net->forward(x, t, y);
+    EXPECT_LT((with_grad - without).abs().max().item<double>(),
+              1e-5 * std::max(1.0, with_grad.abs().max().item<double>()))
+        << to_string(act);
   }
 }
 

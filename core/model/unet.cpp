@@ -78,11 +78,12 @@ torch::Tensor run(nn::Conv2d& conv, const torch::Tensor& x) {
   // float32 on the CPU: Winograd where it measures faster (winograd_conv.h).
   if (!y.defined()) {
     const auto& o = conv->options;
-    const auto* pad = c10::get_if<torch::ExpandingArray<2>>(&o.padding());
-    if (pad && (*pad)->at(0) == (*pad)->at(1) && o.stride()->at(0) == o.stride()->at(1) &&
-        o.groups() == 1 && o.dilation()->at(0) == 1 && o.dilation()->at(1) == 1 &&
-        c10::get_if<torch::enumtype::kZeros>(&o.padding_mode()))
-      y = winograd_conv2d_if_faster(x, conv->weight, conv->bias, o.stride()->at(0), (*pad)->at(0));
+    // conv3x3 and conv1x1 above (the only convolutions here) pad by kernel / 2 with zeros;
+    // reading the padding variant back would differ between LibTorch 1.13 and 2.x.
+    const int64_t k = o.kernel_size()->at(0);
+    if (o.kernel_size()->at(1) == k && o.stride()->at(0) == o.stride()->at(1) && o.groups() == 1 &&
+        o.dilation()->at(0) == 1 && o.dilation()->at(1) == 1)
+      y = winograd_conv2d_if_faster(x, conv->weight, conv->bias, o.stride()->at(0), k / 2);
   }
   if (!y.defined()) y = conv(x);
   if (FlopCounter::active()) {
