@@ -45,7 +45,9 @@ std::map<ShapeKey, Decision> g_decisions;
 
 // u (36, Cin, Cout) for this weight, transformed once per version of it. `flipped`: the
 // weight of the input gradient's convolution, (Cin, Cout) swapped and turned 180 degrees.
-at::Tensor transformed(const at::Tensor& weight, bool flipped) {
+// `keep` false: a weight being trained changes every step, so its transform is made for
+// this call alone and nothing stale is held (4x the weight's size per copy).
+at::Tensor transformed(const at::Tensor& weight, bool flipped, bool keep = true) {
   const auto* impl = weight.unsafeGetTensorImpl();
   const uint32_t version = weight._version();
   const auto key = std::make_pair(impl, flipped);
@@ -65,9 +67,10 @@ at::Tensor transformed(const at::Tensor& weight, bool flipped) {
   const int64_t cout = w.size(0), cin = w.size(1);
   auto u = at::empty({winograd::kPoints, cin, cout}, w.options());
   winograd::transform_weights(w.data_ptr<float>(), cout, cin, u.data_ptr<float>());
+  g_weights.erase(key);
+  if (!keep) return u;
   CachedWeights entry(weight);
   entry.u = u;
-  g_weights.erase(key);
   g_weights.emplace(key, std::move(entry));
   return u;
 }
@@ -146,7 +149,8 @@ struct WinogradConvFunction : torch::autograd::Function<WinogradConvFunction> {
                             const at::Tensor& weight, const at::Tensor& bias) {
     ctx->save_for_backward({x, weight});
     ctx->saved_data["bias"] = bias.defined();
-    return run_winograd(x, transformed(weight, false), bias, false);
+    // A frozen weight (a ControlNet's base model) keeps its transform across steps.
+    return run_winograd(x, transformed(weight, false, !weight.requires_grad()), bias, false);
   }
 
   static torch::autograd::variable_list backward(torch::autograd::AutogradContext* ctx,
@@ -157,7 +161,7 @@ struct WinogradConvFunction : torch::autograd::Function<WinogradConvFunction> {
     const bool has_bias = ctx->saved_data["bias"].toBool();
     const auto gy = grads[0].contiguous();
     at::Tensor gx, gw, gb;
-    if (ctx->needs_input_grad(0)) gx = run_winograd(gy, transformed(weight, true), at::Tensor(), false);
+    if (ctx->needs_input_grad(0)) gx = run_winograd(gy, transformed(weight, true, !weight.requires_grad()), at::Tensor(), false);
     if (ctx->needs_input_grad(1)) {
       const auto xn = x.detach().permute({0, 2, 3, 1}).contiguous();
       const auto gn = gy.permute({0, 2, 3, 1}).contiguous();

@@ -9,8 +9,9 @@
 // faster. DIFFLAB_WINOGRAD=on|off overrides (tests, benchmarks).
 //
 // The transformed weights (36 x Cin x Cout, 4x the weight's size) are cached per weight
-// tensor and recomputed when the weight changes (its version counter: an optimizer step,
-// an EMA update, a checkpoint load).
+// tensor and recomputed when the weight changes (its version counter: an EMA update, a
+// checkpoint load); a weight being trained (requires_grad, under autograd) changes every
+// step, so its transforms are made per call and not kept.
 #pragma once
 
 #include <ATen/core/Tensor.h>
