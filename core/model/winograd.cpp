@@ -39,8 +39,7 @@ struct Problem {
   int64_t block;  // tiles per block, a multiple of 6 (the GEMM kernel's rows)
 };
 
-// Bᵀ d B of one 6x6 tile, 8 channels at a time, into the 36 points of V (stride `ps`).
-// Rows of Bᵀ: (4 0 −5 0 1 0), (0 −4 −4 1 1 0), (0 4 −4 −1 1 0), (0 −2 −1 2 1 0),
+// Bᵀ z for a column z of a 6x6 input tile (8 channels at a time). Rows of Bᵀ: (4 0 −5 0 1 0), (0 −4 −4 1 1 0), (0 4 −4 −1 1 0), (0 −2 −1 2 1 0),
 // (0 2 −1 −2 1 0), (0 4 0 −5 0 1).
 DIFFLAB_INLINE void bt(const v8 (&d)[6], v8 (&r)[6]) {
   r[0] = 4.0f * d[0] - 5.0f * d[2] + d[4];
@@ -51,28 +50,35 @@ DIFFLAB_INLINE void bt(const v8 (&d)[6], v8 (&r)[6]) {
   r[5] = 4.0f * d[1] - 5.0f * d[3] + d[5];
 }
 
-DIFFLAB_INLINE void input_tile(const Problem& p, int64_t n, int64_t y0, int64_t x0, int64_t c,
-                               float* v, int64_t ps) {
-  v8 t[6][6];  // t[i][j] = (Bᵀ d)[i][j]
+// Loads the N x N tile of 8-channel vectors at (y0, x0) of image n of `img` (B, H, W, C
+// channels-last; zero outside the image), applies the 1-D transform F (N values → 6) down
+// its columns and then along its rows, and stores the 6x6 result at the 36 points of
+// `out` (stride ps). Bᵀ d B of an input tile (N 6, F bt) and A dy Aᵀ of an output-gradient
+// tile (N 4, F a_col) are both this.
+template <int N, void (*F)(const v8 (&)[N], v8 (&)[6])>
+DIFFLAB_INLINE void tile_to_points(const Problem& p, const float* img, int64_t channels,
+                                   int64_t n, int64_t y0, int64_t x0, int64_t c, float* out,
+                                   int64_t ps) {
+  v8 t[6][N];  // t[i][j] = (F applied to column j)[i]
   const v8 zero = {};
-  for (int j = 0; j < 6; ++j) {
-    v8 col[6];
+  for (int j = 0; j < N; ++j) {
+    v8 col[N];
     const int64_t xx = x0 + j;
     const bool x_in = xx >= 0 && xx < p.width;
-    for (int i = 0; i < 6; ++i) {
+    for (int i = 0; i < N; ++i) {
       const int64_t yy = y0 + i;
       col[i] = x_in && yy >= 0 && yy < p.height
-                   ? load(p.x + ((n * p.height + yy) * p.width + xx) * p.cin + c)
+                   ? load(img + ((n * p.height + yy) * p.width + xx) * channels + c)
                    : zero;
     }
     v8 r[6];
-    bt(col, r);
+    F(col, r);
     for (int i = 0; i < 6; ++i) t[i][j] = r[i];
   }
   for (int i = 0; i < 6; ++i) {
     v8 r[6];
-    bt(t[i], r);
-    for (int k = 0; k < 6; ++k) store(v + (i * 6 + k) * ps, r[k]);
+    F(t[i], r);
+    for (int k = 0; k < 6; ++k) store(out + (i * 6 + k) * ps, r[k]);
   }
 }
 
@@ -176,7 +182,8 @@ DIFFLAB_INLINE void block_impl(const Problem& p, int64_t t0, float* v, float* m)
     }
     const int64_t n = g / per_image, r = g % per_image;
     const int64_t y0 = (r / p.tiles_w) * 4 - 1, x0 = (r % p.tiles_w) * 4 - 1;
-    for (int64_t c = 0; c < p.cin; c += 8) input_tile(p, n, y0, x0, c, v + t * p.cin + c, vps);
+    for (int64_t c = 0; c < p.cin; c += 8)
+      tile_to_points<6, bt>(p, p.x, p.cin, n, y0, x0, c, v + t * p.cin + c, vps);
   }
   for (int q = 0; q < kPoints; ++q) {
     const float* vq = v + q * vps;
@@ -198,8 +205,7 @@ DIFFLAB_INLINE void block_impl(const Problem& p, int64_t t0, float* v, float* m)
   }
 }
 
-// A dy Aᵀ of one 4x4 output-gradient tile (8 channels; zero outside the image) into the
-// 36 points of dM (stride ps): the transpose of the output transform.
+// A z for a column z of a 4x4 output-gradient tile: the transpose of the output transform.
 DIFFLAB_INLINE void a_col(const v8 (&z)[4], v8 (&r)[6]) {
   const v8 s02 = z[0] + z[2], s13 = z[1] + z[3];
   r[0] = z[0];
@@ -208,30 +214,6 @@ DIFFLAB_INLINE void a_col(const v8 (&z)[4], v8 (&r)[6]) {
   r[3] = z[0] + 2.0f * z[1] + 4.0f * z[2] + 8.0f * z[3];
   r[4] = z[0] - 2.0f * z[1] + 4.0f * z[2] - 8.0f * z[3];
   r[5] = z[3];
-}
-
-DIFFLAB_INLINE void grad_tile(const float* dy, const Problem& p, int64_t n, int64_t y0, int64_t x0,
-                              int64_t c, float* m, int64_t ps) {
-  v8 t[6][4];  // t[k][j] = (A dy)[k][j]
-  const v8 zero = {};
-  for (int j = 0; j < 4; ++j) {
-    v8 col[4];
-    const int64_t xx = x0 + j;
-    for (int i = 0; i < 4; ++i) {
-      const int64_t yy = y0 + i;
-      col[i] = xx < p.width && yy < p.height
-                   ? load(dy + ((n * p.height + yy) * p.width + xx) * p.cout + c)
-                   : zero;
-    }
-    v8 r[6];
-    a_col(col, r);
-    for (int k = 0; k < 6; ++k) t[k][j] = r[k];
-  }
-  for (int k = 0; k < 6; ++k) {
-    v8 r[6];
-    a_col(t[k], r);
-    for (int l = 0; l < 6; ++l) store(m + (k * 6 + l) * ps, r[l]);
-  }
 }
 
 // dU (36, Cin, Cout) += Σ over the block's tiles of V(tile)ᵀ dM(tile), per point.
@@ -245,8 +227,10 @@ DIFFLAB_INLINE void grad_block_impl(const Problem& p, const float* dy, int64_t t
     const int64_t g = t0 + t;
     const int64_t n = g / per_image, r = g % per_image;
     const int64_t ty = (r / p.tiles_w) * 4, tx = (r % p.tiles_w) * 4;
-    for (int64_t c = 0; c < p.cin; c += 8) input_tile(p, n, ty - 1, tx - 1, c, v + t * p.cin + c, vps);
-    for (int64_t c = 0; c < p.cout; c += 8) grad_tile(dy, p, n, ty, tx, c, m + t * p.cout + c, mps);
+    for (int64_t c = 0; c < p.cin; c += 8)
+      tile_to_points<6, bt>(p, p.x, p.cin, n, ty - 1, tx - 1, c, v + t * p.cin + c, vps);
+    for (int64_t c = 0; c < p.cout; c += 8)
+      tile_to_points<4, a_col>(p, dy, p.cout, n, ty, tx, c, m + t * p.cout + c, mps);
   }
   for (int q = 0; q < kPoints; ++q) {
     const float* vq = v + q * vps;
@@ -261,35 +245,27 @@ DIFFLAB_INLINE void grad_block_impl(const Problem& p, const float* dy, int64_t t
 }
 
 // The same code for three instruction sets, chosen once (GCC's target attribute; an
-// always_inline body takes its caller's instruction set).
+// always_inline body takes its caller's instruction set). Elsewhere all three are the
+// baseline, and instruction_level() picks that one.
 #if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
-__attribute__((target("avx512f,avx512vl,avx2,fma"))) void block_avx512(const Problem& p, int64_t t0,
-                                                                        float* v, float* m) {
-  block_impl(p, t0, v, m);
-}
-__attribute__((target("avx2,fma"))) void block_avx2(const Problem& p, int64_t t0, float* v,
-                                                    float* m) {
-  block_impl(p, t0, v, m);
-}
+#define DIFFLAB_TARGET(isa) __attribute__((target(isa)))
+#else
+#define DIFFLAB_TARGET(isa)
 #endif
-void block_default(const Problem& p, int64_t t0, float* v, float* m) { block_impl(p, t0, v, m); }
-#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
-__attribute__((target("avx512f,avx512vl,avx2,fma"))) void grad_block_avx512(
-    const Problem& p, const float* dy, int64_t t0, float* v, float* m, float* du) {
-  grad_block_impl(p, dy, t0, v, m, du);
-}
-__attribute__((target("avx2,fma"))) void grad_block_avx2(const Problem& p, const float* dy,
-                                                         int64_t t0, float* v, float* m, float* du) {
-  grad_block_impl(p, dy, t0, v, m, du);
-}
-#endif
-void grad_block_default(const Problem& p, const float* dy, int64_t t0, float* v, float* m,
-                        float* du) {
-  grad_block_impl(p, dy, t0, v, m, du);
-}
+#define DIFFLAB_BLOCKS(suffix, target)                                                    \
+  target void block_##suffix(const Problem& p, int64_t t0, float* v, float* m) {         \
+    block_impl(p, t0, v, m);                                                             \
+  }                                                                                      \
+  target void grad_block_##suffix(const Problem& p, const float* dy, int64_t t0, float* v, \
+                                  float* m, float* du) {                                 \
+    grad_block_impl(p, dy, t0, v, m, du);                                                \
+  }
+DIFFLAB_BLOCKS(avx512, DIFFLAB_TARGET("avx512f,avx512vl,avx2,fma"))
+DIFFLAB_BLOCKS(avx2, DIFFLAB_TARGET("avx2,fma"))
+DIFFLAB_BLOCKS(default, )
+#undef DIFFLAB_BLOCKS
 
 using BlockFn = void (*)(const Problem&, int64_t, float*, float*);
-
 using GradBlockFn = void (*)(const Problem&, const float*, int64_t, float*, float*, float*);
 
 // 2: AVX-512, 1: AVX2 + FMA, 0: baseline.
@@ -302,20 +278,20 @@ int instruction_level() {
   return 0;
 }
 
-BlockFn pick_block() {
-#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
-  if (instruction_level() == 2) return block_avx512;
-  if (instruction_level() == 1) return block_avx2;
-#endif
-  return block_default;
+// The clone for this CPU's instruction level.
+template <typename Fn>
+Fn pick(Fn avx512, Fn avx2, Fn fallback) {
+  const int level = instruction_level();
+  return level == 2 ? avx512 : level == 1 ? avx2 : fallback;
 }
 
-GradBlockFn pick_grad_block() {
-#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
-  if (instruction_level() == 2) return grad_block_avx512;
-  if (instruction_level() == 1) return grad_block_avx2;
-#endif
-  return grad_block_default;
+Problem problem(const float* x, int64_t batch, int64_t height, int64_t width, int64_t cin,
+                const float* u, const float* bias, int64_t cout, float* y) {
+  Problem p{x, batch, height, width, cin, u, bias, cout, y, 0, 0, 0, 0};
+  p.tiles_h = (height + 3) / 4;
+  p.tiles_w = (width + 3) / 4;
+  p.tiles = batch * p.tiles_h * p.tiles_w;
+  return p;
 }
 
 // Tiles per block: a block's 36 transformed tiles (in and out) within 256 KB, at least 2
@@ -369,11 +345,8 @@ void transform_weights(const float* weight, int64_t out_channels, int64_t in_cha
 void conv3x3_nhwc(const float* x, int64_t batch, int64_t height, int64_t width,
                   int64_t in_channels, const float* u, const float* bias, int64_t out_channels,
                   float* y) {
-  static const BlockFn block_fn = pick_block();
-  Problem p{x, batch, height, width, in_channels, u, bias, out_channels, y, 0, 0, 0, 0};
-  p.tiles_h = (height + 3) / 4;
-  p.tiles_w = (width + 3) / 4;
-  p.tiles = batch * p.tiles_h * p.tiles_w;
+  static const BlockFn block_fn = pick<BlockFn>(block_avx512, block_avx2, block_default);
+  Problem p = problem(x, batch, height, width, in_channels, u, bias, out_channels, y);
   if (p.tiles == 0) return;
   const int threads = std::max(1, omp_get_max_threads());
   p.block = block_size(p.tiles, in_channels, out_channels, threads);
@@ -392,11 +365,9 @@ void conv3x3_nhwc(const float* x, int64_t batch, int64_t height, int64_t width,
 
 void weight_grad_nhwc(const float* x, const float* dy, int64_t batch, int64_t height,
                       int64_t width, int64_t in_channels, int64_t out_channels, float* dweight) {
-  static const GradBlockFn grad_fn = pick_grad_block();
-  Problem p{x, batch, height, width, in_channels, nullptr, nullptr, out_channels, nullptr, 0, 0, 0, 0};
-  p.tiles_h = (height + 3) / 4;
-  p.tiles_w = (width + 3) / 4;
-  p.tiles = batch * p.tiles_h * p.tiles_w;
+  static const GradBlockFn grad_fn =
+      pick<GradBlockFn>(grad_block_avx512, grad_block_avx2, grad_block_default);
+  Problem p = problem(x, batch, height, width, in_channels, nullptr, nullptr, out_channels, nullptr);
   const int64_t points = kPoints * in_channels * out_channels;
   std::vector<float> du(static_cast<size_t>(points), 0.0f);
   if (p.tiles > 0) {

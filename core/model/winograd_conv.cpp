@@ -124,50 +124,59 @@ bool winograd_applies(const at::Tensor& x, const at::Tensor& weight, int64_t str
 
 namespace {
 
-// y = conv3x3(x) with transformed weights u (36, Cin, Cout). The kernel reads and writes
-// channels-last memory: x is reordered unless it is channels-last already, and y comes back
-// channels-last (`channels_last`: sampling, where the next GroupNorm reads that layout
-// as it is) or reordered to contiguous (training: the backward kernels want NCHW).
-at::Tensor run_winograd(const at::Tensor& x, const at::Tensor& u, const at::Tensor& bias,
-                        bool channels_last) {
-  const int64_t b = x.size(0), cin = x.size(1), h = x.size(2), w = x.size(3);
+// The kernel reads and writes channels-last memory, (B, H, W, C) contiguous. to_nhwc
+// reorders a (B, C, H, W) tensor unless it is channels-last already; from_nhwc gives back
+// the (B, C, H, W) view (sampling: the next GroupNorm reads that layout as it is) or a
+// contiguous copy (training: the backward kernels want NCHW).
+at::Tensor to_nhwc(const at::Tensor& x) { return x.detach().permute({0, 2, 3, 1}).contiguous(); }
+at::Tensor from_nhwc(const at::Tensor& yn, bool channels_last) {
+  const auto y = yn.permute({0, 3, 1, 2});
+  return channels_last ? y : y.contiguous();
+}
+
+// yn (B, H, W, Cout) = conv3x3 of xn (B, H, W, Cin) with transformed weights u (36, Cin, Cout).
+at::Tensor conv_nhwc(const at::Tensor& xn, const at::Tensor& u, const at::Tensor& bias) {
+  const int64_t b = xn.size(0), h = xn.size(1), w = xn.size(2), cin = xn.size(3);
   const int64_t cout = u.size(2);
-  const auto xn = x.detach().permute({0, 2, 3, 1}).contiguous();
   auto yn = at::empty({b, h, w, cout}, xn.options());
   at::Tensor bc;
   if (bias.defined()) bc = bias.detach().to(at::kFloat).contiguous();
   winograd::conv3x3_nhwc(xn.data_ptr<float>(), b, h, w, cin, u.data_ptr<float>(),
                          bc.defined() ? bc.data_ptr<float>() : nullptr, cout,
                          yn.data_ptr<float>());
-  const auto y = yn.permute({0, 3, 1, 2});
-  return channels_last ? y : y.contiguous();
+  return yn;
 }
 
 // Forward, input gradient and weight gradient by Winograd (the bias gradient is a sum).
+// The input is kept channels-last from the forward and the output gradient reordered once,
+// for both gradients.
 struct WinogradConvFunction : torch::autograd::Function<WinogradConvFunction> {
   static at::Tensor forward(torch::autograd::AutogradContext* ctx, const at::Tensor& x,
                             const at::Tensor& weight, const at::Tensor& bias) {
-    ctx->save_for_backward({x, weight});
+    const auto xn = to_nhwc(x);
+    ctx->save_for_backward({xn, weight});
     ctx->saved_data["bias"] = bias.defined();
     // A frozen weight (a ControlNet's base model) keeps its transform across steps.
-    return run_winograd(x, transformed(weight, false, !weight.requires_grad()), bias, false);
+    return from_nhwc(conv_nhwc(xn, transformed(weight, false, !weight.requires_grad()), bias),
+                     false);
   }
 
   static torch::autograd::variable_list backward(torch::autograd::AutogradContext* ctx,
                                                  torch::autograd::variable_list grads) {
     const auto saved = ctx->get_saved_variables();
-    const auto& x = saved[0];
+    const auto& xn = saved[0];
     const auto& weight = saved[1];
     const bool has_bias = ctx->saved_data["bias"].toBool();
-    const auto gy = grads[0].contiguous();
+    const auto gy = grads[0];
+    const auto gn = to_nhwc(gy);
     at::Tensor gx, gw, gb;
-    if (ctx->needs_input_grad(0)) gx = run_winograd(gy, transformed(weight, true, !weight.requires_grad()), at::Tensor(), false);
+    if (ctx->needs_input_grad(0))
+      gx = from_nhwc(conv_nhwc(gn, transformed(weight, true, !weight.requires_grad()), {}), false);
     if (ctx->needs_input_grad(1)) {
-      const auto xn = x.detach().permute({0, 2, 3, 1}).contiguous();
-      const auto gn = gy.permute({0, 2, 3, 1}).contiguous();
       gw = at::empty(weight.sizes(), weight.options().requires_grad(false));
-      winograd::weight_grad_nhwc(xn.data_ptr<float>(), gn.data_ptr<float>(), x.size(0), x.size(2),
-                                 x.size(3), x.size(1), weight.size(0), gw.data_ptr<float>());
+      winograd::weight_grad_nhwc(xn.data_ptr<float>(), gn.data_ptr<float>(), xn.size(0),
+                                 xn.size(1), xn.size(2), xn.size(3), weight.size(0),
+                                 gw.data_ptr<float>());
     }
     if (has_bias && ctx->needs_input_grad(2)) gb = gy.sum({0, 2, 3});
     return {gx, gw, gb};
@@ -200,7 +209,7 @@ bool decide(const at::Tensor& x, const at::Tensor& weight, const at::Tensor& bia
 }  // namespace
 
 at::Tensor winograd_conv2d(const at::Tensor& x, const at::Tensor& weight, const at::Tensor& bias) {
-  return run_winograd(x, transformed(weight, false), bias, true);
+  return from_nhwc(conv_nhwc(to_nhwc(x), transformed(weight, false), bias), true);
 }
 
 at::Tensor winograd_conv2d_if_faster(const at::Tensor& x, const at::Tensor& weight,
