@@ -253,6 +253,23 @@ TEST(Kernels, AttentionAcceptsStridedChunksOfOneTensor) {
   EXPECT_TRUE(torch::allclose(out, ref, 1e-5, 1e-5));
 }
 
+TEST(Kernels, ChannelsLastAttentionMatchesTheChunkedForm) {
+  // Sampling's form reads q, k, v straight from the 1x1 convolution's channels-last output
+  // and writes channels-last: the same numbers as reshape + chunk + the (N, d, L) kernel.
+  torch::manual_seed(7);
+  const int64_t b = 3, heads = 4, c = 32, h = 7, w = 5;
+  const auto qkv = torch::randn({b, 3 * c, h, w});
+  const auto parts = qkv.reshape({b * heads, 3 * c / heads, h * w}).chunk(3, 1);
+  const auto want = multihead_attention_reference(parts[0], parts[1], parts[2], 0.3).reshape({b, c, h, w});
+  const auto qkv_cl = qkv.contiguous(at::MemoryFormat::ChannelsLast);
+  ASSERT_TRUE(attention_nhwc_applies(qkv_cl));
+  EXPECT_FALSE(attention_nhwc_applies(qkv)) << "NCHW memory";
+  const auto got = multihead_attention_nhwc(qkv_cl, heads, 0.3);
+  EXPECT_TRUE(got.is_contiguous(at::MemoryFormat::ChannelsLast));
+  EXPECT_TRUE(torch::allclose(got, want, 1e-5, 1e-5)) << (got - want).abs().max();
+  EXPECT_THROW(multihead_attention_nhwc(qkv_cl, 5, 0.3), c10::Error) << "32 channels in 5 heads";
+}
+
 TEST(Kernels, HashedDropoutKeepsOneMinusPAndScales) {
   const double p = 0.1;
   auto mask = hashed_dropout_mask({1 << 20}, p, 123, 0);

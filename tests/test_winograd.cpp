@@ -147,7 +147,18 @@ TEST(Winograd, LeavesOtherConvolutionsToLibTorch) {
   EXPECT_FALSE(winograd_conv2d_if_faster(x, w, {}, 1, 0).defined()) << "padding 0";
   EXPECT_FALSE(winograd_conv2d_if_faster(torch::randn({2, 1, 8, 8}), weight(8, 1), {}, 1, 1).defined())
       << "one input channel";
-  EXPECT_FALSE(winograd_conv2d_if_faster(x, weight(2, 8), {}, 1, 1).defined()) << "two outputs";
+  {
+    // Two outputs (a last layer): rounded up to 8 with zero filters when sampling; the
+    // training kernels take whole groups of 8 only.
+    const auto w2 = weight(2, 8), b2 = torch::randn({2});
+    const auto got = winograd_conv2d_if_faster(x, w2, b2, 1, 1);
+    ASSERT_TRUE(got.defined()) << "two outputs, no gradients";
+    EXPECT_EQ(got.sizes(), (std::vector<int64_t>{2, 2, 8, 8}));
+    EXPECT_LT(max_abs(got - torch::conv2d(x, w2, b2, 1, 1)), 1e-4);
+    torch::AutoGradMode grad(true);
+    EXPECT_FALSE(winograd_conv2d_if_faster(x, w2.clone().requires_grad_(true), {}, 1, 1).defined())
+        << "two outputs, training";
+  }
   EXPECT_FALSE(winograd_conv2d_if_faster(x, torch::randn({8, 8, 1, 1}), {}, 1, 0).defined()) << "1x1";
   EXPECT_FALSE(winograd_conv2d_if_faster(x.to(torch::kDouble), w.to(torch::kDouble), {}, 1, 1).defined())
       << "float64";
@@ -155,6 +166,47 @@ TEST(Winograd, LeavesOtherConvolutionsToLibTorch) {
     ModeScope off(WinogradMode::Off);
     EXPECT_FALSE(winograd_conv2d_if_faster(x, w, {}, 1, 1).defined()) << "DIFFLAB_WINOGRAD=off";
   }
+}
+
+TEST(Winograd, AddsAPerImageShiftAndAResidualInItsOutputPass) {
+  // A residual block's conv + time-embedding shift and conv + skip: in the kernel when the
+  // residual is channels-last memory, after it when not, and by LibTorch ops (with their
+  // gradients) when training; 3 output channels (rounded up) take the extras afterwards.
+  ModeScope on(WinogradMode::On);
+  torch::manual_seed(5);
+  for (const int64_t cout : {16, 3}) {
+    const auto x = torch::randn({3, 8, 9, 6});
+    const auto w = weight(cout, 8), b = torch::randn({cout});
+    const auto shift = torch::randn({3, cout});
+    const auto skip = torch::randn({3, cout, 9, 6});
+    const auto plain = torch::conv2d(x, w, b, 1, 1);
+    torch::NoGradGuard no_grad;
+    for (const bool channels_last : {true, false}) {
+      const auto res = channels_last ? skip.contiguous(at::MemoryFormat::ChannelsLast) : skip;
+      const auto got = winograd_conv2d_if_faster(x, w, b, 1, 1, {shift, res});
+      ASSERT_TRUE(got.defined());
+      const auto want = plain + shift.view({3, cout, 1, 1}) + skip;
+      EXPECT_LT(max_abs(got - want), 1e-4 * max_abs(want))
+          << cout << " outputs, residual " << (channels_last ? "channels-last" : "NCHW");
+      const auto only_shift = winograd_conv2d_if_faster(x, w, b, 1, 1, {shift, {}});
+      EXPECT_LT(max_abs(only_shift - (plain + shift.view({3, cout, 1, 1}))), 1e-4 * max_abs(want));
+      const auto only_skip = winograd_conv2d_if_faster(x, w, {}, 1, 1, {{}, res});
+      EXPECT_LT(max_abs(only_skip - (torch::conv2d(x, w, {}, 1, 1) + skip)), 1e-4 * max_abs(want));
+    }
+  }
+  // Training: the same sums, and the gradient reaches the shift and the residual.
+  const auto x = torch::randn({2, 16, 8, 8});
+  const auto w = weight(16, 16).requires_grad_(true);
+  const auto shift = torch::randn({2, 16}).requires_grad_(true);
+  const auto skip = torch::randn({2, 16, 8, 8}).requires_grad_(true);
+  const auto got = winograd_conv2d_if_faster(x, w, {}, 1, 1, {shift, skip});
+  ASSERT_TRUE(got.defined());
+  const auto want = torch::conv2d(x, w.detach(), {}, 1, 1) + shift.detach().view({2, 16, 1, 1}) +
+                    skip.detach();
+  EXPECT_LT(max_abs(got.detach() - want), 1e-4 * max_abs(want));
+  got.sum().backward();
+  EXPECT_LT(max_abs(shift.grad() - 64.0), 1e-3) << "d(sum)/d(shift) is the 8x8 positions";
+  EXPECT_LT(max_abs(skip.grad() - 1.0), 1e-6);
 }
 
 TEST(Winograd, AutoTimesEachShapeOnceAndSaysWhatItChose) {
@@ -217,14 +269,37 @@ TEST(Winograd, ChannelsLastGroupNormMatchesTheContiguousOne) {
   // as it is; its channels-last kernel must agree with the NCHW one and keep the layout.
   torch::manual_seed(4);
   torch::NoGradGuard no_grad;
-  for (const bool silu : {true, false}) {
-    const auto x = 3.0 * torch::randn({3, 48, 7, 9}) + 1.5;
-    const auto w = torch::randn({48}), b = torch::randn({48});
-    const auto want = group_norm_act(x, 8, w, b, 1e-5, Activation::SiLU, silu);
-    const auto xl = x.contiguous(at::MemoryFormat::ChannelsLast);
-    ASSERT_FALSE(xl.is_contiguous());
-    const auto got = group_norm_act(xl, 8, w, b, 1e-5, Activation::SiLU, silu);
-    EXPECT_TRUE(got.is_contiguous(at::MemoryFormat::ChannelsLast));
-    EXPECT_LT(max_abs(got - want), 1e-5 * max_abs(want)) << (silu ? "silu" : "no activation");
+  // 12 channels: one 8-wide vector and a tail of 4 per pixel.
+  for (const int64_t c : {48, 12})
+    for (const bool silu : {true, false}) {
+      const auto x = 3.0 * torch::randn({3, c, 7, 9}) + 1.5;
+      const auto w = torch::randn({c}), b = torch::randn({c});
+      const int64_t groups = c == 48 ? 8 : 4;
+      const auto want = group_norm_act(x, groups, w, b, 1e-5, Activation::SiLU, silu);
+      const auto xl = x.contiguous(at::MemoryFormat::ChannelsLast);
+      ASSERT_FALSE(xl.is_contiguous());
+      const auto got = group_norm_act(xl, groups, w, b, 1e-5, Activation::SiLU, silu);
+      EXPECT_TRUE(got.is_contiguous(at::MemoryFormat::ChannelsLast));
+      EXPECT_LT(max_abs(got - want), 1e-5 * max_abs(want))
+          << c << " channels, " << (silu ? "silu" : "no activation");
+      if (silu) {  // against LibTorch's own silu, whose exp is not ours
+        const auto ref = torch::silu(torch::group_norm(x, groups, w, b, 1e-5));
+        EXPECT_LT(max_abs(got - ref), 1e-5 * max_abs(ref)) << c << " channels";
+      }
+    }
+}
+
+TEST(Winograd, GroupNormSiluHoldsFarFromZero) {
+  // γ of 60 puts the SiLU's inputs at ±200 and beyond, where e^-y leaves float range and
+  // the kernels clamp it: both layouts still agree with LibTorch's silu (y or 0).
+  torch::manual_seed(6);
+  torch::NoGradGuard no_grad;
+  const auto x = torch::randn({2, 16, 5, 5});
+  const auto w = torch::full({16}, 60.0f), b = torch::linspace(-30, 30, 16);
+  const auto ref = torch::silu(torch::group_norm(x, 4, w, b, 1e-5));
+  for (const auto format : {at::MemoryFormat::Contiguous, at::MemoryFormat::ChannelsLast}) {
+    const auto got = group_norm_act(x.contiguous(format), 4, w, b, 1e-5, Activation::SiLU, true);
+    EXPECT_TRUE(torch::isfinite(got).all().item<bool>());
+    EXPECT_LT(max_abs(got - ref), 1e-5 * max_abs(ref));
   }
 }

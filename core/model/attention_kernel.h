@@ -16,6 +16,14 @@ namespace difflab {
 // Returns (N, d, L): out[:, :, i] = Σ_j softmax_j(scale · q_iᵀ k_j) v_j.
 at::Tensor multihead_attention(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
                                double scale);
+// Sampling's form: qkv (B, 3C, H, W) in channels-last memory (what the 1x1 convolution
+// hands over), head h's q, k and v at channels [3dh, 3dh + d), [3dh + d, 3dh + 2d),
+// [3dh + 2d, 3dh + 3d) (as multihead_attention after reshape(B·heads, 3d, H·W) and chunk);
+// returns (B, C, H, W) channels-last, head h at channels [dh, dh + d). Reads and writes the
+// channels-last memory in place of the four copies the (N, d, L) form needs. Not
+// differentiable; float32 CPU only (the caller checks: attention_nhwc_applies).
+bool attention_nhwc_applies(const at::Tensor& qkv);
+at::Tensor multihead_attention_nhwc(const at::Tensor& qkv, int64_t heads, double scale);
 // The same with bmm + softmax (reference and fallback).
 at::Tensor multihead_attention_reference(const at::Tensor& q, const at::Tensor& k,
                                          const at::Tensor& v, double scale);

@@ -10,40 +10,28 @@
 #include <vector>
 
 #include "core/model/embedding.h"
+#include "core/model/simd.h"
 
 namespace difflab {
 namespace {
 
 // ---- element helpers (inlined into every clone below) ----
 
+using namespace simd;
+#define DIFFLAB_BODY DIFFLAB_SIMD
+
 inline float load(const float* p, int64_t i) { return p[i]; }
 inline void store(float* p, int64_t i, float v) { p[i] = v; }
 
-// exp(x) to ~2 ulp for the range a sigmoid needs, in operations a compiler can vectorise:
-// x = n·ln2 + r with |r| ≤ ln2/2, e^r by a degree-6 polynomial, 2^n built in the exponent.
-inline float fast_exp(float x) {
-  x = std::min(std::max(x, -87.0f), 88.0f);
-  // Round to nearest by the 1.5·2²³ trick (std::floor here stops GCC vectorising the loop).
-  const float nf = (x * 1.44269504088896341f + 12582912.0f) - 12582912.0f;
-  const int n = static_cast<int>(nf);
-  const float r = (x - nf * 0.693145751953125f) - nf * 1.428606765330187045e-06f;
-  float p = 1.0f / 720.0f;
-  p = p * r + 1.0f / 120.0f;
-  p = p * r + 1.0f / 24.0f;
-  p = p * r + 1.0f / 6.0f;
-  p = p * r + 0.5f;
-  p = p * r + 1.0f;
-  p = p * r + 1.0f;
-  return p * __builtin_bit_cast(float, static_cast<uint32_t>(n + 127) << 23);
-}
-
-inline float sigmoid(float y) { return 1.0f / (1.0f + fast_exp(-y)); }
+DIFFLAB_BODY float sigmoid(float y) { return 1.0f / (1.0f + fast_exp(-y)); }
+DIFFLAB_BODY v8 sigmoid8(v8 y) { return 1.0f / (1.0f + fast_exp8(-y)); }
+constexpr int kV = kWidth;
 
 constexpr int kLanes = 16;  // independent partial sums, so the reduction vectorises exactly
 
 // ---- span kernels: one channel's H·W values (or a whole group's, for the statistics) ----
 
-template <typename T> inline float span_sum_body(const T* x, int64_t n) {
+template <typename T> DIFFLAB_BODY float span_sum_body(const T* x, int64_t n) {
   float acc[kLanes] = {};
   int64_t i = 0;
   for (; i + kLanes <= n; i += kLanes)
@@ -54,7 +42,7 @@ template <typename T> inline float span_sum_body(const T* x, int64_t n) {
   return s;
 }
 
-template <typename T> inline float span_sqdev_body(const T* x, int64_t n, float mean) {
+template <typename T> DIFFLAB_BODY float span_sqdev_body(const T* x, int64_t n, float mean) {
   float acc[kLanes] = {};
   int64_t i = 0;
   for (; i + kLanes <= n; i += kLanes)
@@ -72,9 +60,14 @@ template <typename T> inline float span_sqdev_body(const T* x, int64_t n, float 
 }
 
 // out = act(a·x + b)
-template <typename T> inline void span_forward_body(const T* x, T* out, int64_t n, float a, float b, bool silu) {
+template <typename T> DIFFLAB_BODY void span_forward_body(const T* x, T* out, int64_t n, float a, float b, bool silu) {
   if (silu) {
-    for (int64_t i = 0; i < n; ++i) {
+    int64_t i = 0;
+    for (; i + kV <= n; i += kV) {
+      const v8 y = load8(x + i) * a + b;
+      store8(out + i, y * sigmoid8(y));
+    }
+    for (; i < n; ++i) {
       const float y = load(x, i) * a + b;
       store(out, i, y * sigmoid(y));
     }
@@ -86,10 +79,16 @@ template <typename T> inline void span_forward_body(const T* x, T* out, int64_t 
 // dy = dz · act'(y) into `dy` (float), then the sums Σ dy and Σ dy·x̂ of the span (two
 // simple loops: each vectorises, one fused loop did not).
 template <typename T>
-inline void span_backward1_body(const T* x, const T* dz, float* dy, int64_t n, float a, float b,
+DIFFLAB_BODY void span_backward1_body(const T* x, const T* dz, float* dy, int64_t n, float a, float b,
                                 float mean, float rstd, bool silu, float* sum_dy, float* sum_dy_xhat) {
   if (silu) {
-    for (int64_t i = 0; i < n; ++i) {
+    int64_t i = 0;
+    for (; i + kV <= n; i += kV) {
+      const v8 y = load8(x + i) * a + b;
+      const v8 s = sigmoid8(y);
+      store8(dy + i, load8(dz + i) * (s * (1.0f + y * (1.0f - s))));
+    }
+    for (; i < n; ++i) {
       const float y = load(x, i) * a + b;
       const float s = sigmoid(y);
       dy[i] = load(dz, i) * (s * (1.0f + y * (1.0f - s)));
@@ -120,7 +119,7 @@ inline void span_backward1_body(const T* x, const T* dz, float* dy, int64_t n, f
 
 // dx = rstd · (γ·dy − c1 − x̂·c2)
 template <typename T>
-inline void span_backward2_body(const T* x, const float* dy, T* dx, int64_t n, float gamma,
+DIFFLAB_BODY void span_backward2_body(const T* x, const float* dy, T* dx, int64_t n, float gamma,
                                 float mean, float rstd, float c1, float c2) {
   for (int64_t i = 0; i < n; ++i) {
     const float xhat = (load(x, i) - mean) * rstd;
@@ -132,7 +131,7 @@ inline void span_backward2_body(const T* x, const float* dy, T* dx, int64_t n, f
 
 // acc[c] += Σ over `rows` rows of (x[r][c] − centre[c])² when centre is given, else of
 // x[r][c] (rows of `c` channels, contiguous).
-inline void rows_sums_body(const float* x, int64_t rows, int64_t c, const float* centre, float* acc) {
+DIFFLAB_BODY void rows_sums_body(const float* x, int64_t rows, int64_t c, const float* centre, float* acc) {
   for (int64_t r = 0; r < rows; ++r) {
     const float* xr = x + r * c;
     if (centre) {
@@ -147,13 +146,18 @@ inline void rows_sums_body(const float* x, int64_t rows, int64_t c, const float*
 }
 
 // out[r][c] = act(a[c]·x[r][c] + b[c])
-inline void rows_forward_body(const float* x, float* out, int64_t rows, int64_t c, const float* a,
+DIFFLAB_BODY void rows_forward_body(const float* x, float* out, int64_t rows, int64_t c, const float* a,
                               const float* b, bool silu) {
   for (int64_t r = 0; r < rows; ++r) {
     const float* xr = x + r * c;
     float* orow = out + r * c;
     if (silu) {
-      for (int64_t k = 0; k < c; ++k) {
+      int64_t k = 0;
+      for (; k + kV <= c; k += kV) {
+        const v8 y = load8(xr + k) * load8(a + k) + load8(b + k);
+        store8(orow + k, y * sigmoid8(y));
+      }
+      for (; k < c; ++k) {
         const float y = xr[k] * a[k] + b[k];
         orow[k] = y * sigmoid(y);
       }
@@ -163,14 +167,8 @@ inline void rows_forward_body(const float* x, float* out, int64_t rows, int64_t 
   }
 }
 
-// The clones: GCC compiles each for AVX-512, AVX2 and baseline x86-64 and picks one when
-// the program loads (ifunc). Elsewhere they are ordinary functions, and so under TSan,
-// whose instrumented ifunc resolvers run before TSan is set up and crash at load.
-#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__) && !defined(DIFFLAB_NO_IFUNC)
-#define DIFFLAB_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
-#else
-#define DIFFLAB_CLONES
-#endif
+// The clones (DIFFLAB_CLONES, core/model/simd.h): one per instruction set, picked when the
+// program loads.
 
 #define DIFFLAB_SPANS(T, suffix)                                                                  \
   DIFFLAB_CLONES float span_sum_##suffix(const T* x, int64_t n) { return span_sum_body(x, n); }   \

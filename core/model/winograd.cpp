@@ -33,6 +33,8 @@ struct Problem {
   int64_t batch, height, width, cin;
   const float* u;
   const float* bias;
+  int64_t bias_stride;  // 0: one bias for every image; cout: a row per image
+  const float* residual;  // (B, H, W, Cout) added to the output, or null
   int64_t cout;
   float* y;
   int64_t tiles_h, tiles_w, tiles;
@@ -82,8 +84,8 @@ DIFFLAB_INLINE void tile_to_points(const Problem& p, const float* img, int64_t c
   }
 }
 
-// Aᵀ m A of one tile's 36 points (8 output channels), plus the bias, into y where the
-// 4x4 outputs fall inside the image. Rows of Aᵀ: (1 1 1 1 1 0), (0 1 −1 2 −2 0),
+// Aᵀ m A of one tile's 36 points (8 output channels), plus the bias and the residual, into
+// y where the 4x4 outputs fall inside the image. Rows of Aᵀ: (1 1 1 1 1 0), (0 1 −1 2 −2 0),
 // (0 1 1 4 4 0), (0 1 −1 8 −8 1).
 DIFFLAB_INLINE void at(const v8 (&m)[6], v8 (&r)[4]) {
   const v8 s12 = m[1] + m[2], d12 = m[1] - m[2];
@@ -104,7 +106,7 @@ DIFFLAB_INLINE void output_tile(const Problem& p, int64_t n, int64_t y0, int64_t
     at(col, r);
     for (int i = 0; i < 4; ++i) s[i][j] = r[i];
   }
-  const v8 b = p.bias ? load(p.bias + c) : v8{};
+  const v8 b = p.bias ? load(p.bias + n * p.bias_stride + c) : v8{};
   for (int i = 0; i < 4; ++i) {
     const int64_t yy = y0 + i;
     if (yy >= p.height) break;
@@ -113,7 +115,8 @@ DIFFLAB_INLINE void output_tile(const Problem& p, int64_t n, int64_t y0, int64_t
     for (int j = 0; j < 4; ++j) {
       const int64_t xx = x0 + j;
       if (xx >= p.width) break;
-      store(p.y + ((n * p.height + yy) * p.width + xx) * p.cout + c, r[j] + b);
+      const int64_t at_y = ((n * p.height + yy) * p.width + xx) * p.cout + c;
+      store(p.y + at_y, p.residual ? r[j] + b + load(p.residual + at_y) : r[j] + b);
     }
   }
 }
@@ -287,7 +290,7 @@ Fn pick(Fn avx512, Fn avx2, Fn fallback) {
 
 Problem problem(const float* x, int64_t batch, int64_t height, int64_t width, int64_t cin,
                 const float* u, const float* bias, int64_t cout, float* y) {
-  Problem p{x, batch, height, width, cin, u, bias, cout, y, 0, 0, 0, 0};
+  Problem p{x, batch, height, width, cin, u, bias, 0, nullptr, cout, y, 0, 0, 0, 0};
   p.tiles_h = (height + 3) / 4;
   p.tiles_w = (width + 3) / 4;
   p.tiles = batch * p.tiles_h * p.tiles_w;
@@ -344,9 +347,11 @@ void transform_weights(const float* weight, int64_t out_channels, int64_t in_cha
 
 void conv3x3_nhwc(const float* x, int64_t batch, int64_t height, int64_t width,
                   int64_t in_channels, const float* u, const float* bias, int64_t out_channels,
-                  float* y) {
+                  float* y, const Extras& extras) {
   static const BlockFn block_fn = pick<BlockFn>(block_avx512, block_avx2, block_default);
   Problem p = problem(x, batch, height, width, in_channels, u, bias, out_channels, y);
+  if (bias && extras.bias_per_image) p.bias_stride = out_channels;
+  p.residual = extras.residual;
   if (p.tiles == 0) return;
   const int threads = std::max(1, omp_get_max_threads());
   p.block = block_size(p.tiles, in_channels, out_channels, threads);

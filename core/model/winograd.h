@@ -28,11 +28,20 @@ bool supports(int64_t in_channels, int64_t out_channels);
 // last odd one), each panel Cin x 16 row-major (OpenMP threads).
 void transform_weights(const float* weight, int64_t out_channels, int64_t in_channels, float* u);
 
-// y (B, H, W, Cout) = conv3x3(x (B, H, W, Cin)) + bias, stride 1, zero padding 1. `u`
-// from transform_weights; `bias` may be null. Threads: the OpenMP team (omp_get_max_threads).
+// What the output transform adds besides the convolution, so that sampling does not make
+// another pass over the result for it (a residual block's time-embedding shift and its
+// skip connection).
+struct Extras {
+  bool bias_per_image = false;  // bias is (B, Cout): a row per image, not one (Cout)
+  const float* residual = nullptr;  // (B, H, W, Cout) added to y, or null; not y itself
+};
+
+// y (B, H, W, Cout) = conv3x3(x (B, H, W, Cin)) + bias (+ residual), stride 1, zero padding
+// 1. `u` from transform_weights; `bias` may be null. Threads: the OpenMP team
+// (omp_get_max_threads).
 void conv3x3_nhwc(const float* x, int64_t batch, int64_t height, int64_t width,
                   int64_t in_channels, const float* u, const float* bias, int64_t out_channels,
-                  float* y);
+                  float* y, const Extras& extras = {});
 
 // dweight (Cout, Cin, 3, 3) = the weight gradient of that convolution: x (B, H, W, Cin) and
 // dy (B, H, W, Cout) channels-last. Through the same transforms (dU = Σ over tiles of

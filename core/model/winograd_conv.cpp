@@ -43,8 +43,12 @@ std::mutex g_mutex;
 std::map<std::pair<const c10::TensorImpl*, bool>, CachedWeights> g_weights;
 std::map<ShapeKey, Decision> g_decisions;
 
-// u (36, Cin, Cout) for this weight, transformed once per version of it. `flipped`: the
-// weight of the input gradient's convolution, (Cin, Cout) swapped and turned 180 degrees.
+int64_t round_up8(int64_t n) { return (n + 7) / 8 * 8; }
+
+// u (36, Cin, Cout) for this weight, transformed once per version of it; Cout rounded up
+// to a multiple of 8 with zero filters (a network's last layer: 1 or 3 image channels).
+// `flipped`: the weight of the input gradient's convolution, (Cin, Cout) swapped and
+// turned 180 degrees (training: both already multiples of 8).
 // `keep` false: a weight being trained changes every step, so its transform is made for
 // this call alone and nothing stale is held (4x the weight's size per copy).
 at::Tensor transformed(const at::Tensor& weight, bool flipped, bool keep = true) {
@@ -62,8 +66,10 @@ at::Tensor transformed(const at::Tensor& weight, bool flipped, bool keep = true)
   // Drop the entries of weights that are gone (a model replaced by a loaded one).
   for (auto e = g_weights.begin(); e != g_weights.end();)
     e = e->second.owner.expired() ? g_weights.erase(e) : std::next(e);
-  const auto w = flipped ? weight.detach().flip({2, 3}).transpose(0, 1).contiguous()
-                         : weight.detach().contiguous();
+  auto w = flipped ? weight.detach().flip({2, 3}).transpose(0, 1).contiguous()
+                   : weight.detach().contiguous();
+  if (w.size(0) % 8 != 0)
+    w = at::cat({w, at::zeros({round_up8(w.size(0)) - w.size(0), w.size(1), 3, 3}, w.options())});
   const int64_t cout = w.size(0), cin = w.size(1);
   auto u = at::empty({winograd::kPoints, cin, cout}, w.options());
   winograd::transform_weights(w.data_ptr<float>(), cout, cin, u.data_ptr<float>());
@@ -119,7 +125,7 @@ bool winograd_applies(const at::Tensor& x, const at::Tensor& weight, int64_t str
          weight.size(2) == 3 && weight.size(3) == 3 && x.size(1) == weight.size(1) &&
          x.device().is_cpu() && weight.device().is_cpu() &&
          x.scalar_type() == at::kFloat && weight.scalar_type() == at::kFloat &&
-         !weight.is_inference() && winograd::supports(weight.size(1), weight.size(0));
+         !weight.is_inference() && winograd::supports(weight.size(1), round_up8(weight.size(0)));
 }
 
 namespace {
@@ -134,17 +140,56 @@ at::Tensor from_nhwc(const at::Tensor& yn, bool channels_last) {
   return channels_last ? y : y.contiguous();
 }
 
-// yn (B, H, W, Cout) = conv3x3 of xn (B, H, W, Cin) with transformed weights u (36, Cin, Cout).
-at::Tensor conv_nhwc(const at::Tensor& xn, const at::Tensor& u, const at::Tensor& bias) {
+// residual.permute(0, 2, 3, 1) when that is (B, H, W, C) contiguous float32 of the
+// output's shape, else undefined (the caller adds it afterwards).
+at::Tensor nhwc_view(const at::Tensor& residual, const at::Tensor& x, int64_t cout) {
+  if (!residual.defined() || residual.dim() != 4 || residual.scalar_type() != at::kFloat ||
+      residual.size(0) != x.size(0) || residual.size(1) != cout || residual.size(2) != x.size(2) ||
+      residual.size(3) != x.size(3))
+    return {};
+  const auto view = residual.permute({0, 2, 3, 1});
+  return view.is_contiguous() ? view : at::Tensor();
+}
+
+// yn (B, H, W, Cout) = conv3x3 of xn (B, H, W, Cin) with transformed weights u (36, Cin,
+// Cout rounded up to 8) + bias + extras.image_bias + extras.residual. Sets *added to
+// whether the extras went in (not when Cout was rounded up, nor for a residual in another
+// layout).
+at::Tensor conv_nhwc(const at::Tensor& xn, const at::Tensor& u, const at::Tensor& bias,
+                     int64_t cout, const ConvExtras& extras = {}, bool* added = nullptr) {
   const int64_t b = xn.size(0), h = xn.size(1), w = xn.size(2), cin = xn.size(3);
-  const int64_t cout = u.size(2);
-  auto yn = at::empty({b, h, w, cout}, xn.options());
+  const int64_t padded = u.size(2);
+  auto yn = at::empty({b, h, w, padded}, xn.options());
   at::Tensor bc;
   if (bias.defined()) bc = bias.detach().to(at::kFloat).contiguous();
+  if (bc.defined() && padded != cout) bc = at::cat({bc, at::zeros({padded - cout}, bc.options())});
+  winograd::Extras ex;
+  at::Tensor rn;
+  const bool fuse = padded == cout && (extras.image_bias.defined() || extras.residual.defined());
+  if (fuse) rn = nhwc_view(extras.residual, xn.permute({0, 3, 1, 2}), cout);
+  const bool fused = fuse && (!extras.residual.defined() || rn.defined());
+  if (fused) {
+    if (extras.image_bias.defined()) {
+      auto ib = extras.image_bias.detach().to(at::kFloat).reshape({b, cout});
+      bc = (bc.defined() ? ib + bc : ib).contiguous();
+      ex.bias_per_image = true;
+    }
+    if (rn.defined()) ex.residual = rn.data_ptr<float>();
+  }
+  if (added) *added = fused;
   winograd::conv3x3_nhwc(xn.data_ptr<float>(), b, h, w, cin, u.data_ptr<float>(),
-                         bc.defined() ? bc.data_ptr<float>() : nullptr, cout,
-                         yn.data_ptr<float>());
-  return yn;
+                         bc.defined() ? bc.data_ptr<float>() : nullptr, padded,
+                         yn.data_ptr<float>(), ex);
+  return padded == cout ? yn : yn.narrow(3, 0, cout);
+}
+
+// y + image_bias (B, C) per image and channel + residual, with LibTorch ops (what the
+// kernel did not add itself).
+at::Tensor add_extras(at::Tensor y, const ConvExtras& extras) {
+  if (extras.image_bias.defined())
+    y = y + extras.image_bias.reshape({y.size(0), y.size(1), 1, 1});
+  if (extras.residual.defined()) y = y + extras.residual;
+  return y;
 }
 
 // Forward, input gradient and weight gradient by Winograd (the bias gradient is a sum).
@@ -157,7 +202,8 @@ struct WinogradConvFunction : torch::autograd::Function<WinogradConvFunction> {
     ctx->save_for_backward({xn, weight});
     ctx->saved_data["bias"] = bias.defined();
     // A frozen weight (a ControlNet's base model) keeps its transform across steps.
-    return from_nhwc(conv_nhwc(xn, transformed(weight, false, !weight.requires_grad()), bias),
+    return from_nhwc(conv_nhwc(xn, transformed(weight, false, !weight.requires_grad()), bias,
+                               weight.size(0)),
                      false);
   }
 
@@ -171,7 +217,9 @@ struct WinogradConvFunction : torch::autograd::Function<WinogradConvFunction> {
     const auto gn = to_nhwc(gy);
     at::Tensor gx, gw, gb;
     if (ctx->needs_input_grad(0))
-      gx = from_nhwc(conv_nhwc(gn, transformed(weight, true, !weight.requires_grad()), {}), false);
+      gx = from_nhwc(
+          conv_nhwc(gn, transformed(weight, true, !weight.requires_grad()), {}, weight.size(1)),
+          false);
     if (ctx->needs_input_grad(1)) {
       gw = at::empty(weight.sizes(), weight.options().requires_grad(false));
       winograd::weight_grad_nhwc(xn.data_ptr<float>(), gn.data_ptr<float>(), xn.size(0),
@@ -208,21 +256,33 @@ bool decide(const at::Tensor& x, const at::Tensor& weight, const at::Tensor& bia
 
 }  // namespace
 
-at::Tensor winograd_conv2d(const at::Tensor& x, const at::Tensor& weight, const at::Tensor& bias) {
-  return from_nhwc(conv_nhwc(to_nhwc(x), transformed(weight, false), bias), true);
+at::Tensor winograd_conv2d(const at::Tensor& x, const at::Tensor& weight, const at::Tensor& bias,
+                           const ConvExtras& extras) {
+  bool added = false;
+  const auto yn = conv_nhwc(to_nhwc(x), transformed(weight, false), bias, weight.size(0), extras,
+                            &added);
+  // A narrowed (rounded-up) result is not channels-last memory: hand back a plain copy.
+  const auto y = yn.is_contiguous() ? from_nhwc(yn, true) : from_nhwc(yn, false);
+  return added ? y : add_extras(y, extras);
 }
 
 at::Tensor winograd_conv2d_if_faster(const at::Tensor& x, const at::Tensor& weight,
-                                     const at::Tensor& bias, int64_t stride, int64_t padding) {
+                                     const at::Tensor& bias, int64_t stride, int64_t padding,
+                                     const ConvExtras& extras) {
   const auto mode = winograd_mode();
   if (mode == WinogradMode::Off || bf16_autocast_on_cpu() ||
       !winograd_applies(x, weight, stride, padding))
     return {};
-  if (mode == WinogradMode::Auto && !decide(x, weight, bias)) return {};
   const bool grad = c10::GradMode::is_enabled() &&
                     (x.requires_grad() || weight.requires_grad() ||
                      (bias.defined() && bias.requires_grad()));
-  return grad ? WinogradConvFunction::apply(x, weight, bias) : winograd_conv2d(x, weight, bias);
+  // The backward kernels take whole groups of 8 channels only.
+  if (grad && weight.size(0) % 8 != 0) return {};
+  if (mode == WinogradMode::Auto && !decide(x, weight, bias)) return {};
+  if (!grad) return winograd_conv2d(x, weight, bias, extras);
+  // LibTorch 1.13's custom functions cannot take an undefined tensor: no bias is a zero one.
+  const auto b = bias.defined() ? bias : at::zeros({weight.size(0)}, weight.options());
+  return add_extras(WinogradConvFunction::apply(x, weight, b), extras);
 }
 
 std::string winograd_summary() {

@@ -26,19 +26,33 @@ enum class WinogradMode { Auto, On, Off };
 WinogradMode winograd_mode();
 void set_winograd_mode(WinogradMode mode);
 
-// True when the kernel can compute this convolution (see above).
+// True when the kernel can compute this convolution (see above). An output channel count
+// that is not a multiple of 8 (a network's last layer) is rounded up with zero filters,
+// without gradients only.
 bool winograd_applies(const at::Tensor& x, const at::Tensor& weight, int64_t stride,
                       int64_t padding);
 
-// conv2d(x, weight, bias, stride 1, padding 1) by Winograd; x (B, Cin, H, W) float32 CPU,
-// weight (Cout, Cin, 3, 3), bias (Cout) or undefined. Not differentiable. The result is
-// channels-last in memory (a permuted view of (B, H, W, Cout)); x may be either.
-at::Tensor winograd_conv2d(const at::Tensor& x, const at::Tensor& weight, const at::Tensor& bias);
+// What is added to a convolution's output besides its bias: a residual block's
+// time-embedding shift and its skip connection. Sampling adds them in the kernel's output
+// transform (a residual in channels-last memory; one in another layout is added after);
+// training adds them with LibTorch ops.
+struct ConvExtras {
+  at::Tensor image_bias;  // (B, Cout): a shift per image and channel, or undefined
+  at::Tensor residual;    // (B, Cout, H, W), or undefined
+};
 
-// The convolution by Winograd where it applies and is (measured) faster, differentiable
+// conv2d(x, weight, bias, stride 1, padding 1) + extras by Winograd; x (B, Cin, H, W)
+// float32 CPU, weight (Cout, Cin, 3, 3), bias (Cout) or undefined. Not differentiable. The
+// result is channels-last in memory (a permuted view of (B, H, W, Cout)) when Cout is a
+// multiple of 8, else contiguous; x may be either layout.
+at::Tensor winograd_conv2d(const at::Tensor& x, const at::Tensor& weight, const at::Tensor& bias,
+                           const ConvExtras& extras = {});
+
+// conv2d + extras by Winograd where it applies and is (measured) faster, differentiable
 // when gradients are on; otherwise an undefined tensor, and the caller runs its own.
 at::Tensor winograd_conv2d_if_faster(const at::Tensor& x, const at::Tensor& weight,
-                                     const at::Tensor& bias, int64_t stride, int64_t padding);
+                                     const at::Tensor& bias, int64_t stride, int64_t padding,
+                                     const ConvExtras& extras = {});
 
 // What `auto` chose so far in this process, for the logs: "3x3 convolutions by Winograd:
 // 14 of 14 shapes, 1.7-2.3x faster than LibTorch's", or "" before any was timed.
