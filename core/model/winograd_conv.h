@@ -1,6 +1,7 @@
 // Where the networks use the Winograd 3x3 kernel (core/model/winograd.h) instead of
 // LibTorch's convolution: float32 on the CPU (not under bf16 autocast), 3x3 kernels with
-// stride 1 and padding 1, channel counts that are multiples of 8. Sampling runs the
+// stride 1 and padding 1, input channels a multiple of 8, output channels too (sampling
+// rounds them up with zero filters: a last layer's 1 or 3). Sampling runs the
 // forward by Winograd; training its forward, its input gradient (the same convolution
 // with the weight turned 180 degrees and its channels swapped) and its weight gradient
 // (through the same transforms, winograd::weight_grad_nhwc). Whether it is faster depends on the CPU (oneDNN runs a direct convolution close to an
