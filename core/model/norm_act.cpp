@@ -18,20 +18,19 @@ namespace {
 // ---- element helpers (inlined into every clone below) ----
 
 using namespace simd;
-#define DIFFLAB_BODY DIFFLAB_SIMD
 
 inline float load(const float* p, int64_t i) { return p[i]; }
 inline void store(float* p, int64_t i, float v) { p[i] = v; }
 
-DIFFLAB_BODY float sigmoid(float y) { return 1.0f / (1.0f + fast_exp(-y)); }
-DIFFLAB_BODY v8 sigmoid8(v8 y) { return 1.0f / (1.0f + fast_exp8(-y)); }
+DIFFLAB_SIMD float sigmoid(float y) { return 1.0f / (1.0f + fast_exp(-y)); }
+DIFFLAB_SIMD v8 sigmoid8(v8 y) { return 1.0f / (1.0f + fast_exp8(-y)); }
 constexpr int kV = kWidth;
 
 constexpr int kLanes = 16;  // independent partial sums, so the reduction vectorises exactly
 
 // ---- span kernels: one channel's H·W values (or a whole group's, for the statistics) ----
 
-template <typename T> DIFFLAB_BODY float span_sum_body(const T* x, int64_t n) {
+template <typename T> DIFFLAB_SIMD float span_sum_body(const T* x, int64_t n) {
   float acc[kLanes] = {};
   int64_t i = 0;
   for (; i + kLanes <= n; i += kLanes)
@@ -42,7 +41,7 @@ template <typename T> DIFFLAB_BODY float span_sum_body(const T* x, int64_t n) {
   return s;
 }
 
-template <typename T> DIFFLAB_BODY float span_sqdev_body(const T* x, int64_t n, float mean) {
+template <typename T> DIFFLAB_SIMD float span_sqdev_body(const T* x, int64_t n, float mean) {
   float acc[kLanes] = {};
   int64_t i = 0;
   for (; i + kLanes <= n; i += kLanes)
@@ -60,7 +59,8 @@ template <typename T> DIFFLAB_BODY float span_sqdev_body(const T* x, int64_t n, 
 }
 
 // out = act(a·x + b)
-template <typename T> DIFFLAB_BODY void span_forward_body(const T* x, T* out, int64_t n, float a, float b, bool silu) {
+template <typename T>
+DIFFLAB_SIMD void span_forward_body(const T* x, T* out, int64_t n, float a, float b, bool silu) {
   if (silu) {
     int64_t i = 0;
     for (; i + kV <= n; i += kV) {
@@ -79,8 +79,9 @@ template <typename T> DIFFLAB_BODY void span_forward_body(const T* x, T* out, in
 // dy = dz · act'(y) into `dy` (float), then the sums Σ dy and Σ dy·x̂ of the span (two
 // simple loops: each vectorises, one fused loop did not).
 template <typename T>
-DIFFLAB_BODY void span_backward1_body(const T* x, const T* dz, float* dy, int64_t n, float a, float b,
-                                float mean, float rstd, bool silu, float* sum_dy, float* sum_dy_xhat) {
+DIFFLAB_SIMD void span_backward1_body(const T* x, const T* dz, float* dy, int64_t n, float a,
+                                      float b, float mean, float rstd, bool silu, float* sum_dy,
+                                      float* sum_dy_xhat) {
   if (silu) {
     int64_t i = 0;
     for (; i + kV <= n; i += kV) {
@@ -119,8 +120,8 @@ DIFFLAB_BODY void span_backward1_body(const T* x, const T* dz, float* dy, int64_
 
 // dx = rstd · (γ·dy − c1 − x̂·c2)
 template <typename T>
-DIFFLAB_BODY void span_backward2_body(const T* x, const float* dy, T* dx, int64_t n, float gamma,
-                                float mean, float rstd, float c1, float c2) {
+DIFFLAB_SIMD void span_backward2_body(const T* x, const float* dy, T* dx, int64_t n, float gamma,
+                                      float mean, float rstd, float c1, float c2) {
   for (int64_t i = 0; i < n; ++i) {
     const float xhat = (load(x, i) - mean) * rstd;
     store(dx, i, rstd * (gamma * dy[i] - c1 - xhat * c2));
@@ -131,7 +132,8 @@ DIFFLAB_BODY void span_backward2_body(const T* x, const float* dy, T* dx, int64_
 
 // acc[c] += Σ over `rows` rows of (x[r][c] − centre[c])² when centre is given, else of
 // x[r][c] (rows of `c` channels, contiguous).
-DIFFLAB_BODY void rows_sums_body(const float* x, int64_t rows, int64_t c, const float* centre, float* acc) {
+DIFFLAB_SIMD void rows_sums_body(const float* x, int64_t rows, int64_t c, const float* centre,
+                                 float* acc) {
   for (int64_t r = 0; r < rows; ++r) {
     const float* xr = x + r * c;
     if (centre) {
@@ -146,8 +148,8 @@ DIFFLAB_BODY void rows_sums_body(const float* x, int64_t rows, int64_t c, const 
 }
 
 // out[r][c] = act(a[c]·x[r][c] + b[c])
-DIFFLAB_BODY void rows_forward_body(const float* x, float* out, int64_t rows, int64_t c, const float* a,
-                              const float* b, bool silu) {
+DIFFLAB_SIMD void rows_forward_body(const float* x, float* out, int64_t rows, int64_t c,
+                                    const float* a, const float* b, bool silu) {
   for (int64_t r = 0; r < rows; ++r) {
     const float* xr = x + r * c;
     float* orow = out + r * c;
