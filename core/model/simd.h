@@ -43,21 +43,27 @@ DIFFLAB_SIMD float hsum(v8 v) {
   return ((v[0] + v[4]) + (v[1] + v[5])) + ((v[2] + v[6]) + (v[3] + v[7]));
 }
 
-// exp(x) to ~2 ulp over [-87, 88] (clamped outside): x = n·ln2 + r with |r| ≤ ln2/2, e^r by
-// a degree-6 polynomial, 2^n built in the exponent bits. n is rounded by the 1.5·2²³ trick.
-DIFFLAB_SIMD float fast_exp(float x) {
-  x = x < -87.0f ? -87.0f : (x > 88.0f ? 88.0f : x);
-  const float nf = (x * 1.44269504088896341f + 12582912.0f) - 12582912.0f;
-  const int n = static_cast<int>(nf);
-  const float r = (x - nf * 0.693145751953125f) - nf * 1.428606765330187045e-06f;
-  float p = 1.0f / 720.0f;
+// e^x = 2^n · e^r with x = n·ln2 + r, |r| ≤ ln2/2: returns e^r by a degree-6 polynomial and
+// n (a whole number, rounded by the 1.5·2²³ trick) in nf. For float and v8 alike.
+template <typename T>
+DIFFLAB_SIMD T exp_reduced(T x, T& nf) {
+  nf = (x * 1.44269504088896341f + 12582912.0f) - 12582912.0f;
+  const T r = (x - nf * 0.693145751953125f) - nf * 1.428606765330187045e-06f;
+  T p = T{} + 1.0f / 720.0f;
   p = p * r + 1.0f / 120.0f;
   p = p * r + 1.0f / 24.0f;
   p = p * r + 1.0f / 6.0f;
   p = p * r + 0.5f;
   p = p * r + 1.0f;
-  p = p * r + 1.0f;
-  return p * __builtin_bit_cast(float, static_cast<uint32_t>(n + 127) << 23);
+  return p * r + 1.0f;
+}
+
+// exp(x) to ~2 ulp over [-87, 88] (clamped outside), 2^n built in the exponent bits.
+DIFFLAB_SIMD float fast_exp(float x) {
+  x = x < -87.0f ? -87.0f : (x > 88.0f ? 88.0f : x);
+  float nf;
+  const float p = exp_reduced(x, nf);
+  return p * __builtin_bit_cast(float, static_cast<uint32_t>(static_cast<int>(nf) + 127) << 23);
 }
 
 // The same, 8 at a time. GCC's own vectorisation of the scalar loops ran 2.6x slower than
@@ -66,15 +72,8 @@ DIFFLAB_SIMD float fast_exp(float x) {
 DIFFLAB_SIMD v8 fast_exp8(v8 x) {
   x = x < splat(-87.0f) ? splat(-87.0f) : x;
   x = x > splat(88.0f) ? splat(88.0f) : x;
-  const v8 nf = (x * 1.44269504088896341f + 12582912.0f) - 12582912.0f;
-  const v8 r = (x - nf * 0.693145751953125f) - nf * 1.428606765330187045e-06f;
-  v8 p = splat(1.0f / 720.0f);
-  p = p * r + 1.0f / 120.0f;
-  p = p * r + 1.0f / 24.0f;
-  p = p * r + 1.0f / 6.0f;
-  p = p * r + 0.5f;
-  p = p * r + 1.0f;
-  p = p * r + 1.0f;
+  v8 nf;
+  const v8 p = exp_reduced(x, nf);
   const vi8 n = __builtin_convertvector(nf, vi8);  // nf is a whole number already
   return p * reinterpret_cast<v8>((n + 127) << 23);
 }

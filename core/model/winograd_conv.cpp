@@ -262,7 +262,7 @@ at::Tensor winograd_conv2d(const at::Tensor& x, const at::Tensor& weight, const 
   const auto yn = conv_nhwc(to_nhwc(x), transformed(weight, false), bias, weight.size(0), extras,
                             &added);
   // A narrowed (rounded-up) result is not channels-last memory: hand back a plain copy.
-  const auto y = yn.is_contiguous() ? from_nhwc(yn, true) : from_nhwc(yn, false);
+  const auto y = from_nhwc(yn, yn.is_contiguous());
   return added ? y : add_extras(y, extras);
 }
 
