@@ -109,6 +109,8 @@ void expect_same(const Config& a, const Config& b) {
   EXPECT_EQ(a.sample.sigmas, b.sample.sigmas);
   EXPECT_EQ(a.sample.karras_rho, b.sample.karras_rho);
   EXPECT_EQ(a.sample.guidance, b.sample.guidance);
+  EXPECT_EQ(a.sample.guidance_sigma_min, b.sample.guidance_sigma_min);
+  EXPECT_EQ(a.sample.guidance_sigma_max, b.sample.guidance_sigma_max);
   EXPECT_EQ(a.sample.n, b.sample.n);
   EXPECT_EQ(a.sample.class_label, b.sample.class_label);
   EXPECT_EQ(a.sample.seed, b.sample.seed);
@@ -185,6 +187,8 @@ Config non_default_config() {
   c.sample.sigmas = SigmaSpacing::Karras;
   c.sample.karras_rho = 2.0 / 3.0;
   c.sample.guidance = 7.5;
+  c.sample.guidance_sigma_min = 0.28;
+  c.sample.guidance_sigma_max = 5.42;
   c.sample.n = 9;
   c.sample.class_label = 99;
   c.sample.seed = 42;
@@ -214,6 +218,22 @@ TEST(Config, PartialSectionKeepsOtherDefaults) {
 }
 
 TEST(Config, NonDefaultConfigIsValid) { EXPECT_NO_THROW(validate(non_default_config())); }
+
+TEST(Config, AGuidanceIntervalMayBeOpenOnEitherSide) {
+  Config c;
+  EXPECT_EQ(guidance_interval_text(c.sample), "");  // the default guides everywhere
+  c.sample.guidance_sigma_min = 0.28;
+  EXPECT_NO_THROW(validate(c));
+  EXPECT_EQ(guidance_interval_text(c.sample), "cfg at sigma > 0.28");
+  c.sample.guidance_sigma_max = 5.42;
+  EXPECT_NO_THROW(validate(c));
+  EXPECT_EQ(guidance_interval_text(c.sample), "cfg at sigma 0.28..5.42");
+  c.sample.guidance_sigma_min = 0.0;
+  EXPECT_NO_THROW(validate(c));
+  EXPECT_EQ(guidance_interval_text(c.sample), "cfg at sigma <= 5.42");
+  c.sample.guidance_sigma_min = 5.42;  // an empty interval
+  EXPECT_CONTAINS(error_of([&] { validate(c); }), "sample.guidance_sigma_max = 5.42");
+}
 
 TEST(Config, RoundTripEveryField) {
   const Config original = non_default_config();
@@ -420,6 +440,14 @@ TEST(Config, ValidateNamesKeyValueAndSource) {
       {[](Config& c) { c.sample.class_label = 10; }, "sample.class_label = 10"},
       {[](Config& c) { c.sample.class_label = -2; }, "sample.class_label = -2"},
       {[](Config& c) { c.sample.guidance = -1.0; }, "sample.guidance = -1.0"},
+      {[](Config& c) { c.sample.guidance_sigma_min = -0.5; }, "sample.guidance_sigma_min = -0.5"},
+      {[](Config& c) { c.sample.guidance_sigma_max = std::numeric_limits<double>::quiet_NaN(); },
+       "sample.guidance_sigma_max = .nan"},
+      {[](Config& c) {
+         c.sample.guidance_sigma_min = 2.0;
+         c.sample.guidance_sigma_max = 1.0;
+       },
+       "sample.guidance_sigma_max = 1.0: must be above sample.guidance_sigma_min"},
       {[](Config& c) { c.model.kind = static_cast<ModelKind>(7); }, "model.kind"},
       {[](Config& c) { c.diffusion.vlb_weight = -0.001; }, "diffusion.vlb_weight = -0.001"},
       {[](Config& c) { c.diffusion.loss = LossKind::Hybrid; }, "diffusion.loss = hybrid"},

@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 #include <torch/torch.h>
 
+#include "core/diffusion/objectives.h"
 #include "core/sampling/sampler.h"
 
 using namespace difflab;
@@ -302,6 +303,94 @@ TEST(Sampling, GuidanceAppliesToTheEpsHalfAndKeepsTheConditionalVariance) {
   // A fixed-variance net has no log variance.
   Denoiser plain(std::make_shared<FakeNet>(0.5, 0), diffusion, at::Tensor(), 1.0, false);
   EXPECT_FALSE(plain.predict(x, t).log_variance.defined());
+}
+
+// Guidance in a limited interval (Kynkäänniemi et al. 2024): ε_c = 1 and ε_u = 0 (the
+// label-signal net), so a guided row reads w and an unguided one 1 (the conditional model,
+// one forward instead of two).
+TEST(Sampling, GuidanceIntervalGuidesOnlyInsideItsNoiseLevels) {
+  auto net = std::make_shared<FakeNet>(0.0, 10, /*label_signal=*/true);
+  const auto r = schedule().respaced(10);
+  GaussianDiffusion diffusion(r, Prediction::Eps, torch::kCPU);
+  Denoiser denoiser(net, diffusion, torch::full({2}, 3, torch::kLong), 4.0, false);
+  auto sigma = [&](int row) {
+    const double ab = r.alphas_cumprod()[static_cast<size_t>(row)];
+    return std::sqrt((1 - ab) / ab);
+  };
+  auto eps_at = [&](std::vector<int64_t> rows) {
+    return denoiser.predict(torch::zeros({2, 1, 2, 2}), torch::tensor(rows)).eps;
+  };
+  auto full = [](double a, double b) {
+    return torch::stack({torch::full({1, 2, 2}, a), torch::full({1, 2, 2}, b)}).to(torch::kFloat32);
+  };
+  // No interval: guided everywhere.
+  EXPECT_TRUE(torch::allclose(eps_at({2, 2}), full(4, 4)));
+  EXPECT_EQ(net->last_batch, 4);
+  // (σ₂, σ₆]: row 6 (its upper end) is guided, row 2 (its open lower end) is not, with one
+  // forward of 2 images; a batch with both rows gets both answers.
+  denoiser.set_guidance_interval(sigma(2), sigma(6));
+  EXPECT_TRUE(torch::allclose(eps_at({6, 6}), full(4, 4)));
+  EXPECT_TRUE(torch::allclose(eps_at({2, 2}), full(1, 1)));
+  EXPECT_EQ(net->last_batch, 2);
+  EXPECT_TRUE(torch::allclose(eps_at({8, 4}), full(1, 4)));
+  EXPECT_EQ(denoiser.guidance_at(sigma(6)), 4.0);
+  EXPECT_EQ(denoiser.guidance_at(sigma(6) * 1.0001), 1.0);
+  // Open above, open below.
+  denoiser.set_guidance_interval(sigma(5), 0.0);
+  EXPECT_TRUE(torch::allclose(eps_at({9, 5}), full(4, 1)));
+  denoiser.set_guidance_interval(0.0, sigma(5));
+  EXPECT_TRUE(torch::allclose(eps_at({9, 5}), full(1, 4)));
+  EXPECT_EQ(denoiser.guidance_at(1e-9), 4.0);
+
+  // Flow matching asks at t, whose σ is t / (1 − t): t = 0.5 is σ = 1, t = 0.8 is σ = 4,
+  // and t = 1 (pure noise) is σ = ∞, above any upper limit.
+  ObjectiveParams flow;
+  flow.objective = Objective::FlowMatching;
+  denoiser.set_objective(flow);
+  denoiser.set_guidance_interval(0.5, 2.0);
+  auto x = torch::zeros({2, 1, 2, 2});
+  EXPECT_TRUE(torch::allclose(denoiser.at_flow_time(x, 0.5).velocity, full(4, 4)));
+  EXPECT_TRUE(torch::allclose(denoiser.at_flow_time(x, 0.8).velocity, full(1, 1)));
+  EXPECT_TRUE(torch::allclose(denoiser.at_flow_time(x, 1.0).velocity, full(1, 1)));
+  EXPECT_TRUE(torch::allclose(denoiser.at_flow_time(x, 0.25).velocity, full(1, 1)));  // σ 1/3
+  // EDM asks at its σ; x̂₀ = c_skip x + c_out F follows the guided F.
+  ObjectiveParams edm;
+  edm.objective = Objective::Edm;
+  denoiser.set_objective(edm);
+  const EdmScalings c = edm_scalings(1.5, edm.sigma_data);
+  EXPECT_TRUE(torch::allclose(denoiser.at_sigma(x, 1.5).second, c.c_out * full(4, 4)));
+  EXPECT_TRUE(torch::allclose(denoiser.at_sigma(x, 3.0).second,
+                              edm_scalings(3.0, edm.sigma_data).c_out * full(1, 1)));
+}
+
+// A whole DDIM run with sample.guidance_sigma_{min,max}: ε = w at the steps inside the
+// interval, 1 outside, by hand.
+TEST(Sampling, DdimWithAGuidanceIntervalMatchesHandComputation) {
+  auto net = std::make_shared<FakeNet>(0.0, 10, /*label_signal=*/true);
+  auto req = request(SamplerKind::Ddim, 8);
+  req.config.guidance = 2.5;
+  req.config.guidance_sigma_min = 0.5;
+  req.config.guidance_sigma_max = 3.0;
+  SamplingModel m = model(net);
+  auto out = run_sampling(m, req, torch::kCPU);
+
+  NoiseStreams noise(42, 0, 3);
+  auto x = noise.draw({1, 2, 2}).to(torch::kFloat64);
+  const auto r = schedule().respaced(8);
+  int guided = 0;
+  for (int i = 7; i >= 0; --i) {
+    const double ab = r.alphas_cumprod()[i], abp = r.alphas_cumprod_prev()[i];
+    const double sigma = std::sqrt((1 - ab) / ab);
+    const bool inside = sigma > 0.5 && sigma <= 3.0;
+    guided += inside;
+    const double eps = inside ? 2.5 : 1.0;
+    auto x0 = (x - std::sqrt(1 - ab) * eps) / std::sqrt(ab);
+    x = std::sqrt(abp) * x0 + std::sqrt(1 - abp) * eps;
+  }
+  ASSERT_GT(guided, 0);
+  ASSERT_LT(guided, 8) << "the test needs steps on both sides of the interval";
+  EXPECT_TRUE(torch::allclose(out.images.to(torch::kFloat64), x, 1e-4, 1e-5))
+      << (out.images.to(torch::kFloat64) - x).abs().max();
 }
 
 // Image i of a run depends on (seed, i) alone: not on the chunk size nor on how many

@@ -138,10 +138,11 @@ int cmd_sample(int argc, char** argv) {
   // have their own grids.
   const bool sigma_space =
       is_sigma_space(sc.sampler) && info.config.diffusion.objective == Objective::Ddpm;
-  std::printf("%d images, %s%s %d steps, guidance %.2f, seed %llu, %.1f s (%.1f ms/step)\n", sc.n,
+  const std::string interval = guidance_interval_text(sc);
+  std::printf("%d images, %s%s %d steps, guidance %.2f%s, seed %llu, %.1f s (%.1f ms/step)\n", sc.n,
               std::string(to_string(sc.sampler)).c_str(),
               sigma_space ? (" " + std::string(to_string(sc.sigmas))).c_str() : "", sc.steps,
-              sc.guidance,
+              sc.guidance, interval.empty() ? "" : (" (" + interval + ")").c_str(),
               static_cast<unsigned long long>(sc.seed), secs, secs * 1e3 / sc.steps);
 
   const auto& shape = info.shape;

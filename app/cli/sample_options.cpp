@@ -43,6 +43,11 @@ std::vector<OptionSpec> sampling_options() {
       {"flow-shift", true, "S  time shift of flow-matching sampling (Esser et al. 2024; 1 = off)",
        real(1e-6, 1e6)},
       {"guidance", true, "W  classifier-free guidance scale (0 uncond, 1 cond)", real(0, 1e4)},
+      {"guidance-sigma-min", true,
+       "S  guide only above noise level S (sigma = noise/signal; Kynkaanniemi et al. 2024; 0 = off)",
+       real(0, 1e6)},
+      {"guidance-sigma-max", true, "S  guide only up to noise level S (0 = no upper limit)",
+       real(0, 1e6)},
       {"class", true, "K  class to draw (-1 cycles through all classes)", integer(-1, 1000000)},
       {"seed", true, "N  noise seed", integer(0, kInt64Max)},
       {"classifier", true, "PATH  noisy classifier for classifier guidance (train-classifier)"},
@@ -62,6 +67,8 @@ SampleConfig apply_sampling_options(const Args& args, SampleConfig sc, int times
   sc.s_churn = args.get_double("s-churn", sc.s_churn);
   sc.flow_shift = args.get_double("flow-shift", sc.flow_shift);
   sc.guidance = args.get_double("guidance", sc.guidance);
+  sc.guidance_sigma_min = args.get_double("guidance-sigma-min", sc.guidance_sigma_min);
+  sc.guidance_sigma_max = args.get_double("guidance-sigma-max", sc.guidance_sigma_max);
   sc.class_label = args.get_int("class", sc.class_label);
   sc.seed = static_cast<uint64_t>(args.get_int64("seed", static_cast<int64_t>(sc.seed)));
   sc.classifier = args.get("classifier", sc.classifier);

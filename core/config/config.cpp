@@ -16,6 +16,7 @@
 #include <cerrno>
 #include <charconv>
 #include <cmath>
+#include <cstdio>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
@@ -138,6 +139,8 @@ IfSection<SampleConfig, S> visit_fields(S& s, V&& v) {
   v("s_churn", s.s_churn);
   v("flow_shift", s.flow_shift);
   v("guidance", s.guidance);
+  v("guidance_sigma_min", s.guidance_sigma_min);
+  v("guidance_sigma_max", s.guidance_sigma_max);
   v("n", s.n);
   v("class_label", s.class_label);
   v("seed", s.seed);
@@ -653,6 +656,13 @@ void check_sample(const SampleConfig& s, const Config& config, Checker& c) {
             "must be a finite number > 0 (1 = no shift)");
   c.require(at_least(s.guidance, 0.0), "sample.guidance", s.guidance,
             "must be a finite number >= 0");
+  c.require(at_least(s.guidance_sigma_min, 0.0), "sample.guidance_sigma_min",
+            s.guidance_sigma_min, "must be a finite number >= 0 (0 = no lower limit)");
+  c.require(at_least(s.guidance_sigma_max, 0.0), "sample.guidance_sigma_max",
+            s.guidance_sigma_max, "must be a finite number >= 0 (0 = no upper limit)");
+  c.require(s.guidance_sigma_max == 0.0 || !(s.guidance_sigma_max <= s.guidance_sigma_min),
+            "sample.guidance_sigma_max", s.guidance_sigma_max,
+            "must be above sample.guidance_sigma_min (or 0 = no upper limit)");
   c.require(s.n >= 1, "sample.n", s.n, "must be >= 1");
   c.require(s.chunk >= 0, "sample.chunk", s.chunk, "must be >= 0 (0 = auto)");
   if (s.variance == VarianceKind::Learned)
@@ -749,6 +759,19 @@ void validate(const Config& config, const std::string& source) {
   std::string msg = source + ": " + std::to_string(problems.size()) + " invalid values:";
   for (const std::string& p : problems) msg += "\n  " + p;
   throw ConfigError(msg);
+}
+
+std::string guidance_interval_text(const SampleConfig& s) {
+  const bool lo = s.guidance_sigma_min > 0.0, hi = s.guidance_sigma_max > 0.0;
+  if (!lo && !hi) return "";
+  char text[96];
+  if (lo && hi)
+    std::snprintf(text, sizeof text, "cfg at sigma %g..%g", s.guidance_sigma_min, s.guidance_sigma_max);
+  else if (lo)
+    std::snprintf(text, sizeof text, "cfg at sigma > %g", s.guidance_sigma_min);
+  else
+    std::snprintf(text, sizeof text, "cfg at sigma <= %g", s.guidance_sigma_max);
+  return text;
 }
 
 }  // namespace difflab

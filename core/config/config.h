@@ -133,6 +133,11 @@ struct SampleConfig {
   // grid's t ↦ s t / (1 + (s − 1) t); s > 1 spends more steps at high noise. 1 = uniform.
   double flow_shift = 1.0;
   double guidance = 3.0;      // classifier-free guidance scale w: eps_u + w (eps_c - eps_u)
+  // Guidance only at noise levels σ in (min, max] (Kynkäänniemi et al. 2024); the
+  // conditional model alone elsewhere. σ is the noise-to-signal ratio: √((1 − ᾱ)/ᾱ) for
+  // ddpm, EDM's σ, t/(1 − t) for flow matching. 0 = no limit on that side.
+  double guidance_sigma_min = 0.0;
+  double guidance_sigma_max = 0.0;
   int n = 64;
   int class_label = -1;       // -1 = cycle through the classes
   uint64_t seed = 0;
@@ -199,5 +204,8 @@ bool same_data(const DataConfig& a, const DataConfig& b);
 Config apply_overrides(const Config& config, const std::vector<std::string>& overrides);
 // Throws ConfigError naming the key and the value; `source` names the file.
 void validate(const Config& config, const std::string& source = "config");
+// Where classifier-free guidance applies, for logs and evaluation records: "" when at every
+// noise level, else "cfg at sigma 0.3..5", "cfg at sigma > 0.3" or "cfg at sigma <= 5".
+std::string guidance_interval_text(const SampleConfig& s);
 
 }  // namespace difflab

@@ -283,6 +283,9 @@ RunEvaluation evaluation_record(const std::string& checkpoint, int64_t step,
   e.step = step;
   e.n = result.n;
   e.sampler = std::string(to_string(sample.sampler));
+  // The file's columns predate guidance intervals: an interval goes with the sampler.
+  const std::string interval = guidance_interval_text(sample);
+  if (!interval.empty()) e.sampler += " (" + interval + ")";
   e.steps = sample.steps;
   e.eta = sample.eta;
   e.guidance = sample.guidance;

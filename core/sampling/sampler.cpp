@@ -2,8 +2,10 @@
 
 #include <torch/torch.h>
 
+#include <algorithm>
+#include <cmath>
+#include <limits>
 #include <optional>
-
 #include <stdexcept>
 
 #include "core/sampling/field.h"
@@ -40,12 +42,19 @@ at::Tensor Denoiser::net_forward(const at::Tensor& x, const at::Tensor& t, const
   return out.to(torch::kFloat32);
 }
 
-ModelOutput Denoiser::forward(const at::Tensor& xt, const at::Tensor& model_t) const {
+double Denoiser::guidance_at(double sigma) const {
+  const bool above = m_interval_lo <= 0.0 || sigma > m_interval_lo;
+  const bool below = m_interval_hi <= 0.0 || sigma <= m_interval_hi;
+  return above && below ? m_guidance : 1.0;
+}
+
+ModelOutput Denoiser::forward(const at::Tensor& xt, const at::Tensor& model_t, double w,
+                              const at::Tensor& w_rows) const {
   const bool conditional = m_labels.defined() && m_net->num_classes() > 0;
-  if (conditional && m_guidance == 0.0)  // w = 0 is the unconditional model alone: one forward
+  if (conditional && !w_rows.defined() && w == 0.0)  // the unconditional model alone: one forward
     return split_model_output(net_forward(xt, model_t, torch::full_like(m_labels, m_net->num_classes())),
                               learns_variance());
-  if (conditional && m_guidance != 1.0) {
+  if (conditional && (w_rows.defined() || w != 1.0)) {
     // Classifier-free guidance (Ho & Salimans 2022): one forward over [x; x] with
     // [y; null], then ε_u + w (ε_c − ε_u). w = 0 is unconditional, w = 1 conditional.
     // A learned variance half keeps the conditional branch's value.
@@ -55,7 +64,13 @@ ModelOutput Denoiser::forward(const at::Tensor& xt, const at::Tensor& model_t) c
                                torch::cat({m_labels, null}));
     auto cond = split_model_output(both.narrow(0, 0, b), learns_variance());
     auto uncond = split_model_output(both.narrow(0, b, b), learns_variance());
-    return {uncond.prediction + m_guidance * (cond.prediction - uncond.prediction), cond.variance};
+    auto delta = cond.prediction - uncond.prediction;
+    if (w_rows.defined()) {
+      std::vector<int64_t> shape(static_cast<size_t>(xt.dim()), 1);
+      shape[0] = b;
+      return {uncond.prediction + w_rows.to(delta.options()).reshape(shape) * delta, cond.variance};
+    }
+    return {uncond.prediction + w * delta, cond.variance};
   }
   return split_model_output(net_forward(xt, model_t, conditional ? m_labels : at::Tensor()),
                             learns_variance());
@@ -68,7 +83,24 @@ std::pair<at::Tensor, at::Tensor> Denoiser::operator()(const at::Tensor& xt,
 }
 
 DenoiserOutput Denoiser::predict(const at::Tensor& xt, const at::Tensor& t, bool classifier_eps) const {
-  const ModelOutput parts = forward(xt, m_diffusion.model_timesteps(t));
+  double w = m_guidance;
+  at::Tensor w_rows;
+  if (interval_set() && m_labels.defined() && m_guidance != 1.0) {
+    // σ of each image's schedule row, read on the host (one small copy a step, only with
+    // an interval); samplers ask with one row for all images, so one w normally serves.
+    const auto rows = t.to(torch::kCPU, torch::kLong).contiguous();
+    const auto& alpha_bar = m_diffusion.schedule().alphas_cumprod();
+    std::vector<float> weights(static_cast<size_t>(rows.numel()));
+    for (size_t i = 0; i < weights.size(); ++i) {
+      const double ab = alpha_bar.at(static_cast<size_t>(rows.data_ptr<int64_t>()[i]));
+      weights[i] = static_cast<float>(guidance_at(std::sqrt((1.0 - ab) / ab)));
+    }
+    if (std::all_of(weights.begin(), weights.end(), [&](float v) { return v == weights[0]; }))
+      w = weights.empty() ? w : weights[0];
+    else
+      w_rows = torch::tensor(weights).to(xt.device());
+  }
+  const ModelOutput parts = forward(xt, m_diffusion.model_timesteps(t), w, w_rows);
   DenoiserOutput result;
   if (parts.variance.defined())
     result.log_variance = m_diffusion.learned_range_log_variance(parts.variance, t);
@@ -95,7 +127,7 @@ std::pair<at::Tensor, at::Tensor> Denoiser::at_timestep(const at::Tensor& xt, do
                                                         double alpha_bar) const {
   auto t = torch::full({xt.size(0)}, model_t,
                        torch::TensorOptions().dtype(torch::kFloat32).device(xt.device()));
-  auto out = forward(xt, t).prediction;
+  auto out = forward(xt, t, guidance_at(std::sqrt((1.0 - alpha_bar) / alpha_bar))).prediction;
   // GaussianDiffusion::interpret with a scalar ᾱ: the same formulas (x_t = √ᾱ x₀ + √(1−ᾱ) ε,
   // v = √ᾱ ε − √(1−ᾱ) x₀).
   const double a = std::sqrt(alpha_bar), b = std::sqrt(1.0 - alpha_bar);
@@ -128,7 +160,7 @@ std::pair<at::Tensor, at::Tensor> Denoiser::at_sigma(const at::Tensor& x, double
   const EdmScalings c = edm_scalings(sigma, m_objective.sigma_data);
   auto t = torch::full({x.size(0)}, edm_network_time(sigma, m_objective),
                        torch::TensorOptions().dtype(torch::kFloat32).device(x.device()));
-  const auto F = forward(c.c_in * x, t).prediction;
+  const auto F = forward(c.c_in * x, t, guidance_at(sigma)).prediction;
   auto x0 = c.c_skip * x + c.c_out * F;
   if (m_clip) x0 = x0.clamp(-1.0, 1.0);
   return {(x - x0) / sigma, x0};
@@ -138,7 +170,9 @@ FlowOutput Denoiser::at_flow_time(const at::Tensor& xt, double t) const {
   auto tn = torch::full({xt.size(0)}, t * m_objective.time_scale,
                         torch::TensorOptions().dtype(torch::kFloat32).device(xt.device()));
   FlowOutput out;
-  out.velocity = forward(xt, tn).prediction;
+  // x_t / (1 − t) = x₀ + σ ε with σ = t / (1 − t): the interval's noise level.
+  const double sigma = t < 1.0 ? t / (1.0 - t) : std::numeric_limits<double>::infinity();
+  out.velocity = forward(xt, tn, guidance_at(sigma)).prediction;
   out.x0 = xt - t * out.velocity;
   if (m_clip && t > 0.0) {
     // x_t = (1 − t) x̂₀ + t ε̂ with the clipped x̂₀: v̂ = ε̂ − x̂₀ = (x_t − x̂₀) / t.
@@ -316,6 +350,7 @@ SampleResult run_sampling(const SamplingModel& model, const SampleRequest& reque
                       classifier);
     denoiser.set_bf16(precision.chosen == Precision::Bf16);
     denoiser.set_objective(model.objective);
+    denoiser.set_guidance_interval(c.guidance_sigma_min, c.guidance_sigma_max);
     Trajectory trajectory;
     trajectory.velocity = objective == Objective::FlowMatching;
     auto record = [&](const StepInfo& info) {

@@ -86,11 +86,26 @@ class Denoiser {
   // Runs the network under bf16 autocast (core/model/precision.h); its output comes back
   // as float32, so everything after it is fp32 as before.
   void set_bf16(bool on) { m_bf16 = on; }
+  // Classifier-free guidance only at noise levels σ in (lo, hi] (Kynkäänniemi et al. 2024,
+  // "Applying guidance in a limited interval", arXiv 2404.07724); elsewhere the conditional
+  // model alone (w = 1: one forward instead of two). σ is the noise-to-signal ratio, the
+  // same measure for every objective: √((1 − ᾱ)/ᾱ) (ddpm), EDM's σ, t/(1 − t) (flow
+  // matching). lo = 0 has no lower limit, hi = 0 no upper one: (0, 0) guides everywhere.
+  // Classifier guidance is not limited by it.
+  void set_guidance_interval(double lo, double hi) {
+    m_interval_lo = lo;
+    m_interval_hi = hi;
+  }
+  // The classifier-free guidance scale at noise level σ: w inside the interval, 1 outside.
+  double guidance_at(double sigma) const;
 
  private:
   at::Tensor net_forward(const at::Tensor& x, const at::Tensor& t, const at::Tensor& y) const;
-  // The network output for x_t at model timesteps (B), guided.
-  ModelOutput forward(const at::Tensor& xt, const at::Tensor& model_t) const;
+  // The network output for x_t at model timesteps (B), guided with scale w, or with
+  // `w_rows` ((B) float, one scale per image) when defined.
+  ModelOutput forward(const at::Tensor& xt, const at::Tensor& model_t, double w,
+                      const at::Tensor& w_rows = {}) const;
+  bool interval_set() const { return m_interval_lo > 0.0 || m_interval_hi > 0.0; }
 
   DenoiserNet m_net;
   const GaussianDiffusion& m_diffusion;
@@ -101,6 +116,7 @@ class Denoiser {
   ClassifierGuidance m_classifier;
   bool m_bf16 = false;
   ObjectiveParams m_objective;
+  double m_interval_lo = 0.0, m_interval_hi = 0.0;
 };
 
 struct StepInfo {
