@@ -4,6 +4,7 @@
 #include <torch/torch.h>
 
 #include "core/diffusion/objectives.h"
+#include "core/sampling/field.h"
 #include "core/sampling/sampler.h"
 
 using namespace difflab;
@@ -361,6 +362,27 @@ TEST(Sampling, GuidanceIntervalGuidesOnlyInsideItsNoiseLevels) {
   EXPECT_TRUE(torch::allclose(denoiser.at_sigma(x, 1.5).second, c.c_out * full(4, 4)));
   EXPECT_TRUE(torch::allclose(denoiser.at_sigma(x, 3.0).second,
                               edm_scalings(3.0, edm.sigma_data).c_out * full(1, 1)));
+}
+
+// The 2-D toy view's field follows the same interval as the sampler it explains.
+TEST(Sampling, TheFieldOfAPointModelKeepsTheGuidanceInterval) {
+  struct PointNet : DenoiserNetImpl {  // ε_c = 1, ε_u = 0 on (G, 2) points
+    torch::Tensor forward(const torch::Tensor& x, const torch::Tensor&,
+                          const torch::Tensor& y) override {
+      return (y != 10).to(torch::kFloat32).view({-1, 1}).expand_as(x).clone();
+    }
+    int num_classes() const override { return 10; }
+  };
+  SamplingModel m{std::make_shared<PointNet>(), schedule(), Prediction::Eps, {2}, 10};
+  m.objective.objective = Objective::FlowMatching;
+  const auto points = torch::zeros({3, 2});
+  // t = 0.5 (σ = 1) is inside (0.5, 2], t = 0.8 (σ = 4) above it: −v̂ = −w or −1.
+  EXPECT_TRUE(torch::allclose(sampling_field(m, points, 500, 4, 3.0, torch::kCPU, 0.5, 2.0),
+                              torch::full({3, 2}, -3.0f)));
+  EXPECT_TRUE(torch::allclose(sampling_field(m, points, 800, 4, 3.0, torch::kCPU, 0.5, 2.0),
+                              torch::full({3, 2}, -1.0f)));
+  EXPECT_TRUE(torch::allclose(sampling_field(m, points, 800, 4, 3.0, torch::kCPU),
+                              torch::full({3, 2}, -3.0f)));
 }
 
 // A whole DDIM run with sample.guidance_sigma_{min,max}: ε = w at the steps inside the

@@ -91,7 +91,8 @@ void add_field(TrajectoryFrames& frames, const SamplingModel& model, c10::Device
   const int64_t label = frames.config.class_label;
   for (int t : frames.timesteps)
     frames.field.push_back(to_float_images(
-        sampling_field(model, grid, t, label, frames.config.guidance, device)));
+        sampling_field(model, grid, t, label, frames.config.guidance, device,
+                       frames.config.guidance_sigma_min, frames.config.guidance_sigma_max)));
 }
 
 // A run folder's name stem for a dataset: mnist, fashion_mnist, toy2d-swiss_roll, ...

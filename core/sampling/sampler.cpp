@@ -404,7 +404,8 @@ SampleResult run_sampling(const SamplingModel& model, const SampleRequest& reque
 namespace difflab {
 
 at::Tensor sampling_field(const SamplingModel& model, const at::Tensor& points, int timestep,
-                          int64_t label, double guidance, c10::Device device) {
+                          int64_t label, double guidance, c10::Device device,
+                          double guidance_sigma_min, double guidance_sigma_max) {
   if (model.shape.size() != 1)
     throw std::invalid_argument("sampling_field: a field is drawn for point models only");
   if (points.dim() != 2 || points.size(1) != model.shape[0])
@@ -424,6 +425,7 @@ at::Tensor sampling_field(const SamplingModel& model, const at::Tensor& points, 
   Denoiser denoiser(model.net, diffusion, labels, labels.defined() ? guidance : 1.0,
                     /*clip_denoised=*/false);
   denoiser.set_objective(model.objective);
+  denoiser.set_guidance_interval(guidance_sigma_min, guidance_sigma_max);
   const auto x = points.to(device, torch::kFloat32);
   const ObjectiveParams& p = model.objective;
   at::Tensor field;
