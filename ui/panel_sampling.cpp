@@ -89,28 +89,26 @@ void draw_settings(const Snapshot& snap, UiState& ui, bool enabled) {
     ImGui::EndDisabled();
     help_marker("Classifier-free guidance scale w: ε = ε_uncond + w (ε_cond − ε_uncond). "
                 "1 = plain conditional, 0 = unconditional, larger = more typical images.");
-    // The guidance interval (Kynkäänniemi et al. 2024), on σ = noise / signal.
+    // The guidance interval (Kynkäänniemi et al. 2024), on σ = noise / signal; 0 = no limit.
     const bool guided = snap.config.model.class_conditional && s.guidance != 1.0;
-    next();
-    float sigma_min = static_cast<float>(s.guidance_sigma_min);
-    ImGui::BeginDisabled(!guided);
-    if (ImGui::DragFloat("Guide σ >", &sigma_min, 0.01f, 0.0f, 1000.0f,
-                         sigma_min == 0.0f ? "any" : "%.2f", ImGuiSliderFlags_AlwaysClamp))
-      s.guidance_sigma_min = sigma_min;
-    ImGui::EndDisabled();
-    help_marker("Guide only where the noise level σ (noise / signal: √((1 − ᾱ)/ᾱ); EDM's σ; "
+    auto sigma_limit = [&](const char* label, double* value, float speed, const char* help) {
+      next();
+      float v = static_cast<float>(*value);
+      ImGui::BeginDisabled(!guided);
+      if (ImGui::DragFloat(label, &v, speed, 0.0f, 1000.0f, v == 0.0f ? "any" : "%.2f",
+                           ImGuiSliderFlags_AlwaysClamp))
+        *value = v;
+      ImGui::EndDisabled();
+      help_marker(help);
+    };
+    sigma_limit("Guide σ >", &s.guidance_sigma_min, 0.01f,
+                "Guide only where the noise level σ (noise / signal: √((1 − ᾱ)/ᾱ); EDM's σ; "
                 "t/(1 − t) for flow matching) is above this, and the conditional model alone "
                 "below it (0 = any). Guidance in a limited interval (Kynkäänniemi et al. 2024) "
                 "keeps more of the model's variety, and each unguided step costs one network "
                 "call instead of two.");
-    next();
-    float sigma_max = static_cast<float>(s.guidance_sigma_max);
-    ImGui::BeginDisabled(!guided);
-    if (ImGui::DragFloat("Guide σ ≤", &sigma_max, 0.05f, 0.0f, 1000.0f,
-                         sigma_max == 0.0f ? "any" : "%.2f", ImGuiSliderFlags_AlwaysClamp))
-      s.guidance_sigma_max = sigma_max;
-    ImGui::EndDisabled();
-    help_marker("Guide only where σ is at most this (0 = any): at the noisiest steps guidance "
+    sigma_limit("Guide σ ≤", &s.guidance_sigma_max, 0.05f,
+                "Guide only where σ is at most this (0 = any): at the noisiest steps guidance "
                 "pulls every sample toward the same typical image.");
     next();
     draw_class_combo(snap, s, enabled);

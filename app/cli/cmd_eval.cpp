@@ -243,14 +243,15 @@ int eval_classifier(const Args& args) {
       std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   std::fprintf(stderr, "\n");
   const std::string interval = guidance_interval_text(sc);
+  const std::string interval_note = interval.empty() ? "" : " (" + interval + ")";
   std::printf(
       "eval %s (step %lld): accuracy %.2f %%, FD %.3f, floor FD %.3f (N %lld vs %lld test "
-      "images), %s %d steps, guidance %.2f%s%s%s, classifier scale %.2f, seed %llu, %.1f s "
+      "images), %s %d steps, guidance %.2f%s, classifier scale %.2f, seed %llu, %.1f s "
       "(sampling %.1f s)\n",
       path.c_str(), static_cast<long long>(info.step), 100.0 * r.accuracy, r.fd, r.fd_floor,
       static_cast<long long>(r.n), static_cast<long long>(r.reference_size),
       std::string(to_string(sc.sampler)).c_str(), sc.steps, sc.guidance,
-      interval.empty() ? "" : " (", interval.c_str(), interval.empty() ? "" : ")",
+      interval_note.c_str(),
       sc.classifier_scale, static_cast<unsigned long long>(sc.seed), total, seconds);
   if (args.has("csv")) append_csv(args.get("csv"), path, info.step, sc, r, total);
   // A checkpoint of a run folder: the run keeps the score (the GUI's Runs panel shows it).
