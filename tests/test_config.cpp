@@ -98,6 +98,7 @@ void expect_same(const Config& a, const Config& b) {
   EXPECT_EQ(a.train.seed, b.train.seed);
   EXPECT_EQ(a.train.timestep_sampler, b.train.timestep_sampler);
   EXPECT_EQ(a.train.timestep_uniform_mix, b.train.timestep_uniform_mix);
+  EXPECT_EQ(a.train.loss_read_every, b.train.loss_read_every);
   EXPECT_EQ(a.train.out_dir, b.train.out_dir);
   EXPECT_EQ(a.train.threads, b.train.threads);
   EXPECT_EQ(a.train.precision, b.train.precision);
@@ -176,6 +177,7 @@ Config non_default_config() {
   c.train.seed = 18446744073709551557ull;
   c.train.timestep_sampler = TimestepSamplerKind::LossAware;
   c.train.timestep_uniform_mix = 0.05;
+  c.train.loss_read_every = 16;
   c.train.out_dir = "runs/with space/ünïcode";
   c.train.threads = 3;
   c.train.precision = Precision::Auto;
@@ -454,6 +456,8 @@ TEST(Config, ValidateNamesKeyValueAndSource) {
       {[](Config& c) { c.diffusion.learn_sigma = true; }, "diffusion.learn_sigma = true"},
       {[](Config& c) { c.sample.variance = VarianceKind::Learned; }, "sample.variance = learned"},
       {[](Config& c) { c.train.timestep_uniform_mix = 1.5; }, "train.timestep_uniform_mix = 1.5"},
+      {[](Config& c) { c.train.loss_read_every = -1; }, "train.loss_read_every = -1"},
+      {[](Config& c) { c.train.loss_read_every = 5000; }, "train.loss_read_every = 5000"},
       {[](Config& c) { c.train.timestep_uniform_mix = -0.1; },
        "train.timestep_uniform_mix = -0.1"},
       {[](Config& c) { c.train.timestep_sampler = static_cast<TimestepSamplerKind>(2); },

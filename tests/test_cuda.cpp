@@ -210,24 +210,75 @@ TEST_F(Cuda, TrainerStepsOnCudaAndTheFirstLossMatchesTheCpu) {
   Trainer cpu(c, data, torch::kCPU);
   Trainer gpu(c, data, kCuda);
   const StepResult rc = cpu.train_step();
-  const StepResult rg = gpu.train_step();
+  // On CUDA the losses wait on the device (train.loss_read_every auto = 16) until read.
+  EXPECT_FALSE(gpu.train_step().measured);
+  gpu.read_back();
+  const StepResult rg = gpu.take_measured().at(0);
   std::printf("first loss: cpu %.6f, cuda %.6f\n", rc.loss, rg.loss);
   EXPECT_NEAR(rg.loss, rc.loss, 1e-2 * std::max(1.0, rc.loss));
 
   // The preset as it is (dropout 0.1, zero-initialised outputs) trains on CUDA.
   Trainer preset(mnist_preset(), data, kCuda);
+  EXPECT_EQ(preset.loss_read_every(), 16);
   double first = 0.0, last = 0.0;
-  for (int i = 0; i < 5; ++i) {
-    const StepResult r = preset.train_step();
+  for (int i = 0; i < 5; ++i) preset.train_step();
+  preset.read_back();
+  const auto results = preset.take_measured();
+  ASSERT_EQ(results.size(), 5u);
+  for (const StepResult& r : results) {
     ASSERT_TRUE(std::isfinite(r.loss)) << "step " << r.step;
     ASSERT_TRUE(std::isfinite(r.grad_norm)) << "step " << r.step;
-    (i == 0 ? first : last) = r.loss;
+    (r.step == 1 ? first : last) = r.loss;
   }
   std::printf("preset on cuda: loss %.4f -> %.4f in 5 steps\n", first, last);
   EXPECT_EQ(preset.step(), 5);
   for (const auto& p : preset.model()->parameters()) EXPECT_TRUE(p.is_cuda());
   for (const auto& p : preset.ema_model()->parameters()) EXPECT_TRUE(p.is_cuda());
   EXPECT_TRUE(std::isfinite(preset.evaluate(2)));
+}
+
+TEST_F(Cuda, ADeferredReadBackUndoesANonFiniteStepOnTheDevice) {
+  // 2-D points with one NaN row (in the third batch): read each step, the run stops at step
+  // 3; with CUDA's default read-back (every 16) the 16th call finds it and leaves the weights
+  // of step 2, as the first did.
+  auto data = std::make_shared<DatasetSplits>();
+  auto gen = at::make_generator<at::CPUGeneratorImpl>(3);
+  data->train.data = torch::randn({64, 2}, gen, torch::kFloat32);
+  BatchSampler order(64, 16, Config().train.seed);
+  order.next();
+  order.next();
+  data->train.data[order.next()[5].item<int64_t>()].fill_(std::nanf(""));
+  data->train.labels = torch::zeros({64}, torch::kLong);
+  data->test = data->train;
+  data->shape = DataShape{2, 0, 0, true, 1};
+  Config c;
+  c.model.kind = ModelKind::Mlp;
+  c.model.class_conditional = false;
+  c.model.zero_init_last = false;
+  c.diffusion.timesteps = 50;
+  c.train.batch_size = 16;
+  c.train.loss_read_every = 1;
+  Trainer each(c, data, kCuda);
+  c.train.loss_read_every = 0;
+  Trainer deferred(c, data, kCuda);
+  std::string a, b;
+  int calls = 0;
+  try {
+    for (int i = 0; i < 20; ++i) each.train_step();
+  } catch (const TrainingError& e) {
+    a = e.what();
+  }
+  try {
+    for (; calls < 20; ++calls) deferred.train_step();
+  } catch (const TrainingError& e) {
+    b = e.what();
+  }
+  EXPECT_NE(a.find("at step 3;"), std::string::npos) << a;
+  EXPECT_EQ(b, a);
+  EXPECT_EQ(calls, 15);
+  EXPECT_EQ(deferred.step(), 2);
+  const auto pa = each.model()->parameters(), pb = deferred.model()->parameters();
+  for (size_t i = 0; i < pa.size(); ++i) EXPECT_LT(max_abs_diff(pa[i], pb[i]), 1e-6);
 }
 
 TEST_F(Cuda, ASeedGivesTheSameSamplesOnCpuAndCuda) {

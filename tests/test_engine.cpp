@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include <chrono>
+#include <cmath>
 #include <filesystem>
 #include <fstream>
 #include <thread>
@@ -173,6 +174,30 @@ TEST(Engine, ErrorsComeBackAsStatusAndTheWorkerLivesOn) {
   engine.send(cmd::StartTraining{});
   s = wait_until(engine, [](const Snapshot& s) { return s.step >= 3; });
   EXPECT_GE(s->step, 3);
+}
+
+TEST(Engine, ADeferredReadBackFillsTheLossChartWhenTrainingPauses) {
+  // Losses read every 7 steps (as on CUDA, forced here): pausing reads the rest, so the
+  // chart holds every step up to the one shown, not only up to the last read.
+  Config c = toy_config();
+  c.train.loss_read_every = 7;
+  c.train.log_every = 100000;
+  c.train.eval_every = 0;
+  c.train.checkpoint_every = 0;
+  c.train.autosave_minutes = 0;
+  Engine engine(c, options());
+  engine.send(cmd::StartTraining{});
+  auto s = wait_until(engine, [](const Snapshot& s) { return s.step >= 10; });
+  ASSERT_GE(s->step, 10) << s->error;
+  engine.send(cmd::Pause{});
+  ASSERT_TRUE(engine.wait_idle(10));
+  s = engine.snapshot();
+  ASSERT_EQ(s->status, JobStatus::Paused) << s->error;
+  ASSERT_EQ(s->loss.size(), static_cast<size_t>(s->step));
+  for (size_t i = 0; i < s->loss.size(); ++i) {
+    EXPECT_EQ(s->loss[i].step, static_cast<int64_t>(i + 1));
+    EXPECT_TRUE(std::isfinite(s->loss[i].value));
+  }
 }
 
 TEST(Engine, DivergingTrainingStopsWithAnErrorNotACrash) {

@@ -362,6 +362,194 @@ TEST(Trainer, NanLossStopsWithoutTouchingTheWeights) {
   EXPECT_TRUE(same(before, snapshot(t.model())));
 }
 
+namespace {
+
+// 64 2-D points for an MLP, with row `poisoned` NaN (-1: none).
+std::shared_ptr<DatasetSplits> points_with_a_nan(int64_t poisoned) {
+  auto data = std::make_shared<DatasetSplits>();
+  auto gen = at::make_generator<at::CPUGeneratorImpl>(3);
+  data->train.data = torch::randn({64, 2}, gen, torch::kFloat32);
+  if (poisoned >= 0) data->train.data[poisoned].fill_(std::nanf(""));
+  data->train.labels = torch::zeros({64}, torch::kLong);
+  data->test = data->train;
+  data->shape = DataShape{2, 0, 0, true, 1};
+  return data;
+}
+
+Config point_mlp_config(int read_every) {
+  Config c;
+  c.model.kind = ModelKind::Mlp;
+  c.model.class_conditional = false;
+  c.model.zero_init_last = false;
+  c.model.mlp_hidden = 32;
+  c.model.mlp_layers = 2;
+  c.diffusion.timesteps = 50;
+  c.train.batch_size = 16;
+  c.train.lr = 1e-3;
+  c.train.warmup_steps = 2;
+  c.train.ema_start = 1;
+  c.train.ema_decay = 0.9;
+  c.train.loss_read_every = read_every;
+  return c;
+}
+
+}  // namespace
+
+TEST(Trainer, DeferredReadBackTrainsExactlyAsReadingEachStep) {
+  // The CUDA default (losses read every N steps, the NaN check with them) forced on the
+  // CPU: the same steps bit for bit, and the same values once read.
+  const auto data = quadrant_images(64);
+  Config c = tiny_unet_config();
+  c.train.loss_read_every = 1;
+  Trainer each(c, data, torch::kCPU);
+  c.train.loss_read_every = 5;
+  Trainer deferred(c, data, torch::kCPU);
+  EXPECT_EQ(each.loss_read_every(), 1);
+  EXPECT_EQ(deferred.loss_read_every(), 5);
+  for (int i = 1; i <= 12; ++i) {
+    const StepResult a = each.train_step();
+    const StepResult b = deferred.train_step();
+    EXPECT_TRUE(a.measured);
+    EXPECT_EQ(b.step, i);
+    EXPECT_EQ(b.measured, i % 5 == 0) << "step " << i;
+    EXPECT_EQ(b.lr, a.lr);
+    if (b.measured) EXPECT_EQ(b.loss, a.loss);
+    else EXPECT_TRUE(std::isnan(b.loss));
+  }
+  const auto from_each = each.take_measured();
+  auto from_deferred = deferred.take_measured();
+  ASSERT_EQ(from_deferred.size(), 10u);  // steps 1-10: read at 5 and 10
+  deferred.read_back();
+  for (const auto& r : deferred.take_measured()) from_deferred.push_back(r);
+  ASSERT_EQ(from_each.size(), 12u);
+  ASSERT_EQ(from_deferred.size(), 12u);
+  for (size_t i = 0; i < 12; ++i) {
+    EXPECT_EQ(from_deferred[i].step, static_cast<int64_t>(i + 1));
+    EXPECT_EQ(from_deferred[i].loss, from_each[i].loss) << "step " << i + 1;
+    EXPECT_EQ(from_deferred[i].grad_norm, from_each[i].grad_norm) << "step " << i + 1;
+    EXPECT_EQ(from_deferred[i].loss_simple, from_each[i].loss_simple) << "step " << i + 1;
+    EXPECT_TRUE(from_deferred[i].measured);
+  }
+  EXPECT_TRUE(same(snapshot(each.model()), snapshot(deferred.model())));
+  EXPECT_TRUE(same(snapshot(each.ema_model()), snapshot(deferred.ema_model())));
+  // Nothing left to read; a checkpoint of each holds the same weights.
+  deferred.read_back();
+  EXPECT_TRUE(deferred.take_measured().empty());
+}
+
+TEST(Trainer, DeferredReadBackUndoesANonFiniteStepAndWhatFollowedIt) {
+  // The row that the third batch of the first epoch holds is NaN: reading every step stops
+  // at step 3; reading every 7 finds it at step 7 and must leave everything exactly as the
+  // first did (weights, EMA, AdamW moments and step counts, generator, batch position), so
+  // that both go on identically once the data is mended.
+  BatchSampler order(64, 16, Config().train.seed);
+  order.next();
+  order.next();
+  const int64_t row = order.next()[5].item<int64_t>();
+  const auto data = points_with_a_nan(row);
+  Trainer each(point_mlp_config(1), data, torch::kCPU);
+  Trainer deferred(point_mlp_config(7), data, torch::kCPU);
+  std::string each_error, deferred_error;
+  int deferred_calls = 0;
+  try {
+    for (int i = 0; i < 7; ++i) each.train_step();
+  } catch (const TrainingError& e) {
+    each_error = e.what();
+  }
+  try {
+    for (int i = 0; i < 7; ++i, ++deferred_calls) deferred.train_step();
+  } catch (const TrainingError& e) {
+    deferred_error = e.what();
+  }
+  EXPECT_NE(each_error.find("loss is nan at step 3; the weights were left as they were after step 2"),
+            std::string::npos) << each_error;
+  EXPECT_EQ(deferred_error, each_error);
+  EXPECT_EQ(deferred_calls, 6);  // the 7th call read the steps and threw
+  EXPECT_EQ(each.step(), 2);
+  EXPECT_EQ(deferred.step(), 2);
+  EXPECT_TRUE(same(snapshot(each.model()), snapshot(deferred.model())));
+  EXPECT_TRUE(same(snapshot(each.ema_model()), snapshot(deferred.ema_model())));
+  const auto good = deferred.take_measured();
+  ASSERT_EQ(good.size(), 2u);  // steps 1 and 2 were read before the bad one
+  EXPECT_EQ(good[1].step, 2);
+
+  // Mend the row; both go on from step 2 exactly alike.
+  data->train.data[row].fill_(0.5f);
+  each.take_measured();
+  for (int i = 0; i < 9; ++i) {
+    each.train_step();
+    deferred.train_step();
+  }
+  deferred.read_back();
+  const auto a = each.take_measured();
+  const auto b = deferred.take_measured();
+  ASSERT_EQ(a.size(), 9u);
+  ASSERT_EQ(b.size(), 9u);
+  for (size_t i = 0; i < a.size(); ++i) {
+    EXPECT_EQ(b[i].step, a[i].step);
+    EXPECT_EQ(b[i].loss, a[i].loss) << "step " << a[i].step;
+  }
+  EXPECT_EQ(deferred.step(), 11);
+  EXPECT_TRUE(same(snapshot(each.model()), snapshot(deferred.model())));
+  EXPECT_TRUE(same(snapshot(each.ema_model()), snapshot(deferred.ema_model())));
+}
+
+TEST(Trainer, DeferredReadBackOfTheFirstStepLeavesAFreshOptimizer) {
+  // A NaN in the very first step: the AdamW state it created is dropped, so the run is as
+  // new (a checkpoint then holds no optimizer state, as one written before any step).
+  const auto data = points_with_a_nan(-1);
+  data->train.data.fill_(std::nanf(""));
+  Trainer fresh(point_mlp_config(1), points_with_a_nan(-1), torch::kCPU);
+  Trainer deferred(point_mlp_config(4), data, torch::kCPU);
+  const auto before = snapshot(deferred.model());
+  for (int i = 0; i < 3; ++i) EXPECT_FALSE(deferred.train_step().measured);
+  try {
+    deferred.train_step();
+    FAIL() << "no error";
+  } catch (const TrainingError& e) {
+    EXPECT_NE(std::string(e.what()).find("loss is nan at step 1;"), std::string::npos) << e.what();
+  }
+  EXPECT_EQ(deferred.step(), 0);
+  EXPECT_TRUE(same(before, snapshot(deferred.model())));
+  EXPECT_TRUE(same(before, snapshot(deferred.ema_model())));
+  // Mended, it trains as a fresh trainer on the same data does.
+  data->train.data.copy_(points_with_a_nan(-1)->train.data);
+  for (int i = 0; i < 4; ++i) {
+    fresh.train_step();
+    deferred.train_step();
+  }
+  EXPECT_TRUE(same(snapshot(fresh.model()), snapshot(deferred.model())));
+}
+
+TEST(Trainer, CheckpointsHoldOnlyCheckedSteps) {
+  // save_checkpoint reads the waiting steps first; a non-finite one writes nothing.
+  const auto dir = temp_dir("deferred_checkpoint");
+  BatchSampler order(64, 16, Config().train.seed);
+  order.next();
+  const int64_t row = order.next()[0].item<int64_t>();  // a row of step 2
+  Trainer t(point_mlp_config(8), points_with_a_nan(row), torch::kCPU);
+  t.train_step();
+  t.train_step();
+  const std::string path = checkpoint_path(dir, 2);
+  EXPECT_THROW(t.save_checkpoint(path), TrainingError);
+  EXPECT_FALSE(fs::exists(path));
+  EXPECT_EQ(t.step(), 1);
+  t.save_checkpoint(checkpoint_path(dir, 1));
+  EXPECT_EQ(read_checkpoint_info(checkpoint_path(dir, 1)).step, 1);
+}
+
+TEST(Trainer, LossReadEveryResolvesPerDeviceAndRun) {
+  const auto data = quadrant_images(64);
+  Config c = tiny_unet_config();
+  c.train.loss_read_every = 0;  // auto: every step on the CPU
+  EXPECT_EQ(Trainer(c, data, torch::kCPU).loss_read_every(), 1);
+  c.train.loss_read_every = 3;
+  EXPECT_EQ(Trainer(c, data, torch::kCPU).loss_read_every(), 3);
+  // The loss-aware sampler learns from each step's losses before the next draw.
+  c.train.timestep_sampler = TimestepSamplerKind::LossAware;
+  EXPECT_EQ(Trainer(c, data, torch::kCPU).loss_read_every(), 1);
+}
+
 TEST(Trainer, LatestCheckpointKeepsTheNewestThree) {
   const auto dir = temp_dir("latest");
   EXPECT_EQ(latest_checkpoint(dir), "");

@@ -196,6 +196,43 @@ TEST(TrainingRun, WritesTheRunFolderAsItGoes) {
   EXPECT_EQ(run.saved_step(), 8);
 }
 
+TEST(TrainingRun, ADeferredReadBackLogsTheSameRows) {
+  // Losses read every 5 steps (the CUDA default is 16) reach the rows, the test losses and
+  // the reports as reading each step does: rows, evaluations and the end read first.
+  const auto dir_each = temp_dir("read_each") + "/run";
+  const auto dir_deferred = temp_dir("read_deferred") + "/run";
+  Config c = toy_config();
+  c.train.loss_read_every = 1;
+  TrainingRun each(make_trainer(c), RunOptions{dir_each});
+  c.train.loss_read_every = 5;
+  TrainingRun deferred(make_trainer(c), RunOptions{dir_deferred});
+  std::vector<int64_t> read_at;
+  std::vector<int64_t> steps_read;
+  while (deferred.trainer().step() < c.train.steps) {
+    const RunStepReport a = each.step();
+    const RunStepReport b = deferred.step();
+    ASSERT_EQ(a.measured.size(), 1u);
+    EXPECT_EQ(a.measured[0].step, a.step.step);
+    EXPECT_EQ(b.logged, a.logged);
+    if (b.logged) EXPECT_EQ(b.window_loss, a.window_loss);
+    if (!b.measured.empty()) read_at.push_back(b.step.step);
+    for (const auto& r : b.measured) steps_read.push_back(r.step);
+  }
+  EXPECT_EQ(read_at, (std::vector<int64_t>{4, 6, 8, 12}));  // rows at 4, 6, 8, 12
+  ASSERT_EQ(steps_read.size(), 12u);
+  for (int64_t i = 0; i < 12; ++i) EXPECT_EQ(steps_read[i], i + 1);
+  const auto first = [](const std::string& row) {  // step, loss, test_loss, lr, grad_norm
+    size_t at = 0;
+    for (int k = 0; k < 5; ++k) at = row.find(',', at) + 1;
+    return row.substr(0, at);
+  };
+  const auto rows_each = lines_of(dir_each + "/metrics.csv");
+  const auto rows_deferred = lines_of(dir_deferred + "/metrics.csv");
+  ASSERT_EQ(rows_each.size(), 5u);  // the header and steps 4, 6, 8, 12
+  ASSERT_EQ(rows_deferred.size(), rows_each.size());
+  for (size_t i = 1; i < rows_each.size(); ++i) EXPECT_EQ(first(rows_deferred[i]), first(rows_each[i]));
+}
+
 TEST(TrainingRun, RefusesAFolderThatHoldsAnotherRun) {
   const auto dir = temp_dir("refuse") + "/run";
   Config c = toy_config();

@@ -126,6 +126,7 @@ IfSection<TrainConfig, S> visit_fields(S& s, V&& v) {
   v("out_dir", s.out_dir);
   v("threads", s.threads);
   v("precision", s.precision);
+  v("loss_read_every", s.loss_read_every);
 }
 
 template <typename S, typename V>
@@ -622,6 +623,8 @@ void check_train(const TrainConfig& t, Checker& c) {
             "must be in [0, 4096] (0 = all cores; more than 4x the cores are not used)");
   c.require(in_closed(t.timestep_uniform_mix, 0.0, 1.0), "train.timestep_uniform_mix",
             t.timestep_uniform_mix, "must be in [0, 1]");
+  c.require(t.loss_read_every >= 0 && t.loss_read_every <= 1024, "train.loss_read_every",
+            t.loss_read_every, "must be in [0, 1024] (0 = auto: 1 on the CPU, 16 on CUDA)");
 }
 
 void check_controlnet(const ControlNetConfig& n, Checker& c) {

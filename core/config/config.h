@@ -116,6 +116,13 @@ struct TrainConfig {
   // fp32, bf16 (autocast: matrix work in bf16, the rest fp32) or auto (core/model/precision.h).
   // The presets in configs/ say auto; a config without the key trains in fp32.
   Precision precision = Precision::Fp32;
+  // Steps whose loss and gradient norm wait on the device before one read-back (0 = auto:
+  // 1 on the CPU, where reading is free; 16 on CUDA, where a read each step stalls the
+  // queue). Above 1 the NaN check is deferred too: a non-finite step and every step after
+  // it are undone on the device and reported at the read, with the weights, optimizer, EMA,
+  // generator and batch position of the step before it. Data-parallel runs and the
+  // loss-aware timestep sampler read every step.
+  int loss_read_every = 0;
 };
 
 struct SampleConfig {

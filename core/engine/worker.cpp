@@ -405,8 +405,28 @@ void Worker::on(cmd::StartTraining&) {
 void Worker::on(cmd::Pause&) {
   if (m_status == JobStatus::TrainingControlNet) return pause_controlnet(true);
   if (m_status != JobStatus::Training) return;
+  if (!read_back_losses()) return;
   m_status = JobStatus::Paused;
   say("paused at step " + std::to_string(trainer()->step()));
+}
+
+bool Worker::read_back_losses() {
+  if (!m_run) return true;
+  try {
+    record_losses(m_run->read_back());
+    return true;
+  } catch (const std::exception& e) {
+    m_status = JobStatus::Error;
+    std::string message = e.what();
+    if (!m_run->saved_path().empty()) message += "; the last good checkpoint is " + m_run->saved_path();
+    finish(JobKind::Train, JobOutcome::Failed, message);
+    return false;
+  }
+}
+
+void Worker::record_losses(const std::vector<StepResult>& measured) {
+  for (const StepResult& r : measured) record_loss(r.step, static_cast<float>(r.loss));
+  if (!measured.empty()) m_grad_norm = measured.back().grad_norm;
 }
 
 void Worker::on(cmd::Resume&) {
@@ -424,6 +444,7 @@ void Worker::on(cmd::Stop&) {
     return;
   }
   if (m_status != JobStatus::Training && m_status != JobStatus::Paused) return;
+  if (!read_back_losses()) return;
   m_status = JobStatus::Idle;
   finish(JobKind::Train, JobOutcome::Done, "stopped at step " + std::to_string(trainer()->step()));
 }
@@ -448,8 +469,7 @@ void Worker::train_tick() {
   try {
     const RunStepReport r = run.step();
     m_lr = r.step.lr;
-    m_grad_norm = r.step.grad_norm;
-    record_loss(r.step.step, static_cast<float>(r.step.loss));
+    record_losses(r.measured);
     if (!std::isnan(r.test_loss)) m_test_loss.push_back({r.step.step, static_cast<float>(r.test_loss)});
     if (r.previewed) set_preview(r.preview_images, r.preview_labels, r.step.step);
     if (!r.checkpoint.empty()) say("checkpoint " + r.checkpoint);

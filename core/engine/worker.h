@@ -98,6 +98,11 @@ class Worker {
   void load_checkpoint(const std::string& path);
   void restore_history(const std::string& dir);
   void record_loss(int64_t step, float value);
+  // The read steps' losses into the chart (and the newest gradient norm).
+  void record_losses(const std::vector<StepResult>& measured);
+  // Reads the steps still waiting on the device into the chart (deferred read-back, when
+  // training pauses or stops); a non-finite one ends the job as a failed step would.
+  bool read_back_losses();
   void set_preview(const at::Tensor& images, const at::Tensor& labels, int64_t step);
 
   // ControlNet training (worker_controlnet.cpp).

@@ -2,12 +2,14 @@
 
 #include <torch/torch.h>
 
+#include <algorithm>
 #include <cmath>
 #include <deque>
 #include <limits>
 #include <mutex>
 #include <optional>
 #include <sstream>
+#include <type_traits>
 
 #include "core/diffusion/gaussian_diffusion.h"
 #include "core/diffusion/objectives.h"
@@ -31,6 +33,29 @@ constexpr size_t kReadbackEvery = 16;
 // Offset of the evaluation seed from the training seed (fixed t and noise for test loss).
 constexpr uint64_t kEvalSeedOffset = 0x5eed;
 
+// Results kept for take_measured() when nobody takes them (tests, bench).
+constexpr size_t kMeasuredKept = 4096;
+
+using OptimizerStates = std::decay_t<decltype(std::declval<torch::optim::Optimizer&>().state())>;
+// The key of an optimizer state (a string in LibTorch 1.13, a pointer in 2.x).
+using StateKey = OptimizerStates::key_type;
+
+torch::optim::AdamWParamState& adamw_state(torch::optim::OptimizerParamState& state) {
+  return static_cast<torch::optim::AdamWParamState&>(state);
+}
+
+// The error of a non-finite step (`step` = the step it would have been).
+TrainingError nonfinite_step(double loss, double grad_norm, int64_t step) {
+  std::ostringstream msg;
+  if (!std::isfinite(loss))
+    msg << "loss is " << loss << " at step " << step;
+  else
+    msg << "gradient norm is " << grad_norm << " at step " << step;
+  msg << "; the weights were left as they were after step " << step - 1
+      << " (try a lower train.lr or train.grad_clip)";
+  return TrainingError(msg.str());
+}
+
 std::unique_ptr<torch::optim::AdamW> make_optimizer(const DenoiserNet& net, const TrainConfig& c) {
   return std::make_unique<torch::optim::AdamW>(
       net->parameters(), torch::optim::AdamWOptions(c.lr)
@@ -39,6 +64,19 @@ std::unique_ptr<torch::optim::AdamW> make_optimizer(const DenoiserNet& net, cons
 }
 
 }  // namespace
+
+// A step before it ran, as far as the host keeps it; with a deferred read-back (train.
+// loss_read_every > 1) also the step's values waiting on the device and what it takes to
+// put the run back to the step before it.
+struct Trainer::HostState {
+  at::Tensor rng;                   // the generator before the step
+  int64_t epoch = 0, position = 0;  // the batch sampler before it
+  std::vector<std::pair<StateKey, int64_t>> adam_steps;  // AdamW step counts before it
+  int64_t step = 0;                 // steps done after it
+  double lr = 0.0;
+  at::Tensor values;    // (5) on the device: loss, grad norm, loss, L_simple, L_vlb
+  at::Tensor level, mse;  // its loss-by-timestep entry (t on the CPU, L_simple per example)
+};
 
 struct Trainer::Impl {
   Config config;
@@ -59,6 +97,128 @@ struct Trainer::Impl {
   std::deque<std::pair<int, float>> recent;  // (t, per-example loss)
   // (t on the CPU, per-example L_simple on the device) of steps not yet read back.
   std::vector<std::pair<at::Tensor, at::Tensor>> pending;
+
+  using Unread = HostState;
+  std::vector<Unread> unread;
+  // On the device: every step since the last read was finite. Once one is not, it and all
+  // later steps leave the weights, optimizer state and EMA as they were.
+  at::Tensor healthy;
+  std::deque<StepResult> measured;  // read, not yet taken
+  // A loaded checkpoint replaces the run: its unread steps and results are not its own.
+  void forget_unread() {
+    unread.clear();
+    healthy = at::Tensor();
+    measured.clear();
+  }
+
+  int read_every() const {
+    // Ranks agree on a NaN through a host all-reduce each step; the loss-aware sampler
+    // learns from each step's losses before the next draw.
+    if (dist || timesteps.kind() != TimestepSamplerKind::Uniform) return 1;
+    const int n = config.train.loss_read_every;
+    return n > 0 ? n : (device.is_cuda() ? 16 : 1);
+  }
+
+  void keep(const StepResult& r) {
+    measured.push_back(r);
+    while (measured.size() > kMeasuredKept) measured.pop_front();
+  }
+
+  StepResult result_of(const double* v, int64_t done, double lr, double allreduce_s) const {
+    StepResult r{done, v[2], lr, v[1]};
+    r.loss_simple = v[3];
+    if (config.diffusion.loss == LossKind::Hybrid) r.loss_vlb = v[4];
+    r.allreduce_s = allreduce_s;
+    return r;
+  }
+
+  // The optimizer step and EMA update, undone on the device where `ok` (a bool on the
+  // device) is false: the weights, AdamW moments and EMA keep their values bit for bit.
+  void guarded_update(const at::Tensor& ok) {
+    torch::NoGradGuard no_grad;
+    auto params = model->parameters();
+    auto averaged = ema->parameters();
+    std::vector<at::Tensor> old_params, old_ema;
+    for (const auto& p : params) old_params.push_back(p.detach().clone());
+    for (const auto& p : averaged) old_ema.push_back(p.detach().clone());
+    struct Moments {
+      at::Tensor exp_avg, exp_avg_sq, max_exp_avg_sq;
+    };
+    std::vector<std::pair<StateKey, Moments>> old_moments;
+    for (auto& [key, state] : optimizer->state()) {
+      const auto& a = adamw_state(*state);
+      old_moments.push_back({key, {a.exp_avg().clone(), a.exp_avg_sq().clone(),
+                                   a.max_exp_avg_sq().defined() ? a.max_exp_avg_sq().clone()
+                                                                : at::Tensor()}});
+    }
+    optimizer->step();
+    ++step;
+    update_ema();
+    const auto keep_new = [&](at::Tensor now, const at::Tensor& before) {
+      if (now.defined()) now.copy_(torch::where(ok, now, before));
+    };
+    for (size_t i = 0; i < params.size(); ++i) keep_new(params[i], old_params[i]);
+    for (size_t i = 0; i < averaged.size(); ++i) keep_new(averaged[i], old_ema[i]);
+    auto& states = optimizer->state();
+    for (auto& [key, state] : states) {
+      auto& a = adamw_state(*state);
+      const auto it = std::find_if(old_moments.begin(), old_moments.end(),
+                                   [&](const auto& e) { return e.first == key; });
+      if (it == old_moments.end()) {
+        // Made by this step (the first): zero, as a fresh state starts.
+        for (auto t : {a.exp_avg(), a.exp_avg_sq(), a.max_exp_avg_sq()})
+          if (t.defined()) t.masked_fill_(ok.logical_not(), 0.0);
+        continue;
+      }
+      keep_new(a.exp_avg(), it->second.exp_avg);
+      keep_new(a.exp_avg_sq(), it->second.exp_avg_sq);
+      if (it->second.max_exp_avg_sq.defined()) keep_new(a.max_exp_avg_sq(), it->second.max_exp_avg_sq);
+    }
+  }
+
+  // Reads every unread step at once. On a non-finite one, puts the host side of the run
+  // back to the step before it (the device side never moved past it) and throws.
+  void read_unread() {
+    if (unread.empty()) return;
+    std::vector<at::Tensor> rows;
+    for (const auto& u : unread) rows.push_back(u.values);
+    const auto host = torch::stack(rows).to(torch::kCPU, torch::kDouble).contiguous();
+    const double* v = host.data_ptr<double>();
+    size_t bad = unread.size();
+    for (size_t i = 0; i < unread.size(); ++i) {
+      const double* r = v + 5 * i;
+      if (!std::isfinite(r[0]) || !std::isfinite(r[1])) {
+        bad = i;
+        break;
+      }
+      keep(result_of(r, unread[i].step, unread[i].lr, 0.0));
+      pending.emplace_back(unread[i].level, unread[i].mse);
+    }
+    healthy = at::Tensor();
+    if (bad == unread.size()) {
+      unread.clear();
+      if (pending.size() >= kReadbackEvery) drain_pending();
+      return;
+    }
+    const Unread u = std::move(unread[bad]);
+    unread.clear();
+    gen.set_state(u.rng);
+    batches.set_state(u.epoch, u.position);
+    step = u.step - 1;
+    auto& states = optimizer->state();
+    std::vector<StateKey> made_since;
+    for (auto& [key, state] : states) {
+      const auto it = std::find_if(u.adam_steps.begin(), u.adam_steps.end(),
+                                   [&](const auto& e) { return e.first == key; });
+      if (it == u.adam_steps.end())
+        made_since.push_back(key);
+      else
+        adamw_state(*state).step(it->second);
+    }
+    for (const auto& key : made_since) states.erase(key);
+    optimizer->zero_grad();
+    throw nonfinite_step(v[5 * bad], v[5 * bad + 1], u.step);
+  }
 
   void drain_pending() {
     if (pending.empty()) return;
@@ -200,27 +360,34 @@ Trainer::Trainer(Config config, std::shared_ptr<const DatasetSplits> data, c10::
 Trainer::~Trainer() = default;
 
 StepResult Trainer::train_step() {
-  if (!m->dist) return step_once();
-  // A collective that fails (another rank died) leaves the weights of the last good step;
-  // the generator and batch position go back with them, so a checkpoint written now
-  // resumes exactly there.
-  const auto rng = m->gen.get_state();
-  const int64_t epoch = m->batches.epoch(), position = m->batches.position();
+  auto& s = *m;
+  // The generator and batch position before the step. A step that fails (a non-finite
+  // loss or gradient, or a collective when another rank died) leaves the weights of the
+  // last good step, and these go back with them: the run is exactly as after that step,
+  // and a checkpoint written now resumes there.
+  HostState before;
+  before.rng = s.gen.get_state();
+  before.epoch = s.batches.epoch();
+  before.position = s.batches.position();
   try {
-    return step_once();
+    return step_once(before);
   } catch (const DistributedError&) {
-    m->gen.set_state(rng);
-    m->batches.set_state(epoch, position);
-    m->optimizer->zero_grad();
+    s.gen.set_state(before.rng);
+    s.batches.set_state(before.epoch, before.position);
+    s.optimizer->zero_grad();
     throw;
   }
 }
 
-StepResult Trainer::step_once() {
+StepResult Trainer::step_once(HostState& before) {
   auto& s = *m;
   // Resolved before the step's draws: `auto` times a few passes (on rank 0 only) that must
   // not move this step's dropout counter.
   const bool bf16 = precision().chosen == Precision::Bf16;
+  const bool deferred = s.read_every() > 1;
+  if (deferred)  // what else it takes to undo this step if its values turn out non-finite
+    for (auto& [key, state] : s.optimizer->state())
+      before.adam_steps.emplace_back(key, adamw_state(*state).step());
   s.model->train();
   // Every rank draws what one process training the whole global batch would draw (same
   // generator, same state) and keeps its own rows [first, first + b) of it.
@@ -305,10 +472,37 @@ StepResult Trainer::step_once() {
   // ... and is read with the loss and its parts in one transfer, the step's only one: the
   // NaN guard below needs it before the weights change.
   const auto zero = torch::zeros({}, loss.options());
-  auto values = torch::stack({loss.detach(), grad_norm_t.to(loss.scalar_type()),
-                              per_example.detach().mean(), mse.detach().mean(),
-                              vlb.defined() ? vlb.detach().mean() : zero})
-                    .to(torch::kCPU, torch::kDouble);
+  auto on_device = torch::stack({loss.detach(), grad_norm_t.to(loss.scalar_type()),
+                                 per_example.detach().mean(), mse.detach().mean(),
+                                 vlb.defined() ? vlb.detach().mean() : zero});
+  if (deferred) {
+    // The check moves to the read: a non-finite step (and every one after it until then)
+    // is undone on the device instead of stopping here.
+    auto ok = torch::isfinite(on_device[0]) & torch::isfinite(on_device[1]);
+    if (s.healthy.defined()) ok = ok & s.healthy;
+    s.healthy = ok;
+    const double lr = s.lr_at(s.step);
+    for (auto& group : s.optimizer->param_groups())
+      static_cast<torch::optim::AdamWOptions&>(group.options()).lr(lr);
+    s.guarded_update(ok);
+    before.step = s.step;
+    before.lr = lr;
+    before.values = on_device;
+    before.level = batch.level;
+    before.mse = mse.detach();
+    s.unread.push_back(before);
+    if (static_cast<int>(s.unread.size()) >= s.read_every()) {
+      s.read_unread();  // throws on a non-finite step
+      return s.measured.back();
+    }
+    StepResult r;
+    r.step = s.step;
+    r.lr = lr;
+    r.loss = r.grad_norm = r.loss_simple = std::nan("");
+    r.measured = false;
+    return r;
+  }
+  auto values = on_device.to(torch::kCPU, torch::kDouble);
   const bool loss_aware = s.timesteps.kind() != TimestepSamplerKind::Uniform;
   at::Tensor global_per_example;  // read back only when the sampler learns from it
   if (loss_aware) global_per_example = per_example.detach().to(torch::kCPU, torch::kDouble);
@@ -328,18 +522,11 @@ StepResult Trainer::step_once() {
   }
   const double* v = values.data_ptr<double>();
   const double loss_value = v[0], grad_norm = v[1];
-  if (!std::isfinite(loss_value)) {
+  if (!std::isfinite(loss_value) || !std::isfinite(grad_norm)) {
     s.optimizer->zero_grad();
-    std::ostringstream msg;
-    msg << "loss is " << loss_value << " at step " << s.step + 1
-        << "; the weights were left as they were after step " << s.step
-        << " (try a lower train.lr or train.grad_clip)";
-    throw TrainingError(msg.str());
-  }
-  if (!std::isfinite(grad_norm)) {
-    s.optimizer->zero_grad();
-    throw TrainingError("gradient norm is not finite at step " + std::to_string(s.step + 1) +
-                        "; the weights were left unchanged");
+    s.gen.set_state(before.rng);
+    s.batches.set_state(before.epoch, before.position);
+    throw nonfinite_step(loss_value, grad_norm, s.step + 1);
   }
   const double lr = s.lr_at(s.step);
   for (auto& group : s.optimizer->param_groups())
@@ -354,12 +541,20 @@ StepResult Trainer::step_once() {
   // Per-example losses for loss_by_timestep() wait on the device and are read in batches.
   s.pending.emplace_back(batch.level, mse.detach());
   if (s.pending.size() >= kReadbackEvery) s.drain_pending();
-  StepResult r{s.step, v[2], lr, grad_norm};
-  r.loss_simple = v[3];
-  if (vlb.defined()) r.loss_vlb = v[4];
-  r.allreduce_s = allreduce_s;
+  const StepResult r = s.result_of(v, s.step, lr, allreduce_s);
+  s.keep(r);
   return r;
 }
+
+void Trainer::read_back() { m->read_unread(); }
+
+std::vector<StepResult> Trainer::take_measured() {
+  std::vector<StepResult> out(m->measured.begin(), m->measured.end());
+  m->measured.clear();
+  return out;
+}
+
+int Trainer::loss_read_every() const { return m->read_every(); }
 
 double Trainer::evaluate(int batches) {
   auto& s = *m;
@@ -408,6 +603,7 @@ SamplingModel sampling_model(const Trainer& trainer, bool ema) {
 }
 
 void Trainer::save_checkpoint(const std::string& path) const {
+  m->read_unread();  // only checked steps go into a checkpoint
   const auto& s = *m;
   torch::serialize::OutputArchive archive;
   write_checkpoint_kind(archive, CheckpointKind::Model);
@@ -495,6 +691,7 @@ void Trainer::load_checkpoint(torch::serialize::InputArchive& archive, const std
                                   s.config.train.timestep_uniform_mix);
     s.recent.clear();
     s.pending.clear();
+    s.forget_unread();
     return;
   }
   try {
@@ -538,6 +735,7 @@ void Trainer::load_checkpoint(torch::serialize::InputArchive& archive, const std
   s.timesteps = std::move(timesteps);
   s.recent.clear();
   s.pending.clear();
+  s.forget_unread();
 }
 
 const PrecisionChoice& Trainer::precision() {
@@ -583,6 +781,9 @@ const PrecisionChoice& Trainer::precision() {
 
 void Trainer::set_train_config(const TrainConfig& train) {
   auto& s = *m;
+  // Unread steps are checked under the settings they ran with (their undo state refers to
+  // the batch sampler that a new batch size replaces).
+  s.read_unread();
   if (train.precision != s.config.train.precision || train.batch_size != s.config.train.batch_size)
     s.precision.reset();
   const bool new_batches = train.batch_size != s.config.train.batch_size;

@@ -44,6 +44,10 @@ struct StepResult {
   double loss_simple = 0.0;  // mean unweighted MSE of the batch (L_simple for ddpm)
   double loss_vlb = std::nan("");  // hybrid: mean L_t of the batch in bits/dim (unscaled)
   double allreduce_s = 0.0;  // data-parallel: seconds averaging the gradients (0 alone)
+  // False while the step's values still wait on the device (train.loss_read_every > 1):
+  // loss, grad_norm, loss_simple and loss_vlb are NaN then, and the values come later
+  // from Trainer::take_measured().
+  bool measured = true;
 };
 
 class Trainer {
@@ -62,8 +66,23 @@ class Trainer {
   Trainer& operator=(const Trainer&) = delete;
 
   // One optimisation step. A non-finite loss or gradient throws TrainingError before
-  // the weights change, so the model, EMA and optimizer keep their last good state.
+  // the weights change, so the model, EMA and optimizer keep their last good state, and
+  // the generator and batch position go back to before the step (a retry, or a checkpoint
+  // written then, starts from exactly the last good step).
+  // With a deferred read-back (train.loss_read_every > 1, the default on CUDA) the step's
+  // values stay on the device and are read every loss_read_every steps; the check happens
+  // then: the bad step and those after it were undone on the device, and the error names
+  // the bad step with everything (weights, optimizer, EMA, generator, batch position, step
+  // count) as it was after the step before it.
   StepResult train_step();
+  // Reads the steps whose values still wait on the device (deferred read-back), now:
+  // throws TrainingError as train_step would have. Nothing to do when none wait.
+  void read_back();
+  // The results read since the last call, in step order, each step once (train_step's own
+  // when it read them at once). Keeps the newest 4096 when nobody takes them.
+  std::vector<StepResult> take_measured();
+  // Steps between read-backs as this run does them (train.loss_read_every resolved).
+  int loss_read_every() const;
   // train.precision as the steps run it: fp32 or bf16, and for auto what was measured
   // (on the first call: a few timed steps, or the answer cached for this CPU and net).
   const PrecisionChoice& precision();
@@ -77,7 +96,8 @@ class Trainer {
 
   // Atomic write (temp file + rename). Holds model, EMA, optimizer, step, RNG,
   // batch-sampler and timestep-sampler (loss history) state, the data shape and the
-  // resolved config.
+  // resolved config. Reads back unread steps first (read_back: it may throw
+  // TrainingError, and then writes nothing), so a checkpoint holds only checked steps.
   void save_checkpoint(const std::string& path) const;
   // Restores everything save_checkpoint wrote; the checkpoint's model settings must
   // match this trainer's. Throws CheckpointError naming the file and the problem; on
@@ -111,8 +131,9 @@ class Trainer {
   std::vector<double> timestep_probabilities() const;
 
  private:
-  StepResult step_once();
   struct Impl;
+  struct HostState;  // the host side of the run before a step (trainer.cpp)
+  StepResult step_once(HostState& before);
   std::unique_ptr<Impl> m;
 };
 

@@ -123,7 +123,6 @@ RunStepReport TrainingRun::step() {
   const auto& t = m_trainer->config().train;
   if (!m_clock_running) {
     m_last_step_end = m_window_start = Clock::now();
-    m_window_loss = m_window_grad = m_window_simple = m_window_vlb = 0.0;
     m_window_steps = 0;
     m_clock_running = true;
   }
@@ -131,6 +130,7 @@ RunStepReport TrainingRun::step() {
   try {
     report.step = m_trainer->train_step();
   } catch (const TrainingError&) {
+    absorb(m_trainer->take_measured(), nullptr);  // the good steps read before the bad one
     m_log->flush();
     throw;
   }
@@ -141,33 +141,45 @@ RunStepReport TrainingRun::step() {
   m_train_s += step_s;
   m_since_preview_s += step_s;
   m_last_step_end = now;
-  m_window_loss += r.loss;
-  m_window_grad += r.grad_norm;
-  m_window_simple += r.loss_simple;
-  if (m_hybrid) m_window_vlb += r.loss_vlb;
   ++m_window_steps;
 
   const int64_t s = r.step;
+  const bool eval_due = t.eval_every > 0 && s % t.eval_every == 0;
+  const bool periodic = t.checkpoint_every > 0 && s % t.checkpoint_every == 0;
+  const bool autosave = t.autosave_minutes > 0 && m_trained_since_save_s >= t.autosave_minutes * 60.0;
+  // A row, an evaluation or a checkpoint needs every step so far read (deferred read-back).
+  if (s % t.log_every == 0 || eval_due || s >= t.steps || periodic || autosave) {
+    try {
+      m_trainer->read_back();
+    } catch (const TrainingError&) {
+      absorb(m_trainer->take_measured(), nullptr);
+      m_log->flush();
+      throw;
+    }
+  }
+  absorb(m_trainer->take_measured(), &report);
+
   report.test_loss = std::nan("");
-  if (t.eval_every > 0 && s % t.eval_every == 0) report.test_loss = m_trainer->evaluate(t.eval_batches);
+  if (eval_due) report.test_loss = m_trainer->evaluate(t.eval_batches);
   const double window_s = std::chrono::duration<double>(now - m_window_start).count();
   const bool row = s % t.log_every == 0 || !std::isnan(report.test_loss) || s >= t.steps;
   if (window_s >= kRateWindowS || row)
     m_rate = window_s > 0 ? m_window_steps * t.batch_size * m_trainer->world_size() / window_s
                           : m_rate;
-  if (row) {
+  if (row && m_loss_steps > 0) {
     report.logged = true;
-    report.window_loss = m_window_loss / m_window_steps;
+    report.window_loss = m_loss_sum / m_loss_steps;
     std::vector<double> values = {report.window_loss, report.test_loss, r.lr,
-                                  m_window_grad / m_window_steps, m_rate,
+                                  m_grad_sum / m_loss_steps, m_rate,
                                   static_cast<double>(m_trainer->epoch()), m_train_s};
-    if (m_hybrid) values.insert(values.end(), {m_window_simple / m_window_steps, m_window_vlb / m_window_steps});
+    if (m_hybrid) values.insert(values.end(), {m_simple_sum / m_loss_steps, m_vlb_sum / m_loss_steps});
     m_log->write(s, values);
     m_log->flush();  // a crash keeps every row written so far
+    m_loss_sum = m_grad_sum = m_simple_sum = m_vlb_sum = 0.0;
+    m_loss_steps = 0;
   }
   if (row || window_s >= kRateWindowS) {
     m_window_start = now;
-    m_window_loss = m_window_grad = m_window_simple = m_window_vlb = 0.0;
     m_window_steps = 0;
   }
   const int64_t every = preview_every();
@@ -181,14 +193,36 @@ RunStepReport TrainingRun::step() {
       report.preview_labels = result.labels;
     }
   }
-  const bool periodic = t.checkpoint_every > 0 && s % t.checkpoint_every == 0;
-  const bool autosave = t.autosave_minutes > 0 && m_trained_since_save_s >= t.autosave_minutes * 60.0;
   if (periodic || autosave) report.checkpoint = checkpoint();
   report.finished = s >= t.steps;
   // Previews and checkpoints are not training time: the rate and autosave clocks skip them.
   m_last_step_end = Clock::now();
   if (report.previewed || !report.checkpoint.empty()) m_window_start = m_last_step_end;
   return report;
+}
+
+void TrainingRun::absorb(std::vector<StepResult> measured, RunStepReport* report) {
+  for (const StepResult& r : measured) {
+    m_loss_sum += r.loss;
+    m_grad_sum += r.grad_norm;
+    m_simple_sum += r.loss_simple;
+    if (m_hybrid) m_vlb_sum += r.loss_vlb;
+    ++m_loss_steps;
+  }
+  if (report) report->measured = std::move(measured);
+}
+
+std::vector<StepResult> TrainingRun::read_back() {
+  RunStepReport report;
+  try {
+    m_trainer->read_back();
+  } catch (const TrainingError&) {
+    absorb(m_trainer->take_measured(), nullptr);
+    m_log->flush();
+    throw;
+  }
+  absorb(m_trainer->take_measured(), &report);
+  return report.measured;
 }
 
 std::string TrainingRun::checkpoint() {

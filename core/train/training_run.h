@@ -40,7 +40,12 @@ struct RunOptions {
 
 // What one step did besides training.
 struct RunStepReport {
+  // This step; with a deferred read-back (train.loss_read_every > 1) its loss values are
+  // NaN until read (step.measured false), and `measured` brings them.
   StepResult step;
+  // The steps whose values were read during this call, in order: this step alone when each
+  // step is read at once, a burst of them (or none) with a deferred read-back.
+  std::vector<StepResult> measured;
   bool logged = false;          // a metrics row was written this step
   double window_loss = 0.0;     // mean loss of the steps since the previous row (when logged)
   double test_loss = 0.0;       // NaN unless evaluated this step
@@ -73,6 +78,9 @@ class TrainingRun {
   void flush();
   // Restarts the rate window (after a pause: waiting time is not training time).
   void restart_clock();
+  // Reads the steps whose values still wait on the device (when training pauses, so the
+  // loss chart is complete) and returns them; TrainingError as step() on a non-finite one.
+  std::vector<StepResult> read_back();
 
   Trainer& trainer() { return *m_trainer; }
   const Trainer& trainer() const { return *m_trainer; }
@@ -106,11 +114,15 @@ class TrainingRun {
   double m_since_preview_s = 0.0;       // training wall time since the last preview
   Clock::time_point m_last_step_end;
   bool m_clock_running = false;
-  // The window of steps since the last metrics row.
+  // Adds read steps to the sums of the next metrics row (and to `report`).
+  void absorb(std::vector<StepResult> measured, RunStepReport* report);
+  // The rate window: steps since it began (at least kRateWindowS, or since the last row).
   Clock::time_point m_window_start;
-  double m_window_loss = 0, m_window_grad = 0, m_window_simple = 0, m_window_vlb = 0;
   int m_window_steps = 0;
   double m_rate = 0.0;
+  // The read steps since the last metrics row.
+  double m_loss_sum = 0, m_grad_sum = 0, m_simple_sum = 0, m_vlb_sum = 0;
+  int m_loss_steps = 0;
 };
 
 // Writes a preview grid: one class per column for a class-conditional model, a scatter
