@@ -293,6 +293,9 @@ int cmd_train(int argc, char** argv) {
       }
       std::fflush(stdout);
     }
+    // Steps whose losses still wait on the device (deferred read-back) are checked before
+    // anything is counted or saved.
+    run.read_back();
     // Whether it was Ctrl-C (anywhere) or the time limit: one more collective, all ranks.
     if (stopped) out_of_time = !(dist ? dist->any(g_stop) : static_cast<bool>(g_stop));
   } catch (const TrainingError& e) {

@@ -331,6 +331,9 @@ void Worker::on(cmd::SetConfig& c) {
   // The new data must load before anything held is dropped: a bad path keeps it all.
   std::shared_ptr<DatasetSplits> data;
   if (data_changes && (m_data || model)) data = read_data(c.config.data);
+  // Steps still unread are checked under the settings they ran with (a bad one ends the
+  // training job, and the new settings still apply to the run as it then is).
+  if (m_status == JobStatus::Training || m_status == JobStatus::Paused) read_back_losses();
   m_config = c.config;
   if (data) {
     adopt_data(data);
@@ -416,6 +419,7 @@ bool Worker::read_back_losses() {
     record_losses(m_run->read_back());
     return true;
   } catch (const std::exception& e) {
+    record_losses(m_run->take_read_before_error());
     m_status = JobStatus::Error;
     std::string message = e.what();
     if (!m_run->saved_path().empty()) message += "; the last good checkpoint is " + m_run->saved_path();
@@ -481,6 +485,7 @@ void Worker::train_tick() {
              run.saved_path());
     }
   } catch (const std::exception& e) {
+    record_losses(run.take_read_before_error());
     m_status = JobStatus::Error;
     std::string message = e.what();
     if (!run.saved_path().empty()) message += "; the last good checkpoint is " + run.saved_path();

@@ -10,6 +10,7 @@
 #include <optional>
 #include <sstream>
 #include <type_traits>
+#include <unordered_map>
 
 #include "core/diffusion/gaussian_diffusion.h"
 #include "core/diffusion/objectives.h"
@@ -65,17 +66,10 @@ std::unique_ptr<torch::optim::AdamW> make_optimizer(const DenoiserNet& net, cons
 
 }  // namespace
 
-// A step before it ran, as far as the host keeps it; with a deferred read-back (train.
-// loss_read_every > 1) also the step's values waiting on the device and what it takes to
-// put the run back to the step before it.
+// The host side of the run before a step: the generator and the batch position.
 struct Trainer::HostState {
-  at::Tensor rng;                   // the generator before the step
-  int64_t epoch = 0, position = 0;  // the batch sampler before it
-  std::vector<std::pair<StateKey, int64_t>> adam_steps;  // AdamW step counts before it
-  int64_t step = 0;                 // steps done after it
-  double lr = 0.0;
-  at::Tensor values;    // (5) on the device: loss, grad norm, loss, L_simple, L_vlb
-  at::Tensor level, mse;  // its loss-by-timestep entry (t on the CPU, L_simple per example)
+  at::Tensor rng;
+  int64_t epoch = 0, position = 0;
 };
 
 struct Trainer::Impl {
@@ -98,28 +92,47 @@ struct Trainer::Impl {
   // (t on the CPU, per-example L_simple on the device) of steps not yet read back.
   std::vector<std::pair<at::Tensor, at::Tensor>> pending;
 
-  using Unread = HostState;
+  // Deferred read-back (train.loss_read_every > 1): the steps whose values wait on the
+  // device, and the run as it was before the first of them, to go back to if one of them
+  // turns out non-finite. Taking that copy once per read costs a few copies of the weights
+  // every N steps; undoing a bad step on the device would cost them every step.
+  struct Unread {
+    int64_t step = 0;  // steps done after it
+    double lr = 0.0;
+    at::Tensor values;      // (5) on the device: loss, grad norm, loss, L_simple, L_vlb
+    at::Tensor level, mse;  // its loss-by-timestep entry (t on the CPU, L_simple per example)
+  };
+  struct Moments {
+    int64_t step = 0;
+    at::Tensor exp_avg, exp_avg_sq, max_exp_avg_sq;
+  };
+  struct Restore {
+    HostState host;
+    int64_t step = 0;
+    std::vector<at::Tensor> params, ema;
+    std::unordered_map<StateKey, Moments> moments;
+  };
   std::vector<Unread> unread;
-  // On the device: every step since the last read was finite. Once one is not, it and all
-  // later steps leave the weights, optimizer state and EMA as they were.
-  at::Tensor healthy;
+  std::optional<Restore> restore_point;
+  bool replaying = false;  // redoing the good steps of a group after a bad one
   std::deque<StepResult> measured;  // read, not yet taken
   // A loaded checkpoint replaces the run: its unread steps and results are not its own.
   void forget_unread() {
     unread.clear();
-    healthy = at::Tensor();
+    restore_point.reset();
     measured.clear();
   }
 
   int read_every() const {
     // Ranks agree on a NaN through a host all-reduce each step; the loss-aware sampler
     // learns from each step's losses before the next draw.
-    if (dist || timesteps.kind() != TimestepSamplerKind::Uniform) return 1;
+    if (replaying || dist || timesteps.kind() != TimestepSamplerKind::Uniform) return 1;
     const int n = config.train.loss_read_every;
     return n > 0 ? n : (device.is_cuda() ? 16 : 1);
   }
 
   void keep(const StepResult& r) {
+    if (replaying) return;  // read before, when the group was read
     measured.push_back(r);
     while (measured.size() > kMeasuredKept) measured.pop_front();
   }
@@ -132,94 +145,48 @@ struct Trainer::Impl {
     return r;
   }
 
-  // The optimizer step and EMA update, undone on the device where `ok` (a bool on the
-  // device) is false: the weights, AdamW moments and EMA keep their values bit for bit.
-  void guarded_update(const at::Tensor& ok) {
+  void save_restore_point(const HostState& host) {
+    torch::NoGradGuard no_grad;
+    Restore r;
+    r.host = host;
+    r.step = step;
+    for (const auto& p : model->parameters()) r.params.push_back(p.detach().clone());
+    for (const auto& p : ema->parameters()) r.ema.push_back(p.detach().clone());
+    for (auto& [key, state] : optimizer->state()) {
+      const auto& a = adamw_state(*state);
+      r.moments.emplace(key, Moments{a.step(), a.exp_avg().clone(), a.exp_avg_sq().clone(),
+                                     a.max_exp_avg_sq().defined() ? a.max_exp_avg_sq().clone()
+                                                                  : at::Tensor()});
+    }
+    restore_point = std::move(r);
+  }
+
+  void go_back(const Restore& r) {
     torch::NoGradGuard no_grad;
     auto params = model->parameters();
     auto averaged = ema->parameters();
-    std::vector<at::Tensor> old_params, old_ema;
-    for (const auto& p : params) old_params.push_back(p.detach().clone());
-    for (const auto& p : averaged) old_ema.push_back(p.detach().clone());
-    struct Moments {
-      at::Tensor exp_avg, exp_avg_sq, max_exp_avg_sq;
-    };
-    std::vector<std::pair<StateKey, Moments>> old_moments;
-    for (auto& [key, state] : optimizer->state()) {
-      const auto& a = adamw_state(*state);
-      old_moments.push_back({key, {a.exp_avg().clone(), a.exp_avg_sq().clone(),
-                                   a.max_exp_avg_sq().defined() ? a.max_exp_avg_sq().clone()
-                                                                : at::Tensor()}});
-    }
-    optimizer->step();
-    ++step;
-    update_ema();
-    const auto keep_new = [&](at::Tensor now, const at::Tensor& before) {
-      if (now.defined()) now.copy_(torch::where(ok, now, before));
-    };
-    for (size_t i = 0; i < params.size(); ++i) keep_new(params[i], old_params[i]);
-    for (size_t i = 0; i < averaged.size(); ++i) keep_new(averaged[i], old_ema[i]);
-    auto& states = optimizer->state();
-    for (auto& [key, state] : states) {
-      auto& a = adamw_state(*state);
-      const auto it = std::find_if(old_moments.begin(), old_moments.end(),
-                                   [&](const auto& e) { return e.first == key; });
-      if (it == old_moments.end()) {
-        // Made by this step (the first): zero, as a fresh state starts.
-        for (auto t : {a.exp_avg(), a.exp_avg_sq(), a.max_exp_avg_sq()})
-          if (t.defined()) t.masked_fill_(ok.logical_not(), 0.0);
-        continue;
-      }
-      keep_new(a.exp_avg(), it->second.exp_avg);
-      keep_new(a.exp_avg_sq(), it->second.exp_avg_sq);
-      if (it->second.max_exp_avg_sq.defined()) keep_new(a.max_exp_avg_sq(), it->second.max_exp_avg_sq);
-    }
-  }
-
-  // Reads every unread step at once. On a non-finite one, puts the host side of the run
-  // back to the step before it (the device side never moved past it) and throws.
-  void read_unread() {
-    if (unread.empty()) return;
-    std::vector<at::Tensor> rows;
-    for (const auto& u : unread) rows.push_back(u.values);
-    const auto host = torch::stack(rows).to(torch::kCPU, torch::kDouble).contiguous();
-    const double* v = host.data_ptr<double>();
-    size_t bad = unread.size();
-    for (size_t i = 0; i < unread.size(); ++i) {
-      const double* r = v + 5 * i;
-      if (!std::isfinite(r[0]) || !std::isfinite(r[1])) {
-        bad = i;
-        break;
-      }
-      keep(result_of(r, unread[i].step, unread[i].lr, 0.0));
-      pending.emplace_back(unread[i].level, unread[i].mse);
-    }
-    healthy = at::Tensor();
-    if (bad == unread.size()) {
-      unread.clear();
-      if (pending.size() >= kReadbackEvery) drain_pending();
-      return;
-    }
-    const Unread u = std::move(unread[bad]);
-    unread.clear();
-    gen.set_state(u.rng);
-    batches.set_state(u.epoch, u.position);
-    step = u.step - 1;
+    for (size_t i = 0; i < params.size(); ++i) params[i].copy_(r.params[i]);
+    for (size_t i = 0; i < averaged.size(); ++i) averaged[i].copy_(r.ema[i]);
     auto& states = optimizer->state();
     std::vector<StateKey> made_since;
     for (auto& [key, state] : states) {
-      const auto it = std::find_if(u.adam_steps.begin(), u.adam_steps.end(),
-                                   [&](const auto& e) { return e.first == key; });
-      if (it == u.adam_steps.end())
+      const auto it = r.moments.find(key);
+      if (it == r.moments.end()) {
         made_since.push_back(key);
-      else
-        adamw_state(*state).step(it->second);
+        continue;
+      }
+      auto& a = adamw_state(*state);
+      a.step(it->second.step);
+      a.exp_avg().copy_(it->second.exp_avg);
+      a.exp_avg_sq().copy_(it->second.exp_avg_sq);
+      if (it->second.max_exp_avg_sq.defined()) a.max_exp_avg_sq().copy_(it->second.max_exp_avg_sq);
     }
-    for (const auto& key : made_since) states.erase(key);
+    for (const auto& key : made_since) states.erase(key);  // as before the first step
     optimizer->zero_grad();
-    throw nonfinite_step(v[5 * bad], v[5 * bad + 1], u.step);
+    gen.set_state(r.host.rng);
+    batches.set_state(r.host.epoch, r.host.position);
+    step = r.step;
   }
-
   void drain_pending() {
     if (pending.empty()) return;
     std::vector<at::Tensor> ts, ls;
@@ -385,9 +352,7 @@ StepResult Trainer::step_once(HostState& before) {
   // not move this step's dropout counter.
   const bool bf16 = precision().chosen == Precision::Bf16;
   const bool deferred = s.read_every() > 1;
-  if (deferred)  // what else it takes to undo this step if its values turn out non-finite
-    for (auto& [key, state] : s.optimizer->state())
-      before.adam_steps.emplace_back(key, adamw_state(*state).step());
+  if (deferred && s.unread.empty()) s.save_restore_point(before);
   s.model->train();
   // Every rank draws what one process training the whole global batch would draw (same
   // generator, same state) and keeps its own rows [first, first + b) of it.
@@ -476,23 +441,16 @@ StepResult Trainer::step_once(HostState& before) {
                                  per_example.detach().mean(), mse.detach().mean(),
                                  vlb.defined() ? vlb.detach().mean() : zero});
   if (deferred) {
-    // The check moves to the read: a non-finite step (and every one after it until then)
-    // is undone on the device instead of stopping here.
-    auto ok = torch::isfinite(on_device[0]) & torch::isfinite(on_device[1]);
-    if (s.healthy.defined()) ok = ok & s.healthy;
-    s.healthy = ok;
+    // The check moves to the read; a non-finite step is put right then (read_back).
     const double lr = s.lr_at(s.step);
     for (auto& group : s.optimizer->param_groups())
       static_cast<torch::optim::AdamWOptions&>(group.options()).lr(lr);
-    s.guarded_update(ok);
-    before.step = s.step;
-    before.lr = lr;
-    before.values = on_device;
-    before.level = batch.level;
-    before.mse = mse.detach();
-    s.unread.push_back(before);
+    s.optimizer->step();
+    ++s.step;
+    s.update_ema();
+    s.unread.push_back(Impl::Unread{s.step, lr, on_device, batch.level, mse.detach()});
     if (static_cast<int>(s.unread.size()) >= s.read_every()) {
-      s.read_unread();  // throws on a non-finite step
+      read_back();  // throws on a non-finite step
       return s.measured.back();
     }
     StepResult r;
@@ -539,14 +497,54 @@ StepResult Trainer::step_once(HostState& before) {
   // improved-diffusion), each step; the uniform one needs nothing.
   if (loss_aware) s.timesteps.update(global_draw.t, global_per_example.to(torch::kFloat32));
   // Per-example losses for loss_by_timestep() wait on the device and are read in batches.
-  s.pending.emplace_back(batch.level, mse.detach());
+  if (!s.replaying) s.pending.emplace_back(batch.level, mse.detach());
   if (s.pending.size() >= kReadbackEvery) s.drain_pending();
   const StepResult r = s.result_of(v, s.step, lr, allreduce_s);
   s.keep(r);
   return r;
 }
 
-void Trainer::read_back() { m->read_unread(); }
+void Trainer::read_back() {
+  auto& s = *m;
+  if (s.unread.empty()) return;
+  std::vector<at::Tensor> rows;
+  for (const auto& u : s.unread) rows.push_back(u.values);
+  const auto host = torch::stack(rows).to(torch::kCPU, torch::kDouble).contiguous();
+  const double* v = host.data_ptr<double>();
+  size_t bad = s.unread.size();
+  for (size_t i = 0; i < s.unread.size(); ++i) {
+    const double* r = v + 5 * i;
+    if (!std::isfinite(r[0]) || !std::isfinite(r[1])) {
+      bad = i;
+      break;
+    }
+    s.keep(s.result_of(r, s.unread[i].step, s.unread[i].lr, 0.0));
+    s.pending.emplace_back(s.unread[i].level, s.unread[i].mse);
+  }
+  const size_t good = bad;
+  const bool failed = bad < s.unread.size();
+  const int64_t bad_step = failed ? s.unread[bad].step : 0;
+  s.unread.clear();
+  Impl::Restore from = std::move(*s.restore_point);
+  s.restore_point.reset();
+  if (!failed) {
+    if (s.pending.size() >= kReadbackEvery) s.drain_pending();
+    return;
+  }
+  // Back to before the group, then its good steps again, each read at once: the run is
+  // then exactly where reading every step would have stopped it (the same draws; on the
+  // CPU the same bits).
+  s.go_back(from);
+  s.replaying = true;
+  try {
+    for (size_t i = 0; i < good; ++i) train_step();
+  } catch (...) {
+    s.replaying = false;
+    throw;
+  }
+  s.replaying = false;
+  throw nonfinite_step(v[5 * bad], v[5 * bad + 1], bad_step);
+}
 
 std::vector<StepResult> Trainer::take_measured() {
   std::vector<StepResult> out(m->measured.begin(), m->measured.end());
@@ -602,8 +600,8 @@ SamplingModel sampling_model(const Trainer& trainer, bool ema) {
                         trainer.data().shape);
 }
 
-void Trainer::save_checkpoint(const std::string& path) const {
-  m->read_unread();  // only checked steps go into a checkpoint
+void Trainer::save_checkpoint(const std::string& path) {
+  read_back();  // only checked steps go into a checkpoint
   const auto& s = *m;
   torch::serialize::OutputArchive archive;
   write_checkpoint_kind(archive, CheckpointKind::Model);
@@ -781,9 +779,9 @@ const PrecisionChoice& Trainer::precision() {
 
 void Trainer::set_train_config(const TrainConfig& train) {
   auto& s = *m;
-  // Unread steps are checked under the settings they ran with (their undo state refers to
-  // the batch sampler that a new batch size replaces).
-  s.read_unread();
+  // Unread steps are checked under the settings they ran with (their restore point refers
+  // to the batch sampler that a new batch size replaces).
+  read_back();
   if (train.precision != s.config.train.precision || train.batch_size != s.config.train.batch_size)
     s.precision.reset();
   const bool new_batches = train.batch_size != s.config.train.batch_size;

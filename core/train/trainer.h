@@ -71,9 +71,9 @@ class Trainer {
   // written then, starts from exactly the last good step).
   // With a deferred read-back (train.loss_read_every > 1, the default on CUDA) the step's
   // values stay on the device and are read every loss_read_every steps; the check happens
-  // then: the bad step and those after it were undone on the device, and the error names
-  // the bad step with everything (weights, optimizer, EMA, generator, batch position, step
-  // count) as it was after the step before it.
+  // then: the run goes back to a copy taken before the first unread step and redoes the
+  // good ones, so the error names the bad step with everything (weights, optimizer, EMA,
+  // generator, batch position, step count) as it was after the step before it.
   StepResult train_step();
   // Reads the steps whose values still wait on the device (deferred read-back), now:
   // throws TrainingError as train_step would have. Nothing to do when none wait.
@@ -98,7 +98,7 @@ class Trainer {
   // batch-sampler and timestep-sampler (loss history) state, the data shape and the
   // resolved config. Reads back unread steps first (read_back: it may throw
   // TrainingError, and then writes nothing), so a checkpoint holds only checked steps.
-  void save_checkpoint(const std::string& path) const;
+  void save_checkpoint(const std::string& path);
   // Restores everything save_checkpoint wrote; the checkpoint's model settings must
   // match this trainer's. Throws CheckpointError naming the file and the problem; on
   // failure the trainer keeps its previous state.

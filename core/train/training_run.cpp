@@ -6,6 +6,7 @@
 #include <cmath>
 #include <cstdio>
 #include <filesystem>
+#include <utility>
 
 #include "core/sampling/sampler_registry.h"
 #include "core/train/metrics_log.h"
@@ -130,11 +131,34 @@ RunStepReport TrainingRun::step() {
   try {
     report.step = m_trainer->train_step();
   } catch (const TrainingError&) {
-    absorb(m_trainer->take_measured(), nullptr);  // the good steps read before the bad one
-    m_log->flush();
+    failed();
     throw;
   }
   const StepResult& r = report.step;
+  const int64_t s = r.step;
+  // What is due after this step, judged on the clocks as they stand before any read.
+  const double unread_s = std::chrono::duration<double>(Clock::now() - m_last_step_end).count();
+  const bool eval_due = t.eval_every > 0 && s % t.eval_every == 0;
+  const bool periodic = t.checkpoint_every > 0 && s % t.checkpoint_every == 0;
+  const bool autosave = t.autosave_minutes > 0 &&
+                        m_trained_since_save_s + unread_s >= t.autosave_minutes * 60.0;
+  const int64_t every = preview_every();
+  const bool preview_due = m_options.preview_every_s > 0
+                               ? m_since_preview_s + unread_s >= m_options.preview_every_s
+                               : every > 0 && s % every == 0;
+  // A row, an evaluation, a checkpoint or a preview needs every step so far read and
+  // checked (deferred read-back): none of them may show a step that is then undone.
+  if (s % t.log_every == 0 || eval_due || s >= t.steps || periodic || autosave || preview_due) {
+    try {
+      m_trainer->read_back();
+    } catch (const TrainingError&) {
+      failed();
+      throw;
+    }
+  }
+  report.measured = m_trainer->take_measured();
+  absorb(report.measured);
+  // After the read: waiting for the device to finish the queued steps is training time.
   const auto now = Clock::now();
   const double step_s = std::chrono::duration<double>(now - m_last_step_end).count();
   m_trained_since_save_s += step_s;
@@ -142,22 +166,6 @@ RunStepReport TrainingRun::step() {
   m_since_preview_s += step_s;
   m_last_step_end = now;
   ++m_window_steps;
-
-  const int64_t s = r.step;
-  const bool eval_due = t.eval_every > 0 && s % t.eval_every == 0;
-  const bool periodic = t.checkpoint_every > 0 && s % t.checkpoint_every == 0;
-  const bool autosave = t.autosave_minutes > 0 && m_trained_since_save_s >= t.autosave_minutes * 60.0;
-  // A row, an evaluation or a checkpoint needs every step so far read (deferred read-back).
-  if (s % t.log_every == 0 || eval_due || s >= t.steps || periodic || autosave) {
-    try {
-      m_trainer->read_back();
-    } catch (const TrainingError&) {
-      absorb(m_trainer->take_measured(), nullptr);
-      m_log->flush();
-      throw;
-    }
-  }
-  absorb(m_trainer->take_measured(), &report);
 
   report.test_loss = std::nan("");
   if (eval_due) report.test_loss = m_trainer->evaluate(t.eval_batches);
@@ -182,9 +190,7 @@ RunStepReport TrainingRun::step() {
     m_window_start = now;
     m_window_steps = 0;
   }
-  const int64_t every = preview_every();
-  const bool by_time = m_options.preview_every_s > 0;
-  if (by_time ? m_since_preview_s >= m_options.preview_every_s : every > 0 && s % every == 0) {
+  if (preview_due) {
     m_since_preview_s = 0.0;
     const auto result = preview(false, preview_path(m_options.dir, s));
     if (!result.cancelled) {
@@ -201,7 +207,7 @@ RunStepReport TrainingRun::step() {
   return report;
 }
 
-void TrainingRun::absorb(std::vector<StepResult> measured, RunStepReport* report) {
+void TrainingRun::absorb(const std::vector<StepResult>& measured) {
   for (const StepResult& r : measured) {
     m_loss_sum += r.loss;
     m_grad_sum += r.grad_norm;
@@ -209,20 +215,29 @@ void TrainingRun::absorb(std::vector<StepResult> measured, RunStepReport* report
     if (m_hybrid) m_vlb_sum += r.loss_vlb;
     ++m_loss_steps;
   }
-  if (report) report->measured = std::move(measured);
+}
+
+void TrainingRun::failed() {
+  auto good = m_trainer->take_measured();  // the steps read before the bad one
+  absorb(good);
+  m_read_before_error.insert(m_read_before_error.end(), good.begin(), good.end());
+  m_log->flush();
+}
+
+std::vector<StepResult> TrainingRun::take_read_before_error() {
+  return std::exchange(m_read_before_error, {});
 }
 
 std::vector<StepResult> TrainingRun::read_back() {
-  RunStepReport report;
   try {
     m_trainer->read_back();
   } catch (const TrainingError&) {
-    absorb(m_trainer->take_measured(), nullptr);
-    m_log->flush();
+    failed();
     throw;
   }
-  absorb(m_trainer->take_measured(), &report);
-  return report.measured;
+  auto measured = m_trainer->take_measured();
+  absorb(measured);
+  return measured;
 }
 
 std::string TrainingRun::checkpoint() {

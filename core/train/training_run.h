@@ -81,6 +81,9 @@ class TrainingRun {
   // Reads the steps whose values still wait on the device (when training pauses, so the
   // loss chart is complete) and returns them; TrainingError as step() on a non-finite one.
   std::vector<StepResult> read_back();
+  // After step() or read_back() threw TrainingError: the steps that were read and good
+  // before the bad one (deferred read-back), for the loss chart.
+  std::vector<StepResult> take_read_before_error();
 
   Trainer& trainer() { return *m_trainer; }
   const Trainer& trainer() const { return *m_trainer; }
@@ -114,8 +117,11 @@ class TrainingRun {
   double m_since_preview_s = 0.0;       // training wall time since the last preview
   Clock::time_point m_last_step_end;
   bool m_clock_running = false;
-  // Adds read steps to the sums of the next metrics row (and to `report`).
-  void absorb(std::vector<StepResult> measured, RunStepReport* report);
+  // Adds read steps to the sums of the next metrics row.
+  void absorb(const std::vector<StepResult>& measured);
+  // After a TrainingError: keeps the steps read before the bad one, flushes the logs.
+  void failed();
+  std::vector<StepResult> m_read_before_error;
   // The rate window: steps since it began (at least kRateWindowS, or since the last row).
   Clock::time_point m_window_start;
   int m_window_steps = 0;
