@@ -178,18 +178,34 @@ static bool changes_model(const Command& command) {
          std::holds_alternative<cmd::LoadCheckpoint>(command) || std::holds_alternative<cmd::ResumeRun>(command);
 }
 
+// Commands that use the weights or change the run's settings: with a deferred read-back
+// they must see checked steps only.
+static bool needs_checked_steps(const Command& command) {
+  return std::holds_alternative<cmd::SetConfig>(command) || std::holds_alternative<cmd::Sample>(command) ||
+         std::holds_alternative<cmd::Evaluate>(command) || std::holds_alternative<cmd::SaveCheckpoint>(command) ||
+         std::holds_alternative<cmd::LoadControlNet>(command) || std::holds_alternative<cmd::TrainControlNet>(command);
+}
+
 void Worker::handle(Command& command) {
   if (m_cn_job && changes_model(command)) {
     finish(job_of(command), JobOutcome::Failed,
            "a ControlNet is training for this model (" + controlnet_training_status().dir + "): stop it first; nothing was changed");
     return;
   }
+  // Steps whose losses still wait on the device are read first (train.loss_read_every): a
+  // bad one ends the training job here, and the command then works on the run as it stood
+  // after the last good step (saving it, for one, is what a user would want then).
+  std::string read_error;
+  if ((m_status == JobStatus::Training || m_status == JobStatus::Paused) && needs_checked_steps(command) &&
+      !read_back_losses())
+    read_error = m_error;
   try {
     std::visit([this](auto& c) { on(c); }, command);
   } catch (const std::exception& e) {
     if (m_status == JobStatus::LoadingData) m_status = JobStatus::Idle;
     finish(job_of(command), JobOutcome::Failed, e.what());
   }
+  if (!read_error.empty() && m_error.empty()) m_error = read_error;  // a job done after it
 }
 
 // ---- the model and its run folder ----
@@ -331,9 +347,6 @@ void Worker::on(cmd::SetConfig& c) {
   // The new data must load before anything held is dropped: a bad path keeps it all.
   std::shared_ptr<DatasetSplits> data;
   if (data_changes && (m_data || model)) data = read_data(c.config.data);
-  // Steps still unread are checked under the settings they ran with (a bad one ends the
-  // training job, and the new settings still apply to the run as it then is).
-  if (m_status == JobStatus::Training || m_status == JobStatus::Paused) read_back_losses();
   m_config = c.config;
   if (data) {
     adopt_data(data);

@@ -94,6 +94,7 @@ BenchResult run_bench(const Config& base, const BenchOptions& o) {
 
   r.train_precision = trainer.precision().reason;
   for (int i = 0; i < o.warmup; ++i) trainer.train_step();
+  trainer.read_back();  // the timed steps start a group of their own
   {
     FlopCounter counter;
     torch::NoGradGuard no_grad;

@@ -539,7 +539,10 @@ void Trainer::read_back() {
   try {
     for (size_t i = 0; i < good; ++i) train_step();
   } catch (...) {
+    // A redone step that fails (on CUDA a rerun need not be bit for bit the same): the
+    // results read for the steps from it on are not the run's any more.
     s.replaying = false;
+    while (!s.measured.empty() && s.measured.back().step > s.step) s.measured.pop_back();
     throw;
   }
   s.replaying = false;

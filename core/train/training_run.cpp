@@ -138,17 +138,18 @@ RunStepReport TrainingRun::step() {
   const int64_t s = r.step;
   // What is due after this step, judged on the clocks as they stand before any read.
   const double unread_s = std::chrono::duration<double>(Clock::now() - m_last_step_end).count();
-  const bool eval_due = t.eval_every > 0 && s % t.eval_every == 0;
-  const bool periodic = t.checkpoint_every > 0 && s % t.checkpoint_every == 0;
-  const bool autosave = t.autosave_minutes > 0 &&
-                        m_trained_since_save_s + unread_s >= t.autosave_minutes * 60.0;
+  Due due;
+  due.eval = t.eval_every > 0 && s % t.eval_every == 0;
+  due.periodic = t.checkpoint_every > 0 && s % t.checkpoint_every == 0;
+  due.autosave = t.autosave_minutes > 0 &&
+                 m_trained_since_save_s + unread_s >= t.autosave_minutes * 60.0;
   const int64_t every = preview_every();
-  const bool preview_due = m_options.preview_every_s > 0
-                               ? m_since_preview_s + unread_s >= m_options.preview_every_s
-                               : every > 0 && s % every == 0;
+  due.preview = m_options.preview_every_s > 0
+                    ? m_since_preview_s + unread_s >= m_options.preview_every_s
+                    : every > 0 && s % every == 0;
   // A row, an evaluation, a checkpoint or a preview needs every step so far read and
   // checked (deferred read-back): none of them may show a step that is then undone.
-  if (s % t.log_every == 0 || eval_due || s >= t.steps || periodic || autosave || preview_due) {
+  if (s % t.log_every == 0 || s >= t.steps || due.eval || due.periodic || due.autosave || due.preview) {
     try {
       m_trainer->read_back();
     } catch (const TrainingError&) {
@@ -158,6 +159,23 @@ RunStepReport TrainingRun::step() {
   }
   report.measured = m_trainer->take_measured();
   absorb(report.measured);
+  if (!report.measured.empty() && report.measured.back().step == s) report.step = report.measured.back();
+  try {
+    after_step(report, due);
+  } catch (...) {
+    // An evaluation, preview or checkpoint that fails: the steps read above still reach
+    // the loss chart (take_read_before_error).
+    m_read_before_error.insert(m_read_before_error.end(), report.measured.begin(), report.measured.end());
+    m_log->flush();
+    throw;
+  }
+  return report;
+}
+
+void TrainingRun::after_step(RunStepReport& report, const Due& due) {
+  const auto& t = m_trainer->config().train;
+  const StepResult& r = report.step;
+  const int64_t s = r.step;
   // After the read: waiting for the device to finish the queued steps is training time.
   const auto now = Clock::now();
   const double step_s = std::chrono::duration<double>(now - m_last_step_end).count();
@@ -168,7 +186,7 @@ RunStepReport TrainingRun::step() {
   ++m_window_steps;
 
   report.test_loss = std::nan("");
-  if (eval_due) report.test_loss = m_trainer->evaluate(t.eval_batches);
+  if (due.eval) report.test_loss = m_trainer->evaluate(t.eval_batches);
   const double window_s = std::chrono::duration<double>(now - m_window_start).count();
   const bool row = s % t.log_every == 0 || !std::isnan(report.test_loss) || s >= t.steps;
   if (window_s >= kRateWindowS || row)
@@ -190,7 +208,7 @@ RunStepReport TrainingRun::step() {
     m_window_start = now;
     m_window_steps = 0;
   }
-  if (preview_due) {
+  if (due.preview) {
     m_since_preview_s = 0.0;
     const auto result = preview(false, preview_path(m_options.dir, s));
     if (!result.cancelled) {
@@ -199,12 +217,11 @@ RunStepReport TrainingRun::step() {
       report.preview_labels = result.labels;
     }
   }
-  if (periodic || autosave) report.checkpoint = checkpoint();
+  if (due.periodic || due.autosave) report.checkpoint = checkpoint();
   report.finished = s >= t.steps;
   // Previews and checkpoints are not training time: the rate and autosave clocks skip them.
   m_last_step_end = Clock::now();
   if (report.previewed || !report.checkpoint.empty()) m_window_start = m_last_step_end;
-  return report;
 }
 
 void TrainingRun::absorb(const std::vector<StepResult>& measured) {

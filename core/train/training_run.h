@@ -117,6 +117,12 @@ class TrainingRun {
   double m_since_preview_s = 0.0;       // training wall time since the last preview
   Clock::time_point m_last_step_end;
   bool m_clock_running = false;
+  // What is due after a step besides its metrics row.
+  struct Due {
+    bool eval = false, periodic = false, autosave = false, preview = false;
+  };
+  // step() after the step and its read: clocks, the metrics row, and what is `due`.
+  void after_step(RunStepReport& report, const Due& due);
   // Adds read steps to the sums of the next metrics row.
   void absorb(const std::vector<StepResult>& measured);
   // After a TrainingError: keeps the steps read before the bad one, flushes the logs.
