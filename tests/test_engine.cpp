@@ -9,6 +9,7 @@
 #include <thread>
 
 #include "core/engine/engine.h"
+#include "core/train/checkpoint.h"
 
 using namespace difflab;
 namespace fs = std::filesystem;
@@ -219,6 +220,40 @@ TEST(Engine, DivergingTrainingStopsWithAnErrorNotACrash) {
   EXPECT_TRUE(s->model_ready);  // the last good weights stay
   EXPECT_GT(s->step, 0) << s->error;
   std::printf("diverged: %s\n", s->error.c_str());
+}
+
+TEST(Engine, SavingDuringADeferredReadFindsTheBadStepAndSavesTheLastGoodOne) {
+  // Diverging at once, with losses read only every 1000 steps: the steps go on unread
+  // until Save reads them. Then the training job fails naming the bad step, and the save
+  // writes the run as it stood after the last good one.
+  Config c = toy_config();
+  c.train.lr = 1e12;
+  c.train.grad_clip = 0.0;
+  c.train.warmup_steps = 0;
+  c.train.loss_read_every = 1000;
+  c.train.log_every = 100000;
+  c.train.eval_every = 0;
+  c.train.checkpoint_every = 0;
+  c.train.autosave_minutes = 0;
+  c.model.class_conditional = false;
+  Engine engine(c, options());
+  engine.send(cmd::SetPreviewEvery{0, 0.0});
+  engine.send(cmd::StartTraining{});
+  auto s = wait_until(engine, [](const Snapshot& s) { return s.step >= 20; });
+  ASSERT_GE(s->step, 20) << s->error;
+  ASSERT_EQ(s->status, JobStatus::Training) << s->error;  // nothing read, nothing noticed
+  engine.send(cmd::SaveCheckpoint{""});
+  ASSERT_TRUE(engine.wait_idle(30));
+  s = engine.snapshot();
+  EXPECT_EQ(s->status, JobStatus::Error);
+  EXPECT_TRUE(s->error.find("loss is") != std::string::npos ||
+              s->error.find("gradient norm is") != std::string::npos) << s->error;
+  const auto& saved = s->job(JobKind::Save);
+  ASSERT_EQ(saved.outcome, JobOutcome::Done) << saved.message;
+  const CheckpointInfo info = read_checkpoint_info(saved.path);
+  EXPECT_EQ(info.step, s->step);
+  EXPECT_LT(s->step, 20);
+  EXPECT_NE(s->error.find("after step " + std::to_string(s->step) + " "), std::string::npos) << s->error;
 }
 
 TEST(Engine, CheckpointSaveAndLoadThroughCommands) {
