@@ -21,6 +21,7 @@
 #include "core/model/denoiser_net.h"
 #include "core/model/hashed_dropout.h"
 #include "core/train/trainer.h"
+#include "core/util/device_copy.h"
 #include "core/util/runtime.h"
 
 using namespace difflab;
@@ -235,6 +236,22 @@ TEST_F(Cuda, TrainerStepsOnCudaAndTheFirstLossMatchesTheCpu) {
   for (const auto& p : preset.model()->parameters()) EXPECT_TRUE(p.is_cuda());
   for (const auto& p : preset.ema_model()->parameters()) EXPECT_TRUE(p.is_cuda());
   EXPECT_TRUE(std::isfinite(preset.evaluate(2)));
+}
+
+TEST_F(Cuda, CopiesToTheDeviceDoNotWaitAndKeepTheirValues) {
+  // to_device queues the copy (pinned staging, non-blocking): the values are those of the
+  // moment of the call, even when the CPU tensor changes right after, behind queued work.
+  auto big = torch::randn({2048, 2048}, torch::TensorOptions().device(kCuda));
+  for (int i = 0; i < 8; ++i) big = big.matmul(big).tanh_();  // work ahead of the copy
+  auto cpu = torch::arange(1 << 20, torch::kFloat32);
+  const auto expected = cpu.clone();
+  const auto on_gpu = to_device(cpu, kCuda);
+  cpu.fill_(-1.0f);
+  EXPECT_TRUE(on_gpu.is_cuda());
+  EXPECT_TRUE(torch::equal(on_gpu.to(torch::kCPU), expected));
+  const auto as_half = to_device(expected, kCuda, torch::kHalf);
+  EXPECT_EQ(as_half.scalar_type(), torch::kHalf);
+  EXPECT_TRUE(as_half.is_cuda());
 }
 
 TEST_F(Cuda, ADeferredReadBackUndoesANonFiniteStepOnTheDevice) {

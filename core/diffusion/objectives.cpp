@@ -6,6 +6,8 @@
 #include <cmath>
 #include <stdexcept>
 
+#include "core/util/device_copy.h"
+
 namespace difflab {
 
 ObjectiveParams ObjectiveParams::from(const DiffusionConfig& d) {
@@ -113,7 +115,7 @@ namespace {
 at::Tensor per_example(const at::Tensor& v, const at::Tensor& x) {
   std::vector<int64_t> shape(static_cast<size_t>(x.dim()), 1);
   shape[0] = v.size(0);
-  return v.to(x.device(), torch::kFloat32).reshape(shape);
+  return to_device(v, x.device(), torch::kFloat32).reshape(shape);
 }
 
 // floor(t_net) clamped to [0, T − 1], as int64 on the CPU.
@@ -149,8 +151,8 @@ ObjectiveBatch edm_training_batch(const DiffusionConfig& d, const at::Tensor& x0
   ObjectiveBatch b;
   b.input = per_example(c_in, x0) * x;
   b.target = (x0 - per_example(c_skip, x0) * x) / per_example(c_out, x0);
-  b.weight = (lambda * c_out * c_out).to(x0.device(), torch::kFloat32);
-  b.net_time = net_time.to(x0.device(), torch::kFloat32);
+  b.weight = to_device(lambda * c_out * c_out, x0.device(), torch::kFloat32);
+  b.net_time = to_device(net_time, x0.device(), torch::kFloat32);
   b.level = levels(net_time, params.time_scale);
   return b;
 }
@@ -183,12 +185,12 @@ ObjectiveBatch flow_training_batch(const DiffusionConfig& d, const at::Tensor& x
     // in the limit only, so it is kept away from 0 (a uniform draw of exactly 0 is possible).
     const auto tt = tc.to(torch::kFloat64).clamp_min(1e-6);
     const auto snr = ((1.0 - tt) / tt).pow(2);
-    b.weight = (snr.clamp_max(d.min_snr_gamma) * tt * tt).to(x0.device(), torch::kFloat32);
+    b.weight = to_device(snr.clamp_max(d.min_snr_gamma) * tt * tt, x0.device(), torch::kFloat32);
   } else {
     b.weight = torch::ones({x0.size(0)}, x0.options().dtype(torch::kFloat32));
   }
   const auto net_time = tc * static_cast<float>(d.timesteps);
-  b.net_time = net_time.to(x0.device());
+  b.net_time = to_device(net_time, x0.device());
   b.level = levels(net_time, d.timesteps);
   return b;
 }

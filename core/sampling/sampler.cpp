@@ -11,6 +11,7 @@
 #include "core/sampling/field.h"
 #include "core/sampling/sampler_registry.h"
 #include "core/sampling/samplers.h"
+#include "core/util/device_copy.h"
 
 namespace difflab {
 
@@ -212,7 +213,7 @@ at::Tensor NoiseStreams::like(const at::Tensor& like) {
   if (like.size(0) != size())
     throw std::logic_error("NoiseStreams: " + std::to_string(like.size(0)) + " rows for " +
                            std::to_string(size()) + " streams");
-  return draw(like.sizes().slice(1)).to(like.device());
+  return to_device(draw(like.sizes().slice(1)), like.device());
 }
 
 int64_t sample_chunk_size(const SampleConfig& config, c10::Device device, Precision precision,

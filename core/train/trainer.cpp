@@ -22,6 +22,7 @@
 #include "core/sampling/sampler_registry.h"
 #include "core/train/checkpoint_io.h"
 #include "core/train/distributed.h"
+#include "core/util/device_copy.h"
 
 namespace difflab {
 namespace {
@@ -248,7 +249,7 @@ struct Trainer::Impl {
                                    flow_times(d, drawn, g).slice(0, first, first + b));
       default: {
         ObjectiveBatch b;
-        const auto t_dev = t_rows.to(device);
+        const auto t_dev = to_device(t_rows, device);
         b.input = diffusion.q_sample(x0, t_dev, noise);
         b.net_time = diffusion.model_timesteps(t_dev);
         b.target = diffusion.training_target(x0, t_dev, noise);
@@ -387,11 +388,12 @@ StepResult Trainer::step_once(HostState& before) {
     y = s.data->train.labels.index_select(0, idx);
     // Label dropout: with probability p_uncond train on the null label (CFG).
     auto drop = mine(torch::rand({drawn}, s.gen, torch::kFloat32) < s.config.train.p_uncond);
-    y = torch::where(drop, torch::full_like(y, s.model->num_classes()), y).to(s.device);
+    y = to_device(torch::where(drop, torch::full_like(y, s.model->num_classes()), y), s.device);
   }
-  x0 = x0.to(s.device);
-  noise = noise.to(s.device);
-  const auto t_dev = t.to(s.device);
+  // Queued behind the previous step's work on CUDA: nothing in a step waits for the GPU.
+  x0 = to_device(x0, s.device);
+  noise = to_device(noise, s.device);
+  const auto t_dev = to_device(t, s.device);
 
   const ObjectiveBatch batch = s.objective_batch(x0, noise, t, s.gen, drawn, first);
   const auto& xt = batch.input;
@@ -417,7 +419,7 @@ StepResult Trainer::step_once(HostState& before) {
     per_example = per_example + (s.config.diffusion.vlb_weight * s.diffusion.num_steps()) * vlb;
   }
   // Importance weights 1/(T p_t) (all 1 for uniform t).
-  auto loss = (per_example * draw_weights.to(s.device)).mean();
+  auto loss = (per_example * to_device(draw_weights, s.device)).mean();
   s.optimizer->zero_grad();
   loss.backward();
   auto params = s.model->parameters();
