@@ -53,6 +53,17 @@ std::shared_ptr<const Snapshot> wait_until(const Engine& e, Pred pred, double ti
   return s;
 }
 
+// `c` with losses read every 1000 steps (CUDA reads every 16; forced here) and no metrics
+// row, evaluation or checkpoint that would read them sooner (previews: SetPreviewEvery 0).
+Config unread_config(Config c) {
+  c.train.loss_read_every = 1000;
+  c.train.log_every = 100000;
+  c.train.eval_every = 0;
+  c.train.checkpoint_every = 0;
+  c.train.autosave_minutes = 0;
+  return c;
+}
+
 std::string temp_dir(const std::string& name) {
   const fs::path dir = fs::path(DIFFLAB_TEST_TMP) / ("engine_" + name);
   fs::remove_all(dir);
@@ -181,13 +192,7 @@ TEST(Engine, ADeferredReadBackFillsTheLossChartWhenTrainingPauses) {
   // Losses read every 1000 steps (CUDA reads every 16; forced here, and so many that the
   // pause always finds steps unread): pausing reads them, so the chart holds every step up
   // to the one shown.
-  Config c = toy_config();
-  c.train.loss_read_every = 1000;
-  c.train.log_every = 100000;
-  c.train.eval_every = 0;
-  c.train.checkpoint_every = 0;
-  c.train.autosave_minutes = 0;
-  Engine engine(c, options());
+  Engine engine(unread_config(toy_config()), options());
   engine.send(cmd::SetPreviewEvery{0, 0.0});  // a preview would read too
   engine.send(cmd::StartTraining{});
   auto s = wait_until(engine, [](const Snapshot& s) { return s.step >= 10; });
@@ -226,15 +231,10 @@ TEST(Engine, SavingDuringADeferredReadFindsTheBadStepAndSavesTheLastGoodOne) {
   // Diverging at once, with losses read only every 1000 steps: the steps go on unread
   // until Save reads them. Then the training job fails naming the bad step, and the save
   // writes the run as it stood after the last good one.
-  Config c = toy_config();
+  Config c = unread_config(toy_config());
   c.train.lr = 1e12;
   c.train.grad_clip = 0.0;
   c.train.warmup_steps = 0;
-  c.train.loss_read_every = 1000;
-  c.train.log_every = 100000;
-  c.train.eval_every = 0;
-  c.train.checkpoint_every = 0;
-  c.train.autosave_minutes = 0;
   c.model.class_conditional = false;
   Engine engine(c, options());
   engine.send(cmd::SetPreviewEvery{0, 0.0});

@@ -268,6 +268,17 @@ struct Trainer::Impl {
     return t.lr * std::min(1.0, static_cast<double>(s + 1) / static_cast<double>(t.warmup_steps));
   }
 
+  // The step's AdamW update at its learning rate, then the EMA; returns the rate.
+  double apply_update() {
+    const double lr = lr_at(step);
+    for (auto& group : optimizer->param_groups())
+      static_cast<torch::optim::AdamWOptions&>(group.options()).lr(lr);
+    optimizer->step();
+    ++step;
+    update_ema();
+    return lr;
+  }
+
   void update_ema() {
     torch::NoGradGuard no_grad;
     auto src = model->parameters();
@@ -444,12 +455,7 @@ StepResult Trainer::step_once(HostState& before) {
                                  vlb.defined() ? vlb.detach().mean() : zero});
   if (deferred) {
     // The check moves to the read; a non-finite step is put right then (read_back).
-    const double lr = s.lr_at(s.step);
-    for (auto& group : s.optimizer->param_groups())
-      static_cast<torch::optim::AdamWOptions&>(group.options()).lr(lr);
-    s.optimizer->step();
-    ++s.step;
-    s.update_ema();
+    const double lr = s.apply_update();
     s.unread.push_back(Impl::Unread{s.step, lr, on_device, batch.level, mse.detach()});
     if (static_cast<int>(s.unread.size()) >= s.read_every()) {
       read_back();  // throws on a non-finite step
@@ -488,12 +494,7 @@ StepResult Trainer::step_once(HostState& before) {
     s.batches.set_state(before.epoch, before.position);
     throw nonfinite_step(loss_value, grad_norm, s.step + 1);
   }
-  const double lr = s.lr_at(s.step);
-  for (auto& group : s.optimizer->param_groups())
-    static_cast<torch::optim::AdamWOptions&>(group.options()).lr(lr);
-  s.optimizer->step();
-  ++s.step;
-  s.update_ema();
+  const double lr = s.apply_update();
 
   // The loss-aware sampler learns from the unweighted per-example loss (as
   // improved-diffusion), each step; the uniform one needs nothing.
