@@ -11,16 +11,19 @@
 #         beside it); they time out rather than report anything.
 # usage: scripts/sanitize.sh [base|asan|tsan|all] [--budget SECONDS]    (all = the three)
 # With --budget, a phase that would start with less than its usual time left is skipped,
-# and one that runs out is stopped; both are reported as "SKIPPED" (exit 0). A sanitizer
+# and one that runs out is stopped; both are reported as "SKIPPED" (exit 0). A budget of 0 or
+# less (the caller's time is already spent) skips every phase. A sanitizer
 # report or a failing test exits 1. Needs the packages scripts/setup.sh installs.
 set -uo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 WHICH=all
-BUDGET=0
+BUDGET=""   # empty: no budget
 while [ $# -gt 0 ]; do
   case "$1" in
     base|asan|tsan|all) WHICH=$1 ;;
-    --budget) BUDGET=$2; shift ;;
+    --budget)
+      [[ ${2:-} =~ ^-?[0-9]+$ ]] || { echo "sanitize: --budget needs a whole number of seconds" >&2; exit 2; }
+      BUDGET=$2; shift ;;
     *) echo "usage: $0 [asan|tsan|all] [--budget SECONDS]" >&2; exit 2 ;;
   esac
   shift
@@ -32,12 +35,14 @@ declare -A USUAL=([base]=240 [asan]=3600 [tsan]=2400)
 status=0
 
 left() { echo $((BUDGET - ($(date +%s) - START))); }
+# A timeout for what is left of the budget (at least 1 s: `timeout 0` would mean none).
+budget_wrap() { local l; l=$(left); wrap=(timeout "$((l > 1 ? l : 1))"); }
 
 run_phase() {  # name, cmake flags, targets, ctest args...
   local name=$1 flags=$2 targets=$3
   shift 3
   local limit=0
-  if [ "$BUDGET" -gt 0 ]; then
+  if [ -n "$BUDGET" ]; then
     limit=$(left)
     if [ "$limit" -lt "${USUAL[$name]}" ]; then
       echo "SKIPPED: sanitize $name: ${limit} s of the budget left, it takes about ${USUAL[$name]} s"
@@ -50,7 +55,7 @@ run_phase() {  # name, cmake flags, targets, ctest args...
   cmake -S "$ROOT" -B "$dir" -DCMAKE_BUILD_TYPE=Release -DDIFFLAB_BUILD_BENCH=OFF $flags >/dev/null ||
     { echo "sanitize $name: configure failed"; status=1; return; }
   local wrap=()
-  [ "$limit" -gt 0 ] && wrap=(timeout "$limit")
+  [ -n "$BUDGET" ] && budget_wrap
   # One target at a time: Make given several goals at -j builds a shared dependency twice at
   # once (seen: "Text file busy" as two links of test_engine raced).
   local rc=0 target
@@ -59,11 +64,11 @@ run_phase() {  # name, cmake flags, targets, ctest args...
     "${wrap[@]}" cmake --build "$dir" -j "$JOBS" --target "$target" >>"$dir/build.log" 2>&1
     rc=$?
     [ $rc -eq 0 ] || break
-    [ "$limit" -gt 0 ] && wrap=(timeout "$(left)")
+    [ -n "$BUDGET" ] && budget_wrap
   done
   if [ $rc -eq 124 ]; then echo "SKIPPED: sanitize $name: the budget ran out while building"; return 0; fi
   [ $rc -eq 0 ] || { tail -30 "$dir/build.log"; echo "sanitize $name: build failed"; status=1; return; }
-  [ "$limit" -gt 0 ] && wrap=(timeout "$(left)")
+  [ -n "$BUDGET" ] && budget_wrap
   (cd "$dir" && "${wrap[@]}" ctest --output-on-failure -j "$JOBS" "$@")
   rc=$?
   if [ $rc -eq 124 ]; then echo "SKIPPED: sanitize $name: the budget ran out while testing"; return 0; fi
