@@ -334,6 +334,15 @@ TEST(Sampling, GuidanceIntervalGuidesOnlyInsideItsNoiseLevels) {
   EXPECT_TRUE(torch::allclose(eps_at({2, 2}), full(1, 1)));
   EXPECT_EQ(net->last_batch, 2);
   EXPECT_TRUE(torch::allclose(eps_at({8, 4}), full(1, 4)));
+  // A row the caller names on the host gives the same answers (the samplers' form: no
+  // read of t from the device).
+  for (int row : {2, 6, 8}) {
+    const auto t = torch::full({2}, row, torch::kLong);
+    const auto x = torch::zeros({2, 1, 2, 2});
+    EXPECT_TRUE(torch::equal(denoiser.predict(x, t, true, row).eps, denoiser.predict(x, t).eps))
+        << "row " << row;
+    EXPECT_TRUE(torch::equal(denoiser(x, t, row).first, denoiser(x, t).first)) << "row " << row;
+  }
   EXPECT_EQ(denoiser.guidance_at(sigma(6)), 4.0);
   EXPECT_EQ(denoiser.guidance_at(sigma(6) * 1.0001), 1.0);
   // Open above, open below.

@@ -24,7 +24,7 @@ class DdimSampler : public Sampler {
     const int steps = diffusion.num_steps();
     for (int i = steps - 1; i >= 0; --i) {
       auto t = torch::full({x.size(0)}, i, torch::TensorOptions().dtype(torch::kLong).device(x.device()));
-      auto [eps, x0] = denoiser(x, t);
+      auto [eps, x0] = denoiser(x, t, i);
       if (callback) {
         StepInfo info{steps - 1 - i, steps, diffusion.schedule().model_timestep(i), x, x0, eps};
         if (!callback(info)) return {};
@@ -64,8 +64,8 @@ at::Tensor ddim_encode(const Denoiser& denoiser, at::Tensor x, int refine) {
       return std::sqrt(ab_to) * x0 + std::sqrt(1.0 - ab_to) * eps;
     };
     // ε̂ where we are (row i − 1; the clean input is taken as row 0, where σ ≈ 0).
-    auto next = step(denoiser(x, rows(std::max(i - 1, 0))).first);
-    for (int k = 0; k < refine; ++k) next = step(denoiser(next, rows(i)).first);
+    auto next = step(denoiser(x, rows(std::max(i - 1, 0)), std::max(i - 1, 0)).first);
+    for (int k = 0; k < refine; ++k) next = step(denoiser(next, rows(i), i).first);
     x = next;
   }
   return x;

@@ -29,7 +29,7 @@ class DdpmSampler : public Sampler {
           "this one has a fixed variance (use fixed_small or fixed_large)");
     for (int i = steps - 1; i >= 0; --i) {
       auto t = torch::full({x.size(0)}, i, torch::TensorOptions().dtype(torch::kLong).device(x.device()));
-      auto [eps, x0, learned_log_var] = denoiser.predict(x, t, /*classifier_eps=*/false);
+      auto [eps, x0, learned_log_var] = denoiser.predict(x, t, /*classifier_eps=*/false, i);
       if (callback) {
         StepInfo info{steps - 1 - i, steps, diffusion.schedule().model_timestep(i), x, x0, eps};
         if (!callback(info)) return {};

@@ -78,24 +78,28 @@ ModelOutput Denoiser::forward(const at::Tensor& xt, const at::Tensor& model_t, d
 }
 
 std::pair<at::Tensor, at::Tensor> Denoiser::operator()(const at::Tensor& xt,
-                                                       const at::Tensor& t) const {
-  auto out = predict(xt, t);
+                                                       const at::Tensor& t, int row) const {
+  auto out = predict(xt, t, true, row);
   return {out.eps, out.x0};
 }
 
-DenoiserOutput Denoiser::predict(const at::Tensor& xt, const at::Tensor& t, bool classifier_eps) const {
+DenoiserOutput Denoiser::predict(const at::Tensor& xt, const at::Tensor& t, bool classifier_eps,
+                                 int row) const {
   double w = m_guidance;
   at::Tensor w_rows;
-  if (interval_set() && m_labels.defined() && m_guidance != 1.0) {
+  const auto sigma_of_row = [&](int64_t r) {
+    const double ab = m_diffusion.schedule().alphas_cumprod().at(static_cast<size_t>(r));
+    return std::sqrt((1.0 - ab) / ab);
+  };
+  if (interval_set() && m_labels.defined() && m_guidance != 1.0 && row >= 0) {
+    w = guidance_at(sigma_of_row(row));
+  } else if (interval_set() && m_labels.defined() && m_guidance != 1.0) {
     // σ of each image's schedule row, read on the host (one small copy a step, only with
     // an interval); samplers ask with one row for all images, so one w normally serves.
     const auto rows = t.to(torch::kCPU, torch::kLong).contiguous();
-    const auto& alpha_bar = m_diffusion.schedule().alphas_cumprod();
     std::vector<float> weights(static_cast<size_t>(rows.numel()));
-    for (size_t i = 0; i < weights.size(); ++i) {
-      const double ab = alpha_bar.at(static_cast<size_t>(rows.data_ptr<int64_t>()[i]));
-      weights[i] = static_cast<float>(guidance_at(std::sqrt((1.0 - ab) / ab)));
-    }
+    for (size_t i = 0; i < weights.size(); ++i)
+      weights[i] = static_cast<float>(guidance_at(sigma_of_row(rows.data_ptr<int64_t>()[i])));
     if (std::all_of(weights.begin(), weights.end(), [&](float v) { return v == weights[0]; }))
       w = weights.empty() ? w : weights[0];
     else

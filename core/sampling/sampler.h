@@ -56,11 +56,15 @@ class Denoiser {
            double guidance, bool clip_denoised, const NoiseSchedule* model_schedule = nullptr,
            ClassifierGuidance classifier = {});
   // ε̂ and x̂₀ for x_t at schedule rows t (int64, (B)), with every guidance applied.
-  std::pair<at::Tensor, at::Tensor> operator()(const at::Tensor& xt, const at::Tensor& t) const;
+  // `row` >= 0 says every image is at that row (the caller knows it on the host): a
+  // guidance interval then needs no read of t from the device (a wait for it on CUDA).
+  std::pair<at::Tensor, at::Tensor> operator()(const at::Tensor& xt, const at::Tensor& t,
+                                               int row = -1) const;
   // The same plus the learned log variance (Nichol & Dhariwal 2021, eq. 15) when the net
   // has one. `classifier_eps` = false leaves the classifier's ε shift out, for samplers
   // that apply classifier guidance to their mean instead (DDPM, Alg. 1).
-  DenoiserOutput predict(const at::Tensor& xt, const at::Tensor& t, bool classifier_eps = true) const;
+  DenoiserOutput predict(const at::Tensor& xt, const at::Tensor& t, bool classifier_eps = true,
+                         int row = -1) const;
   // ε̂ and x̂₀ for x_t at one (possibly fractional) model timestep whose ᾱ is `alpha_bar`:
   // for samplers whose noise levels are not schedule rows (Karras spacing).
   std::pair<at::Tensor, at::Tensor> at_timestep(const at::Tensor& xt, double model_t,
