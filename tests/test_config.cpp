@@ -191,6 +191,7 @@ Config non_default_config() {
   c.sample.guidance = 7.5;
   c.sample.guidance_sigma_min = 0.28;
   c.sample.guidance_sigma_max = 5.42;
+  c.sample.guide_model = "runs/weak model: #2";
   c.sample.n = 9;
   c.sample.class_label = 99;
   c.sample.seed = 42;
@@ -235,6 +236,12 @@ TEST(Config, AGuidanceIntervalMayBeOpenOnEitherSide) {
   EXPECT_EQ(guidance_interval_text(c.sample), "cfg at sigma <= 5.42");
   c.sample.guidance_sigma_min = 5.42;  // an empty interval
   EXPECT_CONTAINS(error_of([&] { validate(c); }), "sample.guidance_sigma_max = 5.42");
+  // Autoguidance names its guide model, with or without an interval.
+  c.sample.guidance_sigma_min = 0.0;
+  c.sample.guide_model = "runs/small";
+  EXPECT_EQ(guidance_interval_text(c.sample), "autoguided by runs/small at sigma <= 5.42");
+  c.sample.guidance_sigma_max = 0.0;
+  EXPECT_EQ(guidance_interval_text(c.sample), "autoguided by runs/small");
 }
 
 TEST(Config, RoundTripEveryField) {

@@ -373,6 +373,69 @@ TEST(Sampling, GuidanceIntervalGuidesOnlyInsideItsNoiseLevels) {
                               edm_scalings(3.0, edm.sigma_data).c_out * full(1, 1)));
 }
 
+// Autoguidance (Karras et al. 2024): D_weak + w (D − D_weak), both at the image's class,
+// one forward of each net with the plain batch (no null labels, no doubled batch). With
+// linear nets k₁ x and k₀ x it is the net (k₀ + w (k₁ − k₀)) x: a whole sampling run
+// must then match that net's run.
+TEST(Sampling, AutoguidanceMixesTheModelAndItsWeakerVersion) {
+  auto good = std::make_shared<FakeNet>(0.5, 10);
+  auto weak = std::make_shared<FakeNet>(0.2, 10);
+  const auto r = schedule().respaced(10);
+  GaussianDiffusion diffusion(r, Prediction::Eps, torch::kCPU);
+  const auto labels = torch::tensor({3, 7}, torch::kLong);
+  Denoiser denoiser(good, diffusion, labels, 3.0, false);
+  denoiser.set_guide(weak);
+  EXPECT_TRUE(denoiser.autoguided());
+  const auto x = torch::randn({2, 1, 2, 2});
+  const auto t = torch::full({2}, 6, torch::kLong);
+  EXPECT_TRUE(torch::allclose(denoiser.predict(x, t).eps, 1.1 * x, 1e-5, 1e-6));  // 0.2 + 3 (0.3)
+  EXPECT_EQ(good->last_batch, 2);
+  EXPECT_EQ(weak->last_batch, 2);
+  EXPECT_EQ(good->calls, 1);
+  EXPECT_EQ(weak->calls, 1);
+  // Outside a guidance interval: the model alone.
+  auto sigma = [&](int row) {
+    const double ab = r.alphas_cumprod()[static_cast<size_t>(row)];
+    return std::sqrt((1 - ab) / ab);
+  };
+  denoiser.set_guidance_interval(0.0, sigma(4));
+  EXPECT_TRUE(torch::allclose(denoiser.predict(x, t).eps, 0.5 * x));
+  EXPECT_EQ(weak->calls, 1);
+  EXPECT_TRUE(torch::allclose(denoiser.predict(x, torch::full({2}, 3, torch::kLong), true, 3).eps,
+                              1.1 * x, 1e-5, 1e-6));
+  // An unconditional model is guided too (classifier-free guidance would need labels).
+  Denoiser unconditional(good, diffusion, at::Tensor(), 3.0, false);
+  unconditional.set_guide(weak);
+  EXPECT_TRUE(torch::allclose(unconditional(x, t).first, 1.1 * x, 1e-5, 1e-6));
+  // Flow matching's velocity mixes the same way.
+  ObjectiveParams flow;
+  flow.objective = Objective::FlowMatching;
+  denoiser.set_objective(flow);
+  denoiser.set_guidance_interval(0.0, 0.0);
+  EXPECT_TRUE(torch::allclose(denoiser.at_flow_time(x, 0.5).velocity, 1.1 * x, 1e-5, 1e-6));
+
+  // A whole DDIM run (conditional, every step guided) equals the mixed net's run.
+  for (const auto& labels_given : {true, false}) {
+    auto req = request(SamplerKind::Ddim, 6, 3);
+    req.config.guidance = 3.0;
+    auto good10 = std::make_shared<FakeNet>(0.5, labels_given ? 10 : 0);
+    auto weak10 = std::make_shared<FakeNet>(0.2, labels_given ? 10 : 0);
+    auto mixed = std::make_shared<FakeNet>(1.1, labels_given ? 10 : 0);
+    req.guide = weak10;
+    const auto autoguided = run_sampling(model(good10), req, torch::kCPU).images;
+    req.guide = nullptr;
+    req.config.guidance = 1.0;  // the mixed net alone
+    const auto reference = run_sampling(model(mixed), req, torch::kCPU).images;
+    EXPECT_TRUE(torch::allclose(autoguided, reference, 1e-4, 1e-5)) << "labels " << labels_given;
+  }
+  // Refused: a guide with other classes, and a guide beside a ControlNet.
+  auto req = request(SamplerKind::Ddim, 2, 2);
+  req.config.guidance = 2.0;
+  req.guide = std::make_shared<FakeNet>(0.2, 4);
+  EXPECT_THROW(run_sampling(model(std::make_shared<FakeNet>(0.5, 10)), req, torch::kCPU),
+               std::invalid_argument);
+}
+
 // The 2-D toy view's field follows the same interval as the sampler it explains.
 TEST(Sampling, TheFieldOfAPointModelKeepsTheGuidanceInterval) {
   struct PointNet : DenoiserNetImpl {  // ε_c = 1, ε_u = 0 on (G, 2) points

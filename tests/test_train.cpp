@@ -322,6 +322,82 @@ TEST(Trainer, SamplingModelsFromTheTrainerAndItsCheckpointAgree) {
   EXPECT_TRUE(torch::equal(run_sampling(loaded, request, torch::kCPU).images, t.sample(sc).images));
 }
 
+// Autoguidance's weaker model: a checkpoint or a run folder of the same data, objective
+// and classes (another width is fine); anything else is refused naming the file and what
+// differs, before any sampling.
+TEST(Trainer, AGuideModelMustAnswerTheSameQuestion) {
+  const auto dir = temp_dir("guide_model");
+  auto data = quadrant_images(64);
+  Trainer main_model(tiny_unet_config(), data, torch::kCPU);
+  Config narrow = tiny_unet_config();
+  narrow.model.base_channels = 4;
+  narrow.model.norm_groups = 2;
+  Trainer weak(narrow, data, torch::kCPU);
+  // A few steps each: the zero-initialised output layers must have moved for the two
+  // models (and their EMA) to answer differently.
+  for (int i = 0; i < 3; ++i) {
+    main_model.train_step();
+    weak.train_step();
+  }
+  std::filesystem::create_directories(dir + "/weak/checkpoints");
+  weak.save_checkpoint(dir + "/weak/checkpoints/step_00000001.pt");
+  const SamplingModel model = sampling_model(main_model, true);
+
+  SampleConfig sc = main_model.config().sample;
+  EXPECT_EQ(load_guide_model(sc, model, torch::kCPU), nullptr);  // none named: off
+  sc.guide_model = dir + "/weak/checkpoints/step_00000001.pt";
+  const DenoiserNet guide = load_guide_model(sc, model, torch::kCPU);
+  ASSERT_NE(guide, nullptr);
+  // EMA weights, as the model's: the same tensors as the weak trainer's EMA.
+  const auto theirs = weak.ema_model()->parameters();
+  const auto ours = guide->parameters();
+  ASSERT_EQ(ours.size(), theirs.size());
+  for (size_t i = 0; i < ours.size(); ++i) EXPECT_TRUE(torch::equal(ours[i], theirs[i]));
+  sc.guide_model = dir + "/weak";  // a run folder: its newest checkpoint
+  EXPECT_NE(load_guide_model(sc, model, torch::kCPU), nullptr);
+
+  // Sampling with it: w = 1 is the model alone, any other w differs.
+  sc.n = 2;
+  sc.steps = 3;
+  sc.guidance = 1.0;
+  EXPECT_TRUE(torch::equal(main_model.sample(sc).images,
+                           [&] { SampleConfig plain = sc; plain.guide_model.clear(); return main_model.sample(plain).images; }()));
+  sc.guidance = 2.0;
+  SampleConfig cfg = sc;
+  cfg.guide_model.clear();
+  EXPECT_FALSE(torch::allclose(main_model.sample(sc).images, main_model.sample(cfg).images));
+
+  auto refused = [&](const std::string& path, const std::string& what) {
+    SampleConfig c = main_model.config().sample;
+    c.guide_model = path;
+    try {
+      load_guide_model(c, model, torch::kCPU);
+      ADD_FAILURE() << path << " was accepted";
+    } catch (const CheckpointError& e) {
+      EXPECT_NE(std::string(e.what()).find(path), std::string::npos) << e.what();
+      EXPECT_NE(std::string(e.what()).find(what), std::string::npos) << e.what();
+    }
+  };
+  std::filesystem::create_directories(dir + "/empty");
+  refused(dir + "/empty", "no checkpoint");
+  refused(dir + "/missing.pt", "no such file");
+  Config other = narrow;
+  other.diffusion.objective = Objective::FlowMatching;
+  Trainer flow(other, data, torch::kCPU);
+  flow.save_checkpoint(dir + "/flow.pt");
+  refused(dir + "/flow.pt", "objective flow_matching");
+  Config unlabeled = narrow;
+  unlabeled.model.class_conditional = false;
+  Trainer plain(unlabeled, data, torch::kCPU);
+  plain.save_checkpoint(dir + "/plain.pt");
+  refused(dir + "/plain.pt", "classes 0");
+  Config cosine = narrow;
+  cosine.diffusion.schedule = ScheduleKind::Cosine;
+  Trainer cos(cosine, data, torch::kCPU);
+  cos.save_checkpoint(dir + "/cosine.pt");
+  refused(dir + "/cosine.pt", "noise schedule");
+}
+
 TEST(Trainer, CheckpointOfAnotherArchitectureIsRefused) {
   const auto dir = temp_dir("arch");
   auto data = quadrant_images();

@@ -3,6 +3,7 @@
 // Generate / Cancel with progress; then the scrubber over the recorded trajectory
 // (scrubber.cpp), whose last position is the result grid.
 #include <imgui.h>
+#include <imgui_stdlib.h>
 
 #include <algorithm>
 #include <cmath>
@@ -84,13 +85,23 @@ void draw_settings(const Snapshot& snap, UiState& ui, bool enabled) {
                 "fresh noise as DDPM.");
     next();
     float guidance = static_cast<float>(s.guidance);
-    ImGui::BeginDisabled(!snap.config.model.class_conditional);
+    const bool autoguided = !s.guide_model.empty();
+    ImGui::BeginDisabled(!snap.config.model.class_conditional && !autoguided);
     if (ImGui::SliderFloat("Guidance", &guidance, 0.0f, 10.0f, "%.1f")) s.guidance = guidance;
     ImGui::EndDisabled();
     help_marker("Classifier-free guidance scale w: ε = ε_uncond + w (ε_cond − ε_uncond). "
-                "1 = plain conditional, 0 = unconditional, larger = more typical images.");
+                "1 = plain conditional, 0 = unconditional, larger = more typical images. "
+                "With a guide model (below) w mixes the two models instead.");
+    next();
+    ImGui::InputTextWithHint("Guide model", "none: classifier-free guidance", &s.guide_model);
+    help_marker("Autoguidance (Karras et al. 2024): a checkpoint or run folder of a weaker "
+                "model of the same data, objective and classes (smaller or trained for less, "
+                "e.g. assets/starters/mnist/model.pt beside a preset run). w then mixes the "
+                "two at the same class, D_weak + w (D − D_weak): it pushes samples away from "
+                "what the weaker model gets wrong, so they sharpen without all looking alike. "
+                "Works for unconditional models too. Empty = classifier-free guidance.");
     // The guidance interval (Kynkäänniemi et al. 2024), on σ = noise / signal; 0 = no limit.
-    const bool guided = snap.config.model.class_conditional && s.guidance != 1.0;
+    const bool guided = (snap.config.model.class_conditional || autoguided) && s.guidance != 1.0;
     auto sigma_limit = [&](const char* label, double* value, float speed, const char* help) {
       next();
       float v = static_cast<float>(*value);

@@ -230,6 +230,7 @@ int eval_classifier(const Args& args) {
   SampleRequest request;
   request.config = sc;
   request.classifier = load_classifier_guidance(sc, model, device);
+  request.guide = load_guide_model(sc, model, device);
   double seconds = 0;
   const auto start = std::chrono::steady_clock::now();
   auto r = evaluate_model(

@@ -126,6 +126,7 @@ int cmd_sample(int argc, char** argv) {
   request.config = sc;
   request.control = control;
   request.classifier = load_classifier_guidance(sc, model, device);
+  request.guide = load_guide_model(sc, model, device);
   const auto start = std::chrono::steady_clock::now();
   auto result = run_sampling(model, request, device, [&](const StepInfo& s) {
     std::fprintf(stderr, "\rstep %d/%d (t=%d)", s.index + 1, s.total, s.timestep);

@@ -48,6 +48,9 @@ std::vector<OptionSpec> sampling_options() {
        real(0, 1e6)},
       {"guidance-sigma-max", true, "S  guide only up to noise level S (0 = no upper limit)",
        real(0, 1e6)},
+      {"guide-model", true,
+       "PATH  autoguidance (Karras et al. 2024): a weaker model (checkpoint or run folder) of "
+       "the same data and objective; --guidance W then mixes the two models"},
       {"class", true, "K  class to draw (-1 cycles through all classes)", integer(-1, 1000000)},
       {"seed", true, "N  noise seed", integer(0, kInt64Max)},
       {"classifier", true, "PATH  noisy classifier for classifier guidance (train-classifier)"},
@@ -69,6 +72,7 @@ SampleConfig apply_sampling_options(const Args& args, SampleConfig sc, int times
   sc.guidance = args.get_double("guidance", sc.guidance);
   sc.guidance_sigma_min = args.get_double("guidance-sigma-min", sc.guidance_sigma_min);
   sc.guidance_sigma_max = args.get_double("guidance-sigma-max", sc.guidance_sigma_max);
+  sc.guide_model = args.get("guide-model", sc.guide_model);
   sc.class_label = args.get_int("class", sc.class_label);
   sc.seed = static_cast<uint64_t>(args.get_int64("seed", static_cast<int64_t>(sc.seed)));
   sc.classifier = args.get("classifier", sc.classifier);

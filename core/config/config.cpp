@@ -149,6 +149,7 @@ IfSection<SampleConfig, S> visit_fields(S& s, V&& v) {
   v("use_ema", s.use_ema);
   v("classifier", s.classifier);
   v("classifier_scale", s.classifier_scale);
+  v("guide_model", s.guide_model);
   v("chunk", s.chunk);
   v("precision", s.precision);
 }
@@ -766,15 +767,16 @@ void validate(const Config& config, const std::string& source) {
 
 std::string guidance_interval_text(const SampleConfig& s) {
   const bool lo = s.guidance_sigma_min > 0.0, hi = s.guidance_sigma_max > 0.0;
-  if (!lo && !hi) return "";
+  const std::string how = s.guide_model.empty() ? "cfg" : "autoguided by " + s.guide_model;
+  if (!lo && !hi) return s.guide_model.empty() ? "" : how;
   char text[96];
   if (lo && hi)
-    std::snprintf(text, sizeof text, "cfg at sigma %g..%g", s.guidance_sigma_min, s.guidance_sigma_max);
+    std::snprintf(text, sizeof text, " at sigma %g..%g", s.guidance_sigma_min, s.guidance_sigma_max);
   else if (lo)
-    std::snprintf(text, sizeof text, "cfg at sigma > %g", s.guidance_sigma_min);
+    std::snprintf(text, sizeof text, " at sigma > %g", s.guidance_sigma_min);
   else
-    std::snprintf(text, sizeof text, "cfg at sigma <= %g", s.guidance_sigma_max);
-  return text;
+    std::snprintf(text, sizeof text, " at sigma <= %g", s.guidance_sigma_max);
+  return how + text;
 }
 
 }  // namespace difflab

@@ -154,6 +154,11 @@ struct SampleConfig {
   // train-classifier` and its scale s; "" or 0 = off.
   std::string classifier;
   double classifier_scale = 0.0;
+  // Autoguidance (Karras et al. 2024, arXiv 2406.02507): a checkpoint (or run folder) of a
+  // weaker model of the same data, objective and classes — smaller, or trained for less.
+  // With one, `guidance` mixes the two models at the same class, D_weak + w (D − D_weak),
+  // in place of classifier-free guidance's unconditional answer. "" = off.
+  std::string guide_model;
   // Images sampled at once (0 = auto: sample_chunk_size in core/sampling/sampler.h). A seed
   // gives the same images whatever the chunk size.
   int chunk = 0;
@@ -211,8 +216,9 @@ bool same_data(const DataConfig& a, const DataConfig& b);
 Config apply_overrides(const Config& config, const std::vector<std::string>& overrides);
 // Throws ConfigError naming the key and the value; `source` names the file.
 void validate(const Config& config, const std::string& source = "config");
-// Where classifier-free guidance applies, for logs and evaluation records: "" when at every
-// noise level, else "cfg at sigma 0.3..5", "cfg at sigma > 0.3" or "cfg at sigma <= 5".
+// How and where guidance applies, for logs and evaluation records: "" for classifier-free
+// guidance at every noise level, else "cfg at sigma 0.3..5", "cfg at sigma > 0.3" or "cfg
+// at sigma <= 5"; with a guide model "autoguided by PATH" and the same interval text.
 std::string guidance_interval_text(const SampleConfig& s);
 
 }  // namespace difflab

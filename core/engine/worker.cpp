@@ -89,10 +89,12 @@ void add_field(TrajectoryFrames& frames, const SamplingModel& model, c10::Device
   const auto grid = torch::stack({axis.repeat({kFieldSide}), axis.repeat_interleave(kFieldSide)}, 1);
   frames.field_grid = to_float_images(grid);
   const int64_t label = frames.config.class_label;
+  // The sampling run's autoguidance too (a toy model: loading it again is cheap).
+  const DenoiserNet guide = load_guide_model(frames.config, model, device);
   for (int t : frames.timesteps)
     frames.field.push_back(to_float_images(
         sampling_field(model, grid, t, label, frames.config.guidance, device,
-                       frames.config.guidance_sigma_min, frames.config.guidance_sigma_max)));
+                       frames.config.guidance_sigma_min, frames.config.guidance_sigma_max, guide)));
 }
 
 // A run folder's name stem for a dataset: mnist, fashion_mnist, toy2d-swiss_roll, ...
@@ -685,6 +687,7 @@ void Worker::on(cmd::Sample& c) {
     request.record_trajectory = true;
     request.control = {cn.net, hint.to(m_device), c.control_scale};
     request.classifier = load_classifier_guidance(c.config, model, m_device);
+    request.guide = load_guide_model(c.config, model, m_device);  // refused with a ControlNet
     result = run_sampling(model, request, m_device, progress);
   });
   if (result.cancelled) {

@@ -21,10 +21,12 @@ namespace difflab {
 //   flow_matching: −v̂, the velocity as t runs from 1 to 0
 // for class `label` with classifier-free guidance `guidance` (label < 0: unconditional),
 // limited to noise levels in (guidance_sigma_min, guidance_sigma_max] as sampling limits it
-// (Denoiser::set_guidance_interval; 0 = no limit).
+// (Denoiser::set_guidance_interval; 0 = no limit), and with autoguidance by `guide` when
+// sampling has one (Denoiser::set_guide; `guidance` is then its scale, also unconditional).
 // Returns (G, D) float32 on the CPU. Throws std::invalid_argument for image models.
 at::Tensor sampling_field(const SamplingModel& model, const at::Tensor& points, int timestep,
                           int64_t label, double guidance, c10::Device device,
-                          double guidance_sigma_min = 0.0, double guidance_sigma_max = 0.0);
+                          double guidance_sigma_min = 0.0, double guidance_sigma_max = 0.0,
+                          const DenoiserNet& guide = nullptr);
 
 }  // namespace difflab

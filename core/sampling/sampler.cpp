@@ -33,12 +33,13 @@ at::Tensor Denoiser::classifier_gradient(const at::Tensor& xt, const at::Tensor&
   return m_classifier.scale * m_classifier.gradient(xt, m_diffusion.model_timesteps(t), m_labels);
 }
 
-at::Tensor Denoiser::net_forward(const at::Tensor& x, const at::Tensor& t, const at::Tensor& y) const {
-  if (!m_bf16) return m_net->forward(x, t, y);
+at::Tensor Denoiser::net_forward(const DenoiserNet& net, const at::Tensor& x, const at::Tensor& t,
+                                 const at::Tensor& y) const {
+  if (!m_bf16) return net->forward(x, t, y);
   at::Tensor out;
   {
     PrecisionScope scope(true, x.device());
-    out = m_net->forward(x, t, y);
+    out = net->forward(x, t, y);
   }
   return out.to(torch::kFloat32);
 }
@@ -52,6 +53,21 @@ double Denoiser::guidance_at(double sigma) const {
 ModelOutput Denoiser::forward(const at::Tensor& xt, const at::Tensor& model_t, double w,
                               const at::Tensor& w_rows) const {
   const bool conditional = m_labels.defined() && m_net->num_classes() > 0;
+  // Mixes a guided answer from `lo` (w = 0) and `hi` (w = 1), with w or one w per image.
+  const auto mix = [&](const ModelOutput& hi, const ModelOutput& lo) -> ModelOutput {
+    const auto delta = hi.prediction - lo.prediction;
+    if (!w_rows.defined()) return {lo.prediction + w * delta, hi.variance};
+    std::vector<int64_t> shape(static_cast<size_t>(xt.dim()), 1);
+    shape[0] = xt.size(0);
+    return {lo.prediction + w_rows.to(delta.options()).reshape(shape) * delta, hi.variance};
+  };
+  if (m_guide && (w_rows.defined() || w != 1.0)) {
+    // Autoguidance: both models at the same class (or both unconditional), two forwards
+    // (the nets differ, so they cannot share a batch).
+    const at::Tensor y = conditional ? m_labels : at::Tensor();
+    return mix(split_model_output(net_forward(xt, model_t, y), learns_variance()),
+               split_model_output(net_forward(m_guide, xt, model_t, y), m_guide->learns_variance()));
+  }
   if (conditional && !w_rows.defined() && w == 0.0)  // the unconditional model alone: one forward
     return split_model_output(net_forward(xt, model_t, torch::full_like(m_labels, m_net->num_classes())),
                               learns_variance());
@@ -63,15 +79,8 @@ ModelOutput Denoiser::forward(const at::Tensor& xt, const at::Tensor& model_t, d
     auto null = torch::full_like(m_labels, m_net->num_classes());
     auto both = net_forward(torch::cat({xt, xt}), torch::cat({model_t, model_t}),
                                torch::cat({m_labels, null}));
-    auto cond = split_model_output(both.narrow(0, 0, b), learns_variance());
-    auto uncond = split_model_output(both.narrow(0, b, b), learns_variance());
-    auto delta = cond.prediction - uncond.prediction;
-    if (w_rows.defined()) {
-      std::vector<int64_t> shape(static_cast<size_t>(xt.dim()), 1);
-      shape[0] = b;
-      return {uncond.prediction + w_rows.to(delta.options()).reshape(shape) * delta, cond.variance};
-    }
-    return {uncond.prediction + w * delta, cond.variance};
+    return mix(split_model_output(both.narrow(0, 0, b), learns_variance()),
+               split_model_output(both.narrow(0, b, b), learns_variance()));
   }
   return split_model_output(net_forward(xt, model_t, conditional ? m_labels : at::Tensor()),
                             learns_variance());
@@ -91,9 +100,10 @@ DenoiserOutput Denoiser::predict(const at::Tensor& xt, const at::Tensor& t, bool
     const double ab = m_diffusion.schedule().alphas_cumprod().at(static_cast<size_t>(r));
     return std::sqrt((1.0 - ab) / ab);
   };
-  if (interval_set() && m_labels.defined() && m_guidance != 1.0 && row >= 0) {
+  const bool guided = (m_labels.defined() || m_guide) && m_guidance != 1.0;
+  if (interval_set() && guided && row >= 0) {
     w = guidance_at(sigma_of_row(row));
-  } else if (interval_set() && m_labels.defined() && m_guidance != 1.0) {
+  } else if (interval_set() && guided) {
     // σ of each image's schedule row, read on the host (one small copy a step, only with
     // an interval); samplers ask with one row for all images, so one w normally serves.
     const auto rows = t.to(torch::kCPU, torch::kLong).contiguous();
@@ -295,6 +305,18 @@ SampleResult run_sampling(const SamplingModel& model, const SampleRequest& reque
   std::optional<EvalModeGuard> control_mode;
   // A ControlNet wraps the base into one DenoiserNet, so every sampler runs it unchanged.
   DenoiserNet network = net;
+  std::optional<EvalModeGuard> guide_mode;
+  if (request.guide) {
+    if (request.control.enabled())
+      throw std::invalid_argument(
+          "autoguidance (sample.guide_model) does not combine with a ControlNet: the "
+          "ControlNet steers one base model; clear sample.guide_model to sample with it");
+    if (request.guide->num_classes() != net->num_classes())
+      throw std::invalid_argument("autoguidance: the guide model has " +
+                                  std::to_string(request.guide->num_classes()) +
+                                  " classes, the model " + std::to_string(net->num_classes()));
+    guide_mode.emplace(request.guide);
+  }
   if (request.control.enabled()) {
     control_mode.emplace(request.control.net);
     const auto& hint = request.control.hint;
@@ -356,6 +378,7 @@ SampleResult run_sampling(const SamplingModel& model, const SampleRequest& reque
     denoiser.set_bf16(precision.chosen == Precision::Bf16);
     denoiser.set_objective(model.objective);
     denoiser.set_guidance_interval(c.guidance_sigma_min, c.guidance_sigma_max);
+    denoiser.set_guide(request.guide);
     Trajectory trajectory;
     trajectory.velocity = objective == Objective::FlowMatching;
     auto record = [&](const StepInfo& info) {
@@ -410,7 +433,8 @@ namespace difflab {
 
 at::Tensor sampling_field(const SamplingModel& model, const at::Tensor& points, int timestep,
                           int64_t label, double guidance, c10::Device device,
-                          double guidance_sigma_min, double guidance_sigma_max) {
+                          double guidance_sigma_min, double guidance_sigma_max,
+                          const DenoiserNet& guide) {
   if (model.shape.size() != 1)
     throw std::invalid_argument("sampling_field: a field is drawn for point models only");
   if (points.dim() != 2 || points.size(1) != model.shape[0])
@@ -427,10 +451,13 @@ at::Tensor sampling_field(const SamplingModel& model, const at::Tensor& points, 
                                   " is out of range");
     labels = torch::full({g}, label, torch::kLong).to(device);
   }
-  Denoiser denoiser(model.net, diffusion, labels, labels.defined() ? guidance : 1.0,
+  std::optional<EvalModeGuard> guide_mode;
+  if (guide) guide_mode.emplace(guide);
+  Denoiser denoiser(model.net, diffusion, labels, labels.defined() || guide ? guidance : 1.0,
                     /*clip_denoised=*/false);
   denoiser.set_objective(model.objective);
   denoiser.set_guidance_interval(guidance_sigma_min, guidance_sigma_max);
+  denoiser.set_guide(guide);
   const auto x = points.to(device, torch::kFloat32);
   const ObjectiveParams& p = model.objective;
   at::Tensor field;

@@ -102,9 +102,22 @@ class Denoiser {
   }
   // The classifier-free guidance scale at noise level σ: w inside the interval, 1 outside.
   double guidance_at(double sigma) const;
+  // Autoguidance (Karras et al. 2024, "Guiding a diffusion model with a bad version of
+  // itself", arXiv 2406.02507): with a weaker model of the same data and objective (smaller
+  // or trained for less), the guidance scale w mixes the two at the same class,
+  // D_bad + w (D − D_bad), instead of the conditional and unconditional answers of one
+  // model. It moves samples away from what the weaker model gets wrong rather than towards
+  // what the class has most in common, so it sharpens without narrowing. Also for
+  // unconditional models. The interval applies as to classifier-free guidance; null = off.
+  void set_guide(DenoiserNet guide) { m_guide = std::move(guide); }
+  bool autoguided() const { return static_cast<bool>(m_guide); }
 
  private:
-  at::Tensor net_forward(const at::Tensor& x, const at::Tensor& t, const at::Tensor& y) const;
+  at::Tensor net_forward(const at::Tensor& x, const at::Tensor& t, const at::Tensor& y) const {
+    return net_forward(m_net, x, t, y);
+  }
+  at::Tensor net_forward(const DenoiserNet& net, const at::Tensor& x, const at::Tensor& t,
+                         const at::Tensor& y) const;
   // The network output for x_t at model timesteps (B), guided with scale w, or with
   // `w_rows` ((B) float, one scale per image) when defined.
   ModelOutput forward(const at::Tensor& xt, const at::Tensor& model_t, double w,
@@ -121,6 +134,7 @@ class Denoiser {
   bool m_bf16 = false;
   ObjectiveParams m_objective;
   double m_interval_lo = 0.0, m_interval_hi = 0.0;
+  DenoiserNet m_guide;  // autoguidance's weaker model; null = classifier-free guidance
 };
 
 struct StepInfo {
@@ -212,6 +226,10 @@ struct SampleRequest {
   // an error while config asks for a classifier.
   ClassifierGuidance classifier;
   ControlInput control;  // off unless set
+  // Autoguidance's weaker model (Denoiser::set_guide): callers load config.guide_model
+  // themselves (load_guide_model in core/train/checkpoint.h); null = classifier-free
+  // guidance. Not with a ControlNet.
+  DenoiserNet guide;
 };
 
 // Compact CPU copies of every step: x_t, x̂₀ and ε̂ for all images.

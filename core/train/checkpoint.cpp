@@ -11,6 +11,7 @@
 #include <regex>
 #include <sstream>
 
+#include "core/train/run_folder.h"
 #include "core/util/paths.h"
 #include "core/vision/png.h"
 
@@ -496,6 +497,57 @@ SamplingModel load_sampling_model(const std::string& path, bool use_ema, c10::De
   auto net = load_checkpoint_model(path, use_ema, device, &info);
   if (info_out) *info_out = info;
   return sampling_model(std::move(net), info.config.diffusion, info.shape);
+}
+
+DenoiserNet load_guide_model(const SampleConfig& sample, const SamplingModel& model,
+                             c10::Device device) {
+  if (sample.guide_model.empty()) return nullptr;
+  std::string path = sample.guide_model;
+  if (fs::is_directory(path)) {
+    path = latest_checkpoint(sample.guide_model);
+    if (path.empty())
+      throw CheckpointError("guide model " + sample.guide_model +
+                            ": a folder with no checkpoint in checkpoints/ (name a checkpoint "
+                            "file or a run folder that has one)");
+  }
+  const SamplingModel guide = load_sampling_model(path, sample.use_ema, device);
+  const std::string what = "guide model " + path + ": ";
+  const auto differs = [&](const std::string& name, const std::string& theirs,
+                           const std::string& ours) {
+    return CheckpointError(what + name + " " + theirs + ", the model's " + ours +
+                           " (autoguidance needs a weaker model of the same kind: the same "
+                           "data, objective and classes, smaller or trained for less)");
+  };
+  const ObjectiveParams& a = guide.objective;
+  const ObjectiveParams& b = model.objective;
+  if (a.objective != b.objective)
+    throw differs("objective", std::string(to_string(a.objective)), std::string(to_string(b.objective)));
+  if (guide.prediction != model.prediction)
+    throw differs("predicts", std::string(to_string(guide.prediction)),
+                  std::string(to_string(model.prediction)));
+  const auto shape_text = [](const std::vector<int64_t>& s) {
+    std::string out;
+    for (auto d : s) out += (out.empty() ? "" : "x") + std::to_string(d);
+    return out;
+  };
+  if (guide.shape != model.shape) throw differs("data", shape_text(guide.shape), shape_text(model.shape));
+  if (guide.num_classes != model.num_classes)
+    throw differs("classes", std::to_string(guide.num_classes), std::to_string(model.num_classes));
+  if (a.objective == Objective::Edm && a.sigma_data != b.sigma_data)
+    throw differs("sigma_data", std::to_string(a.sigma_data), std::to_string(b.sigma_data));
+  if (a.time_scale != b.time_scale)
+    throw differs("timesteps", std::to_string(a.time_scale), std::to_string(b.time_scale));
+  if (a.objective == Objective::Ddpm) {
+    // The guide answers at the model's schedule rows: its ᾱ must be the same at each.
+    const auto& ga = guide.schedule.alphas_cumprod();
+    const auto& ma = model.schedule.alphas_cumprod();
+    bool same = ga.size() == ma.size();
+    for (size_t i = 0; same && i < ga.size(); ++i) same = std::abs(ga[i] - ma[i]) <= 1e-9;
+    if (!same)
+      throw differs("noise schedule", "of " + std::to_string(ga.size()) + " steps",
+                    "of " + std::to_string(ma.size()) + " steps (or a different kind)");
+  }
+  return guide.net;
 }
 
 }  // namespace difflab

@@ -598,6 +598,7 @@ SampleResult Trainer::sample(const SampleConfig& sample, bool record_trajectory,
   request.config = sample;
   request.record_trajectory = record_trajectory;
   request.classifier = load_classifier_guidance(sample, model, m->device);
+  request.guide = load_guide_model(sample, model, m->device);
   return run_sampling(model, request, m->device, callback);
 }
 
