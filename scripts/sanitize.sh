@@ -23,7 +23,7 @@ while [ $# -gt 0 ]; do
     base|asan|tsan|all) WHICH=$1 ;;
     --budget)
       [[ ${2:-} =~ ^-?[0-9]+$ ]] || { echo "sanitize: --budget needs a whole number of seconds" >&2; exit 2; }
-      BUDGET=$2; shift ;;
+      BUDGET=$((10#${2#-})); [ "${2:0:1}" = "-" ] && BUDGET=$((-BUDGET)); shift ;;
     *) echo "usage: $0 [asan|tsan|all] [--budget SECONDS]" >&2; exit 2 ;;
   esac
   shift

@@ -207,6 +207,16 @@ TEST(ControlNet, FreshControlNetSamplesExactlyLikeTheBaseWithGuidance) {
   EXPECT_FALSE(torch::equal(steered.images, plain.images));
   request.control.hint = random_hint(2, 6);
   EXPECT_THROW(run_sampling(model, request, torch::kCPU), std::invalid_argument);
+  // Autoguidance guides a base alone: beside a ControlNet it is refused, with the reason.
+  request.control.hint = random_hint(3, 5);
+  request.guide = make_unet(tiny_model(), kShape);
+  try {
+    run_sampling(model, request, torch::kCPU);
+    ADD_FAILURE() << "a guide model beside a ControlNet was accepted";
+  } catch (const std::invalid_argument& e) {
+    EXPECT_NE(std::string(e.what()).find("does not combine with a ControlNet"), std::string::npos)
+        << e.what();
+  }
 }
 
 namespace {

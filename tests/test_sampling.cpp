@@ -21,6 +21,7 @@ class FakeNet : public DenoiserNetImpl {
     ++calls;
     last_batch = x.size(0);
     last_t = t.clone();
+    last_y = y.defined() ? y.clone() : y;
     if (m_label_signal) {
       auto real = (y != m_classes).to(torch::kFloat32);
       return real.view({-1, 1, 1, 1}).expand_as(x).clone();
@@ -30,7 +31,7 @@ class FakeNet : public DenoiserNetImpl {
   int num_classes() const override { return m_classes; }
   int calls = 0;
   int64_t last_batch = 0;
-  torch::Tensor last_t;
+  torch::Tensor last_t, last_y;
 
  private:
   double m_k;
@@ -393,6 +394,10 @@ TEST(Sampling, AutoguidanceMixesTheModelAndItsWeakerVersion) {
   EXPECT_EQ(weak->last_batch, 2);
   EXPECT_EQ(good->calls, 1);
   EXPECT_EQ(weak->calls, 1);
+  // Both at the images' own classes (no null label: that would be classifier-free guidance).
+  ASSERT_TRUE(good->last_y.defined() && weak->last_y.defined());
+  EXPECT_TRUE(torch::equal(good->last_y, labels));
+  EXPECT_TRUE(torch::equal(weak->last_y, labels));
   // Outside a guidance interval: the model alone.
   auto sigma = [&](int row) {
     const double ab = r.alphas_cumprod()[static_cast<size_t>(row)];
@@ -407,6 +412,7 @@ TEST(Sampling, AutoguidanceMixesTheModelAndItsWeakerVersion) {
   Denoiser unconditional(good, diffusion, at::Tensor(), 3.0, false);
   unconditional.set_guide(weak);
   EXPECT_TRUE(torch::allclose(unconditional(x, t).first, 1.1 * x, 1e-5, 1e-6));
+  EXPECT_FALSE(weak->last_y.defined());
   // Flow matching's velocity mixes the same way.
   ObjectiveParams flow;
   flow.objective = Objective::FlowMatching;

@@ -396,6 +396,28 @@ TEST(Trainer, AGuideModelMustAnswerTheSameQuestion) {
   Trainer cos(cosine, data, torch::kCPU);
   cos.save_checkpoint(dir + "/cosine.pt");
   refused(dir + "/cosine.pt", "noise schedule");
+  // EDM: σ_max sets how σ maps to the network's time input.
+  Config edm = narrow;
+  edm.diffusion.objective = Objective::Edm;
+  Trainer edm_main(edm, data, torch::kCPU);
+  edm.diffusion.edm_sigma_max = 20.0;
+  Trainer edm_other(edm, data, torch::kCPU);
+  edm_other.save_checkpoint(dir + "/edm20.pt");
+  SampleConfig c = edm_main.config().sample;
+  c.guide_model = dir + "/edm20.pt";
+  try {
+    load_guide_model(c, sampling_model(edm_main, true), torch::kCPU);
+    ADD_FAILURE() << "a guide with another sigma range was accepted";
+  } catch (const CheckpointError& e) {
+    EXPECT_NE(std::string(e.what()).find("sigma range"), std::string::npos) << e.what();
+  }
+  // A missing file says it is the guide model.
+  c.guide_model = dir + "/missing.pt";
+  try {
+    load_guide_model(c, model, torch::kCPU);
+  } catch (const CheckpointError& e) {
+    EXPECT_NE(std::string(e.what()).find("guide model"), std::string::npos) << e.what();
+  }
 }
 
 TEST(Trainer, CheckpointOfAnotherArchitectureIsRefused) {

@@ -261,6 +261,7 @@ void Actions::generate_controlnet(std::vector<float> hint) {
   sample.config.class_label = v.class_label;
   sample.config.classifier.clear();
   sample.config.classifier_scale = 0.0;
+  sample.config.guide_model.clear();  // autoguidance steers a base alone, not a ControlNet
   sample.max_frames = kMaxTrajectoryFrames;
   sample.controlnet = true;
   // Which planes the hint fills, for scripts (--print-layout): "controlnet hint kind mask

@@ -216,6 +216,9 @@ int cmd_eval_controlnet(int argc, char** argv) {
   options.sample = apply_sampling_options(args, control.config.sample,
                                           control.config.diffusion.timesteps);
   if (options.n < 1) throw UsageError("--n must be >= 1");
+  if (!options.sample.guide_model.empty())
+    throw UsageError("--guide-model: autoguidance does not combine with a ControlNet (it "
+                     "guides a base model alone)");
   Config check = control.config;
   check.sample = options.sample;
   validate(check, "command line");

@@ -239,7 +239,8 @@ int64_t sample_chunk_size(const SampleConfig& config, c10::Device device, Precis
                                                              : kCpuSampleForwardBatchFp32;
   const int64_t pixels = std::max<int64_t>(1, shape[1] * shape[2]);
   const int64_t images = std::max<int64_t>(1, per_forward * 28 * 28 / pixels);
-  const bool doubled = config.guidance != 0.0 && config.guidance != 1.0;  // CFG: 2 per image
+  // Classifier-free guidance doubles the batch; autoguidance runs two separate ones.
+  const bool doubled = config.guidance != 0.0 && config.guidance != 1.0 && config.guide_model.empty();
   return std::max<int64_t>(1, doubled ? images / 2 : images);
 }
 

@@ -502,15 +502,23 @@ SamplingModel load_sampling_model(const std::string& path, bool use_ema, c10::De
 DenoiserNet load_guide_model(const SampleConfig& sample, const SamplingModel& model,
                              c10::Device device) {
   if (sample.guide_model.empty()) return nullptr;
-  std::string path = sample.guide_model;
+  // Relative paths as the app's other paths (a run folder, or the source tree's assets/).
+  std::string path = resolve_path(sample.guide_model);
   if (fs::is_directory(path)) {
-    path = latest_checkpoint(sample.guide_model);
+    const std::string folder = path;
+    path = latest_checkpoint(folder);
     if (path.empty())
-      throw CheckpointError("guide model " + sample.guide_model +
+      throw CheckpointError("guide model " + folder +
                             ": a folder with no checkpoint in checkpoints/ (name a checkpoint "
                             "file or a run folder that has one)");
   }
-  const SamplingModel guide = load_sampling_model(path, sample.use_ema, device);
+  SamplingModel guide;
+  try {
+    guide = load_sampling_model(path, sample.use_ema, device);
+  } catch (const CheckpointError& e) {
+    // The name may come from a checkpoint's saved config: say which file this is.
+    throw CheckpointError("guide model (sample.guide_model): " + std::string(e.what()));
+  }
   const std::string what = "guide model " + path + ": ";
   const auto differs = [&](const std::string& name, const std::string& theirs,
                            const std::string& ours) {
@@ -533,8 +541,14 @@ DenoiserNet load_guide_model(const SampleConfig& sample, const SamplingModel& mo
   if (guide.shape != model.shape) throw differs("data", shape_text(guide.shape), shape_text(model.shape));
   if (guide.num_classes != model.num_classes)
     throw differs("classes", std::to_string(guide.num_classes), std::to_string(model.num_classes));
-  if (a.objective == Objective::Edm && a.sigma_data != b.sigma_data)
-    throw differs("sigma_data", std::to_string(a.sigma_data), std::to_string(b.sigma_data));
+  if (a.objective == Objective::Edm) {
+    // σ_data sets the preconditioning, σ_min and σ_max how σ maps to the network's time.
+    if (a.sigma_data != b.sigma_data)
+      throw differs("sigma_data", std::to_string(a.sigma_data), std::to_string(b.sigma_data));
+    if (a.sigma_min != b.sigma_min || a.sigma_max != b.sigma_max)
+      throw differs("sigma range", std::to_string(a.sigma_min) + ".." + std::to_string(a.sigma_max),
+                    std::to_string(b.sigma_min) + ".." + std::to_string(b.sigma_max));
+  }
   if (a.time_scale != b.time_scale)
     throw differs("timesteps", std::to_string(a.time_scale), std::to_string(b.time_scale));
   if (a.objective == Objective::Ddpm) {

@@ -66,8 +66,9 @@ SamplingModel load_sampling_model(const std::string& path, bool use_ema, c10::De
 // Autoguidance's weaker model (sample.guide_model: a model checkpoint, or a run folder for
 // its newest one) for SampleRequest::guide, or null when `sample` names none. Loaded as the
 // model is (EMA weights when sample.use_ema) and checked to answer the same question as
-// `model`: the same objective (with the same timesteps and schedule, EDM σ_data, flow time
-// scale), prediction, data shape and classes. Throws CheckpointError naming the file and
+// `model`: the same objective (with the same timesteps and schedule, EDM σ_data and σ
+// range, flow time scale), prediction, data shape and classes. A relative path resolves as
+// the app's other paths do (core/util/paths.h). Throws CheckpointError naming the file and
 // what differs.
 DenoiserNet load_guide_model(const SampleConfig& sample, const SamplingModel& model,
                              c10::Device device);

@@ -185,13 +185,15 @@ void append_evaluation_csv(const std::string& path, const RunEvaluation& e) {
     if (!text.empty() && text.back() != '\n') text += '\n';
   }
   if (text.empty()) text = std::string(kEvaluationHeader) + "\n";
-  char line[512];
-  std::snprintf(line, sizeof line, ",%lld,%lld,%s,%d,%g,%g,%g,%llu,%.6f,%.6f,%.6f,%lld,%.2f\n",
-                static_cast<long long>(e.step), static_cast<long long>(e.n),
-                csv_quote(e.sampler).c_str(), e.steps, e.eta, e.guidance, e.classifier_scale,
-                static_cast<unsigned long long>(e.seed), e.accuracy, e.fd, e.fd_floor,
-                static_cast<long long>(e.reference_images), e.seconds);
-  text += csv_quote(e.checkpoint) + line;
+  // The sampler text may hold a path (autoguidance): it goes in as a string, not through a
+  // fixed buffer.
+  char head[64], tail[256];
+  std::snprintf(head, sizeof head, ",%lld,%lld,", static_cast<long long>(e.step),
+                static_cast<long long>(e.n));
+  std::snprintf(tail, sizeof tail, ",%d,%g,%g,%g,%llu,%.6f,%.6f,%.6f,%lld,%.2f\n", e.steps, e.eta,
+                e.guidance, e.classifier_scale, static_cast<unsigned long long>(e.seed), e.accuracy,
+                e.fd, e.fd_floor, static_cast<long long>(e.reference_images), e.seconds);
+  text += csv_quote(e.checkpoint) + head + csv_quote(e.sampler) + tail;
   write_file_atomic(path, text);
 }
 

@@ -283,6 +283,9 @@ SampleResult TrainingRun::preview(bool full, const std::string& png_path, const 
     sc.n = std::max(sc.n, classes) / classes * classes;
   }
   sc.class_label = -1;
+  // A preview shows the model being trained as it is: no second model to load each time
+  // (and a guide that cannot be read must not stop the training).
+  sc.guide_model.clear();
   if (points) sc.n = kPreviewPoints;
   SampleResult result = m_trainer->sample(sc, false, callback);
   if (!result.cancelled && !png_path.empty()) write_preview_png(png_path, result, classes, points);
