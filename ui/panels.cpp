@@ -26,7 +26,10 @@ std::vector<std::string> class_labels(const Snapshot& snap, const std::vector<in
 
 std::vector<std::string> run_class_labels(const Snapshot& snap, const TrajectoryFrames& run) {
   const SampleConfig& c = run.config;
-  const bool steered = c.guidance != 0.0 || (!c.classifier.empty() && c.classifier_scale != 0.0);
+  // w = 0 is the unconditional model, except with a guide model: then both models still
+  // see the class (autoguidance's w = 0 is the guide alone).
+  const bool steered = c.guidance != 0.0 || !c.guide_model.empty() ||
+                       (!c.classifier.empty() && c.classifier_scale != 0.0);
   return steered ? class_labels(snap, run.labels) : std::vector<std::string>{};
 }
 
