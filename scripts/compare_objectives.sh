@@ -3,7 +3,8 @@
 # the same recipe (configs/mnist.yaml's network, optimiser, batch and seeds) trained as
 # ddpm, ddpm with min-SNR-γ, edm and flow_matching, then `difflab-cli eval` scores N
 # samples of each with its objective's own ~50-call sampler (ddim 50, heun 25 = 49 calls,
-# euler 50) at guidance w = 3, same seed, one CSV row each.
+# euler 50) at guidance w = 3 at every step (not the preset's guidance interval: the table
+# predates it), same seed, one CSV row each.
 #
 #   STEPS="250 820 1640" N=1000 DATASET=fashion_mnist scripts/compare_objectives.sh
 #   ONLY="edm flow" ... scripts/compare_objectives.sh   # some of the runs (names below)
@@ -59,7 +60,8 @@ for row in "${runs[@]}"; do
     fi
     # shellcheck disable=SC2086  # $sampler is a word list
     "$CLI" eval --checkpoint "$ckpt" --evaluator "$EVALUATOR" --n "$N" --seed "$SEED" \
-      --guidance 3 --threads "$THREADS" --csv "$CSV" $sampler
+      --guidance 3 --guidance-sigma-min 0 --guidance-sigma-max 0 --threads "$THREADS" \
+      --csv "$CSV" $sampler
     resume=(--resume latest)
   done
 done
