@@ -101,9 +101,8 @@ DenoiserOutput Denoiser::predict(const at::Tensor& xt, const at::Tensor& t, bool
     return std::sqrt((1.0 - ab) / ab);
   };
   const bool guided = (m_labels.defined() || m_guide) && m_guidance != 1.0;
-  if (interval_set() && guided && row >= 0) {
-    w = guidance_at(sigma_of_row(row));
-  } else if (interval_set() && guided) {
+  if (interval_set() && guided && row >= 0) w = guidance_at(sigma_of_row(row));
+  if (interval_set() && guided && row < 0) {
     // σ of each image's schedule row, read on the host (one small copy a step, only with
     // an interval); samplers ask with one row for all images, so one w normally serves.
     const auto rows = t.to(torch::kCPU, torch::kLong).contiguous();

@@ -552,12 +552,11 @@ DenoiserNet load_guide_model(const SampleConfig& sample, const SamplingModel& mo
   if (a.time_scale != b.time_scale)
     throw differs("timesteps", std::to_string(a.time_scale), std::to_string(b.time_scale));
   if (a.objective == Objective::Ddpm) {
-    // The guide answers at the model's schedule rows: its ᾱ must be the same at each.
+    // The guide answers at the model's schedule rows: its ᾱ must be the same at each (both
+    // tables are computed from their configs the same way, so equal means identical).
     const auto& ga = guide.schedule.alphas_cumprod();
     const auto& ma = model.schedule.alphas_cumprod();
-    bool same = ga.size() == ma.size();
-    for (size_t i = 0; same && i < ga.size(); ++i) same = std::abs(ga[i] - ma[i]) <= 1e-9;
-    if (!same)
+    if (ga != ma)
       throw differs("noise schedule", "of " + std::to_string(ga.size()) + " steps",
                     "of " + std::to_string(ma.size()) + " steps (or a different kind)");
   }
