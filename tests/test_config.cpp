@@ -119,6 +119,23 @@ void expect_same(const Config& a, const Config& b) {
   EXPECT_EQ(a.sample.use_ema, b.sample.use_ema);
   EXPECT_EQ(a.sample.chunk, b.sample.chunk);
   EXPECT_EQ(a.sample.precision, b.sample.precision);
+
+  EXPECT_EQ(a.controlnet.base_checkpoint, b.controlnet.base_checkpoint);
+  EXPECT_EQ(a.controlnet.hint, b.controlnet.hint);
+  EXPECT_EQ(a.controlnet.canny_low, b.controlnet.canny_low);
+  EXPECT_EQ(a.controlnet.canny_high, b.controlnet.canny_high);
+  EXPECT_EQ(a.controlnet.mask_threshold, b.controlnet.mask_threshold);
+  EXPECT_EQ(a.controlnet.batch_size, b.controlnet.batch_size);
+  EXPECT_EQ(a.controlnet.steps, b.controlnet.steps);
+  EXPECT_EQ(a.controlnet.lr, b.controlnet.lr);
+  EXPECT_EQ(a.controlnet.warmup_steps, b.controlnet.warmup_steps);
+  EXPECT_EQ(a.controlnet.grad_clip, b.controlnet.grad_clip);
+  EXPECT_EQ(a.controlnet.p_uncond, b.controlnet.p_uncond);
+  EXPECT_EQ(a.controlnet.scale, b.controlnet.scale);
+  EXPECT_EQ(a.controlnet.checkpoint_every, b.controlnet.checkpoint_every);
+  EXPECT_EQ(a.controlnet.seed, b.controlnet.seed);
+  EXPECT_EQ(a.controlnet.out_dir, b.controlnet.out_dir);
+  EXPECT_EQ(a.controlnet.loss_read_every, b.controlnet.loss_read_every);
 }
 
 // Every field differs from its default (and the values need all digits to round-trip).
@@ -199,6 +216,23 @@ Config non_default_config() {
   c.sample.use_ema = false;
   c.sample.chunk = 250;
   c.sample.precision = Precision::Bf16;
+
+  c.controlnet.base_checkpoint = "runs/base #3/checkpoints/latest";
+  c.controlnet.hint = HintKind::Distance;
+  c.controlnet.canny_low = 50.5;
+  c.controlnet.canny_high = 150.25;
+  c.controlnet.mask_threshold = 0.35;
+  c.controlnet.batch_size = 48;
+  c.controlnet.steps = 7000;
+  c.controlnet.lr = 3.3e-4;
+  c.controlnet.warmup_steps = 11;
+  c.controlnet.grad_clip = 0.0;
+  c.controlnet.p_uncond = 0.3;
+  c.controlnet.scale = 1.7;
+  c.controlnet.checkpoint_every = 123;
+  c.controlnet.seed = 77;
+  c.controlnet.out_dir = "runs/my controlnet";
+  c.controlnet.loss_read_every = 8;
   return c;
 }
 
@@ -465,6 +499,9 @@ TEST(Config, ValidateNamesKeyValueAndSource) {
       {[](Config& c) { c.train.timestep_uniform_mix = 1.5; }, "train.timestep_uniform_mix = 1.5"},
       {[](Config& c) { c.train.loss_read_every = -1; }, "train.loss_read_every = -1"},
       {[](Config& c) { c.train.loss_read_every = 5000; }, "train.loss_read_every = 5000"},
+      {[](Config& c) { c.controlnet.loss_read_every = -2; }, "controlnet.loss_read_every = -2"},
+      {[](Config& c) { c.controlnet.loss_read_every = 2000; },
+       "controlnet.loss_read_every = 2000"},
       {[](Config& c) { c.train.timestep_uniform_mix = -0.1; },
        "train.timestep_uniform_mix = -0.1"},
       {[](Config& c) { c.train.timestep_sampler = static_cast<TimestepSamplerKind>(2); },

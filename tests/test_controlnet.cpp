@@ -361,6 +361,134 @@ TEST(ControlNetTrainer, LearnsSavesAndLoadsOnlyWithItsBase) {
   EXPECT_THROW(load_controlnet(dir + "/truncated.pt", torch::kCPU), CheckpointError);
 }
 
+namespace {
+
+// Copies of a ControlNet's weights, compared bit for bit.
+std::vector<at::Tensor> weights_of(const ControlNet& net) {
+  std::vector<at::Tensor> out;
+  for (const auto& p : net->parameters()) out.push_back(p.detach().clone());
+  return out;
+}
+
+bool same_weights(const std::vector<at::Tensor>& a, const std::vector<at::Tensor>& b) {
+  if (a.size() != b.size()) return false;
+  for (size_t i = 0; i < a.size(); ++i)
+    if (!torch::equal(a[i], b[i])) return false;
+  return true;
+}
+
+}  // namespace
+
+TEST(ControlNetTrainer, DeferredReadBackTrainsExactlyAsReadingEachStep) {
+  // CUDA's default (the loss and gradient norm read every N steps, the NaN check with them)
+  // forced on the CPU: the same steps bit for bit, the same values once read.
+  const std::string dir = temp_dir("deferred");
+  auto data = bar_images();
+  const std::string base = train_base(dir, data);
+  Config c = controlnet_config(base);
+  c.controlnet.loss_read_every = 0;  // auto: every step on the CPU
+  ControlNetTrainer each(c, data, torch::kCPU);
+  c.controlnet.loss_read_every = 4;
+  ControlNetTrainer deferred(c, data, torch::kCPU);
+  EXPECT_EQ(each.loss_read_every(), 1);
+  EXPECT_EQ(deferred.loss_read_every(), 4);
+  for (int i = 1; i <= 10; ++i) {
+    const ControlNetStepResult a = each.train_step();
+    const ControlNetStepResult b = deferred.train_step();
+    EXPECT_TRUE(a.measured);
+    EXPECT_EQ(b.step, i);
+    EXPECT_EQ(b.lr, a.lr);
+    EXPECT_EQ(b.measured, i % 4 == 0) << "step " << i;
+    if (b.measured) EXPECT_EQ(b.loss, a.loss) << "step " << i;
+    else EXPECT_TRUE(std::isnan(b.loss) && std::isnan(b.grad_norm));
+  }
+  const auto from_each = each.take_measured();
+  auto from_deferred = deferred.take_measured();
+  EXPECT_EQ(from_deferred.size(), 8u);  // read at steps 4 and 8
+  // A checkpoint reads the last two first: it holds checked steps only.
+  deferred.save(dir + "/deferred.pt");
+  for (const auto& r : deferred.take_measured()) from_deferred.push_back(r);
+  ASSERT_EQ(from_each.size(), 10u);
+  ASSERT_EQ(from_deferred.size(), 10u);
+  for (size_t i = 0; i < 10; ++i) {
+    EXPECT_EQ(from_deferred[i].step, static_cast<int64_t>(i + 1));
+    EXPECT_EQ(from_deferred[i].loss, from_each[i].loss) << "step " << i + 1;
+    EXPECT_EQ(from_deferred[i].grad_norm, from_each[i].grad_norm) << "step " << i + 1;
+    EXPECT_TRUE(std::isfinite(from_each[i].loss) && from_each[i].grad_norm > 0.0);
+  }
+  EXPECT_TRUE(same_weights(weights_of(each.controlnet()), weights_of(deferred.controlnet())));
+  deferred.read_back();
+  EXPECT_TRUE(deferred.take_measured().empty());
+  // What was saved resumes as the run it came from: the next step is each's next step.
+  ControlNetTrainer resumed(c, data, torch::kCPU);
+  ASSERT_TRUE(resumed.resume(dir + "/deferred.pt"));
+  EXPECT_EQ(resumed.step(), 10);
+  resumed.train_step();
+  each.train_step();
+  resumed.read_back();
+  EXPECT_EQ(resumed.take_measured().back().loss, each.take_measured().back().loss);
+}
+
+TEST(ControlNetTrainer, ANonFiniteStepLeavesTheRunAsAfterTheStepBeforeIt) {
+  // One image of the third batch is NaN (float pixels; the base trained on the clean
+  // bytes). Reading every step stops at step 3; reading every 7 finds it at the 7th call
+  // and must leave the same run: weights, AdamW state, step count, generator and batch
+  // position as after step 2, and the same message.
+  const std::string dir = temp_dir("nonfinite");
+  auto clean = bar_images();
+  const std::string base = train_base(dir, clean);
+  Config c = controlnet_config(base);
+  c.controlnet.hint = HintKind::Canny;
+  BatchSampler order(clean->train.size(), c.controlnet.batch_size, c.controlnet.seed);
+  order.next();
+  order.next();
+  const int64_t row = order.next()[5].item<int64_t>();
+  auto data = std::make_shared<DatasetSplits>(*clean);
+  data->train.data = clean->train.data.to(torch::kFloat32).div(127.5).sub(1.0);
+  data->train.data[row].fill_(std::nanf(""));
+
+  c.controlnet.loss_read_every = 1;
+  ControlNetTrainer each(c, data, torch::kCPU);
+  c.controlnet.loss_read_every = 7;
+  ControlNetTrainer deferred(c, data, torch::kCPU);
+  std::string each_error, deferred_error;
+  int deferred_calls = 0;
+  try {
+    for (int i = 0; i < 7; ++i) each.train_step();
+  } catch (const TrainingError& e) {
+    each_error = e.what();
+  }
+  try {
+    for (int i = 0; i < 7; ++i, ++deferred_calls) deferred.train_step();
+  } catch (const TrainingError& e) {
+    deferred_error = e.what();
+  }
+  EXPECT_NE(each_error.find("ControlNet loss is nan at step 3; the weights were left as they "
+                            "were after step 2"),
+            std::string::npos)
+      << each_error;
+  EXPECT_EQ(deferred_error, each_error);
+  EXPECT_EQ(deferred_calls, 6);  // the 7th call read the steps and threw
+  EXPECT_EQ(each.step(), 2);
+  EXPECT_EQ(deferred.step(), 2);
+  EXPECT_TRUE(same_weights(weights_of(each.controlnet()), weights_of(deferred.controlnet())));
+  const auto good = deferred.take_measured();
+  ASSERT_EQ(good.size(), 2u);  // steps 1 and 2, read before the bad one
+  EXPECT_EQ(good.back().step, 2);
+  EXPECT_EQ(good.back().loss, each.take_measured().back().loss);
+  // Both stand before the bad batch again: the same step fails the same way, and both
+  // checkpoints (of the good step 2) hold the same run.
+  EXPECT_THROW(each.train_step(), TrainingError);
+  each.save(dir + "/each.pt");
+  deferred.save(dir + "/deferred.pt");
+  ControlNetTrainer a(c, data, torch::kCPU), b(c, data, torch::kCPU);
+  ASSERT_TRUE(a.resume(dir + "/each.pt"));
+  ASSERT_TRUE(b.resume(dir + "/deferred.pt"));
+  EXPECT_EQ(a.step(), 2);
+  EXPECT_EQ(b.step(), 2);
+  EXPECT_TRUE(same_weights(weights_of(a.controlnet()), weights_of(b.controlnet())));
+}
+
 TEST(ControlNetTrainer, RefusesAMissingBase) {
   auto data = bar_images(32);
   Config c = controlnet_config("");

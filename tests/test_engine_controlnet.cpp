@@ -6,6 +6,7 @@
 #include <gtest/gtest.h>
 
 #include <chrono>
+#include <cmath>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
@@ -333,4 +334,54 @@ TEST(EngineControlNet, QuittingMidTrainingKeepsWhatItLearned) {
   const LoadedControlNet cn = load_controlnet(path, torch::kCPU);
   EXPECT_GE(cn.step, step);
   EXPECT_EQ(cn.config.controlnet.hint, HintKind::Canny);
+}
+
+TEST(EngineControlNet, ADeferredReadBackStillShowsAndSavesEveryCheckedStep) {
+  // CUDA's default (the loss read every N steps) forced on the CPU: the panel's loss curve
+  // gets every step, a pause shows the loss up to the step it stopped at, and the run ends
+  // with its file at the last step.
+  const std::string dir = temp_dir("deferred");
+  Config config = tiny_config(bar_folder(dir));
+  config.controlnet.loss_read_every = 5;
+  Engine engine(config, options(dir));
+  auto s = train_base(engine, config);
+  ASSERT_EQ(s->step, 3) << s->error;
+  cmd::TrainControlNet train;
+  train.hint = HintKind::Canny;
+  train.steps = 13;
+  train.curve_every = 0;
+  engine.send(train);
+  s = wait_until(engine, [](const Snapshot& s) { return s.controlnet_training.step >= 2; });
+  engine.send(cmd::Pause{});
+  ASSERT_TRUE(engine.wait_idle(30));
+  s = engine.snapshot();
+  if (s->status == JobStatus::ControlNetPaused) {  // not already at the end
+    const ControlNetTraining& t = s->controlnet_training;
+    ASSERT_FALSE(t.loss.empty());
+    EXPECT_EQ(t.loss.back().step, t.step);
+    EXPECT_EQ(static_cast<int64_t>(t.loss.size()), t.step);
+    engine.send(cmd::Resume{});
+  }
+  s = wait_until(engine, [](const Snapshot& s) {
+    return !s.controlnet_training.active && s.controlnet_training.step >= 13;
+  });
+  const ControlNetTraining& done = s->controlnet_training;
+  EXPECT_FALSE(done.active) << s->error;
+  EXPECT_EQ(done.step, 13);
+  EXPECT_EQ(done.saved_step, 13);
+  ASSERT_EQ(done.loss.size(), 13u);
+  for (size_t i = 0; i < done.loss.size(); ++i) {
+    EXPECT_EQ(done.loss[i].step, static_cast<int64_t>(i + 1));
+    EXPECT_TRUE(std::isfinite(done.loss[i].value)) << "step " << i + 1;
+  }
+  EXPECT_EQ(s->job(JobKind::ControlNet).outcome, JobOutcome::Done)
+      << s->job(JobKind::ControlNet).message;
+  EXPECT_EQ(load_controlnet(done.path, torch::kCPU).step, 13);
+  // metrics.csv: its row at step 13 (every 25 steps and the last) has a finite loss.
+  const std::string metrics = read_text(done.dir + "/metrics.csv");
+  ASSERT_EQ(metrics.rfind("step,loss,", 0), 0u) << metrics;
+  const size_t row = metrics.find("\n13,");
+  ASSERT_NE(row, std::string::npos) << metrics;
+  const double loss = std::stod(metrics.substr(row + 4));
+  EXPECT_TRUE(std::isfinite(loss) && loss > 0.0) << metrics;
 }

@@ -119,15 +119,22 @@ int cmd_train_controlnet(int argc, char** argv) {
         break;
       }
       const auto r = trainer.train_step();
-      window_loss += r.loss;
-      window_grad += r.grad_norm;
-      ++window_steps;
+      const bool evaluate = eval_every > 0 && (r.step % eval_every == 0 || r.step == c.steps);
+      const bool row = r.step % kLogEvery == 0 || evaluate || r.step == c.steps;
+      // Rows and evaluations hold checked steps (controlnet.loss_read_every: on CUDA the
+      // loss waits on the device and is read every 16 steps).
+      if (row) trainer.read_back();
+      for (const auto& m : trainer.take_measured()) {
+        window_loss += m.loss;
+        window_grad += m.grad_norm;
+        ++window_steps;
+      }
       double test = std::nan(""), test_base = std::nan("");
-      if (eval_every > 0 && (r.step % eval_every == 0 || r.step == c.steps)) {
+      if (evaluate) {
         test = trainer.evaluate(kEvalBatches, 1.0);
         test_base = trainer.evaluate(kEvalBatches, 0.0);
       }
-      if (r.step % kLogEvery == 0 || !std::isnan(test) || r.step == c.steps) {
+      if (row) {
         const double dt = std::chrono::duration<double>(Clock::now() - window_start).count();
         const double rate = window_steps * c.batch_size / std::max(dt, 1e-9);
         log.write(r.step, {window_loss / window_steps, test, test_base, r.lr,
@@ -144,6 +151,7 @@ int cmd_train_controlnet(int argc, char** argv) {
       }
       if (c.checkpoint_every > 0 && r.step % c.checkpoint_every == 0) trainer.save(path);
     }
+    trainer.read_back();  // a stop or the time limit between two reads
   } catch (const TrainingError& e) {
     std::fprintf(stderr, "training stopped: %s\n", e.what());
     log.flush();

@@ -171,6 +171,7 @@ IfSection<ControlNetConfig, S> visit_fields(S& s, V&& v) {
   v("checkpoint_every", s.checkpoint_every);
   v("seed", s.seed);
   v("out_dir", s.out_dir);
+  v("loss_read_every", s.loss_read_every);
 }
 
 // v(name, section) for every section, in file order.
@@ -645,6 +646,8 @@ void check_controlnet(const ControlNetConfig& n, Checker& c) {
   c.require(std::isfinite(n.scale), "controlnet.scale", n.scale, "must be a finite number");
   c.require(n.checkpoint_every >= 0, "controlnet.checkpoint_every", n.checkpoint_every,
             "must be >= 0 (0 = only at the end)");
+  c.require(n.loss_read_every >= 0 && n.loss_read_every <= 1024, "controlnet.loss_read_every",
+            n.loss_read_every, "must be in [0, 1024] (0 = auto: 1 on the CPU, 16 on CUDA)");
 }
 
 void check_sample(const SampleConfig& s, const Config& config, Checker& c) {

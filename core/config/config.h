@@ -187,6 +187,9 @@ struct ControlNetConfig {
   int64_t checkpoint_every = 500;
   uint64_t seed = 0;
   std::string out_dir = "runs/mnist_controlnet";
+  // Steps between reads of the loss and gradient norm (and the NaN check), as
+  // train.loss_read_every: 0 = auto (1 on the CPU, 16 on CUDA).
+  int loss_read_every = 0;
 };
 
 struct Config {

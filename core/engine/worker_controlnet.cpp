@@ -57,6 +57,18 @@ void push_thinned(std::vector<LossPoint>& points, int64_t& stride, int64_t step,
   }
 }
 
+// The steps the trainer has read since the last call (every step on the CPU; with a
+// deferred read-back every controlnet.loss_read_every, or when read_back is called): into
+// the loss curve and the metrics window.
+void take_losses(ControlNetJob& job) {
+  for (const ControlNetStepResult& r : job.trainer->take_measured()) {
+    push_thinned(job.status.loss, job.loss_stride, r.step, r.loss);
+    job.window_loss += r.loss;
+    job.window_grad += r.grad_norm;
+    ++job.window_steps;
+  }
+}
+
 // A new folder <run>/controlnets/<hint>-N (the first free N ≥ 1), created here so that no
 // other run's folder is ever reused.
 std::string claim_controlnet_dir(const std::string& run_dir, HintKind hint) {
@@ -249,13 +261,16 @@ void Worker::controlnet_tick() {
     }
     const ControlNetStepResult r = t.train_step();
     st.step = r.step;
-    push_thinned(st.loss, job.loss_stride, r.step, r.loss);
     job.lr = r.lr;
-    job.window_loss += r.loss;
-    job.window_grad += r.grad_norm;
-    ++job.window_steps;
     const bool last = r.step >= st.total_steps;
-    if (r.step % kLogEvery == 0 || last) {
+    const bool row = r.step % kLogEvery == 0 || last;
+    const bool curve = st.curve_every > 0 && (r.step % st.curve_every == 0 || last);
+    const int64_t every = t.config().controlnet.checkpoint_every;
+    const bool save = every > 0 && r.step % every == 0 && !last;
+    // Metrics rows, curve points and checkpoints hold checked steps only.
+    if (row || curve || save) t.read_back();  // throws on a non-finite step
+    take_losses(job);
+    if (row) {
       const double dt = std::max(seconds_since(job.window_start), 1e-9);
       st.images_per_s = job.window_steps * t.config().controlnet.batch_size / dt;
       job.log->write(r.step, {job.window_loss / job.window_steps, std::nan(""), std::nan(""), r.lr,
@@ -264,9 +279,8 @@ void Worker::controlnet_tick() {
       job.window_steps = 0;
       job.window_start = Clock::now();
     }
-    if (st.curve_every > 0 && (r.step % st.curve_every == 0 || last)) job.curve_due = true;
-    const int64_t every = t.config().controlnet.checkpoint_every;
-    if (every > 0 && r.step % every == 0 && !last) {
+    if (curve) job.curve_due = true;
+    if (save) {
       t.save(st.path);
       st.saved_step = r.step;
       say("ControlNet checkpoint " + st.path + " (step " + std::to_string(r.step) + ")");
@@ -291,6 +305,16 @@ void Worker::controlnet_tick() {
 void Worker::pause_controlnet(bool pause) {
   if (!m_cn_job) return;
   ControlNetJob& job = *m_cn_job;
+  if (pause) {  // the paused run shows its checked loss up to the step it stopped at
+    try {
+      job.trainer->read_back();
+    } catch (const std::exception& e) {
+      end_controlnet_training(JobOutcome::Failed,
+                              std::string("ControlNet training stopped: ") + e.what());
+      return;
+    }
+    take_losses(job);
+  }
   m_status = pause ? JobStatus::ControlNetPaused : JobStatus::TrainingControlNet;
   // Waiting is not training: the rate window starts again.
   job.window_start = Clock::now();
@@ -305,6 +329,14 @@ void Worker::end_controlnet_training(JobOutcome outcome, const std::string& mess
   ControlNetTraining& st = job->status;
   m_status = JobStatus::Idle;
   std::string text = message;
+  try {  // steps still unread: checked before the file is written (a bad one goes back)
+    job->trainer->read_back();
+  } catch (const std::exception& e) {
+    outcome = JobOutcome::Failed;
+    text += "; " + std::string(e.what());
+  }
+  take_losses(*job);
+  st.step = job->trainer->step();
   bool written = st.saved_step == job->trainer->step();
   if (!written) {
     try {  // a failed step left the weights of the last good one (ControlNetTrainer)

@@ -3,14 +3,15 @@
 #include <torch/torch.h>
 
 #include <cmath>
+#include <deque>
 #include <filesystem>
-#include <limits>
-#include <sstream>
+#include <optional>
 
 #include "core/diffusion/gaussian_diffusion.h"
 #include "core/diffusion/objectives.h"
 #include "core/model/hashed_dropout.h"
 #include "core/train/checkpoint_io.h"
+#include "core/train/step_undo.h"
 #include "core/vision/canny.h"
 #include "core/vision/scribble.h"
 
@@ -21,6 +22,14 @@ namespace {
 constexpr uint64_t kEvalSeedOffset = 0x5eed;
 // Relative difference of weight fingerprints that still counts as the same base.
 constexpr double kFingerprintTolerance = 1e-9;
+// Results kept for take_measured() when nobody takes them (tests).
+constexpr size_t kMeasuredKept = 4096;
+
+// The error of a non-finite step (`step` = the step it would have been).
+TrainingError nonfinite_step(double loss, double grad_norm, int64_t step) {
+  return TrainingError(nonfinite_step_message("ControlNet ", loss, grad_norm, step,
+                                              "a lower controlnet.lr or controlnet.grad_clip"));
+}
 
 // Throws unless `actual` (the fingerprint of the base at `base_path`) is the one the
 // ControlNet checkpoint at `path` recorded when it was trained.
@@ -109,8 +118,56 @@ struct ControlNetTrainer::Impl {
   std::unique_ptr<BatchSampler> batches;
   int64_t step = 0;
 
+  // Deferred read-back (controlnet.loss_read_every > 1, the default on CUDA), as in the
+  // Trainer: the steps whose loss and gradient norm wait on the device, the run as it was
+  // before the first of them, and the results read and not yet taken.
+  struct Unread {
+    int64_t step = 0;  // steps done after it
+    double lr = 0.0;
+    at::Tensor values;  // (2) on the device: loss, gradient norm
+  };
+  struct Restore {
+    at::Tensor rng;
+    int64_t epoch = 0, position = 0, step = 0;
+    AdamWSnapshot weights;  // the ControlNet's and its AdamW state
+  };
+  std::vector<Unread> unread;
+  std::optional<Restore> restore_point;
+  bool replaying = false;  // redoing the good steps of a group after a bad one
+  std::deque<ControlNetStepResult> measured;
+
   Impl(std::shared_ptr<const DatasetSplits> d, c10::Device dev)
       : data(std::move(d)), device(dev) {}
+
+  int read_every() const {
+    if (replaying) return 1;
+    const int n = config.controlnet.loss_read_every;
+    return n > 0 ? n : (device.is_cuda() ? 16 : 1);
+  }
+
+  void keep(const ControlNetStepResult& r) {
+    if (replaying) return;  // read before, when the group was read
+    measured.push_back(r);
+    while (measured.size() > kMeasuredKept) measured.pop_front();
+  }
+
+  Restore here() const {
+    return Restore{gen.get_state(), batches->epoch(), batches->position(), step,
+                   take_snapshot(control->parameters(), *optimizer)};
+  }
+  // Weights, AdamW state, generator, batch position and step count as in `r`.
+  void go_back(const Restore& r) {
+    restore_snapshot(r.weights, control->parameters(), *optimizer);
+    gen.set_state(r.rng);
+    batches->set_state(r.epoch, r.position);
+    step = r.step;
+  }
+  // A loaded checkpoint replaces the run: its unread steps and results are not its own.
+  void forget_unread() {
+    unread.clear();
+    restore_point.reset();
+    measured.clear();
+  }
 
   double lr_at(int64_t s) const {
     const auto& c = config.controlnet;
@@ -224,35 +281,104 @@ ControlNetTrainer::~ControlNetTrainer() = default;
 
 ControlNetStepResult ControlNetTrainer::train_step() {
   auto& s = *m;
+  const bool deferred = s.read_every() > 1;
+  // The generator and batch position before the step: a step that fails goes back to them,
+  // so a retry or a checkpoint written then starts from exactly the last good step.
+  const at::Tensor rng = s.gen.get_state();
+  const int64_t epoch = s.batches->epoch(), position = s.batches->position();
+  if (deferred && s.unread.empty()) s.restore_point = s.here();
   s.control->train();
   set_dropout_seed(static_cast<uint64_t>(
       torch::randint(0, int64_t{1} << 62, {1}, s.gen, torch::kLong).item<int64_t>()));
   const auto batch = s.make_batch(s.data->train, s.batches->next(), s.gen, /*label_dropout=*/true);
   auto loss = s.diffusion->simple_loss(s.predict(batch, 1.0), batch.target).mean();
-  const double loss_value = loss.item<double>();
-  if (!std::isfinite(loss_value)) {
-    std::ostringstream msg;
-    msg << "ControlNet loss is " << loss_value << " at step " << s.step + 1
-        << "; the weights were left as they were (try a lower controlnet.lr)";
-    throw TrainingError(msg.str());
-  }
   s.optimizer->zero_grad();
   loss.backward();
-  const double clip = s.config.controlnet.grad_clip;
-  const double grad_norm = torch::nn::utils::clip_grad_norm_(
-      s.control->parameters(), clip > 0 ? clip : std::numeric_limits<double>::infinity());
-  if (!std::isfinite(grad_norm)) {
-    s.optimizer->zero_grad();
-    throw TrainingError("ControlNet gradient norm is not finite at step " +
-                        std::to_string(s.step + 1) + "; the weights were left unchanged");
-  }
+  // The gradient norm stays on the device, and is read with the loss in one transfer: every
+  // step on the CPU, every loss_read_every steps on CUDA (the NaN check moves with it).
+  const auto grad_norm =
+      clip_grad_norm_on_device(s.control->parameters(), s.config.controlnet.grad_clip);
+  const auto values = torch::stack({loss.detach(), grad_norm.to(loss.scalar_type())});
   const double lr = s.lr_at(s.step);
-  for (auto& group : s.optimizer->param_groups())
-    static_cast<torch::optim::AdamWOptions&>(group.options()).lr(lr);
-  s.optimizer->step();
-  ++s.step;
-  return {s.step, loss_value, lr, grad_norm};
+  const auto update = [&] {
+    for (auto& group : s.optimizer->param_groups())
+      static_cast<torch::optim::AdamWOptions&>(group.options()).lr(lr);
+    s.optimizer->step();
+    ++s.step;
+  };
+  if (deferred) {
+    update();
+    s.unread.push_back(Impl::Unread{s.step, lr, values});
+    if (static_cast<int>(s.unread.size()) >= s.read_every()) {
+      read_back();  // throws on a non-finite step
+      return s.measured.back();
+    }
+    ControlNetStepResult r;
+    r.step = s.step;
+    r.lr = lr;
+    r.loss = r.grad_norm = std::nan("");
+    r.measured = false;
+    return r;
+  }
+  const auto host = values.to(torch::kCPU, torch::kDouble);
+  const double loss_value = host[0].item<double>(), norm = host[1].item<double>();
+  if (!std::isfinite(loss_value) || !std::isfinite(norm)) {
+    s.optimizer->zero_grad();
+    s.gen.set_state(rng);
+    s.batches->set_state(epoch, position);
+    throw nonfinite_step(loss_value, norm, s.step + 1);
+  }
+  update();
+  const ControlNetStepResult r{s.step, loss_value, lr, norm};
+  s.keep(r);
+  return r;
 }
+
+void ControlNetTrainer::read_back() {
+  auto& s = *m;
+  if (s.unread.empty()) return;
+  std::vector<at::Tensor> rows;
+  for (const auto& u : s.unread) rows.push_back(u.values);
+  const auto host = torch::stack(rows).to(torch::kCPU, torch::kDouble).contiguous();
+  const double* v = host.data_ptr<double>();
+  size_t bad = s.unread.size();
+  for (size_t i = 0; i < s.unread.size(); ++i) {
+    if (!std::isfinite(v[2 * i]) || !std::isfinite(v[2 * i + 1])) {
+      bad = i;
+      break;
+    }
+    s.keep({s.unread[i].step, v[2 * i], s.unread[i].lr, v[2 * i + 1]});
+  }
+  const bool failed = bad < s.unread.size();
+  const int64_t bad_step = failed ? s.unread[bad].step : 0;
+  s.unread.clear();
+  Impl::Restore from = std::move(*s.restore_point);
+  s.restore_point.reset();
+  if (!failed) return;
+  // Back to before the group, then its good steps again, each read at once: the run is
+  // then exactly where reading every step would have stopped it.
+  s.go_back(from);
+  s.replaying = true;
+  try {
+    for (size_t i = 0; i < bad; ++i) train_step();
+  } catch (...) {
+    // A redone step that fails (on CUDA a rerun need not be bit for bit the same): the
+    // results read for the steps from it on are not the run's any more.
+    s.replaying = false;
+    while (!s.measured.empty() && s.measured.back().step > s.step) s.measured.pop_back();
+    throw;
+  }
+  s.replaying = false;
+  throw nonfinite_step(v[2 * bad], v[2 * bad + 1], bad_step);
+}
+
+std::vector<ControlNetStepResult> ControlNetTrainer::take_measured() {
+  std::vector<ControlNetStepResult> out(m->measured.begin(), m->measured.end());
+  m->measured.clear();
+  return out;
+}
+
+int ControlNetTrainer::loss_read_every() const { return m->read_every(); }
 
 double ControlNetTrainer::evaluate(int batches, double scale) {
   auto& s = *m;
@@ -277,7 +403,8 @@ double ControlNetTrainer::evaluate(int batches, double scale) {
   return count ? total / static_cast<double>(count) : std::nan("");
 }
 
-void ControlNetTrainer::save(const std::string& path) const {
+void ControlNetTrainer::save(const std::string& path) {
+  read_back();  // only checked steps go into a checkpoint
   const auto& s = *m;
   torch::serialize::OutputArchive archive;
   write_checkpoint_kind(archive, CheckpointKind::ControlNet);
@@ -326,6 +453,7 @@ bool ControlNetTrainer::resume(const std::string& path) {
     epoch = read_int(archive, "epoch", path);
     position = read_int(archive, "position", path);
   }
+  s.forget_unread();
   s.control = control;
   s.optimizer = std::move(optimizer);
   if (complete) {

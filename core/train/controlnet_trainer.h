@@ -46,6 +46,10 @@ struct ControlNetStepResult {
   double loss = 0.0;  // L_simple of the controlled prediction, this batch
   double lr = 0.0;
   double grad_norm = 0.0;
+  // False while the step's loss and gradient norm still wait on the device
+  // (controlnet.loss_read_every > 1): both are NaN then, and the values come later from
+  // ControlNetTrainer::take_measured().
+  bool measured = true;
 };
 
 class ControlNetTrainer {
@@ -59,14 +63,28 @@ class ControlNetTrainer {
   ControlNetTrainer& operator=(const ControlNetTrainer&) = delete;
 
   // One AdamW step on the ControlNet. A non-finite loss or gradient throws TrainingError
-  // before the weights change.
+  // before the weights change; the generator and batch position go back to before the
+  // step, so the run is exactly as after the last good step. With a deferred read-back
+  // (controlnet.loss_read_every > 1, the default on CUDA) the check happens when the values
+  // are read, every loss_read_every steps: the run goes back to a copy taken before the
+  // first unread step and redoes the good ones, with the same outcome (as Trainer).
   ControlNetStepResult train_step();
+  // Reads the steps whose values still wait on the device now; throws TrainingError as
+  // train_step would have. Nothing to do when none wait.
+  void read_back();
+  // The results read since the last call, in step order, each step once (train_step's own
+  // when it read them at once). Keeps the newest 4096 when nobody takes them.
+  std::vector<ControlNetStepResult> take_measured();
+  // Steps between read-backs as this run does them (controlnet.loss_read_every resolved).
+  int loss_read_every() const;
   // Mean L_simple on `batches` test batches with fixed t, noise and hints, with the
   // ControlNet at `scale` (0 = the base model alone: the loss a hint has to beat).
   double evaluate(int batches, double scale = 1.0);
   // Atomic write of the ControlNet, its config, step and the base's path and fingerprint,
-  // plus the optimizer, RNG and batch position so that a run can continue (resume).
-  void save(const std::string& path) const;
+  // plus the optimizer, RNG and batch position so that a run can continue (resume). Reads
+  // back unread steps first (read_back: it may throw TrainingError, and then writes
+  // nothing), so a checkpoint holds only checked steps.
+  void save(const std::string& path);
   // Continues a run from a ControlNet checkpoint of this base: exactly (weights, optimizer,
   // RNG, batch position; returns true), or, from a file with the weights alone, with a
   // fresh optimizer and this run's RNG (returns false). Throws CheckpointError naming the

@@ -8,9 +8,6 @@
 #include <limits>
 #include <mutex>
 #include <optional>
-#include <sstream>
-#include <type_traits>
-#include <unordered_map>
 
 #include "core/diffusion/gaussian_diffusion.h"
 #include "core/diffusion/objectives.h"
@@ -22,6 +19,7 @@
 #include "core/sampling/sampler_registry.h"
 #include "core/train/checkpoint_io.h"
 #include "core/train/distributed.h"
+#include "core/train/step_undo.h"
 #include "core/util/device_copy.h"
 
 namespace difflab {
@@ -38,24 +36,10 @@ constexpr uint64_t kEvalSeedOffset = 0x5eed;
 // Results kept for take_measured() when nobody takes them (tests, bench).
 constexpr size_t kMeasuredKept = 4096;
 
-using OptimizerStates = std::decay_t<decltype(std::declval<torch::optim::Optimizer&>().state())>;
-// The key of an optimizer state (a string in LibTorch 1.13, a pointer in 2.x).
-using StateKey = OptimizerStates::key_type;
-
-torch::optim::AdamWParamState& adamw_state(torch::optim::OptimizerParamState& state) {
-  return static_cast<torch::optim::AdamWParamState&>(state);
-}
-
 // The error of a non-finite step (`step` = the step it would have been).
 TrainingError nonfinite_step(double loss, double grad_norm, int64_t step) {
-  std::ostringstream msg;
-  if (!std::isfinite(loss))
-    msg << "loss is " << loss << " at step " << step;
-  else
-    msg << "gradient norm is " << grad_norm << " at step " << step;
-  msg << "; the weights were left as they were after step " << step - 1
-      << " (try a lower train.lr or train.grad_clip)";
-  return TrainingError(msg.str());
+  return TrainingError(
+      nonfinite_step_message("", loss, grad_norm, step, "a lower train.lr or train.grad_clip"));
 }
 
 std::unique_ptr<torch::optim::AdamW> make_optimizer(const DenoiserNet& net, const TrainConfig& c) {
@@ -103,15 +87,11 @@ struct Trainer::Impl {
     at::Tensor values;      // (5) on the device: loss, grad norm, loss, L_simple, L_vlb
     at::Tensor level, mse;  // its loss-by-timestep entry (t on the CPU, L_simple per example)
   };
-  struct Moments {
-    int64_t step = 0;
-    at::Tensor exp_avg, exp_avg_sq, max_exp_avg_sq;
-  };
   struct Restore {
     HostState host;
     int64_t step = 0;
-    std::vector<at::Tensor> params, ema;
-    std::unordered_map<StateKey, Moments> moments;
+    AdamWSnapshot weights;  // the model's and its AdamW state
+    std::vector<at::Tensor> ema;
   };
   std::vector<Unread> unread;
   std::optional<Restore> restore_point;
@@ -147,43 +127,13 @@ struct Trainer::Impl {
   }
 
   void save_restore_point(const HostState& host) {
-    torch::NoGradGuard no_grad;
-    Restore r;
-    r.host = host;
-    r.step = step;
-    for (const auto& p : model->parameters()) r.params.push_back(p.detach().clone());
-    for (const auto& p : ema->parameters()) r.ema.push_back(p.detach().clone());
-    for (auto& [key, state] : optimizer->state()) {
-      const auto& a = adamw_state(*state);
-      r.moments.emplace(key, Moments{a.step(), a.exp_avg().clone(), a.exp_avg_sq().clone(),
-                                     a.max_exp_avg_sq().defined() ? a.max_exp_avg_sq().clone()
-                                                                  : at::Tensor()});
-    }
-    restore_point = std::move(r);
+    restore_point = Restore{host, step, take_snapshot(model->parameters(), *optimizer),
+                            copy_tensors(ema->parameters())};
   }
 
   void go_back(const Restore& r) {
-    torch::NoGradGuard no_grad;
-    auto params = model->parameters();
-    auto averaged = ema->parameters();
-    for (size_t i = 0; i < params.size(); ++i) params[i].copy_(r.params[i]);
-    for (size_t i = 0; i < averaged.size(); ++i) averaged[i].copy_(r.ema[i]);
-    auto& states = optimizer->state();
-    std::vector<StateKey> made_since;
-    for (auto& [key, state] : states) {
-      const auto it = r.moments.find(key);
-      if (it == r.moments.end()) {
-        made_since.push_back(key);
-        continue;
-      }
-      auto& a = adamw_state(*state);
-      a.step(it->second.step);
-      a.exp_avg().copy_(it->second.exp_avg);
-      a.exp_avg_sq().copy_(it->second.exp_avg_sq);
-      if (it->second.max_exp_avg_sq.defined()) a.max_exp_avg_sq().copy_(it->second.max_exp_avg_sq);
-    }
-    for (const auto& key : made_since) states.erase(key);  // as before the first step
-    optimizer->zero_grad();
+    restore_snapshot(r.weights, model->parameters(), *optimizer);  // as before the first step
+    copy_back(r.ema, ema->parameters());
     gen.set_state(r.host.rng);
     batches.set_state(r.host.epoch, r.host.position);
     step = r.step;
@@ -438,15 +388,7 @@ StepResult Trainer::step_once(HostState& before) {
   // the gradient of the mean over the global batch.
   const double allreduce_s = s.dist ? s.dist->average_gradients(params) : 0.0;
   // The gradient norm stays on the device (clip_grad_norm_ would read it back) ...
-  std::vector<at::Tensor> norms;
-  for (const auto& p : params)
-    if (p.grad().defined()) norms.push_back(p.grad().detach().norm(2));
-  const auto grad_norm_t = torch::stack(norms).norm(2);
-  if (s.config.train.grad_clip > 0) {
-    const auto coef = (s.config.train.grad_clip / (grad_norm_t + 1e-6)).clamp_max(1.0);
-    for (auto& p : params)
-      if (p.grad().defined()) p.grad().mul_(coef);
-  }
+  const auto grad_norm_t = clip_grad_norm_on_device(params, s.config.train.grad_clip);
   // ... and is read with the loss and its parts in one transfer, the step's only one: the
   // NaN guard below needs it before the weights change.
   const auto zero = torch::zeros({}, loss.options());
