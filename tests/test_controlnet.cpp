@@ -10,6 +10,7 @@
 #include <filesystem>
 #include <fstream>
 #include <sstream>
+#include <tuple>
 
 #include "core/data/dataset.h"
 #include "core/engine/engine.h"
@@ -477,10 +478,29 @@ TEST(ControlNetTrainer, ANonFiniteStepLeavesTheRunAsAfterTheStepBeforeIt) {
   EXPECT_EQ(good.back().step, 2);
   EXPECT_EQ(good.back().loss, each.take_measured().back().loss);
   // Both stand before the bad batch again: the same step fails the same way, and both
-  // checkpoints (of the good step 2) hold the same run.
+  // checkpoints hold the run of two good steps: the weights, and the generator and batch
+  // position of a run that did steps 1 and 2 on clean data and nothing more.
   EXPECT_THROW(each.train_step(), TrainingError);
   each.save(dir + "/each.pt");
   deferred.save(dir + "/deferred.pt");
+  ControlNetTrainer reference(c, clean, torch::kCPU);
+  reference.train_step();
+  reference.train_step();
+  reference.save(dir + "/reference.pt");
+  const auto host_state = [](const std::string& path) {
+    torch::serialize::InputArchive archive;
+    open_checkpoint(path, archive, CheckpointKind::ControlNet);
+    at::Tensor rng;
+    archive.read("rng", rng);
+    return std::make_tuple(rng, read_int(archive, "epoch", path), read_int(archive, "position", path));
+  };
+  const auto [rng_ref, epoch_ref, position_ref] = host_state(dir + "/reference.pt");
+  for (const std::string name : {"each", "deferred"}) {
+    const auto [rng, epoch, position] = host_state(dir + "/" + name + ".pt");
+    EXPECT_TRUE(torch::equal(rng, rng_ref)) << name;
+    EXPECT_EQ(epoch, epoch_ref) << name;
+    EXPECT_EQ(position, position_ref) << name;
+  }
   ControlNetTrainer a(c, data, torch::kCPU), b(c, data, torch::kCPU);
   ASSERT_TRUE(a.resume(dir + "/each.pt"));
   ASSERT_TRUE(b.resume(dir + "/deferred.pt"));

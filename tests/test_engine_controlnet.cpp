@@ -337,9 +337,9 @@ TEST(EngineControlNet, QuittingMidTrainingKeepsWhatItLearned) {
 }
 
 TEST(EngineControlNet, ADeferredReadBackStillShowsAndSavesEveryCheckedStep) {
-  // CUDA's default (the loss read every N steps) forced on the CPU: the panel's loss curve
-  // gets every step, a pause shows the loss up to the step it stopped at, and the run ends
-  // with its file at the last step.
+  // CUDA's default (the loss read every N steps) forced on the CPU: a pause shows the loss
+  // up to the step it stopped at, the panel's loss curve gets every step, and a stop
+  // writes the file at the last step with a metrics row of checked values.
   const std::string dir = temp_dir("deferred");
   Config config = tiny_config(bar_folder(dir));
   config.controlnet.loss_read_every = 5;
@@ -348,40 +348,48 @@ TEST(EngineControlNet, ADeferredReadBackStillShowsAndSavesEveryCheckedStep) {
   ASSERT_EQ(s->step, 3) << s->error;
   cmd::TrainControlNet train;
   train.hint = HintKind::Canny;
-  train.steps = 13;
+  train.steps = 100000;
   train.curve_every = 0;
   engine.send(train);
   s = wait_until(engine, [](const Snapshot& s) { return s.controlnet_training.step >= 2; });
   engine.send(cmd::Pause{});
   ASSERT_TRUE(engine.wait_idle(30));
   s = engine.snapshot();
-  if (s->status == JobStatus::ControlNetPaused) {  // not already at the end
+  ASSERT_EQ(s->status, JobStatus::ControlNetPaused) << s->error;
+  {
     const ControlNetTraining& t = s->controlnet_training;
     ASSERT_FALSE(t.loss.empty());
     EXPECT_EQ(t.loss.back().step, t.step);
     EXPECT_EQ(static_cast<int64_t>(t.loss.size()), t.step);
-    engine.send(cmd::Resume{});
   }
-  s = wait_until(engine, [](const Snapshot& s) {
-    return !s.controlnet_training.active && s.controlnet_training.step >= 13;
-  });
+  engine.send(cmd::Resume{});
+  const int64_t paused_at = s->controlnet_training.step;
+  s = wait_until(engine, [&](const Snapshot& s) { return s.controlnet_training.step >= paused_at + 7; });
+  engine.send(cmd::Stop{});
+  ASSERT_TRUE(engine.wait_idle(60));
+  s = engine.snapshot();
   const ControlNetTraining& done = s->controlnet_training;
   EXPECT_FALSE(done.active) << s->error;
-  EXPECT_EQ(done.step, 13);
-  EXPECT_EQ(done.saved_step, 13);
-  ASSERT_EQ(done.loss.size(), 13u);
+  EXPECT_GE(done.step, paused_at + 7);
+  EXPECT_EQ(done.saved_step, done.step);
+  ASSERT_EQ(static_cast<int64_t>(done.loss.size()), done.step);
   for (size_t i = 0; i < done.loss.size(); ++i) {
     EXPECT_EQ(done.loss[i].step, static_cast<int64_t>(i + 1));
     EXPECT_TRUE(std::isfinite(done.loss[i].value)) << "step " << i + 1;
   }
   EXPECT_EQ(s->job(JobKind::ControlNet).outcome, JobOutcome::Done)
       << s->job(JobKind::ControlNet).message;
-  EXPECT_EQ(load_controlnet(done.path, torch::kCPU).step, 13);
-  // metrics.csv: its row at step 13 (every 25 steps and the last) has a finite loss.
+  EXPECT_NE(s->job(JobKind::ControlNet).message.find(
+                "ControlNet stopped at step " + std::to_string(done.step)),
+            std::string::npos)
+      << s->job(JobKind::ControlNet).message;
+  EXPECT_EQ(load_controlnet(done.path, torch::kCPU).step, done.step);
+  // metrics.csv: the stop's row, at the last step, has a finite loss.
   const std::string metrics = read_text(done.dir + "/metrics.csv");
   ASSERT_EQ(metrics.rfind("step,loss,", 0), 0u) << metrics;
-  const size_t row = metrics.find("\n13,");
+  const std::string last = "\n" + std::to_string(done.step) + ",";
+  const size_t row = metrics.find(last);
   ASSERT_NE(row, std::string::npos) << metrics;
-  const double loss = std::stod(metrics.substr(row + 4));
+  const double loss = std::stod(metrics.substr(row + last.size()));
   EXPECT_TRUE(std::isfinite(loss) && loss > 0.0) << metrics;
 }

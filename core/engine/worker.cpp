@@ -458,6 +458,7 @@ void Worker::on(cmd::Resume&) {
 
 void Worker::on(cmd::Stop&) {
   if (m_cn_job) {
+    if (!read_back_controlnet()) return;
     end_controlnet_training(JobOutcome::Done,
                             "ControlNet stopped at step " + std::to_string(controlnet_training_status().step));
     return;

@@ -114,6 +114,10 @@ class Worker {
   // Writes controlnet.pt; on `finish`, ends the job and loads the result (cmd::LoadControlNet).
   void end_controlnet_training(JobOutcome outcome, const std::string& message);
   void pause_controlnet(bool pause);
+  // Reads the ControlNet steps still waiting on the device (controlnet.loss_read_every)
+  // into its loss curve; false when one was non-finite: the job has then ended (Failed),
+  // its file written at the last good step.
+  bool read_back_controlnet();
   ControlNetTraining controlnet_training_status() const;
   Config m_config;
   EngineOptions m_options;

@@ -69,6 +69,20 @@ void take_losses(ControlNetJob& job) {
   }
 }
 
+// A metrics.csv row at the trainer's step: the means over the steps read since the last
+// row, and the rate; the window starts again.
+void write_row(ControlNetJob& job) {
+  if (job.window_steps == 0) return;
+  const double dt = std::max(seconds_since(job.window_start), 1e-9);
+  job.status.images_per_s = job.window_steps * job.trainer->config().controlnet.batch_size / dt;
+  job.log->write(job.trainer->step(),
+                 {job.window_loss / job.window_steps, std::nan(""), std::nan(""), job.lr,
+                  job.window_grad / job.window_steps, job.status.images_per_s});
+  job.window_loss = job.window_grad = 0.0;
+  job.window_steps = 0;
+  job.window_start = std::chrono::steady_clock::now();
+}
+
 // A new folder <run>/controlnets/<hint>-N (the first free N ≥ 1), created here so that no
 // other run's folder is ever reused.
 std::string claim_controlnet_dir(const std::string& run_dir, HintKind hint) {
@@ -115,10 +129,19 @@ Worker::~Worker() {
   // Quitting while a ControlNet trains keeps what it learned: its folder gets controlnet.pt
   // at the last finished step (the app's worker has stopped between two steps by now).
   if (!m_cn_job) return;
+  // A destructor reports nothing. Steps still unread are checked first: a bad one sends the
+  // trainer back to the last good step, which is then what the file holds.
+  try {
+    m_cn_job->trainer->read_back();
+  } catch (...) {
+  }
   try {
     m_cn_job->trainer->save(m_cn_job->status.path);
+  } catch (...) {  // the periodic checkpoint stays
+  }
+  try {
     m_cn_job->log->flush();
-  } catch (...) {  // a destructor reports nothing; the periodic checkpoint stays
+  } catch (...) {
   }
 }
 
@@ -270,15 +293,7 @@ void Worker::controlnet_tick() {
     // Metrics rows, curve points and checkpoints hold checked steps only.
     if (row || curve || save) t.read_back();  // throws on a non-finite step
     take_losses(job);
-    if (row) {
-      const double dt = std::max(seconds_since(job.window_start), 1e-9);
-      st.images_per_s = job.window_steps * t.config().controlnet.batch_size / dt;
-      job.log->write(r.step, {job.window_loss / job.window_steps, std::nan(""), std::nan(""), r.lr,
-                              job.window_grad / job.window_steps, st.images_per_s});
-      job.window_loss = job.window_grad = 0.0;
-      job.window_steps = 0;
-      job.window_start = Clock::now();
-    }
+    if (row) write_row(job);
     if (curve) job.curve_due = true;
     if (save) {
       t.save(st.path);
@@ -305,16 +320,8 @@ void Worker::controlnet_tick() {
 void Worker::pause_controlnet(bool pause) {
   if (!m_cn_job) return;
   ControlNetJob& job = *m_cn_job;
-  if (pause) {  // the paused run shows its checked loss up to the step it stopped at
-    try {
-      job.trainer->read_back();
-    } catch (const std::exception& e) {
-      end_controlnet_training(JobOutcome::Failed,
-                              std::string("ControlNet training stopped: ") + e.what());
-      return;
-    }
-    take_losses(job);
-  }
+  // The paused run shows its checked loss up to the step it stopped at.
+  if (pause && !read_back_controlnet()) return;
   m_status = pause ? JobStatus::ControlNetPaused : JobStatus::TrainingControlNet;
   // Waiting is not training: the rate window starts again.
   job.window_start = Clock::now();
@@ -322,6 +329,19 @@ void Worker::pause_controlnet(bool pause) {
   job.window_steps = 0;
   say(pause ? "ControlNet paused at step " + std::to_string(job.trainer->step())
             : "ControlNet resumed");
+}
+
+bool Worker::read_back_controlnet() {
+  try {
+    m_cn_job->trainer->read_back();
+  } catch (const std::exception& e) {
+    end_controlnet_training(JobOutcome::Failed,
+                            std::string("ControlNet training stopped: ") + e.what());
+    return false;
+  }
+  take_losses(*m_cn_job);
+  m_cn_job->status.step = m_cn_job->trainer->step();
+  return true;
 }
 
 void Worker::end_controlnet_training(JobOutcome outcome, const std::string& message) {
@@ -337,6 +357,11 @@ void Worker::end_controlnet_training(JobOutcome outcome, const std::string& mess
   }
   take_losses(*job);
   st.step = job->trainer->step();
+  try {
+    write_row(*job);  // the steps since the last row (a stop between two rows)
+  } catch (const std::exception& e) {
+    say(e.what());
+  }
   bool written = st.saved_step == job->trainer->step();
   if (!written) {
     try {  // a failed step left the weights of the last good one (ControlNetTrainer)

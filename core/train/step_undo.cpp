@@ -25,6 +25,8 @@ AdamWSnapshot take_snapshot(const std::vector<at::Tensor>& params, torch::optim:
                                a.max_exp_avg_sq().defined() ? a.max_exp_avg_sq().clone()
                                                             : at::Tensor()});
   }
+  for (auto& group : optimizer.param_groups())
+    s.lrs.push_back(static_cast<torch::optim::AdamWOptions&>(group.options()).lr());
   return s;
 }
 
@@ -47,6 +49,9 @@ void restore_snapshot(const AdamWSnapshot& snapshot, const std::vector<at::Tenso
     if (it->second.max_exp_avg_sq.defined()) a.max_exp_avg_sq().copy_(it->second.max_exp_avg_sq);
   }
   for (const auto& key : made_since) states.erase(key);
+  auto& groups = optimizer.param_groups();
+  for (size_t i = 0; i < groups.size() && i < snapshot.lrs.size(); ++i)
+    static_cast<torch::optim::AdamWOptions&>(groups[i].options()).lr(snapshot.lrs[i]);
   optimizer.zero_grad();
 }
 
@@ -71,7 +76,7 @@ at::Tensor clip_grad_norm_on_device(const std::vector<at::Tensor>& params, doubl
   std::vector<at::Tensor> norms;
   for (const auto& p : params)
     if (p.grad().defined()) norms.push_back(p.grad().detach().norm(2));
-  if (norms.empty()) return at::zeros({});
+  if (norms.empty()) return at::zeros({}, params.empty() ? at::TensorOptions() : params[0].options());
   const auto norm = at::stack(norms).norm(2);
   if (max_norm > 0) {
     const auto coef = (max_norm / (norm + 1e-6)).clamp_max(1.0);

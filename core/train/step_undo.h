@@ -21,8 +21,8 @@ namespace difflab {
 using OptimizerStateKey =
     std::decay_t<decltype(std::declval<torch::optim::Optimizer&>().state())>::key_type;
 
-// Copies of a network's trainable weights and of their AdamW state (moments and step
-// counts), on the weights' device.
+// Copies of a network's trainable weights and of their AdamW state (moments, step counts and
+// the groups' learning rates), on the weights' device.
 struct AdamWSnapshot {
   struct Moments {
     int64_t step = 0;
@@ -30,6 +30,7 @@ struct AdamWSnapshot {
   };
   std::vector<at::Tensor> params;
   std::unordered_map<OptimizerStateKey, Moments> moments;
+  std::vector<double> lrs;  // each parameter group's learning rate
 };
 
 // Copies `params` (the tensors `optimizer` updates) and the optimizer's state for them.
