@@ -20,6 +20,7 @@
 #include "core/model/attention_kernel.h"
 #include "core/model/denoiser_net.h"
 #include "core/model/hashed_dropout.h"
+#include "core/train/controlnet_trainer.h"
 #include "core/train/trainer.h"
 #include "core/util/device_copy.h"
 #include "core/util/runtime.h"
@@ -236,6 +237,44 @@ TEST_F(Cuda, TrainerStepsOnCudaAndTheFirstLossMatchesTheCpu) {
   for (const auto& p : preset.model()->parameters()) EXPECT_TRUE(p.is_cuda());
   for (const auto& p : preset.ema_model()->parameters()) EXPECT_TRUE(p.is_cuda());
   EXPECT_TRUE(std::isfinite(preset.evaluate(2)));
+}
+
+TEST_F(Cuda, ControlNetTrainsOnCudaReadingItsLossEvery16Steps) {
+  const auto dir = temp_dir("controlnet");
+  auto data = mnist_shaped();
+  Config c = comparable_preset();
+  Trainer base(c, data, torch::kCPU);
+  base.train_step();
+  c.controlnet.base_checkpoint = dir + "/base.pt";
+  base.save_checkpoint(c.controlnet.base_checkpoint);
+  c.controlnet.batch_size = 16;
+  c.controlnet.hint = HintKind::Mixed;  // canny on the device, scribbles from the CPU generator
+  ControlNetTrainer cpu(c, data, torch::kCPU);
+  ControlNetTrainer gpu(c, data, kCuda);
+  EXPECT_EQ(cpu.loss_read_every(), 1);
+  EXPECT_EQ(gpu.loss_read_every(), 16);
+  // A fresh ControlNet adds zeros: the first step's loss is the base's on the same batch,
+  // t, noise and hints, on either device.
+  const ControlNetStepResult rc = cpu.train_step();
+  EXPECT_FALSE(gpu.train_step().measured);
+  for (int i = 0; i < 4; ++i) gpu.train_step();
+  gpu.read_back();
+  const auto read = gpu.take_measured();
+  ASSERT_EQ(read.size(), 5u);
+  std::printf("ControlNet first loss: cpu %.6f, cuda %.6f\n", rc.loss, read[0].loss);
+  EXPECT_NEAR(read[0].loss, rc.loss, 1e-2 * std::max(1.0, rc.loss));
+  for (const ControlNetStepResult& r : read) {
+    EXPECT_TRUE(std::isfinite(r.loss)) << "step " << r.step;
+    EXPECT_TRUE(std::isfinite(r.grad_norm)) << "step " << r.step;
+  }
+  for (const auto& p : gpu.controlnet()->parameters()) EXPECT_TRUE(p.is_cuda());
+  EXPECT_TRUE(std::isfinite(gpu.evaluate(1)));
+  // Its checkpoint continues on the CPU.
+  gpu.save(dir + "/controlnet.pt");
+  ControlNetTrainer back(c, data, torch::kCPU);
+  EXPECT_TRUE(back.resume(dir + "/controlnet.pt"));
+  EXPECT_EQ(back.step(), 5);
+  EXPECT_TRUE(std::isfinite(back.train_step().loss));
 }
 
 TEST_F(Cuda, CopiesToTheDeviceDoNotWaitAndKeepTheirValues) {
