@@ -3,7 +3,6 @@
 #include <torch/torch.h>
 
 #include <cmath>
-#include <deque>
 #include <filesystem>
 #include <optional>
 
@@ -22,8 +21,6 @@ namespace {
 constexpr uint64_t kEvalSeedOffset = 0x5eed;
 // Relative difference of weight fingerprints that still counts as the same base.
 constexpr double kFingerprintTolerance = 1e-9;
-// Results kept for take_measured() when nobody takes them (tests).
-constexpr size_t kMeasuredKept = 4096;
 
 // The error of a non-finite step (`step` = the step it would have been).
 TrainingError nonfinite_step(double loss, double grad_norm, int64_t step) {
@@ -133,22 +130,15 @@ struct ControlNetTrainer::Impl {
   };
   std::vector<Unread> unread;
   std::optional<Restore> restore_point;
-  bool replaying = false;  // redoing the good steps of a group after a bad one
-  std::deque<ControlNetStepResult> measured;
+  MeasuredSteps<ControlNetStepResult> measured;  // read, not yet taken
 
   Impl(std::shared_ptr<const DatasetSplits> d, c10::Device dev)
       : data(std::move(d)), device(dev) {}
 
   int read_every() const {
-    if (replaying) return 1;
+    if (measured.replaying()) return 1;
     const int n = config.controlnet.loss_read_every;
     return n > 0 ? n : (device.is_cuda() ? 16 : 1);
-  }
-
-  void keep(const ControlNetStepResult& r) {
-    if (replaying) return;  // read before, when the group was read
-    measured.push_back(r);
-    while (measured.size() > kMeasuredKept) measured.pop_front();
   }
 
   Restore here() const {
@@ -330,7 +320,7 @@ ControlNetStepResult ControlNetTrainer::train_step() {
   }
   update();
   const ControlNetStepResult r{s.step, loss_value, lr, norm};
-  s.keep(r);
+  s.measured.keep(r);
   return r;
 }
 
@@ -347,7 +337,7 @@ void ControlNetTrainer::read_back() {
       bad = i;
       break;
     }
-    s.keep({s.unread[i].step, v[2 * i], s.unread[i].lr, v[2 * i + 1]});
+    s.measured.keep({s.unread[i].step, v[2 * i], s.unread[i].lr, v[2 * i + 1]});
   }
   const bool failed = bad < s.unread.size();
   const int64_t bad_step = failed ? s.unread[bad].step : 0;
@@ -358,24 +348,12 @@ void ControlNetTrainer::read_back() {
   // Back to before the group, then its good steps again, each read at once: the run is
   // then exactly where reading every step would have stopped it.
   s.go_back(from);
-  s.replaying = true;
-  try {
-    for (size_t i = 0; i < bad; ++i) train_step();
-  } catch (...) {
-    // A redone step that fails (on CUDA a rerun need not be bit for bit the same): the
-    // results read for the steps from it on are not the run's any more.
-    s.replaying = false;
-    while (!s.measured.empty() && s.measured.back().step > s.step) s.measured.pop_back();
-    throw;
-  }
-  s.replaying = false;
+  s.measured.redo(bad, [this] { train_step(); }, [&s] { return s.step; });
   throw nonfinite_step(v[2 * bad], v[2 * bad + 1], bad_step);
 }
 
 std::vector<ControlNetStepResult> ControlNetTrainer::take_measured() {
-  std::vector<ControlNetStepResult> out(m->measured.begin(), m->measured.end());
-  m->measured.clear();
-  return out;
+  return m->measured.take();
 }
 
 int ControlNetTrainer::loss_read_every() const { return m->read_every(); }

@@ -9,6 +9,8 @@
 #include <ATen/core/Tensor.h>
 #include <torch/optim/adamw.h>
 
+#include <cstddef>
+#include <deque>
 #include <string>
 #include <type_traits>
 #include <unordered_map>
@@ -50,6 +52,49 @@ void copy_back(const std::vector<at::Tensor>& copies, const std::vector<at::Tens
 // gradients are scaled by min(1, max_norm / (norm + 1e-6)) first, as clip_grad_norm_ does.
 // The norm returned is the one before clipping.
 at::Tensor clip_grad_norm_on_device(const std::vector<at::Tensor>& params, double max_norm);
+
+// The results of steps read back from the device and not yet taken, and the redo of a
+// group's good steps after a bad one: while redoing, results are not kept again (they were
+// kept when the group was read) and the trainer reads every step.
+template <typename Result>
+class MeasuredSteps {
+ public:
+  // Results kept when nobody takes them (tests, bench): the newest.
+  static constexpr size_t kKept = 4096;
+
+  bool replaying() const { return m_replaying; }
+  void keep(const Result& r) {
+    if (m_replaying) return;
+    m_results.push_back(r);
+    while (m_results.size() > kKept) m_results.pop_front();
+  }
+  const Result& back() const { return m_results.back(); }
+  std::vector<Result> take() {
+    std::vector<Result> out(m_results.begin(), m_results.end());
+    m_results.clear();
+    return out;
+  }
+  void clear() { m_results.clear(); }
+  // Calls `step` `count` times as a redo. When one fails (on CUDA a rerun need not be bit
+  // for bit the same), the results of the steps after `done()` (the trainer's step count
+  // then) are not the run's any more: they are dropped and the error goes on.
+  template <typename Step, typename Done>
+  void redo(size_t count, Step&& step, Done&& done) {
+    m_replaying = true;
+    try {
+      for (size_t i = 0; i < count; ++i) step();
+    } catch (...) {
+      m_replaying = false;
+      while (!m_results.empty() && m_results.back().step > done()) m_results.pop_back();
+      throw;
+    }
+    m_replaying = false;
+  }
+
+ private:
+  std::deque<Result> m_results;
+  bool m_replaying = false;
+};
 
 // The message of a step with a non-finite loss or gradient norm: "<who>loss is nan at step
 // 3; the weights were left as they were after step 2 (try <advice>)". `step` is the step it

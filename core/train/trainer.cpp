@@ -33,8 +33,6 @@ constexpr size_t kReadbackEvery = 16;
 // Offset of the evaluation seed from the training seed (fixed t and noise for test loss).
 constexpr uint64_t kEvalSeedOffset = 0x5eed;
 
-// Results kept for take_measured() when nobody takes them (tests, bench).
-constexpr size_t kMeasuredKept = 4096;
 
 // The error of a non-finite step (`step` = the step it would have been).
 TrainingError nonfinite_step(double loss, double grad_norm, int64_t step) {
@@ -95,8 +93,7 @@ struct Trainer::Impl {
   };
   std::vector<Unread> unread;
   std::optional<Restore> restore_point;
-  bool replaying = false;  // redoing the good steps of a group after a bad one
-  std::deque<StepResult> measured;  // read, not yet taken
+  MeasuredSteps<StepResult> measured;  // read, not yet taken
   // A loaded checkpoint replaces the run: its unread steps and results are not its own.
   void forget_unread() {
     unread.clear();
@@ -107,15 +104,9 @@ struct Trainer::Impl {
   int read_every() const {
     // Ranks agree on a NaN through a host all-reduce each step; the loss-aware sampler
     // learns from each step's losses before the next draw.
-    if (replaying || dist || timesteps.kind() != TimestepSamplerKind::Uniform) return 1;
+    if (measured.replaying() || dist || timesteps.kind() != TimestepSamplerKind::Uniform) return 1;
     const int n = config.train.loss_read_every;
     return n > 0 ? n : (device.is_cuda() ? 16 : 1);
-  }
-
-  void keep(const StepResult& r) {
-    if (replaying) return;  // read before, when the group was read
-    measured.push_back(r);
-    while (measured.size() > kMeasuredKept) measured.pop_front();
   }
 
   StepResult result_of(const double* v, int64_t done, double lr, double allreduce_s) const {
@@ -442,10 +433,10 @@ StepResult Trainer::step_once(HostState& before) {
   // improved-diffusion), each step; the uniform one needs nothing.
   if (loss_aware) s.timesteps.update(global_draw.t, global_per_example.to(torch::kFloat32));
   // Per-example losses for loss_by_timestep() wait on the device and are read in batches.
-  if (!s.replaying) s.pending.emplace_back(batch.level, mse.detach());
+  if (!s.measured.replaying()) s.pending.emplace_back(batch.level, mse.detach());
   if (s.pending.size() >= kReadbackEvery) s.drain_pending();
   const StepResult r = s.result_of(v, s.step, lr, allreduce_s);
-  s.keep(r);
+  s.measured.keep(r);
   return r;
 }
 
@@ -463,7 +454,7 @@ void Trainer::read_back() {
       bad = i;
       break;
     }
-    s.keep(s.result_of(r, s.unread[i].step, s.unread[i].lr, 0.0));
+    s.measured.keep(s.result_of(r, s.unread[i].step, s.unread[i].lr, 0.0));
     s.pending.emplace_back(s.unread[i].level, s.unread[i].mse);
   }
   const size_t good = bad;
@@ -480,24 +471,12 @@ void Trainer::read_back() {
   // then exactly where reading every step would have stopped it (the same draws; on the
   // CPU the same bits).
   s.go_back(from);
-  s.replaying = true;
-  try {
-    for (size_t i = 0; i < good; ++i) train_step();
-  } catch (...) {
-    // A redone step that fails (on CUDA a rerun need not be bit for bit the same): the
-    // results read for the steps from it on are not the run's any more.
-    s.replaying = false;
-    while (!s.measured.empty() && s.measured.back().step > s.step) s.measured.pop_back();
-    throw;
-  }
-  s.replaying = false;
+  s.measured.redo(good, [this] { train_step(); }, [&s] { return s.step; });
   throw nonfinite_step(v[5 * bad], v[5 * bad + 1], bad_step);
 }
 
 std::vector<StepResult> Trainer::take_measured() {
-  std::vector<StepResult> out(m->measured.begin(), m->measured.end());
-  m->measured.clear();
-  return out;
+  return m->measured.take();
 }
 
 int Trainer::loss_read_every() const { return m->read_every(); }
