@@ -195,6 +195,8 @@ Config non_default_config() {
   c.train.timestep_sampler = TimestepSamplerKind::LossAware;
   c.train.timestep_uniform_mix = 0.05;
   c.train.loss_read_every = 16;
+  c.train.lr_schedule = LrScheduleKind::Cosine;
+  c.train.lr_min = 1.5e-5;
   c.train.out_dir = "runs/with space/ünïcode";
   c.train.threads = 3;
   c.train.precision = Precision::Auto;
@@ -226,6 +228,8 @@ Config non_default_config() {
   c.controlnet.steps = 7000;
   c.controlnet.lr = 3.3e-4;
   c.controlnet.warmup_steps = 11;
+  c.controlnet.lr_schedule = LrScheduleKind::Linear;
+  c.controlnet.lr_min = 3.3e-4;  // = lr: allowed (the edge)
   c.controlnet.grad_clip = 0.0;
   c.controlnet.p_uncond = 0.3;
   c.controlnet.scale = 1.7;
@@ -506,6 +510,15 @@ TEST(Config, ValidateNamesKeyValueAndSource) {
        "train.timestep_uniform_mix = -0.1"},
       {[](Config& c) { c.train.timestep_sampler = static_cast<TimestepSamplerKind>(2); },
        "train.timestep_sampler"},
+      {[](Config& c) { c.train.lr_min = -1e-6; }, "train.lr_min = -1.0e-06: must be in [0, train.lr]"},
+      {[](Config& c) {
+         c.train.lr = 1e-4;
+         c.train.lr_min = 2e-4;
+       },
+       "train.lr_min = 0.0002"},
+      {[](Config& c) { c.controlnet.lr_min = std::numeric_limits<double>::quiet_NaN(); },
+       "controlnet.lr_min = .nan"},
+      {[](Config& c) { c.train.lr_schedule = static_cast<LrScheduleKind>(3); }, "train.lr_schedule"},
   };
   for (const Case& c : cases) {
     Config config;
@@ -661,6 +674,7 @@ TEST(Config, EnumNamesRoundTrip) {
   expect_enum_round_trip<SigmaSpacing>();
   expect_enum_round_trip<LossKind>();
   expect_enum_round_trip<TimestepSamplerKind>();
+  expect_enum_round_trip<LrScheduleKind>();
 }
 
 // The Improved-DDPM keys: defaults when absent (older configs and checkpoints), the hybrid

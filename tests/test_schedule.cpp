@@ -6,7 +6,10 @@
 
 #include "core/schedule/forward_process.h"
 #include "core/schedule/noise_schedule.h"
+#include "core/train/lr_schedule.h"
 
+using difflab::LrSchedule;
+using difflab::LrScheduleKind;
 using difflab::NoiseSchedule;
 using difflab::ScheduleKind;
 using difflab::ddpm_forward_point;
@@ -219,4 +222,38 @@ TEST(ForwardProcess, EachObjectivesPointIsItsClosedForm) {
   EXPECT_THROW(flow_forward_point(5, 1), std::invalid_argument);
   EXPECT_THROW(edm_forward_point(0, 10, 1.0, 0.5), std::invalid_argument);
   EXPECT_THROW(forward_mix(x0, {1.0f}, f), std::invalid_argument);
+}
+
+// The learning rate after warm-up, against the formulas written out by hand.
+TEST(LrSchedule, WarmUpThenConstantCosineOrLinearToTheFinalRate) {
+  LrSchedule s{1e-3, 4, LrScheduleKind::Constant, 1e-4, 24};
+  // Warm-up: (s + 1) / 4 of lr, whatever the kind.
+  for (auto kind : {LrScheduleKind::Constant, LrScheduleKind::Cosine, LrScheduleKind::Linear}) {
+    s.kind = kind;
+    EXPECT_DOUBLE_EQ(s.at(0), 0.25e-3);
+    EXPECT_DOUBLE_EQ(s.at(2), 0.75e-3);
+    EXPECT_DOUBLE_EQ(s.at(4), 1e-3);  // the first step after warm-up runs at lr
+  }
+  s.kind = LrScheduleKind::Constant;
+  EXPECT_DOUBLE_EQ(s.at(23), 1e-3);
+  EXPECT_DOUBLE_EQ(s.at(1000), 1e-3);
+  // Cosine over the 20 steps after warm-up: halfway (step 14) the mean of lr and lr_min;
+  // a quarter in (step 9) lr_min + (lr − lr_min)(1 + cos π/4)/2.
+  s.kind = LrScheduleKind::Cosine;
+  EXPECT_NEAR(s.at(14), 0.55e-3, 1e-15);
+  EXPECT_NEAR(s.at(9), 1e-4 + 0.9e-3 * (1.0 + std::sqrt(0.5)) / 2.0, 1e-15);
+  EXPECT_DOUBLE_EQ(s.at(24), 1e-4);
+  EXPECT_DOUBLE_EQ(s.at(500), 1e-4);  // past the end: held at lr_min
+  for (int64_t i = 4; i < 24; ++i) EXPECT_LT(s.at(i + 1), s.at(i)) << i;
+  // Linear: a straight line from lr at step 4 to lr_min at step 24.
+  s.kind = LrScheduleKind::Linear;
+  EXPECT_NEAR(s.at(9), 1e-3 - 0.9e-3 * 0.25, 1e-15);
+  EXPECT_NEAR(s.at(19), 1e-3 - 0.9e-3 * 0.75, 1e-15);
+  EXPECT_DOUBLE_EQ(s.at(24), 1e-4);
+  // No warm-up; a run no longer than its warm-up goes to lr_min after it (no division by 0).
+  EXPECT_DOUBLE_EQ((LrSchedule{2e-3, 0, LrScheduleKind::Cosine, 0.0, 10}.at(0)), 2e-3);
+  EXPECT_NEAR((LrSchedule{2e-3, 0, LrScheduleKind::Cosine, 0.0, 10}.at(5)), 1e-3, 1e-15);
+  const LrSchedule short_run{2e-3, 10, LrScheduleKind::Linear, 5e-4, 5};
+  EXPECT_DOUBLE_EQ(short_run.at(9), 2e-3);
+  EXPECT_DOUBLE_EQ(short_run.at(10), 5e-4);
 }

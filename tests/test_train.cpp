@@ -12,6 +12,7 @@
 #include "core/data/dataset.h"
 #include "core/diffusion/gaussian_diffusion.h"
 #include "core/train/checkpoint_io.h"
+#include "core/train/lr_schedule.h"
 #include "core/sampling/field.h"
 #include "core/train/nll_eval.h"
 #include "core/train/trainer.h"
@@ -158,6 +159,23 @@ TEST(Trainer, TinyUNetLossFallsAndSamplesHaveTheDataShape) {
   for (double b : buckets) EXPECT_TRUE(std::isfinite(b));
   // Losses are larger at small t for ε-prediction (noise is hard to see there).
   EXPECT_GT(buckets.front(), buckets.back());
+}
+
+TEST(Trainer, StepsAtTheScheduledLearningRateAndStretchesTheDecayWhenStepsGrow) {
+  Config c = tiny_unet_config();
+  c.train.steps = 10;
+  c.train.lr_schedule = LrScheduleKind::Cosine;
+  c.train.lr_min = 1e-4;
+  Trainer trainer(c, quadrant_images(64), torch::kCPU);
+  const LrSchedule ten{1e-3, 2, LrScheduleKind::Cosine, 1e-4, 10};
+  for (int64_t i = 0; i < 6; ++i) EXPECT_DOUBLE_EQ(trainer.train_step().lr, ten.at(i)) << i;
+  // Raising the steps lays the decay over the longer run from here on.
+  TrainConfig longer = c.train;
+  longer.steps = 30;
+  trainer.set_train_config(longer);
+  const LrSchedule thirty{1e-3, 2, LrScheduleKind::Cosine, 1e-4, 30};
+  EXPECT_GT(thirty.at(6), ten.at(6));
+  EXPECT_DOUBLE_EQ(trainer.train_step().lr, thirty.at(6));
 }
 
 TEST(Trainer, CheckpointSaveLoadGivesIdenticalOutputs) {

@@ -110,6 +110,8 @@ IfSection<TrainConfig, S> visit_fields(S& s, V&& v) {
   v("adam_beta1", s.adam_beta1);
   v("adam_beta2", s.adam_beta2);
   v("warmup_steps", s.warmup_steps);
+  v("lr_schedule", s.lr_schedule);
+  v("lr_min", s.lr_min);
   v("grad_clip", s.grad_clip);
   v("ema_decay", s.ema_decay);
   v("ema_start", s.ema_start);
@@ -165,6 +167,8 @@ IfSection<ControlNetConfig, S> visit_fields(S& s, V&& v) {
   v("steps", s.steps);
   v("lr", s.lr);
   v("warmup_steps", s.warmup_steps);
+  v("lr_schedule", s.lr_schedule);
+  v("lr_min", s.lr_min);
   v("grad_clip", s.grad_clip);
   v("p_uncond", s.p_uncond);
   v("scale", s.scale);
@@ -608,6 +612,8 @@ void check_train(const TrainConfig& t, Checker& c) {
   c.require(in_half_open(t.adam_beta2, 0.0, 1.0), "train.adam_beta2", t.adam_beta2,
             "must be in [0, 1)");
   c.require(t.warmup_steps >= 0, "train.warmup_steps", t.warmup_steps, "must be >= 0");
+  c.require(t.lr_min >= 0.0 && t.lr_min <= t.lr, "train.lr_min", t.lr_min,
+            "must be in [0, train.lr]");
   c.require(at_least(t.grad_clip, 0.0), "train.grad_clip", t.grad_clip,
             "must be a finite number >= 0 (0 = off)");
   c.require(in_closed(t.ema_decay, 0.0, 1.0), "train.ema_decay", t.ema_decay, "must be in [0, 1]");
@@ -640,6 +646,8 @@ void check_controlnet(const ControlNetConfig& n, Checker& c) {
   c.require(n.steps >= 1, "controlnet.steps", n.steps, "must be >= 1");
   c.require(n.lr > 0.0 && std::isfinite(n.lr), "controlnet.lr", n.lr, "must be a finite number > 0");
   c.require(n.warmup_steps >= 0, "controlnet.warmup_steps", n.warmup_steps, "must be >= 0");
+  c.require(n.lr_min >= 0.0 && n.lr_min <= n.lr, "controlnet.lr_min", n.lr_min,
+            "must be in [0, controlnet.lr]");
   c.require(at_least(n.grad_clip, 0.0), "controlnet.grad_clip", n.grad_clip,
             "must be a finite number >= 0 (0 = off)");
   c.require(in_closed(n.p_uncond, 0.0, 1.0), "controlnet.p_uncond", n.p_uncond, "must be in [0, 1]");

@@ -94,6 +94,11 @@ struct TrainConfig {
   double adam_beta1 = 0.9;
   double adam_beta2 = 0.999;
   int64_t warmup_steps = 200;
+  // After warm-up: constant, or cosine / linear decay from lr to lr_min at the last step
+  // (core/train/lr_schedule.h). The decay is laid over `steps`: raising steps to train
+  // on raises the rate again.
+  LrScheduleKind lr_schedule = LrScheduleKind::Constant;
+  double lr_min = 0.0;
   double grad_clip = 1.0;     // 0 = off
   double ema_decay = 0.999;
   int64_t ema_start = 500;    // EMA copies the weights until this step, then averages
@@ -181,6 +186,8 @@ struct ControlNetConfig {
   int64_t steps = 2000;
   double lr = 1e-3;             // AdamW, after a linear warm-up
   int64_t warmup_steps = 50;
+  LrScheduleKind lr_schedule = LrScheduleKind::Constant;  // as train.lr_schedule
+  double lr_min = 0.0;
   double grad_clip = 1.0;       // 0 = off
   double p_uncond = 0.1;        // label dropout, so CFG still works with a hint
   double scale = 1.0;           // conditioning scale at inference (0 = the base model alone)

@@ -44,6 +44,9 @@ enum class LossKind { Simple, Hybrid, Count };
 // How training draws t: uniformly, or by loss-aware importance sampling (Nichol & Dhariwal
 // 2021, §3.3: p_t ∝ √E[L_t²]).
 enum class TimestepSamplerKind { Uniform, LossAware, Count };
+// The learning rate after warm-up (core/train/lr_schedule.h): held, or decayed to lr_min by
+// the run's last step along a half cosine (Loshchilov & Hutter 2017) or a straight line.
+enum class LrScheduleKind { Constant, Cosine, Linear, Count };
 // What a ControlNet is conditioned on (Zhang et al. 2023): canny edges of the image,
 // synthetic scribbles (thin, jittered, partly dropped centre lines) like hand-drawn strokes,
 // or both (mixed: each training image gets one of the two); the straight segments a Hough
@@ -77,6 +80,7 @@ DIFFLAB_ENUM_NAMES(SigmaSpacing, "model", "karras")
 DIFFLAB_ENUM_NAMES(VarianceKind, "fixed_small", "fixed_large", "learned")
 DIFFLAB_ENUM_NAMES(LossKind, "simple", "hybrid")
 DIFFLAB_ENUM_NAMES(TimestepSamplerKind, "uniform", "loss_aware")
+DIFFLAB_ENUM_NAMES(LrScheduleKind, "constant", "cosine", "linear")
 DIFFLAB_ENUM_NAMES(HintKind, "canny", "scribble", "mixed", "hough", "mask", "distance")
 DIFFLAB_ENUM_NAMES(Precision, "fp32", "bf16", "auto")
 #undef DIFFLAB_ENUM_NAMES

@@ -10,6 +10,7 @@
 #include "core/diffusion/objectives.h"
 #include "core/model/hashed_dropout.h"
 #include "core/train/checkpoint_io.h"
+#include "core/train/lr_schedule.h"
 #include "core/train/step_undo.h"
 #include "core/vision/canny.h"
 #include "core/vision/scribble.h"
@@ -161,8 +162,7 @@ struct ControlNetTrainer::Impl {
 
   double lr_at(int64_t s) const {
     const auto& c = config.controlnet;
-    if (c.warmup_steps <= 0) return c.lr;
-    return c.lr * std::min(1.0, static_cast<double>(s + 1) / static_cast<double>(c.warmup_steps));
+    return LrSchedule{c.lr, c.warmup_steps, c.lr_schedule, c.lr_min, c.steps}.at(s);
   }
 
   // x_t, model timesteps, labels (with dropout when `drop` is defined) and the target.

@@ -19,6 +19,7 @@
 #include "core/sampling/sampler_registry.h"
 #include "core/train/checkpoint_io.h"
 #include "core/train/distributed.h"
+#include "core/train/lr_schedule.h"
 #include "core/train/step_undo.h"
 #include "core/util/device_copy.h"
 
@@ -205,8 +206,7 @@ struct Trainer::Impl {
 
   double lr_at(int64_t s) const {
     const auto& t = config.train;
-    if (t.warmup_steps <= 0) return t.lr;
-    return t.lr * std::min(1.0, static_cast<double>(s + 1) / static_cast<double>(t.warmup_steps));
+    return LrSchedule{t.lr, t.warmup_steps, t.lr_schedule, t.lr_min, t.steps}.at(s);
   }
 
   // The step's AdamW update at its learning rate, then the EMA; returns the rate.
