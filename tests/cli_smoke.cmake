@@ -43,6 +43,21 @@ list(LENGTH rows nrows)
 if(nrows LESS 3)
   message(FATAL_ERROR "metrics.csv has ${nrows} lines")
 endif()
+# A run that diverges (resumed at lr 1e30: the loss of the second step after it is inf or nan)
+# stops with rc 3, names the step and the last good checkpoint, and leaves that file as it was.
+set(diverge --config ${SRC}/configs/toy2d.yaml --out ${WORK}/diverged --threads 1 --quiet
+    --set train.batch_size=32 --set train.sample_every=0 --set data.toy_points=512
+    --set train.warmup_steps=0 --set train.grad_clip=0)
+run(${CLI} train ${diverge} --steps 2)
+file(SHA256 ${WORK}/diverged/checkpoints/step_00000002.pt good_before)
+execute_process(COMMAND ${CLI} train ${diverge} --set train.lr=1e30 --steps 20 --resume latest
+                RESULT_VARIABLE rc OUTPUT_VARIABLE out ERROR_VARIABLE err)
+file(SHA256 ${WORK}/diverged/checkpoints/step_00000002.pt good_after)
+if(NOT rc EQUAL 3 OR NOT err MATCHES "loss is (inf|nan) at step 4; the weights were left as they were after step 3"
+   OR NOT err MATCHES "the last good checkpoint is [^\n]*step_00000002.pt"
+   OR NOT good_before STREQUAL good_after)
+  message(FATAL_ERROR "a diverging run: rc ${rc}\n${out}\n${err}")
+endif()
 run(${CLI} sample --run ${WORK}/run --sampler ddim --steps 5 --n 16 --out ${WORK}/grid.png --threads 1)
 run(${CLI} sample --run ${WORK}/run --sampler heun --sigmas karras --rho 5 --steps 4 --n 8
     --out ${WORK}/grid_heun.png --threads 1)
