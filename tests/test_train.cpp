@@ -178,6 +178,26 @@ TEST(Trainer, StepsAtTheScheduledLearningRateAndStretchesTheDecayWhenStepsGrow) 
   EXPECT_DOUBLE_EQ(trainer.train_step().lr, thirty.at(6));
 }
 
+TEST(Checkpoint, ARunFolderStandsForItsNewestCheckpointAndAnEmptyOneIsNamed) {
+  const std::string dir = temp_dir("newest");
+  fs::create_directories(dir + "/checkpoints");
+  for (int64_t step : {2, 10}) std::ofstream(checkpoint_path(dir, step)) << "x";
+  EXPECT_EQ(checkpoint_or_newest(dir, "--base"), checkpoint_path(dir, 10));
+  mark_latest_checkpoint(dir, checkpoint_path(dir, 2), 3);  // `latest` wins over the highest step
+  EXPECT_EQ(checkpoint_or_newest(dir, "--base"), checkpoint_path(dir, 2));
+  // A file is taken as given, even one that is not there (loading it names it).
+  EXPECT_EQ(checkpoint_or_newest(dir + "/model.pt", "--base"), dir + "/model.pt");
+  const std::string empty = temp_dir("newest_empty");
+  try {
+    checkpoint_or_newest(empty, "guide model");
+    ADD_FAILURE() << "no error for a folder without checkpoints";
+  } catch (const CheckpointError& e) {
+    EXPECT_NE(std::string(e.what()).find("guide model " + empty + ": a folder with no checkpoint"),
+              std::string::npos)
+        << e.what();
+  }
+}
+
 TEST(Trainer, CheckpointSaveLoadGivesIdenticalOutputs) {
   const auto dir = temp_dir("roundtrip");
   auto data = quadrant_images();

@@ -15,6 +15,7 @@
 #include "app/cli/commands.h"
 #include "app/cli/sample_options.h"
 #include "core/eval/control_eval.h"
+#include "core/train/checkpoint.h"
 #include "core/train/controlnet_trainer.h"
 #include "core/train/metrics_log.h"
 #include "core/util/paths.h"
@@ -57,11 +58,7 @@ int cmd_train_controlnet(int argc, char** argv) {
   auto& cn = config.controlnet;
   if (args.has("base")) cn.base_checkpoint = args.get("base");
   // A run folder stands for its newest checkpoint.
-  if (!cn.base_checkpoint.empty() && std::filesystem::is_directory(cn.base_checkpoint)) {
-    const std::string latest = latest_checkpoint(cn.base_checkpoint);
-    if (latest.empty()) throw UsageError("--base " + cn.base_checkpoint + ": a folder without checkpoints");
-    cn.base_checkpoint = latest;
-  }
+  if (!cn.base_checkpoint.empty()) cn.base_checkpoint = checkpoint_or_newest(cn.base_checkpoint, "--base");
   if (cn.base_checkpoint.empty()) {
     cn.base_checkpoint = latest_checkpoint("runs/mnist");
     if (cn.base_checkpoint.empty())

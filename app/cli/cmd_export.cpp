@@ -7,6 +7,7 @@
 #include "app/cli/args.h"
 #include "app/cli/commands.h"
 #include "app/cli/common.h"
+#include "core/train/checkpoint.h"
 #include "core/train/export.h"
 #include "core/train/run_folder.h"
 
@@ -35,11 +36,7 @@ int cmd_export(int argc, char** argv) {
     throw UsageError("expected IN and OUT, got " + std::to_string(words.size()) + " path(s)");
   std::string in = words[0];
   const std::string& out = words[1];
-  if (std::filesystem::is_directory(in) && holds_run(in)) {
-    const std::string newest = latest_checkpoint(in);
-    if (newest.empty()) throw std::runtime_error("run folder " + in + " holds no checkpoint");
-    in = newest;
-  }
+  if (std::filesystem::is_directory(in) && holds_run(in)) in = checkpoint_or_newest(in, "run folder");
   ExportOptions options;
   try {
     options.precision = parse_export_precision(args.get("precision", "fp16"));

@@ -499,19 +499,22 @@ SamplingModel load_sampling_model(const std::string& path, bool use_ema, c10::De
   return sampling_model(std::move(net), info.config.diffusion, info.shape);
 }
 
+std::string checkpoint_or_newest(const std::string& path, const std::string& what) {
+  std::error_code ec;
+  if (!fs::is_directory(path, ec)) return path;
+  const std::string newest = latest_checkpoint(path);
+  if (newest.empty())
+    throw CheckpointError(what + " " + path +
+                          ": a folder with no checkpoint in checkpoints/ (name a checkpoint "
+                          "file or a run folder that has one)");
+  return newest;
+}
+
 DenoiserNet load_guide_model(const SampleConfig& sample, const SamplingModel& model,
                              c10::Device device) {
   if (sample.guide_model.empty()) return nullptr;
   // Relative paths as the app's other paths (a run folder, or the source tree's assets/).
-  std::string path = resolve_path(sample.guide_model);
-  if (fs::is_directory(path)) {
-    const std::string folder = path;
-    path = latest_checkpoint(folder);
-    if (path.empty())
-      throw CheckpointError("guide model " + folder +
-                            ": a folder with no checkpoint in checkpoints/ (name a checkpoint "
-                            "file or a run folder that has one)");
-  }
+  const std::string path = checkpoint_or_newest(resolve_path(sample.guide_model), "guide model");
   SamplingModel guide;
   try {
     guide = load_sampling_model(path, sample.use_ema, device);
