@@ -86,6 +86,8 @@ void expect_same(const Config& a, const Config& b) {
   EXPECT_EQ(a.train.adam_beta1, b.train.adam_beta1);
   EXPECT_EQ(a.train.adam_beta2, b.train.adam_beta2);
   EXPECT_EQ(a.train.warmup_steps, b.train.warmup_steps);
+  EXPECT_EQ(a.train.lr_schedule, b.train.lr_schedule);
+  EXPECT_EQ(a.train.lr_min, b.train.lr_min);
   EXPECT_EQ(a.train.grad_clip, b.train.grad_clip);
   EXPECT_EQ(a.train.ema_decay, b.train.ema_decay);
   EXPECT_EQ(a.train.ema_start, b.train.ema_start);
@@ -129,6 +131,8 @@ void expect_same(const Config& a, const Config& b) {
   EXPECT_EQ(a.controlnet.steps, b.controlnet.steps);
   EXPECT_EQ(a.controlnet.lr, b.controlnet.lr);
   EXPECT_EQ(a.controlnet.warmup_steps, b.controlnet.warmup_steps);
+  EXPECT_EQ(a.controlnet.lr_schedule, b.controlnet.lr_schedule);
+  EXPECT_EQ(a.controlnet.lr_min, b.controlnet.lr_min);
   EXPECT_EQ(a.controlnet.grad_clip, b.controlnet.grad_clip);
   EXPECT_EQ(a.controlnet.p_uncond, b.controlnet.p_uncond);
   EXPECT_EQ(a.controlnet.scale, b.controlnet.scale);
@@ -510,13 +514,21 @@ TEST(Config, ValidateNamesKeyValueAndSource) {
        "train.timestep_uniform_mix = -0.1"},
       {[](Config& c) { c.train.timestep_sampler = static_cast<TimestepSamplerKind>(2); },
        "train.timestep_sampler"},
-      {[](Config& c) { c.train.lr_min = -1e-6; }, "train.lr_min = -1.0e-06: must be in [0, train.lr]"},
       {[](Config& c) {
+         c.train.lr_schedule = LrScheduleKind::Cosine;
+         c.train.lr_min = -1e-6;
+       },
+       "train.lr_min = -1.0e-06: must be in [0, train.lr]"},
+      {[](Config& c) {
+         c.train.lr_schedule = LrScheduleKind::Linear;
          c.train.lr = 1e-4;
          c.train.lr_min = 2e-4;
        },
        "train.lr_min = 0.0002"},
-      {[](Config& c) { c.controlnet.lr_min = std::numeric_limits<double>::quiet_NaN(); },
+      {[](Config& c) {
+         c.controlnet.lr_schedule = LrScheduleKind::Cosine;
+         c.controlnet.lr_min = std::numeric_limits<double>::quiet_NaN();
+       },
        "controlnet.lr_min = .nan"},
       {[](Config& c) { c.train.lr_schedule = static_cast<LrScheduleKind>(3); }, "train.lr_schedule"},
   };
@@ -543,6 +555,14 @@ TEST(Config, ValidateAcceptsBoundaries) {
   c.train.grad_clip = 0.0;
   c.sample.class_label = 9;
   c.sample.guidance = 0.0;
+  EXPECT_NO_THROW(validate(c));
+  // lr_min is checked only where a schedule uses it: a constant run may lower lr past it.
+  c.train.lr = 1e-5;
+  c.train.lr_min = 1e-4;
+  EXPECT_NO_THROW(validate(c));
+  c.train.lr_schedule = LrScheduleKind::Cosine;
+  EXPECT_THROW(validate(c), ConfigError);
+  c.train.lr_min = c.train.lr;  // the edge: no decay
   EXPECT_NO_THROW(validate(c));
 }
 

@@ -20,6 +20,7 @@
 #include "core/sampling/sampler.h"
 #include "core/train/checkpoint_io.h"
 #include "core/train/controlnet_trainer.h"
+#include "core/train/lr_schedule.h"
 #include "core/train/export.h"
 #include "core/train/trainer.h"
 #include "core/vision/canny.h"
@@ -507,6 +508,20 @@ TEST(ControlNetTrainer, ANonFiniteStepLeavesTheRunAsAfterTheStepBeforeIt) {
   EXPECT_EQ(a.step(), 2);
   EXPECT_EQ(b.step(), 2);
   EXPECT_TRUE(same_weights(weights_of(a.controlnet()), weights_of(b.controlnet())));
+}
+
+TEST(ControlNetTrainer, StepsAtItsOwnScheduledLearningRate) {
+  const std::string dir = temp_dir("schedule");
+  auto data = bar_images();
+  Config c = controlnet_config(train_base(dir, data));
+  c.controlnet.steps = 6;
+  c.controlnet.lr_schedule = LrScheduleKind::Linear;
+  c.controlnet.lr_min = 2e-4;
+  c.train.lr_schedule = LrScheduleKind::Cosine;  // the base's section: not the ControlNet's
+  ControlNetTrainer trainer(c, data, torch::kCPU);
+  const LrSchedule want{2e-3, 1, LrScheduleKind::Linear, 2e-4, 6};
+  for (int64_t i = 0; i < 6; ++i) EXPECT_DOUBLE_EQ(trainer.train_step().lr, want.at(i)) << i;
+  EXPECT_LT(want.at(5), want.at(1));
 }
 
 TEST(ControlNetTrainer, RefusesAMissingBase) {

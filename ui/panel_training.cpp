@@ -172,7 +172,8 @@ void draw_settings(const Snapshot& snap, UiState& ui) {
   ImGui::BeginDisabled(training_active(snap));
   ImGui::PushItemWidth(ImGui::GetFontSize() * 8.0f);
   input_sci("Learning rate", &t.lr, 1e-7, 1.0);
-  t.lr_min = std::min(t.lr_min, t.lr);
+  // Once the edit ends (not per keystroke: typing 0.0003 passes through 0).
+  if (ImGui::IsItemDeactivatedAfterEdit()) t.lr_min = std::min(t.lr_min, t.lr);
   help_marker("AdamW step size after warm-up. 1e-3 suits short CPU runs; papers use 1e-4 to 2e-4.");
   ImGui::InputInt("Batch size", &t.batch_size, 8, 64);
   t.batch_size = std::clamp(t.batch_size, 1, 4096);
@@ -182,12 +183,12 @@ void draw_settings(const Snapshot& snap, UiState& ui) {
   input_int64("Warm-up steps", &t.warmup_steps, 50, 0);
   help_marker("The learning rate ramps linearly from 0 over these steps.");
   enum_combo("LR schedule", &t.lr_schedule, &ui, "LrSchedule");
-  help_marker("After warm-up: constant keeps the rate; cosine and linear bring it down to the "
-              "final rate at the last step, so a short run ends on settled weights. Raising "
-              "Steps later stretches the decay and raises the rate again.");
+  help_marker("After warm-up: constant keeps the rate; cosine and linear bring it down "
+              "towards the final rate, reached as the run ends, so a short run ends on settled "
+              "weights. Raising Steps later stretches the decay and raises the rate again.");
   if (t.lr_schedule != LrScheduleKind::Constant) {
     input_sci("Final LR", &t.lr_min, 0.0, t.lr);
-    help_marker("The learning rate at the last step (cosine, linear).");
+    help_marker("The learning rate the decay reaches as the run ends (cosine, linear).");
   }
   float clip = static_cast<float>(t.grad_clip);
   if (ImGui::SliderFloat("Grad clip", &clip, 0.0f, 5.0f, "%.2f")) t.grad_clip = clip;

@@ -36,7 +36,7 @@ int cmd_export(int argc, char** argv) {
     throw UsageError("expected IN and OUT, got " + std::to_string(words.size()) + " path(s)");
   std::string in = words[0];
   const std::string& out = words[1];
-  if (std::filesystem::is_directory(in) && holds_run(in)) in = checkpoint_or_newest(in, "run folder");
+  if (std::filesystem::is_directory(in) && holds_run(in)) in = checkpoint_or_newest(in, "export");
   ExportOptions options;
   try {
     options.precision = parse_export_precision(args.get("precision", "fp16"));

@@ -612,8 +612,9 @@ void check_train(const TrainConfig& t, Checker& c) {
   c.require(in_half_open(t.adam_beta2, 0.0, 1.0), "train.adam_beta2", t.adam_beta2,
             "must be in [0, 1)");
   c.require(t.warmup_steps >= 0, "train.warmup_steps", t.warmup_steps, "must be >= 0");
-  c.require(t.lr_min >= 0.0 && t.lr_min <= t.lr, "train.lr_min", t.lr_min,
-            "must be in [0, train.lr]");
+  // Checked only where used: a constant run may lower lr past a stray lr_min.
+  c.require(t.lr_schedule == LrScheduleKind::Constant || (t.lr_min >= 0.0 && t.lr_min <= t.lr),
+            "train.lr_min", t.lr_min, "must be in [0, train.lr] with a decaying train.lr_schedule");
   c.require(at_least(t.grad_clip, 0.0), "train.grad_clip", t.grad_clip,
             "must be a finite number >= 0 (0 = off)");
   c.require(in_closed(t.ema_decay, 0.0, 1.0), "train.ema_decay", t.ema_decay, "must be in [0, 1]");
@@ -646,8 +647,9 @@ void check_controlnet(const ControlNetConfig& n, Checker& c) {
   c.require(n.steps >= 1, "controlnet.steps", n.steps, "must be >= 1");
   c.require(n.lr > 0.0 && std::isfinite(n.lr), "controlnet.lr", n.lr, "must be a finite number > 0");
   c.require(n.warmup_steps >= 0, "controlnet.warmup_steps", n.warmup_steps, "must be >= 0");
-  c.require(n.lr_min >= 0.0 && n.lr_min <= n.lr, "controlnet.lr_min", n.lr_min,
-            "must be in [0, controlnet.lr]");
+  c.require(n.lr_schedule == LrScheduleKind::Constant || (n.lr_min >= 0.0 && n.lr_min <= n.lr),
+            "controlnet.lr_min", n.lr_min,
+            "must be in [0, controlnet.lr] with a decaying controlnet.lr_schedule");
   c.require(at_least(n.grad_clip, 0.0), "controlnet.grad_clip", n.grad_clip,
             "must be a finite number >= 0 (0 = off)");
   c.require(in_closed(n.p_uncond, 0.0, 1.0), "controlnet.p_uncond", n.p_uncond, "must be in [0, 1]");

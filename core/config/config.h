@@ -94,8 +94,8 @@ struct TrainConfig {
   double adam_beta1 = 0.9;
   double adam_beta2 = 0.999;
   int64_t warmup_steps = 200;
-  // After warm-up: constant, or cosine / linear decay from lr to lr_min at the last step
-  // (core/train/lr_schedule.h). The decay is laid over `steps`: raising steps to train
+  // After warm-up: constant, or cosine / linear decay from lr towards lr_min, reached as
+  // the run ends (core/train/lr_schedule.h). The decay is laid over `steps`: raising steps to train
   // on raises the rate again.
   LrScheduleKind lr_schedule = LrScheduleKind::Constant;
   double lr_min = 0.0;

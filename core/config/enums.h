@@ -44,8 +44,9 @@ enum class LossKind { Simple, Hybrid, Count };
 // How training draws t: uniformly, or by loss-aware importance sampling (Nichol & Dhariwal
 // 2021, §3.3: p_t ∝ √E[L_t²]).
 enum class TimestepSamplerKind { Uniform, LossAware, Count };
-// The learning rate after warm-up (core/train/lr_schedule.h): held, or decayed to lr_min by
-// the run's last step along a half cosine (Loshchilov & Hutter 2017) or a straight line.
+// The learning rate after warm-up (core/train/lr_schedule.h): held, or decayed towards
+// lr_min, reached as the run ends, along a half cosine (Loshchilov & Hutter 2017) or a
+// straight line.
 enum class LrScheduleKind { Constant, Cosine, Linear, Count };
 // What a ControlNet is conditioned on (Zhang et al. 2023): canny edges of the image,
 // synthetic scribbles (thin, jittered, partly dropped centre lines) like hand-drawn strokes,

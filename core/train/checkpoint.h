@@ -51,7 +51,7 @@ void open_checkpoint(const std::string& path, torch::serialize::InputArchive& ar
 
 // A checkpoint named by the user: a file as given, or a run folder's newest checkpoint
 // (run_folder.h's latest_checkpoint). `what` names where the path came from ("--base",
-// "guide model (sample.guide_model)"); a folder without a checkpoint throws
+// "guide model"); a folder without a checkpoint throws
 // CheckpointError "<what> <folder>: a folder with no checkpoint in checkpoints/ ...".
 std::string checkpoint_or_newest(const std::string& path, const std::string& what);
 

@@ -6,10 +6,11 @@
 //   cosine    lr_min + (lr − lr_min) (1 + cos π p) / 2   (SGDR without restarts,
 //                                                          Loshchilov & Hutter 2017)
 //   linear    lr − (lr − lr_min) p
-// so the first step after warm-up runs at lr and a step at or past `total` at lr_min
-// (every step after warm-up, when total ≤ warmup).
-// Short runs gain from ending at a small rate: the last weights are not a noisy point of
-// a large-step walk (README, "MNIST in 20 minutes").
+// so the first step after warm-up runs at lr, the run's last step (total − 1) just above
+// lr_min (as PyTorch's CosineAnnealingLR with T_max = the steps after warm-up: a last
+// step at lr_min = 0 would be wasted) and any step at or past `total` at lr_min (every
+// step after warm-up, when total ≤ warmup). A decayed rate ends a run on settled weights
+// rather than on a point of a large-step walk.
 #pragma once
 
 #include <algorithm>
