@@ -35,6 +35,17 @@ run(${CLI} train-controlnet ${tiny} --base ${WORK}/base --steps 2 --set controln
 if(NOT last_out MATCHES "test [0-9.]+ \\(base alone [0-9.]+\\)")
   message(FATAL_ERROR "train-controlnet printed no test losses")
 endif()
+# --resume keeps the run's own settings (its config.yaml), as train --resume does: a
+# cosine schedule given at the start stays without repeating its --set.
+run(${CLI} train-controlnet ${tiny} --base ${WORK}/base --steps 2 --set controlnet.batch_size=8
+    --set controlnet.lr_schedule=cosine --eval-every 0 --out ${WORK}/cn_resume)
+run(${CLI} train-controlnet ${tiny} --base ${WORK}/base --steps 3 --eval-every 0
+    --out ${WORK}/cn_resume --resume)
+file(READ ${WORK}/cn_resume/config.yaml resumed_config)
+if(NOT last_out MATCHES "at step 2" OR NOT last_out MATCHES "trained 3 steps"
+   OR NOT resumed_config MATCHES "lr_schedule: cosine" OR NOT resumed_config MATCHES "batch_size: 8")
+  message(FATAL_ERROR "the resumed ControlNet did not keep its settings:\n${last_out}\n${resumed_config}")
+endif()
 run(${CLI} eval-controlnet --controlnet ${WORK}/cn/controlnet.pt --n 4 --steps 2 --threads 1
     --out ${WORK}/eval)
 if(NOT last_out MATCHES "with ControlNet +1.00 +[0-9.]+ +[0-9.]+ +[0-9.]+" OR NOT EXISTS ${WORK}/eval/with_controlnet.png)

@@ -55,6 +55,17 @@ int cmd_train_controlnet(int argc, char** argv) {
     return 0;
   }
   Config config = load_cli_config(args);
+  // A resumed ControlNet keeps the settings it was trained with (its run's config.yaml),
+  // as `train --resume` does; --set, --steps, --base and --hint still apply.
+  if (args.has("resume")) {
+    const std::string saved = args.get("out", config.controlnet.out_dir) + "/config.yaml";
+    if (std::filesystem::exists(saved)) {
+      if (args.has("config"))
+        std::cout << "note: --config is not used with --resume: the ControlNet keeps the settings "
+                     "it was trained with (" << saved << "; --set and --steps still apply)\n";
+      config = apply_overrides(load_config(saved), args.get_all("set"));
+    }
+  }
   auto& cn = config.controlnet;
   if (args.has("base")) cn.base_checkpoint = args.get("base");
   // A run folder stands for its newest checkpoint.
