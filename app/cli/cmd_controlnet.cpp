@@ -34,7 +34,7 @@ const std::vector<OptionSpec> kTrainOptions = {
     {"steps", true, "N  training steps (overrides controlnet.steps)", integer(1, kInt64Max)},
     {"out", true, "DIR  output folder (overrides controlnet.out_dir); writes controlnet.pt, metrics.csv"},
     {"time-limit", true, "MIN  stop and save after MIN minutes", real(0, 1e7)},
-    {"resume", false, "   continue the run in --out (its controlnet.pt) up to --steps"},
+    {"resume", false, "   continue the run in --out (its controlnet.pt and config.yaml) up to --steps"},
     {"eval-every", true, "N  test loss with and without the ControlNet every N steps (default 200; 0 = off)", integer(0, kInt64Max)},
     {"help", false, "   show this help"},
 };
