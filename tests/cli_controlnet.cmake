@@ -35,7 +35,7 @@ run(${CLI} train-controlnet ${tiny} --base ${WORK}/base --steps 2 --set controln
 if(NOT last_out MATCHES "test [0-9.]+ \\(base alone [0-9.]+\\)")
   message(FATAL_ERROR "train-controlnet printed no test losses")
 endif()
-# --resume keeps the run's own settings (its config.yaml), as train --resume does: a
+# --resume keeps the run's own settings (embedded in controlnet.pt), as train --resume does: a
 # cosine schedule given at the start stays without repeating its --set.
 run(${CLI} train-controlnet ${tiny} --base ${WORK}/base --steps 2 --set controlnet.batch_size=8
     --set controlnet.lr_schedule=cosine --eval-every 0 --out ${WORK}/cn_resume)

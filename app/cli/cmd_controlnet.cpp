@@ -34,7 +34,7 @@ const std::vector<OptionSpec> kTrainOptions = {
     {"steps", true, "N  training steps (overrides controlnet.steps)", integer(1, kInt64Max)},
     {"out", true, "DIR  output folder (overrides controlnet.out_dir); writes controlnet.pt, metrics.csv"},
     {"time-limit", true, "MIN  stop and save after MIN minutes", real(0, 1e7)},
-    {"resume", false, "   continue the run in --out (its controlnet.pt and config.yaml) up to --steps"},
+    {"resume", false, "   continue the run in --out (its controlnet.pt, with its settings) up to --steps"},
     {"eval-every", true, "N  test loss with and without the ControlNet every N steps (default 200; 0 = off)", integer(0, kInt64Max)},
     {"help", false, "   show this help"},
 };
@@ -55,15 +55,17 @@ int cmd_train_controlnet(int argc, char** argv) {
     return 0;
   }
   Config config = load_cli_config(args);
-  // A resumed ControlNet keeps the settings it was trained with (its run's config.yaml),
-  // as `train --resume` does; --set, --steps, --base and --hint still apply.
+  // A resumed ControlNet keeps the settings it was trained with (the config its checkpoint
+  // embeds), as `train --resume` does; --set, --steps, --base and --hint still apply. A
+  // missing checkpoint is reported by resume() below.
   if (args.has("resume")) {
-    const std::string saved = args.get("out", config.controlnet.out_dir) + "/config.yaml";
+    const std::string saved = args.get("out", config.controlnet.out_dir) + "/controlnet.pt";
     if (std::filesystem::exists(saved)) {
       if (args.has("config"))
         std::cout << "note: --config is not used with --resume: the ControlNet keeps the settings "
-                     "it was trained with (" << saved << "; --set and --steps still apply)\n";
-      config = apply_overrides(load_config(saved), args.get_all("set"));
+                     "it was trained with (--set and --steps still apply)\n";
+      config = apply_overrides(read_checkpoint_info(saved, CheckpointKind::ControlNet).config,
+                               args.get_all("set"));
     }
   }
   auto& cn = config.controlnet;

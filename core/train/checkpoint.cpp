@@ -450,9 +450,9 @@ void save_archive_atomic(torch::serialize::OutputArchive& archive, const std::st
   }
 }
 
-CheckpointInfo read_checkpoint_info(const std::string& path) {
+CheckpointInfo read_checkpoint_info(const std::string& path, CheckpointKind kind) {
   torch::serialize::InputArchive archive;
-  open_checkpoint(path, archive, CheckpointKind::Model);
+  open_checkpoint(path, archive, kind);
   return read_checkpoint_info(archive, path);
 }
 

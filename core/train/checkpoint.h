@@ -61,7 +61,9 @@ struct CheckpointInfo {
   DataShape shape;
   int64_t step = 0;
 };
-CheckpointInfo read_checkpoint_info(const std::string& path);
+// Also of a ControlNet checkpoint (`kind`), which embeds its run's config the same way.
+CheckpointInfo read_checkpoint_info(const std::string& path,
+                                    CheckpointKind kind = CheckpointKind::Model);
 // The network of a model checkpoint (EMA weights when `use_ema`), ready for sampling.
 DenoiserNet load_checkpoint_model(const std::string& path, bool use_ema, c10::Device device,
                                   CheckpointInfo* info = nullptr);

@@ -34,7 +34,6 @@ constexpr size_t kReadbackEvery = 16;
 // Offset of the evaluation seed from the training seed (fixed t and noise for test loss).
 constexpr uint64_t kEvalSeedOffset = 0x5eed;
 
-
 // The error of a non-finite step (`step` = the step it would have been).
 TrainingError nonfinite_step(double loss, double grad_norm, int64_t step) {
   return TrainingError(
